@@ -1,0 +1,1 @@
+# host/: add one line per file (+=).

@@ -1,0 +1,1 @@
+# monitor/: add one line per file (+=).

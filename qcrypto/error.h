@@ -1,0 +1,23 @@
+/* qcrypto error domain: credential, secret, authorization and TLS failures. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define QCRYPTO_ERROR (qcrypto_error_quark())
+
+typedef enum {
+  QCRYPTO_ERROR_FAILED,
+  QCRYPTO_ERROR_INVALID_ARGUMENT, /* a property value is malformed */
+  QCRYPTO_ERROR_FILE,             /* a credential file is missing or unreadable */
+  QCRYPTO_ERROR_CERTIFICATE,      /* a certificate fails a sanity check */
+  QCRYPTO_ERROR_HANDSHAKE,        /* the TLS handshake failed */
+  QCRYPTO_ERROR_VERIFY,           /* the peer's identity could not be verified */
+  QCRYPTO_ERROR_ACCESS_DENIED,    /* authorization refused the peer */
+  QCRYPTO_ERROR_PREMATURE_CLOSE,  /* the peer closed without a TLS bye */
+} QCryptoError;
+
+GQuark qcrypto_error_quark(void);
+
+G_END_DECLS

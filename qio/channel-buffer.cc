@@ -1,0 +1,159 @@
+#include "config.h"
+
+#include "qio/channel-buffer.h"
+#include "qio/error.h"
+
+#include <gio/gio.h>
+#include <glib/gi18n-lib.h>
+
+#include <algorithm>
+#include <cstring>
+
+struct _QIOChannelBuffer {
+  QIOChannel parent_instance;
+  GByteArray *data;
+  gsize offset;
+  gboolean closed;
+};
+
+G_DEFINE_FINAL_TYPE(QIOChannelBuffer, qio_channel_buffer, QIO_TYPE_CHANNEL)
+
+static gboolean buffer_check_open(QIOChannelBuffer *bioc, GError **error) {
+  if (!bioc->closed) return TRUE;
+  g_set_error(error, G_IO_ERROR, G_IO_ERROR_CLOSED, _("Channel '%s' is closed"),
+              qio_channel_get_name(QIO_CHANNEL(bioc)));
+  return FALSE;
+}
+
+static gssize buffer_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov, int **,
+                           gsize *, GError **error) {
+  auto *bioc = QIO_CHANNEL_BUFFER(ioc);
+  if (!buffer_check_open(bioc, error)) return -1;
+  gsize total = 0;
+  for (gsize i = 0; i < niov && bioc->offset < bioc->data->len; i++) {
+    gsize n = std::min<gsize>(iov[i].iov_len, bioc->data->len - bioc->offset);
+    memcpy(iov[i].iov_base, bioc->data->data + bioc->offset, n);
+    bioc->offset += n;
+    total += n;
+  }
+  return static_cast<gssize>(total);
+}
+
+static gssize buffer_writev(QIOChannel *ioc, const struct iovec *iov, gsize niov,
+                            const int *, gsize, int, GError **error) {
+  auto *bioc = QIO_CHANNEL_BUFFER(ioc);
+  if (!buffer_check_open(bioc, error)) return -1;
+  gsize total = 0;
+  for (gsize i = 0; i < niov; i++) total += iov[i].iov_len;
+  if (bioc->offset + total > bioc->data->len)
+    g_byte_array_set_size(bioc->data, static_cast<guint>(bioc->offset + total));
+  for (gsize i = 0; i < niov; i++) {
+    memcpy(bioc->data->data + bioc->offset, iov[i].iov_base, iov[i].iov_len);
+    bioc->offset += iov[i].iov_len;
+  }
+  return static_cast<gssize>(total);
+}
+
+static gboolean buffer_close(QIOChannel *ioc, GError **) {
+  QIO_CHANNEL_BUFFER(ioc)->closed = TRUE;
+  return TRUE;
+}
+
+static gboolean buffer_set_blocking(QIOChannel *, gboolean, GError **) { return TRUE; }
+
+static gboolean buffer_shutdown(QIOChannel *ioc, QIOChannelShutdown, GError **) {
+  QIO_CHANNEL_BUFFER(ioc)->closed = TRUE;
+  return TRUE;
+}
+
+namespace {
+
+struct BufferWatch {
+  GSource source;
+  QIOChannel *ioc;
+  GIOCondition condition;
+};
+
+/* Memory is always readable (EOF counts) and writable. */
+gboolean buffer_watch_prepare(GSource *, gint *timeout) noexcept {
+  *timeout = -1;
+  return TRUE;
+}
+
+gboolean buffer_watch_check(GSource *) noexcept { return TRUE; }
+
+gboolean buffer_watch_dispatch(GSource *source, GSourceFunc callback, gpointer data) noexcept {
+  auto *watch = reinterpret_cast<BufferWatch *>(source);
+  if (!callback) return G_SOURCE_REMOVE;
+  return QIO_CHANNEL_FUNC(callback)(
+      watch->ioc, static_cast<GIOCondition>(watch->condition & (G_IO_IN | G_IO_OUT)), data);
+}
+
+void buffer_watch_finalize(GSource *source) noexcept {
+  g_object_unref(reinterpret_cast<BufferWatch *>(source)->ioc);
+}
+
+GSourceFuncs buffer_watch_funcs = {
+    buffer_watch_prepare, buffer_watch_check, buffer_watch_dispatch, buffer_watch_finalize,
+    nullptr, nullptr,
+};
+
+}  // namespace
+
+static GSource *buffer_create_watch(QIOChannel *ioc, GIOCondition condition) {
+  GSource *source = g_source_new(&buffer_watch_funcs, sizeof(BufferWatch));
+  auto *watch = reinterpret_cast<BufferWatch *>(source);
+  watch->ioc = QIO_CHANNEL(g_object_ref(ioc));
+  watch->condition = condition;
+  return source;
+}
+
+static void qio_channel_buffer_finalize(GObject *object) {
+  g_byte_array_unref(QIO_CHANNEL_BUFFER(object)->data);
+  G_OBJECT_CLASS(qio_channel_buffer_parent_class)->finalize(object);
+}
+
+static void qio_channel_buffer_class_init(QIOChannelBufferClass *klass) {
+  G_OBJECT_CLASS(klass)->finalize = qio_channel_buffer_finalize;
+  QIOChannelClass *ioc_class = QIO_CHANNEL_CLASS(klass);
+  ioc_class->io_readv = buffer_readv;
+  ioc_class->io_writev = buffer_writev;
+  ioc_class->io_close = buffer_close;
+  ioc_class->io_create_watch = buffer_create_watch;
+  ioc_class->io_set_blocking = buffer_set_blocking;
+  ioc_class->io_shutdown = buffer_shutdown;
+}
+
+static void qio_channel_buffer_init(QIOChannelBuffer *bioc) {
+  bioc->data = g_byte_array_new();
+  qio_channel_set_feature(QIO_CHANNEL(bioc), QIO_CHANNEL_FEATURE_SHUTDOWN);
+}
+
+QIOChannelBuffer *qio_channel_buffer_new(gsize capacity) {
+  auto *bioc = QIO_CHANNEL_BUFFER(g_object_new(QIO_TYPE_CHANNEL_BUFFER, nullptr));
+  g_byte_array_set_size(bioc->data, static_cast<guint>(capacity));
+  g_byte_array_set_size(bioc->data, 0);
+  return bioc;
+}
+
+QIOChannelBuffer *qio_channel_buffer_new_with_data(const void *data, gsize len) {
+  auto *bioc = QIO_CHANNEL_BUFFER(g_object_new(QIO_TYPE_CHANNEL_BUFFER, nullptr));
+  g_byte_array_append(bioc->data, static_cast<const guint8 *>(data), static_cast<guint>(len));
+  return bioc;
+}
+
+const guint8 *qio_channel_buffer_get_data(QIOChannelBuffer *bioc, gsize *len) {
+  g_return_val_if_fail(QIO_IS_CHANNEL_BUFFER(bioc), nullptr);
+  if (len) *len = bioc->data->len;
+  return bioc->data->data;
+}
+
+gsize qio_channel_buffer_get_offset(QIOChannelBuffer *bioc) {
+  g_return_val_if_fail(QIO_IS_CHANNEL_BUFFER(bioc), 0);
+  return bioc->offset;
+}
+
+void qio_channel_buffer_rewind(QIOChannelBuffer *bioc) {
+  g_return_if_fail(QIO_IS_CHANNEL_BUFFER(bioc));
+  bioc->offset = 0;
+}

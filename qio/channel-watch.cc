@@ -1,0 +1,62 @@
+#include "config.h"
+
+#include "qio/channel-watch.h"
+
+namespace {
+
+struct FdWatch {
+  GSource source;
+  QIOChannel *ioc;
+  GIOCondition condition;
+  gpointer tag_read;
+  gpointer tag_write; /* only for a pair on two descriptors */
+};
+
+GIOCondition fd_watch_revents(FdWatch *watch) {
+  unsigned revents = g_source_query_unix_fd(&watch->source, watch->tag_read);
+  if (watch->tag_write) revents |= g_source_query_unix_fd(&watch->source, watch->tag_write);
+  return static_cast<GIOCondition>(revents & (watch->condition | G_IO_HUP | G_IO_ERR));
+}
+
+gboolean fd_watch_check(GSource *source) noexcept {
+  return fd_watch_revents(reinterpret_cast<FdWatch *>(source)) != 0;
+}
+
+gboolean fd_watch_dispatch(GSource *source, GSourceFunc callback, gpointer user_data) noexcept {
+  auto *watch = reinterpret_cast<FdWatch *>(source);
+  if (!callback) return G_SOURCE_REMOVE;
+  auto func = QIO_CHANNEL_FUNC(callback);
+  return func(watch->ioc, fd_watch_revents(watch), user_data);
+}
+
+void fd_watch_finalize(GSource *source) noexcept {
+  g_object_unref(reinterpret_cast<FdWatch *>(source)->ioc);
+}
+
+GSourceFuncs fd_watch_funcs = {
+    nullptr, fd_watch_check, fd_watch_dispatch, fd_watch_finalize, nullptr, nullptr,
+};
+
+}  // namespace
+
+GSource *qio_channel_create_fd_pair_watch(QIOChannel *ioc, int fd_read, int fd_write,
+                                          GIOCondition condition) {
+  GSource *source = g_source_new(&fd_watch_funcs, sizeof(FdWatch));
+  auto *watch = reinterpret_cast<FdWatch *>(source);
+  watch->ioc = QIO_CHANNEL(g_object_ref(ioc));
+  watch->condition = condition;
+  if (fd_read == fd_write) {
+    watch->tag_read = g_source_add_unix_fd(source, fd_read, condition);
+    watch->tag_write = nullptr;
+  } else {
+    watch->tag_read = g_source_add_unix_fd(
+        source, fd_read, static_cast<GIOCondition>(condition & ~G_IO_OUT));
+    watch->tag_write = g_source_add_unix_fd(
+        source, fd_write, static_cast<GIOCondition>(condition & ~(G_IO_IN | G_IO_PRI)));
+  }
+  return source;
+}
+
+GSource *qio_channel_create_fd_watch(QIOChannel *ioc, int fd, GIOCondition condition) {
+  return qio_channel_create_fd_pair_watch(ioc, fd, fd, condition);
+}

@@ -1,0 +1,20 @@
+/*
+ * GSources for channels backed by file descriptors: the building block of
+ * every fd-based channel's io_create_watch.
+ */
+#pragma once
+
+#include "qio/channel.h"
+
+G_BEGIN_DECLS
+
+/* Fires when @fd is ready for any of @condition (G_IO_HUP and G_IO_ERR
+ * always wake it); the callback is a QIOChannelFunc given @ioc. */
+GSource *qio_channel_create_fd_watch(QIOChannel *ioc, int fd, GIOCondition condition);
+
+/* As above over a read descriptor and a write descriptor (pipes):
+ * G_IO_IN is watched on @fd_read and G_IO_OUT on @fd_write. */
+GSource *qio_channel_create_fd_pair_watch(QIOChannel *ioc, int fd_read, int fd_write,
+                                          GIOCondition condition);
+
+G_END_DECLS

@@ -1,0 +1,1 @@
+# qom/: add one line per file (+=).

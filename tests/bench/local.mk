@@ -1,0 +1,1 @@
+# Benchmarks: built by 'make bench'-style targets; add one block per benchmark.

@@ -1,0 +1,11 @@
+# Unit tests: GLib test programs, one per class.  Add one block per test.
+UNIT_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
+UNIT_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS)
+unit_tests =
+check_PROGRAMS += $(unit_tests)
+TESTS += $(unit_tests)
+
+unit_tests += tests/unit/test-channel-buffer
+tests_unit_test_channel_buffer_SOURCES = tests/unit/test-channel-buffer.cc
+tests_unit_test_channel_buffer_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_buffer_LDADD = $(UNIT_LDADD)

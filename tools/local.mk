@@ -1,0 +1,1 @@
+# Programs: add one block per program.
