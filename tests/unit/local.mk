@@ -9,3 +9,18 @@ unit_tests += tests/unit/test-channel-buffer
 tests_unit_test_channel_buffer_SOURCES = tests/unit/test-channel-buffer.cc
 tests_unit_test_channel_buffer_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_channel_buffer_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-socket-address
+tests_unit_test_socket_address_SOURCES = tests/unit/test-socket-address.cc
+tests_unit_test_socket_address_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_socket_address_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-socket
+tests_unit_test_channel_socket_SOURCES = tests/unit/test-channel-socket.cc
+tests_unit_test_channel_socket_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_socket_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-net-listener
+tests_unit_test_net_listener_SOURCES = tests/unit/test-net-listener.cc
+tests_unit_test_net_listener_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_net_listener_LDADD = $(UNIT_LDADD)
