@@ -15,3 +15,7 @@ qioinclude_HEADERS += qio/channel-watch.h
 qio_libqio_la_SOURCES += qio/channel-watch.cc
 qioinclude_HEADERS += qio/channel-buffer.h
 qio_libqio_la_SOURCES += qio/channel-buffer.cc
+qioinclude_HEADERS += qio/coroutine.h
+qio_libqio_la_SOURCES += qio/coroutine.cc
+qioinclude_HEADERS += qio/channel-file.h
+qio_libqio_la_SOURCES += qio/channel-file.cc

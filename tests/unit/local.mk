@@ -9,3 +9,8 @@ unit_tests += tests/unit/test-channel-buffer
 tests_unit_test_channel_buffer_SOURCES = tests/unit/test-channel-buffer.cc
 tests_unit_test_channel_buffer_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_channel_buffer_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-coroutine
+tests_unit_test_coroutine_SOURCES = tests/unit/test-coroutine.cc
+tests_unit_test_coroutine_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_coroutine_LDADD = $(UNIT_LDADD)
