@@ -14,3 +14,8 @@ unit_tests += tests/unit/test-coroutine
 tests_unit_test_coroutine_SOURCES = tests/unit/test-coroutine.cc
 tests_unit_test_coroutine_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_coroutine_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-file
+tests_unit_test_channel_file_SOURCES = tests/unit/test-channel-file.cc
+tests_unit_test_channel_file_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_file_LDADD = $(UNIT_LDADD)
