@@ -19,3 +19,5 @@ qioinclude_HEADERS += qio/coroutine.h
 qio_libqio_la_SOURCES += qio/coroutine.cc
 qioinclude_HEADERS += qio/channel-file.h
 qio_libqio_la_SOURCES += qio/channel-file.cc
+qioinclude_HEADERS += qio/channel-null.h
+qio_libqio_la_SOURCES += qio/channel-null.cc

@@ -19,3 +19,8 @@ unit_tests += tests/unit/test-channel-file
 tests_unit_test_channel_file_SOURCES = tests/unit/test-channel-file.cc
 tests_unit_test_channel_file_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_channel_file_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-null
+tests_unit_test_channel_null_SOURCES = tests/unit/test-channel-null.cc
+tests_unit_test_channel_null_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_null_LDADD = $(UNIT_LDADD)
