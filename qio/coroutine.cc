@@ -6,6 +6,7 @@
 #include <glib/gi18n-lib.h>
 
 #include <algorithm>
+#include <initializer_list>
 
 namespace qio {
 namespace detail {

@@ -21,3 +21,5 @@ qioinclude_HEADERS += qio/channel-file.h
 qio_libqio_la_SOURCES += qio/channel-file.cc
 qioinclude_HEADERS += qio/channel-null.h
 qio_libqio_la_SOURCES += qio/channel-null.cc
+qioinclude_HEADERS += qio/channel-command.h
+qio_libqio_la_SOURCES += qio/channel-command.cc

@@ -24,3 +24,8 @@ unit_tests += tests/unit/test-channel-null
 tests_unit_test_channel_null_SOURCES = tests/unit/test-channel-null.cc
 tests_unit_test_channel_null_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_channel_null_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-command
+tests_unit_test_channel_command_SOURCES = tests/unit/test-channel-command.cc
+tests_unit_test_channel_command_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_command_LDADD = $(UNIT_LDADD)
