@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,8 @@ static gssize file_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov, i
   auto *fioc = QIO_CHANNEL_FILE(ioc);
   if (!file_check_open(fioc, error)) return -1;
   for (;;) {
-    ssize_t len = readv(fioc->fd, iov, static_cast<int>(niov));
+    /* Past IOV_MAX entries the kernel refuses; a short read is fine. */
+    ssize_t len = readv(fioc->fd, iov, static_cast<int>(MIN(niov, IOV_MAX)));
     if (len >= 0) return len;
     int err = errno;
     if (err == EINTR) continue;
@@ -52,7 +54,7 @@ static gssize file_writev(QIOChannel *ioc, const struct iovec *iov, gsize niov, 
   auto *fioc = QIO_CHANNEL_FILE(ioc);
   if (!file_check_open(fioc, error)) return -1;
   for (;;) {
-    ssize_t len = writev(fioc->fd, iov, static_cast<int>(niov));
+    ssize_t len = writev(fioc->fd, iov, static_cast<int>(MIN(niov, IOV_MAX)));
     if (len >= 0) return len;
     int err = errno;
     if (err == EINTR) continue;
