@@ -30,39 +30,39 @@ static gboolean file_check_open(QIOChannelFile *fioc, GError **error) {
   return FALSE;
 }
 
-static gssize file_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov, int **,
-                         gsize *, GError **error) {
+/* One readv/writev: EINTR retried, EAGAIN is would-block.  Past IOV_MAX
+ * entries the kernel refuses the call; a short transfer is fine. */
+static gssize file_io(QIOChannel *ioc, bool write, const struct iovec *iov, gsize niov,
+                      GError **error) {
   auto *fioc = QIO_CHANNEL_FILE(ioc);
   if (!file_check_open(fioc, error)) return -1;
+  int count = static_cast<int>(MIN(niov, IOV_MAX));
   for (;;) {
-    /* Past IOV_MAX entries the kernel refuses; a short read is fine. */
-    ssize_t len = readv(fioc->fd, iov, static_cast<int>(MIN(niov, IOV_MAX)));
+    ssize_t len = write ? writev(fioc->fd, iov, count) : readv(fioc->fd, iov, count);
     if (len >= 0) return len;
     int err = errno;
     if (err == EINTR) continue;
     if (err == EAGAIN) return QIO_CHANNEL_ERR_BLOCK;
     /* A pty master reports the slave's hang-up as EIO: that is its EOF. */
-    if (err == EIO && fioc->is_pty) return 0;
-    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
-                _("Cannot read from '%s': %s"), qio_channel_get_name(ioc), g_strerror(err));
+    if (err == EIO && fioc->is_pty && !write) return 0;
+    if (write)
+      g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+                  _("Cannot write to '%s': %s"), qio_channel_get_name(ioc), g_strerror(err));
+    else
+      g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+                  _("Cannot read from '%s': %s"), qio_channel_get_name(ioc), g_strerror(err));
     return -1;
   }
 }
 
+static gssize file_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov, int **,
+                         gsize *, GError **error) {
+  return file_io(ioc, false, iov, niov, error);
+}
+
 static gssize file_writev(QIOChannel *ioc, const struct iovec *iov, gsize niov, const int *,
                           gsize, int, GError **error) {
-  auto *fioc = QIO_CHANNEL_FILE(ioc);
-  if (!file_check_open(fioc, error)) return -1;
-  for (;;) {
-    ssize_t len = writev(fioc->fd, iov, static_cast<int>(MIN(niov, IOV_MAX)));
-    if (len >= 0) return len;
-    int err = errno;
-    if (err == EINTR) continue;
-    if (err == EAGAIN) return QIO_CHANNEL_ERR_BLOCK;
-    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
-                _("Cannot write to '%s': %s"), qio_channel_get_name(ioc), g_strerror(err));
-    return -1;
-  }
+  return file_io(ioc, true, iov, niov, error);
 }
 
 static gboolean file_set_blocking(QIOChannel *ioc, gboolean enabled, GError **error) {
