@@ -10,6 +10,38 @@ tests_unit_test_channel_buffer_SOURCES = tests/unit/test-channel-buffer.cc
 tests_unit_test_channel_buffer_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_channel_buffer_LDADD = $(UNIT_LDADD)
 
+unit_tests += tests/unit/test-coroutine
+tests_unit_test_coroutine_SOURCES = tests/unit/test-coroutine.cc
+tests_unit_test_coroutine_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_coroutine_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-file
+tests_unit_test_channel_file_SOURCES = tests/unit/test-channel-file.cc
+tests_unit_test_channel_file_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_file_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-null
+tests_unit_test_channel_null_SOURCES = tests/unit/test-channel-null.cc
+tests_unit_test_channel_null_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_null_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-command
+tests_unit_test_channel_command_SOURCES = tests/unit/test-channel-command.cc
+tests_unit_test_channel_command_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_command_LDADD = $(UNIT_LDADD)
+# Every public header, compiled as C.
+unit_tests += tests/unit/test-c-api
+tests_unit_test_c_api_SOURCES = tests/unit/test-c-api.c
+nodist_tests_unit_test_c_api_SOURCES = tests/unit/public-headers.h
+tests_unit_test_c_api_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_c_api_CFLAGS = $(AM_CFLAGS) -std=c99
+tests_unit_test_c_api_LDADD = $(UNIT_LDADD)
+BUILT_SOURCES += tests/unit/public-headers.h
+CLEANFILES += tests/unit/public-headers.h
+EXTRA_DIST += tests/unit/gen-public-headers.sh
+tests/unit/public-headers.h: Makefile $(srcdir)/tests/unit/gen-public-headers.sh
+	$(AM_V_GEN)$(MKDIR_P) tests/unit && \
+	$(SHELL) $(srcdir)/tests/unit/gen-public-headers.sh $(qioinclude_HEADERS) $(qcryptoinclude_HEADERS) > $@
 unit_tests += tests/unit/test-socket-address
 tests_unit_test_socket_address_SOURCES = tests/unit/test-socket-address.cc
 tests_unit_test_socket_address_CPPFLAGS = $(UNIT_CPPFLAGS)
