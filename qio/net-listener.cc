@@ -118,16 +118,17 @@ void qio_net_listener_add(QIONetListener *listener, QIOChannelSocket *sioc) {
   if (priv->func) add_watch(listener, sioc);
 }
 
-gboolean qio_net_listener_open_sync(QIONetListener *listener, QIOSocketAddress *addr,
-                                    int backlog, GError **error) {
-  g_return_val_if_fail(QIO_IS_NET_LISTENER(listener), FALSE);
-  g_return_val_if_fail(QIO_IS_SOCKET_ADDRESS(addr), FALSE);
+/* Binds every address @addr resolves to; the listening channels, or NULL
+ * with nothing left open. */
+static GPtrArray *open_sockets(QIOSocketAddress *addr, int backlog, GCancellable *cancellable,
+                               GError **error) {
   g_autoptr(GPtrArray) list = qio_socket_address_resolve(addr, TRUE, error);
-  if (!list) return FALSE;
+  if (!list) return nullptr;
   g_autoptr(GPtrArray) opened = g_ptr_array_new_with_free_func(g_object_unref);
   g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, nullptr);
   guint32 port = 0;
   for (guint i = 0; i < list->len; i++) {
+    if (g_cancellable_set_error_if_cancelled(cancellable, error)) return nullptr;
     auto *one = QIO_SOCKET_ADDRESS(g_ptr_array_index(list, i));
     g_autoptr(QIOSocketAddress) bind_addr = QIO_SOCKET_ADDRESS(g_object_ref(one));
     /* Port 0: every address shares the port the kernel gave the first. */
@@ -140,16 +141,83 @@ gboolean qio_net_listener_open_sync(QIONetListener *listener, QIOSocketAddress *
     char *key = qio_socket_address_to_string(bind_addr);
     if (!g_hash_table_add(seen, key)) continue; /* getaddrinfo repeats itself */
     g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
-    if (!qio_channel_socket_listen_sync(sioc, bind_addr, backlog, error)) return FALSE;
+    if (!qio_channel_socket_listen_sync(sioc, bind_addr, backlog, error)) return nullptr;
     if (qio_socket_address_get_kind(one) == QIO_SOCKET_ADDRESS_INET && !port) {
       g_autoptr(QIOSocketAddress) local = qio_channel_socket_get_local_address(sioc, error);
-      if (!local) return FALSE;
+      if (!local) return nullptr;
       port = qio_socket_address_get_port(local);
     }
     g_ptr_array_add(opened, g_object_ref(sioc));
   }
+  return static_cast<GPtrArray *>(g_steal_pointer(&opened));
+}
+
+static void add_all(QIONetListener *listener, GPtrArray *opened) {
   for (guint i = 0; i < opened->len; i++)
     qio_net_listener_add(listener, QIO_CHANNEL_SOCKET(g_ptr_array_index(opened, i)));
+}
+
+gboolean qio_net_listener_open_sync(QIONetListener *listener, QIOSocketAddress *addr,
+                                    int backlog, GError **error) {
+  g_return_val_if_fail(QIO_IS_NET_LISTENER(listener), FALSE);
+  g_return_val_if_fail(QIO_IS_SOCKET_ADDRESS(addr), FALSE);
+  g_autoptr(GPtrArray) opened = open_sockets(addr, backlog, nullptr, error);
+  if (!opened) return FALSE;
+  add_all(listener, opened);
+  return TRUE;
+}
+
+namespace {
+
+struct OpenData {
+  QIOSocketAddress *addr;
+  int backlog;
+};
+
+void open_data_free(gpointer data) noexcept {
+  auto *od = static_cast<OpenData *>(data);
+  g_object_unref(od->addr);
+  g_free(od);
+}
+
+void open_thread(GTask *task, gpointer, gpointer data, GCancellable *cancellable) noexcept {
+  auto *od = static_cast<OpenData *>(data);
+  GError *error = nullptr;
+  GPtrArray *opened = open_sockets(od->addr, od->backlog, cancellable, &error);
+  if (opened)
+    g_task_return_pointer(task, opened, reinterpret_cast<GDestroyNotify>(g_ptr_array_unref));
+  else
+    g_task_return_error(task, error);
+}
+
+}  // namespace
+
+void qio_net_listener_open_async(QIONetListener *listener, QIOSocketAddress *addr, int backlog,
+                                 GCancellable *cancellable, GAsyncReadyCallback callback,
+                                 gpointer user_data, GMainContext *context) {
+  g_return_if_fail(QIO_IS_NET_LISTENER(listener));
+  g_return_if_fail(QIO_IS_SOCKET_ADDRESS(addr));
+  /* GTask completes in the thread-default context current at creation. */
+  if (context) g_main_context_push_thread_default(context);
+  g_autoptr(GTask) task = g_task_new(listener, cancellable, callback, user_data);
+  if (context) g_main_context_pop_thread_default(context);
+  g_task_set_source_tag(task, reinterpret_cast<gpointer>(qio_net_listener_open_async));
+  auto *od = g_new0(OpenData, 1);
+  od->addr = QIO_SOCKET_ADDRESS(g_object_ref(addr));
+  od->backlog = backlog;
+  g_task_set_task_data(task, od, open_data_free);
+  g_task_run_in_thread(task, open_thread);
+}
+
+gboolean qio_net_listener_open_finish(QIONetListener *listener, GAsyncResult *result,
+                                      GError **error) {
+  g_return_val_if_fail(g_task_is_valid(result, listener), FALSE);
+  /* The sockets join the listener here, in the caller's context, so that
+   * its state is only ever touched there. */
+  g_autoptr(GPtrArray) opened =
+      static_cast<GPtrArray *>(g_task_propagate_pointer(G_TASK(result), error));
+  if (!opened) return FALSE;
+  add_all(listener, opened);
   return TRUE;
 }
 

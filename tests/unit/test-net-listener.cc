@@ -237,6 +237,62 @@ void test_open_fails() {
   g_assert_error(error, G_RESOLVER_ERROR, G_RESOLVER_ERROR_NOT_FOUND);
 }
 
+struct OpenState {
+  GMainContext *context;
+  bool done = false;
+  gboolean ok = FALSE;
+  bool in_context = false;
+  GError *error = nullptr;
+};
+
+void open_done(GObject *source, GAsyncResult *result, gpointer data) noexcept {
+  auto *st = static_cast<OpenState *>(data);
+  st->in_context = g_main_context_is_owner(st->context);
+  st->ok = qio_net_listener_open_finish(QIO_NET_LISTENER(source), result, &st->error);
+  st->done = true;
+}
+
+void test_open_async() {
+  g_autoptr(GMainContext) context = g_main_context_new();
+  g_autoptr(QIONetListener) listener = qio_net_listener_new();
+  g_autoptr(QIOSocketAddress) addr = parse("localhost:0");
+  OpenState st{context};
+  qio_net_listener_open_async(listener, addr, 8, nullptr, open_done, &st, context);
+  while (!st.done) g_main_context_iteration(context, TRUE);
+  g_assert_no_error(st.error);
+  g_assert_true(st.ok);
+  g_assert_true(st.in_context);
+  g_assert_cmpuint(qio_net_listener_get_n_sockets(listener), >=, 1);
+  Clients c{context};
+  qio_net_listener_set_client_func(listener, on_client, &c, nullptr, context);
+  g_autoptr(QIOSocketAddress) local = qio_net_listener_get_address(listener, 0, nullptr);
+  connect_and_check(&c, local);
+  clients_free(&c);
+
+  /* Cancelled before it ran: nothing opened. */
+  g_autoptr(QIONetListener) other = qio_net_listener_new();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new();
+  g_cancellable_cancel(cancellable);
+  OpenState cs{context};
+  qio_net_listener_open_async(other, addr, 8, cancellable, open_done, &cs, context);
+  while (!cs.done) g_main_context_iteration(context, TRUE);
+  g_assert_false(cs.ok);
+  g_assert_error(cs.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_error_free(cs.error);
+  g_assert_cmpuint(qio_net_listener_get_n_sockets(other), ==, 0);
+
+  /* A busy port fails with an error naming it. */
+  OpenState bs{context};
+  qio_net_listener_open_async(other, local, 8, nullptr, open_done, &bs, context);
+  while (!bs.done) g_main_context_iteration(context, TRUE);
+  g_assert_false(bs.ok);
+  g_assert_error(bs.error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
+  g_autofree char *str = qio_socket_address_to_string(local);
+  g_assert_nonnull(strstr(bs.error->message, str));
+  g_error_free(bs.error);
+  g_assert_cmpuint(qio_net_listener_get_n_sockets(other), ==, 0);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -246,5 +302,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/net-listener/wait-client-unix", test_wait_client_unix);
   g_test_add_func("/qio/net-listener/disconnect", test_disconnect_stops);
   g_test_add_func("/qio/net-listener/open-fails", test_open_fails);
+  g_test_add_func("/qio/net-listener/open-async", test_open_async);
   return g_test_run();
 }
