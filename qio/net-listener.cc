@@ -5,7 +5,9 @@
 
 #include <glib/gi18n-lib.h>
 
+#include <algorithm>
 #include <new>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -54,6 +56,38 @@ static void name_socket(QIONetListenerPrivate *priv, QIOChannelSocket *sioc) {
   qio_channel_set_name(QIO_CHANNEL(sioc), name);
 }
 
+/* After a failed accept (descriptors or memory exhausted), the client is
+ * still queued and the socket stays readable: pause instead of spinning. */
+constexpr guint kAcceptBackoffMs = 100;
+
+static gboolean accept_ready(QIOChannel *ioc, GIOCondition, gpointer data) noexcept;
+
+/* An accept watch on @sioc, attached to the listener's context. */
+static GSource *attach_watch(QIONetListener *listener, QIOChannelSocket *sioc) {
+  GSource *source = qio_channel_create_watch(QIO_CHANNEL(sioc), G_IO_IN);
+  g_source_set_callback(source, G_SOURCE_FUNC(accept_ready), listener, nullptr);
+  g_source_attach(source, listener_priv(listener)->context);
+  return source;
+}
+
+namespace {
+
+struct Rearm {
+  QIONetListener *listener;
+  gsize index;
+};
+
+gboolean rearm_watch(gpointer data) noexcept {
+  auto *rearm = static_cast<Rearm *>(data);
+  QIONetListenerPrivate *priv = listener_priv(rearm->listener);
+  GSource *source = attach_watch(rearm->listener, priv->sockets[rearm->index]);
+  /* The timeout being dispatched is kept alive by GLib until it returns. */
+  g_source_unref(std::exchange(priv->sources[rearm->index], source));
+  return G_SOURCE_REMOVE;
+}
+
+}  // namespace
+
 static gboolean accept_ready(QIOChannel *ioc, GIOCondition, gpointer data) noexcept {
   auto *listener = QIO_NET_LISTENER(data);
   QIONetListenerPrivate *priv = listener_priv(listener);
@@ -62,9 +96,18 @@ static gboolean accept_ready(QIOChannel *ioc, GIOCondition, gpointer data) noexc
       qio_channel_socket_accept(QIO_CHANNEL_SOCKET(ioc), &error);
   if (!client) {
     /* Another thread took the client, or it went away before accept. */
-    if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-      g_warning("%s", error->message);
-    return G_SOURCE_CONTINUE;
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) return G_SOURCE_CONTINUE;
+    g_warning(_("%s; trying again in %u ms"), error->message, kAcceptBackoffMs);
+    auto it = std::find(priv->sources.begin(), priv->sources.end(), g_main_current_source());
+    g_return_val_if_fail(it != priv->sources.end(), G_SOURCE_REMOVE);
+    auto *rearm = g_new(Rearm, 1);
+    rearm->listener = listener;
+    rearm->index = static_cast<gsize>(it - priv->sources.begin());
+    GSource *timeout = g_timeout_source_new(kAcceptBackoffMs);
+    g_source_set_callback(timeout, rearm_watch, rearm, g_free);
+    g_source_attach(timeout, priv->context);
+    g_source_unref(std::exchange(*it, timeout));
+    return G_SOURCE_REMOVE;
   }
   /* The callback may drop the last reference or replace itself. */
   g_autoptr(QIONetListener) keep = QIO_NET_LISTENER(g_object_ref(listener));
@@ -73,11 +116,7 @@ static gboolean accept_ready(QIOChannel *ioc, GIOCondition, gpointer data) noexc
 }
 
 static void add_watch(QIONetListener *listener, QIOChannelSocket *sioc) {
-  QIONetListenerPrivate *priv = listener_priv(listener);
-  GSource *source = qio_channel_create_watch(QIO_CHANNEL(sioc), G_IO_IN);
-  g_source_set_callback(source, G_SOURCE_FUNC(accept_ready), listener, nullptr);
-  g_source_attach(source, priv->context);
-  priv->sources.push_back(source);
+  listener_priv(listener)->sources.push_back(attach_watch(listener, sioc));
 }
 
 static void qio_net_listener_finalize(GObject *object) {

@@ -4,7 +4,11 @@
 #include "qio/error.h"
 #include "qio/net-listener.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 
 #include <cstring>
 #include <set>
@@ -293,6 +297,48 @@ void test_open_async() {
   g_assert_cmpuint(qio_net_listener_get_n_sockets(other), ==, 0);
 }
 
+/* Out of descriptors: accept fails, the listener warns and pauses instead
+ * of spinning on the still-readable socket, then takes the client. */
+void test_accept_backoff() {
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QIONetListener) listener = qio_net_listener_new();
+  g_autoptr(QIOSocketAddress) addr = parse("127.0.0.1:0");
+  g_assert_true(qio_net_listener_open_sync(listener, addr, 8, &error));
+  g_autoptr(QIOSocketAddress) local = qio_net_listener_get_address(listener, 0, nullptr);
+  g_autoptr(GMainContext) context = g_main_context_new();
+  Clients c{context};
+  qio_net_listener_set_client_func(listener, on_client, &c, nullptr, context);
+  g_autoptr(QIOChannelSocket) client = qio_channel_socket_new();
+  g_assert_true(qio_channel_socket_connect_sync(client, local, &error));
+
+  struct rlimit saved;
+  g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &saved), ==, 0);
+  struct rlimit low = saved;
+  low.rlim_cur = std::min<rlim_t>(saved.rlim_cur, 256);
+  g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &low), ==, 0);
+  std::vector<int> hogs;
+  for (int fd; (fd = dup(0)) >= 0;) hogs.push_back(fd);
+  g_assert_cmpint(errno, ==, EMFILE);
+
+  g_test_expect_message(nullptr, G_LOG_LEVEL_WARNING, "*trying again in 100 ms*");
+  g_main_context_iteration(context, TRUE);
+  g_test_assert_expected_messages();
+  g_assert_cmpuint(c.accepted.size(), ==, 0);
+  /* Paused: nothing dispatches during the next 50 ms. */
+  int dispatched = 0;
+  for (gint64 end = g_get_monotonic_time() + 50000; g_get_monotonic_time() < end;) {
+    if (g_main_context_iteration(context, FALSE)) dispatched++;
+    g_usleep(1000);
+  }
+  g_assert_cmpint(dispatched, ==, 0);
+
+  for (int fd : hogs) close(fd);
+  g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &saved), ==, 0);
+  while (c.accepted.empty()) g_main_context_iteration(context, TRUE);
+  g_assert_cmpuint(c.accepted.size(), ==, 1);
+  clients_free(&c);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -303,5 +349,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/net-listener/disconnect", test_disconnect_stops);
   g_test_add_func("/qio/net-listener/open-fails", test_open_fails);
   g_test_add_func("/qio/net-listener/open-async", test_open_async);
+  g_test_add_func("/qio/net-listener/accept-backoff", test_accept_backoff);
   return g_test_run();
 }
