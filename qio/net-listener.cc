@@ -2,6 +2,7 @@
 
 #include "qio/net-listener.h"
 #include "qio/error.h"
+#include "qio/socket-task.h"
 
 #include <glib/gi18n-lib.h>
 
@@ -206,45 +207,24 @@ gboolean qio_net_listener_open_sync(QIONetListener *listener, QIOSocketAddress *
   return TRUE;
 }
 
-namespace {
-
-struct OpenData {
-  QIOSocketAddress *addr;
-  int backlog;
-};
-
-void open_data_free(gpointer data) noexcept {
-  auto *od = static_cast<OpenData *>(data);
-  g_object_unref(od->addr);
-  g_free(od);
-}
-
-void open_thread(GTask *task, gpointer, gpointer data, GCancellable *cancellable) noexcept {
-  auto *od = static_cast<OpenData *>(data);
+static void open_thread(GTask *task, gpointer, gpointer, GCancellable *cancellable) noexcept {
   GError *error = nullptr;
-  GPtrArray *opened = open_sockets(od->addr, od->backlog, cancellable, &error);
+  GPtrArray *opened = open_sockets(qio_socket_task_get_address(task),
+                                   qio_socket_task_get_backlog(task), cancellable, &error);
   if (opened)
     g_task_return_pointer(task, opened, reinterpret_cast<GDestroyNotify>(g_ptr_array_unref));
   else
     g_task_return_error(task, error);
 }
 
-}  // namespace
-
 void qio_net_listener_open_async(QIONetListener *listener, QIOSocketAddress *addr, int backlog,
                                  GCancellable *cancellable, GAsyncReadyCallback callback,
                                  gpointer user_data, GMainContext *context) {
   g_return_if_fail(QIO_IS_NET_LISTENER(listener));
   g_return_if_fail(QIO_IS_SOCKET_ADDRESS(addr));
-  /* GTask completes in the thread-default context current at creation. */
-  if (context) g_main_context_push_thread_default(context);
-  g_autoptr(GTask) task = g_task_new(listener, cancellable, callback, user_data);
-  if (context) g_main_context_pop_thread_default(context);
-  g_task_set_source_tag(task, reinterpret_cast<gpointer>(qio_net_listener_open_async));
-  auto *od = g_new0(OpenData, 1);
-  od->addr = QIO_SOCKET_ADDRESS(g_object_ref(addr));
-  od->backlog = backlog;
-  g_task_set_task_data(task, od, open_data_free);
+  g_autoptr(GTask) task =
+      qio_socket_task_new(listener, addr, backlog, cancellable, callback, user_data, context,
+                          reinterpret_cast<gpointer>(qio_net_listener_open_async));
   g_task_run_in_thread(task, open_thread);
 }
 
