@@ -10,3 +10,5 @@ qcrypto_libqcrypto_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0 -no-undefined
 
 qcryptoinclude_HEADERS += qcrypto/error.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/error.cc
+qcryptoinclude_HEADERS += qcrypto/authz.h
+qcrypto_libqcrypto_la_SOURCES += qcrypto/authz.cc
