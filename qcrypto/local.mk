@@ -12,3 +12,5 @@ qcryptoinclude_HEADERS += qcrypto/error.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/error.cc
 qcryptoinclude_HEADERS += qcrypto/authz.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/authz.cc
+qcryptoinclude_HEADERS += qcrypto/secret.h
+qcrypto_libqcrypto_la_SOURCES += qcrypto/secret.cc

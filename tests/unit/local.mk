@@ -23,3 +23,8 @@ EXTRA_DIST += tests/unit/gen-public-headers.sh
 tests/unit/public-headers.h: Makefile $(srcdir)/tests/unit/gen-public-headers.sh
 	$(AM_V_GEN)$(MKDIR_P) tests/unit && \
 	$(SHELL) $(srcdir)/tests/unit/gen-public-headers.sh $(qioinclude_HEADERS) $(qcryptoinclude_HEADERS) > $@
+
+unit_tests += tests/unit/test-secret
+tests_unit_test_secret_SOURCES = tests/unit/test-secret.cc
+tests_unit_test_secret_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_secret_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
