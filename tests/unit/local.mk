@@ -28,3 +28,8 @@ unit_tests += tests/unit/test-secret
 tests_unit_test_secret_SOURCES = tests/unit/test-secret.cc
 tests_unit_test_secret_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_secret_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
+
+unit_tests += tests/unit/test-authz
+tests_unit_test_authz_SOURCES = tests/unit/test-authz.cc
+tests_unit_test_authz_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_authz_LDADD = $(UNIT_LDADD)

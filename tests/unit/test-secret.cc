@@ -10,6 +10,7 @@
 #include <gnutls/gnutls.h>
 
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
