@@ -106,8 +106,7 @@ JsonNode *listify(JsonNode *node, const std::string &path, GError **error) {
     g_autoptr(JsonObject) out = json_object_new();
     for (GList *l = members; l; l = l->next) {
       auto *key = static_cast<const char *>(l->data);
-      std::string child_path = path.empty() ? key : path + "." + key;
-      JsonNode *child = listify(json_object_get_member(object, key), child_path, error);
+      JsonNode *child = listify(json_object_get_member(object, key), path + "." + key, error);
       if (!child) return nullptr;
       json_object_set_member(out, key, child);
     }
@@ -185,12 +184,19 @@ JsonObject *qom_keyval_parse(const char *text, const char *implied_key, GError *
       }
     }
   }
-  JsonNode *wrapped = json_node_new(JSON_NODE_OBJECT);
-  json_node_set_object(wrapped, root);
-  g_autoptr(JsonNode) result = listify(wrapped, "", error);
-  json_node_unref(wrapped);
-  if (!result) return nullptr;
-  return json_object_ref(json_node_get_object(result));
+  /* The top level stays an object even if its keys look like indices. */
+  JsonObject *result = json_object_new();
+  g_autoptr(GList) members = json_object_get_members(root);
+  for (GList *l = members; l; l = l->next) {
+    auto *key = static_cast<const char *>(l->data);
+    JsonNode *child = listify(json_object_get_member(root, key), key, error);
+    if (!child) {
+      json_object_unref(result);
+      return nullptr;
+    }
+    json_object_set_member(result, key, child);
+  }
+  return result;
 }
 
 char *qom_keyval_find_id(const char *text) {

@@ -335,17 +335,25 @@ GObject *object_add(const char *type_name, const char *id, JsonObject *props, bo
   qom_init();
   Registry &reg = registry();
   if (!type_name) {
-    g_set_error(error, QOM_ERROR, QOM_ERROR_INVALID_ARGUMENT,
-                _("Object '%s' has no type; write -object TYPE,id=ID,... or give \"qom-type\""),
-                id ? id : "");
+    if (id)
+      g_set_error(error, QOM_ERROR, QOM_ERROR_INVALID_ARGUMENT,
+                  _("Object '%s' has no type; write -object TYPE,id=ID,... or give "
+                    "\"qom-type\""),
+                  id);
+    else
+      g_set_error_literal(error, QOM_ERROR, QOM_ERROR_INVALID_ARGUMENT,
+                          _("The object has no type and no id; write -object TYPE,id=ID,..."));
     return nullptr;
   }
   GType type = qom_type_lookup(type_name);
   if (type == G_TYPE_INVALID) {
     g_autofree char *valid = qom_type_list();
-    g_set_error(error, QOM_ERROR, QOM_ERROR_UNKNOWN_TYPE,
-                _("Object '%s': unknown type '%s'; valid types are %s"), id ? id : "",
-                type_name, valid);
+    if (id)
+      g_set_error(error, QOM_ERROR, QOM_ERROR_UNKNOWN_TYPE,
+                  _("Object '%s': unknown type '%s'; valid types are %s"), id, type_name, valid);
+    else
+      g_set_error(error, QOM_ERROR, QOM_ERROR_UNKNOWN_TYPE,
+                  _("Unknown object type '%s'; valid types are %s"), type_name, valid);
     return nullptr;
   }
   if (!id) {
@@ -452,7 +460,7 @@ GObject *object_add_json(JsonObject *args, bool keyval, GError **error) {
           g_set_error(error, QOM_ERROR, QOM_ERROR_INVALID_ARGUMENT,
                       _("Object '%s': property '%s' is given twice (at the top level and in "
                         "\"props\"); give it once"),
-                      id ? id : "", inner_key);
+                      id ? id : "?", inner_key);
           return nullptr;
         }
         json_object_set_member(props, inner_key,
@@ -464,7 +472,7 @@ GObject *object_add_json(JsonObject *args, bool keyval, GError **error) {
       g_set_error(error, QOM_ERROR, QOM_ERROR_INVALID_ARGUMENT,
                   _("Object '%s': property '%s' is given twice (at the top level and in "
                     "\"props\"); give it once"),
-                  id ? id : "", key);
+                  id ? id : "?", key);
       return nullptr;
     }
     json_object_set_member(props, key, json_node_copy(node));
@@ -552,14 +560,8 @@ GObject *qom_object_add_from_string(const char *optarg, GError **error) {
       g_error_free(local);
       return nullptr;
     }
-    JsonNode *root = json_parser_get_root(parser);
-    if (!JSON_NODE_HOLDS_OBJECT(root)) {
-      g_set_error_literal(error, QOM_ERROR, QOM_ERROR_INVALID_ARGUMENT,
-                          _("The JSON form of -object must be an object: "
-                            "{\"qom-type\": TYPE, \"id\": ID, ...}"));
-      return nullptr;
-    }
-    return object_add_json(json_node_get_object(root), false, error);
+    /* Text that starts with '{' and parses is an object. */
+    return object_add_json(json_node_get_object(json_parser_get_root(parser)), false, error);
   }
   GError *local = nullptr;
   g_autoptr(JsonObject) args = qom_keyval_parse(optarg, "qom-type", &local);

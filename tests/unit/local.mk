@@ -33,3 +33,8 @@ unit_tests += tests/unit/test-authz
 tests_unit_test_authz_SOURCES = tests/unit/test-authz.cc
 tests_unit_test_authz_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_authz_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-qom
+tests_unit_test_qom_SOURCES = tests/unit/test-qom.cc
+tests_unit_test_qom_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
+tests_unit_test_qom_LDADD = qom/libqom.la $(UNIT_LDADD) $(JSON_GLIB_LIBS)
