@@ -254,6 +254,15 @@ static void test_listfile_refresh(ListFileFixture *f, gconstpointer) {
   write_rules(f, "{\"policy\": \"allow\", \"rules\": []}");
   wait_verdict(f, authz, "bob", TRUE);
   g_assert_true(allowed(authz, "carol"));
+
+  /* A deleted file is a broken one; a new file is picked up. */
+  g_test_expect_message(nullptr, G_LOG_LEVEL_WARNING, "*'file4'*rules.json*");
+  g_assert_cmpint(g_unlink(f->path), ==, 0);
+  wait_verdict(f, authz, "carol", FALSE);
+  g_test_assert_expected_messages();
+  write_rules(f, "{\"rules\": [{\"match\": \"carol\", \"policy\": \"allow\"}]}");
+  wait_verdict(f, authz, "carol", TRUE);
+  g_assert_false(allowed(authz, "bob"));
 }
 
 static void test_listfile_no_refresh(ListFileFixture *f, gconstpointer) {
