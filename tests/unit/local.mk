@@ -52,3 +52,4 @@ unit_tests += tests/unit/test-net-listener
 tests_unit_test_net_listener_SOURCES = tests/unit/test-net-listener.cc
 tests_unit_test_net_listener_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_net_listener_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/unit/assert-mentions.h

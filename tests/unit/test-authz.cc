@@ -3,6 +3,7 @@
  * change, broken file denies everyone) and authz-pam error handling. */
 #include "config.h"
 
+#include "assert-mentions.h"
 #include "qcrypto/authz-list.h"
 #include "qcrypto/authz-listfile.h"
 #include "qcrypto/authz-pam.h"
@@ -13,12 +14,6 @@
 
 #include <cstring>
 #include <initializer_list>
-
-static void assert_mentions(GError *error, const char *a, const char *b = nullptr) {
-  g_assert_nonnull(error);
-  if (a && !strstr(error->message, a)) g_error("'%s' missing in: %s", a, error->message);
-  if (b && !strstr(error->message, b)) g_error("'%s' missing in: %s", b, error->message);
-}
 
 static gboolean allowed(gpointer authz, const char *identity) {
   g_autoptr(GError) error = nullptr;

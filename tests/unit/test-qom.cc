@@ -3,6 +3,7 @@
  * malformed options that must each fail with a clear error. */
 #include "config.h"
 
+#include "assert-mentions.h"
 #include "qcrypto/authz-list.h"
 #include "qcrypto/authz-pam.h"
 #include "qcrypto/authz-simple.h"
@@ -82,12 +83,6 @@ static void test_thing_class_init(TestThingClass *klass) {
 }
 
 static void test_thing_init(TestThing *) {}
-
-static void assert_mentions(GError *error, const char *a, const char *b = nullptr) {
-  g_assert_nonnull(error);
-  if (a && !strstr(error->message, a)) g_error("'%s' missing in: %s", a, error->message);
-  if (b && !strstr(error->message, b)) g_error("'%s' missing in: %s", b, error->message);
-}
 
 static TestThing *add_thing(const char *opts) {
   g_autoptr(GError) error = nullptr;

@@ -2,6 +2,7 @@
  * and the error for every malformed combination. */
 #include "config.h"
 
+#include "assert-mentions.h"
 #include "qcrypto/error.h"
 #include "qcrypto/secret.h"
 
@@ -33,12 +34,6 @@ static std::string value_of(QCryptoSecret *secret) {
   return std::string(data, len);
 }
 
-static void assert_error_mentions(GError *error, const char *a, const char *b) {
-  g_assert_nonnull(error);
-  if (a && !strstr(error->message, a)) g_error("'%s' missing in: %s", a, error->message);
-  if (b && !strstr(error->message, b)) g_error("'%s' missing in: %s", b, error->message);
-}
-
 static void test_raw() {
   g_autoptr(GError) error = nullptr;
   g_autoptr(QCryptoSecret) s =
@@ -64,7 +59,7 @@ static void test_base64() {
   g_assert_cmpmem(data, len, raw, sizeof raw);
   g_assert_null(qcrypto_secret_get_text(s, &error));
   g_assert_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT);
-  assert_error_mentions(error, "s1", "UTF-8");
+  assert_mentions(error, "s1", "UTF-8");
 }
 
 static void test_bad_base64() {
@@ -75,7 +70,7 @@ static void test_bad_base64() {
         &error, "id", "b64", "data", text, "format", QCRYPTO_SECRET_FORMAT_BASE64, nullptr);
     g_assert_null(s);
     g_assert_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT);
-    assert_error_mentions(error, "'b64'", "base64");
+    assert_mentions(error, "'b64'", "base64");
   }
 }
 
@@ -102,14 +97,14 @@ static void test_file() {
   g_autoptr(QCryptoSecret) bad = qcrypto_secret_new(
       &error, "id", "f2", "file", b64_path, "format", QCRYPTO_SECRET_FORMAT_BASE64, nullptr);
   g_assert_null(bad);
-  assert_error_mentions(error, "'f2'", b64_path);
+  assert_mentions(error, "'f2'", b64_path);
   g_clear_error(&error);
 
   g_autofree char *missing = g_build_filename(dir, "missing", nullptr);
   g_autoptr(QCryptoSecret) none = qcrypto_secret_new(&error, "id", "f3", "file", missing, nullptr);
   g_assert_null(none);
   g_assert_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE);
-  assert_error_mentions(error, "'f3'", missing);
+  assert_mentions(error, "'f3'", missing);
 
   g_unlink(raw_path);
   g_unlink(b64_path);
@@ -122,11 +117,11 @@ static void test_data_and_file() {
       qcrypto_secret_new(&error, "id", "d0", "data", "x", "file", "/etc/hostname", nullptr);
   g_assert_null(both);
   g_assert_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT);
-  assert_error_mentions(error, "'d0'", "both");
+  assert_mentions(error, "'d0'", "both");
   g_clear_error(&error);
   g_autoptr(QCryptoSecret) neither = qcrypto_secret_new(&error, "id", "d1", nullptr);
   g_assert_null(neither);
-  assert_error_mentions(error, "'d1'", "neither");
+  assert_mentions(error, "'d1'", "neither");
 }
 
 /* Encrypts @plain as the secret object expects: AES-256-CBC with PKCS#7
@@ -205,7 +200,7 @@ static void expect_encrypted_failure(const char *cipher, const char *keyid, cons
                          QCRYPTO_SECRET_FORMAT_BASE64, "keyid", keyid, "iv", iv, nullptr);
   g_assert_null(s);
   g_assert_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT);
-  assert_error_mentions(error, needle1, needle2);
+  assert_mentions(error, needle1, needle2);
 }
 
 static void test_encrypted_errors(EncryptedFixture *f, gconstpointer) {
@@ -228,12 +223,12 @@ static void test_encrypted_errors(EncryptedFixture *f, gconstpointer) {
       &error, "id", "enc", "data", cipher, "format", QCRYPTO_SECRET_FORMAT_BASE64, "keyid",
       "master", nullptr);
   g_assert_null(no_iv);
-  assert_error_mentions(error, "'enc'", "'iv'");
+  assert_mentions(error, "'enc'", "'iv'");
   g_clear_error(&error);
   g_autoptr(QCryptoSecret) no_keyid =
       qcrypto_secret_new(&error, "id", "enc", "data", cipher, "iv", f->iv_b64, nullptr);
   g_assert_null(no_keyid);
-  assert_error_mentions(error, "'enc'", "'keyid'");
+  assert_mentions(error, "'enc'", "'keyid'");
 }
 
 static void test_lookup_without_registry() {
@@ -242,7 +237,7 @@ static void test_lookup_without_registry() {
   g_assert_false(qcrypto_secret_lookup_bytes("sec9", &bytes, &error));
   g_assert_null(bytes);
   g_assert_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT);
-  assert_error_mentions(error, "'sec9'", nullptr);
+  assert_mentions(error, "'sec9'", nullptr);
 }
 
 int main(int argc, char **argv) {
