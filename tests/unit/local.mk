@@ -9,3 +9,8 @@ unit_tests += tests/unit/test-channel-buffer
 tests_unit_test_channel_buffer_SOURCES = tests/unit/test-channel-buffer.cc
 tests_unit_test_channel_buffer_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_channel_buffer_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-guest
+tests_unit_test_guest_SOURCES = tests/unit/test-guest.cc
+tests_unit_test_guest_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_guest_LDADD = host/libhost.la $(UNIT_LDADD)
