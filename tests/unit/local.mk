@@ -14,3 +14,8 @@ unit_tests += tests/unit/test-guest
 tests_unit_test_guest_SOURCES = tests/unit/test-guest.cc
 tests_unit_test_guest_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_guest_LDADD = host/libhost.la $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-qmp-server
+tests_unit_test_qmp_server_SOURCES = tests/unit/test-qmp-server.cc
+tests_unit_test_qmp_server_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
+tests_unit_test_qmp_server_LDADD = monitor/libmonitor.la $(UNIT_LDADD) $(JSON_GLIB_LIBS)

@@ -1,0 +1,395 @@
+/* The QMP server over a pipe-backed channel: framing, negotiation, errors,
+ * ids, events, limits, slow clients; and the JSON splitter on its own. */
+#include "config.h"
+
+#include "monitor/json-splitter.h"
+#include "monitor/qmp-error.h"
+#include "monitor/qmp-server.h"
+#include "qio/channel-watch.h"
+
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <json-glib/json-glib.h>
+
+#include <cerrno>
+#include <fcntl.h>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+using namespace qio::monitor;
+
+/* A duplex channel over two pipes, standing in for a socket. */
+G_DECLARE_FINAL_TYPE(TestPipeChannel, test_pipe_channel, TEST, PIPE_CHANNEL, QIOChannel)
+struct _TestPipeChannel {
+  QIOChannel parent_instance;
+  int rfd, wfd;
+};
+G_DEFINE_FINAL_TYPE(TestPipeChannel, test_pipe_channel, QIO_TYPE_CHANNEL)
+
+static gssize pipe_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov, int **, gsize *,
+                         GError **error) {
+  gssize n = readv(TEST_PIPE_CHANNEL(ioc)->rfd, iov, static_cast<int>(niov));
+  if (n < 0 && errno == EAGAIN) return QIO_CHANNEL_ERR_BLOCK;
+  if (n < 0) g_set_error_literal(error, G_IO_ERROR, g_io_error_from_errno(errno), "readv");
+  return n;
+}
+static gssize pipe_writev(QIOChannel *ioc, const struct iovec *iov, gsize niov, const int *,
+                          gsize, int, GError **error) {
+  gssize n = writev(TEST_PIPE_CHANNEL(ioc)->wfd, iov, static_cast<int>(niov));
+  if (n < 0 && errno == EAGAIN) return QIO_CHANNEL_ERR_BLOCK;
+  if (n < 0) g_set_error_literal(error, G_IO_ERROR, g_io_error_from_errno(errno), "writev");
+  return n;
+}
+static gboolean pipe_close(QIOChannel *ioc, GError **) {
+  auto *p = TEST_PIPE_CHANNEL(ioc);
+  if (p->rfd >= 0) close(p->rfd);
+  if (p->wfd >= 0) close(p->wfd);
+  p->rfd = p->wfd = -1;
+  return TRUE;
+}
+static GSource *pipe_create_watch(QIOChannel *ioc, GIOCondition cond) {
+  auto *p = TEST_PIPE_CHANNEL(ioc);
+  return qio_channel_create_fd_pair_watch(ioc, p->rfd, p->wfd, cond);
+}
+static gboolean pipe_set_blocking(QIOChannel *ioc, gboolean on, GError **) {
+  auto *p = TEST_PIPE_CHANNEL(ioc);
+  g_unix_set_fd_nonblocking(p->rfd, !on, nullptr);
+  g_unix_set_fd_nonblocking(p->wfd, !on, nullptr);
+  return TRUE;
+}
+static void pipe_finalize(GObject *obj) {
+  pipe_close(QIO_CHANNEL(obj), nullptr);
+  G_OBJECT_CLASS(test_pipe_channel_parent_class)->finalize(obj);
+}
+static void test_pipe_channel_class_init(TestPipeChannelClass *klass) {
+  G_OBJECT_CLASS(klass)->finalize = pipe_finalize;
+  auto *c = QIO_CHANNEL_CLASS(klass);
+  c->io_readv = pipe_readv;
+  c->io_writev = pipe_writev;
+  c->io_close = pipe_close;
+  c->io_create_watch = pipe_create_watch;
+  c->io_set_blocking = pipe_set_blocking;
+}
+static void test_pipe_channel_init(TestPipeChannel *p) { p->rfd = p->wfd = -1; }
+
+/* The test's end of one client connection. */
+struct Client {
+  int to_server = -1, from_server = -1;
+  std::string inbuf;
+
+  explicit Client(QmpServer &server) {
+    int a[2], b[2];
+    g_assert_true(g_unix_open_pipe(a, FD_CLOEXEC, nullptr));
+    g_assert_true(g_unix_open_pipe(b, FD_CLOEXEC, nullptr));
+    auto *ch = TEST_PIPE_CHANNEL(g_object_new(test_pipe_channel_get_type(), nullptr));
+    ch->rfd = a[0];
+    ch->wfd = b[1];
+    qio_channel_set_name(QIO_CHANNEL(ch), "test-client");
+    to_server = a[1];
+    from_server = b[0];
+    g_unix_set_fd_nonblocking(from_server, TRUE, nullptr);
+    server.add_client(QIO_CHANNEL(ch));
+    g_object_unref(ch);
+  }
+  ~Client() {
+    if (to_server >= 0) close(to_server);
+    close(from_server);
+  }
+  void send(const std::string &text) {
+    g_assert_cmpint(write(to_server, text.data(), text.size()), ==, static_cast<gssize>(text.size()));
+  }
+  /* Runs the loop until a full line arrives; "" at EOF or after 5 s. */
+  std::string line() {
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    while (g_get_monotonic_time() < deadline) {
+      auto nl = inbuf.find("\r\n");
+      if (nl != std::string::npos) {
+        std::string l = inbuf.substr(0, nl);
+        inbuf.erase(0, nl + 2);
+        return l;
+      }
+      char buf[4096];
+      gssize n = read(from_server, buf, sizeof buf);
+      if (n == 0) return "";
+      if (n > 0) {
+        inbuf.append(buf, static_cast<gsize>(n));
+        continue;
+      }
+      g_main_context_iteration(nullptr, FALSE);
+      g_usleep(200);
+    }
+    return "";
+  }
+  JsonNode *message() {
+    std::string l = line();
+    g_assert_cmpstr(l.c_str(), !=, "");
+    g_autoptr(JsonParser) p = json_parser_new();
+    g_assert_true(json_parser_load_from_data(p, l.c_str(), -1, nullptr));
+    return json_node_copy(json_parser_get_root(p));
+  }
+  /* Sends one request; returns the reply's "error" class or "return". */
+  std::string call(const std::string &request, std::string *desc = nullptr) {
+    send(request);
+    g_autoptr(JsonNode) reply = message();
+    JsonObject *o = json_node_get_object(reply);
+    if (json_object_has_member(o, "return")) return "return";
+    JsonObject *e = json_object_get_object_member(o, "error");
+    if (desc) *desc = json_object_get_string_member(e, "desc");
+    return json_object_get_string_member(e, "class");
+  }
+  void negotiate() {
+    g_autoptr(JsonNode) hello = message();
+    g_assert_true(json_object_has_member(json_node_get_object(hello), "QMP"));
+    g_assert_cmpstr(call("{\"execute\":\"qmp_capabilities\"}").c_str(), ==, "return");
+  }
+};
+
+static void add_test_commands(QmpServer &server) {
+  server.add_command({"add",
+                      {{"a", QmpArgType::Int}, {"b", QmpArgType::Int, true}},
+                      false,
+                      [](JsonObject *args, GError **) {
+                        gint64 sum = json_object_get_int_member(args, "a") +
+                                     json_object_get_int_member_with_default(args, "b", 0);
+                        return json_node_init_int(json_node_alloc(), sum);
+                      }});
+  server.add_command({"fail", {}, false, [](JsonObject *, GError **error) -> JsonNode * {
+                        g_set_error_literal(error, QMP_ERROR, QMP_ERROR_DEVICE_NOT_FOUND,
+                                            "no such thing");
+                        return nullptr;
+                      }});
+  server.add_command({"props", {{"id", QmpArgType::String}}, true,
+                      [](JsonObject *args, GError **) {
+                        return json_node_init_int(json_node_alloc(), json_object_get_size(args));
+                      }});
+}
+
+static void test_negotiation() {
+  QmpServer server;
+  add_test_commands(server);
+  Client c(server);
+  g_autoptr(JsonNode) hello = c.message();
+  JsonObject *qmp = json_object_get_object_member(json_node_get_object(hello), "QMP");
+  g_assert_nonnull(json_object_get_object_member(qmp, "version"));
+  g_assert_cmpuint(json_array_get_length(json_object_get_array_member(qmp, "capabilities")), ==, 0);
+  std::string desc;
+  g_assert_cmpstr(c.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}", &desc).c_str(), ==,
+                  "CommandNotFound");
+  g_assert_nonnull(strstr(desc.c_str(), "qmp_capabilities"));
+  g_assert_cmpstr(c.call("{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}",
+                         &desc).c_str(), ==, "GenericError");
+  g_assert_nonnull(strstr(desc.c_str(), "oob"));
+  g_assert_cmpstr(c.call("{\"execute\":\"qmp_capabilities\"}").c_str(), ==, "return");
+  g_assert_cmpstr(c.call("{\"execute\":\"qmp_capabilities\"}").c_str(), ==, "CommandNotFound");
+  g_assert_cmpstr(c.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}").c_str(), ==, "return");
+}
+
+static void test_commands() {
+  QmpServer server;
+  add_test_commands(server);
+  Client c(server);
+  c.negotiate();
+  c.send("{\"execute\":\"add\",\"arguments\":{\"a\":40,\"b\":2},\"id\":{\"x\":[1]}}");
+  g_autoptr(JsonNode) r = c.message();
+  g_autofree char *text = json_to_string(r, FALSE);
+  g_assert_cmpstr(text, ==, "{\"return\":42,\"id\":{\"x\":[1]}}");
+
+  struct Case {
+    const char *request, *cls, *desc_part;
+  } cases[] = {
+      {"{\"execute\":\"nope\"}", "CommandNotFound", "nope"},
+      {"{\"execute\":\"add\"}", "GenericError", "'a' is missing"},
+      {"{\"execute\":\"add\",\"arguments\":{\"a\":\"1\"}}", "GenericError", "expected: int"},
+      {"{\"execute\":\"add\",\"arguments\":{\"a\":1.5}}", "GenericError", "expected: int"},
+      {"{\"execute\":\"add\",\"arguments\":{\"a\":null}}", "GenericError", "expected: int"},
+      {"{\"execute\":\"add\",\"arguments\":{\"a\":1,\"c\":1}}", "GenericError", "'c' is unexpected"},
+      {"{\"execute\":\"add\",\"arguments\":[1]}", "GenericError", "'arguments' must be an object"},
+      {"{\"execute\":7}", "GenericError", "'execute' must be a string"},
+      {"{\"arguments\":{}}", "GenericError", "lacks member 'execute'"},
+      {"{\"execute\":\"add\",\"bogus\":1}", "GenericError", "'bogus' is unexpected"},
+      {"[1,2]", "GenericError", "must be a JSON object"},
+      {"42\n", "GenericError", "must be a JSON object"},
+      {"\"str\"", "GenericError", "must be a JSON object"},
+      {"{\"execute\":}", "GenericError", "JSON parse error"},
+      {"{\"execute\" \"x\"}", "GenericError", "JSON parse error"},
+      {"nonsense\n", "GenericError", "JSON parse error"},
+      {"]", "GenericError", "closing bracket"},
+      {"{\"execute\":\"fail\"}", "DeviceNotFound", "no such thing"},
+  };
+  for (const auto &tc : cases) {
+    std::string desc;
+    g_test_message("request %s", tc.request);
+    g_assert_cmpstr(c.call(tc.request, &desc).c_str(), ==, tc.cls);
+    g_assert_nonnull(strstr(desc.c_str(), tc.desc_part));
+  }
+  /* Extra arguments pass through where a command allows them. */
+  c.send("{\"execute\":\"props\",\"arguments\":{\"id\":\"a\",\"x\":1,\"y\":{}}}");
+  g_autoptr(JsonNode) p = c.message();
+  g_assert_cmpint(json_object_get_int_member(json_node_get_object(p), "return"), ==, 3);
+  /* The id is echoed on errors too. */
+  c.send("{\"execute\":\"nope\",\"id\":\"abc\"}");
+  g_autoptr(JsonNode) e = c.message();
+  g_assert_cmpstr(json_object_get_string_member(json_node_get_object(e), "id"), ==, "abc");
+}
+
+static void test_framing() {
+  QmpServer server;
+  add_test_commands(server);
+  Client c(server);
+  c.negotiate();
+  /* Byte by byte, with the loop running in between. */
+  std::string req = "{\"execute\": \"add\", \"arguments\": {\"a\": 5}, \"id\": \"}{\\\"\"}";
+  for (char ch : req) {
+    c.send(std::string(1, ch));
+    g_main_context_iteration(nullptr, FALSE);
+  }
+  g_autoptr(JsonNode) r = c.message();
+  g_assert_cmpint(json_object_get_int_member(json_node_get_object(r), "return"), ==, 5);
+  g_assert_cmpstr(json_object_get_string_member(json_node_get_object(r), "id"), ==, "}{\"");
+  /* Three requests in one write. */
+  c.send("{\"execute\":\"add\",\"arguments\":{\"a\":1}}{\"execute\":\"add\",\"arguments\":{\"a\":2}}\n"
+         "{\"execute\":\"add\",\"arguments\":{\"a\":3}}");
+  for (int i = 1; i <= 3; i++) {
+    g_autoptr(JsonNode) m = c.message();
+    g_assert_cmpint(json_object_get_int_member(json_node_get_object(m), "return"), ==, i);
+  }
+  /* Too deep: an error, and the connection keeps working. */
+  std::string deep = "{\"execute\":\"add\",\"arguments\":{\"a\":1,\"b\":" +
+                     std::string(200, '[') + std::string(200, ']') + "}}";
+  std::string desc;
+  g_assert_cmpstr(c.call(deep, &desc).c_str(), ==, "GenericError");
+  g_assert_nonnull(strstr(desc.c_str(), "nested too deeply"));
+  g_assert_cmpstr(c.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}").c_str(), ==, "return");
+  /* Invalid UTF-8 inside a string. */
+  g_assert_cmpstr(c.call("{\"execute\":\"add\",\"id\":\"\xff\xfe\"}").c_str(), ==, "GenericError");
+  g_assert_cmpstr(c.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}").c_str(), ==, "return");
+}
+
+static void test_too_large() {
+  QmpLimits limits;
+  limits.max_message = 4096;
+  QmpServer server(nullptr, limits);
+  add_test_commands(server);
+  Client c(server);
+  c.negotiate();
+  std::string desc;
+  g_assert_cmpstr(c.call("{\"execute\":\"add\",\"id\":\"" + std::string(8000, 'x') + "\"}", &desc)
+                      .c_str(), ==, "GenericError");
+  g_assert_nonnull(strstr(desc.c_str(), "larger than the limit"));
+  g_assert_cmpstr(c.line().c_str(), ==, ""); /* then closed */
+  g_assert_cmpuint(server.client_count(), ==, 0);
+  /* Other clients are served. */
+  Client d(server);
+  d.negotiate();
+}
+
+static void test_events() {
+  QmpServer server;
+  Client a(server), b(server);
+  a.negotiate();
+  g_autoptr(JsonNode) hello = b.message();
+  server.emit_event("STOP", nullptr);
+  JsonObject *data = json_object_new();
+  json_object_set_string_member(data, "reason", "test");
+  server.emit_event("SHUTDOWN", json_node_init_object(json_node_alloc(), data));
+  json_object_unref(data);
+  g_autoptr(JsonNode) e1 = a.message();
+  g_autoptr(JsonNode) e2 = a.message();
+  JsonObject *o1 = json_node_get_object(e1);
+  g_assert_cmpstr(json_object_get_string_member(o1, "event"), ==, "STOP");
+  JsonObject *ts = json_object_get_object_member(o1, "timestamp");
+  g_assert_cmpint(json_object_get_int_member(ts, "seconds"), >, 1700000000);
+  g_assert_cmpint(json_object_get_int_member(ts, "microseconds"), <, 1000000);
+  JsonObject *o2 = json_node_get_object(e2);
+  g_assert_cmpstr(json_object_get_string_member(json_object_get_object_member(o2, "data"), "reason"),
+                  ==, "test");
+  /* b never negotiated: its next message is the reply, not an event. */
+  g_assert_cmpstr(b.call("{\"execute\":\"qmp_capabilities\"}").c_str(), ==, "return");
+}
+
+static void test_slow_reader() {
+  QmpLimits limits;
+  limits.max_output = 16384;
+  QmpServer server(nullptr, limits);
+  add_test_commands(server);
+  Client slow(server), fast(server);
+  fast.negotiate();
+  slow.negotiate();
+  /* Never read: the pipe (64 KiB) and then the 16 KiB queue fill up. */
+  std::string req;
+  for (int i = 0; i < 100; i++) req += "{\"execute\":\"add\",\"arguments\":{\"a\":1}}";
+  for (int round = 0; round < 100 && server.client_count() == 2; round++) {
+    slow.send(req);
+    for (int i = 0; i < 20; i++) g_main_context_iteration(nullptr, FALSE);
+  }
+  for (int i = 0; i < 20; i++) g_main_context_iteration(nullptr, FALSE);
+  g_assert_cmpuint(server.client_count(), ==, 1);
+  g_assert_cmpstr(fast.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}").c_str(), ==, "return");
+}
+
+static void test_max_clients_and_drain() {
+  QmpLimits limits;
+  limits.max_clients = 2;
+  QmpServer server(nullptr, limits);
+  Client a(server), b(server), c(server);
+  g_assert_cmpuint(server.client_count(), ==, 2);
+  g_assert_cmpstr(c.line().c_str(), ==, "");
+  a.negotiate();
+  server.emit_event("SHUTDOWN", nullptr);
+  bool done = false;
+  server.drain(2000, [&] { done = true; });
+  while (!done) g_main_context_iteration(nullptr, TRUE);
+  g_assert_cmpuint(server.client_count(), ==, 0);
+  g_autoptr(JsonNode) ev = a.message();
+  g_assert_cmpstr(json_object_get_string_member(json_node_get_object(ev), "event"), ==, "SHUTDOWN");
+  g_assert_cmpstr(a.line().c_str(), ==, "");
+}
+
+static std::vector<std::string> split(const std::vector<std::string> &chunks,
+                                      std::vector<JsonSplitter::Fault> *faults = nullptr,
+                                      gsize max_size = 1 << 20, guint max_depth = 8) {
+  JsonSplitter s(max_size, max_depth);
+  std::vector<std::string> out;
+  for (const auto &c : chunks)
+    s.feed(c, [&](std::string_view m) { out.emplace_back(m); },
+           [&](JsonSplitter::Fault f) { if (faults) faults->push_back(f); });
+  return out;
+}
+
+static void test_splitter() {
+  auto out = split({"{\"a\":\"}\\\"{\"}", " [1,{}] ", "tr", "ue ", "\"x\\\\\"", "{"});
+  g_assert_cmpuint(out.size(), ==, 4);
+  g_assert_cmpstr(out[0].c_str(), ==, "{\"a\":\"}\\\"{\"}");
+  g_assert_cmpstr(out[1].c_str(), ==, "[1,{}]");
+  g_assert_cmpstr(out[2].c_str(), ==, "true");
+  g_assert_cmpstr(out[3].c_str(), ==, "\"x\\\\\"");
+  std::vector<JsonSplitter::Fault> faults;
+  out = split({std::string(10, '[') + std::string(10, ']') + "{}"}, &faults);
+  g_assert_cmpuint(faults.size(), ==, 1);
+  g_assert_true(faults[0] == JsonSplitter::Fault::TooDeep);
+  g_assert_cmpuint(out.size(), ==, 1);
+  g_assert_cmpstr(out[0].c_str(), ==, "{}");
+  faults.clear();
+  out = split({"}{}"}, &faults);
+  g_assert_true(faults.size() == 1 && faults[0] == JsonSplitter::Fault::Unbalanced);
+  g_assert_cmpuint(out.size(), ==, 1);
+  faults.clear();
+  JsonSplitter s(100, 8);
+  g_assert_false(s.feed("{\"" + std::string(200, 'a'), [](std::string_view) {},
+                        [&](JsonSplitter::Fault f) { faults.push_back(f); }));
+  g_assert_true(faults.size() == 1 && faults[0] == JsonSplitter::Fault::TooLarge);
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, nullptr);
+  g_test_add_func("/qmp/splitter", test_splitter);
+  g_test_add_func("/qmp/negotiation", test_negotiation);
+  g_test_add_func("/qmp/commands", test_commands);
+  g_test_add_func("/qmp/framing", test_framing);
+  g_test_add_func("/qmp/too-large", test_too_large);
+  g_test_add_func("/qmp/events", test_events);
+  g_test_add_func("/qmp/slow-reader", test_slow_reader);
+  g_test_add_func("/qmp/max-clients-drain", test_max_clients_and_drain);
+  return g_test_run();
+}
