@@ -8,3 +8,4 @@ monitor_libmonitor_la_SOURCES += monitor/qmp-error.h monitor/qmp-error.cc
 monitor_libmonitor_la_SOURCES += monitor/json-splitter.h monitor/json-splitter.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-server.h monitor/qmp-server.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-session.h monitor/qmp-session.cc
+monitor_libmonitor_la_SOURCES += monitor/qmp-commands.h monitor/qmp-commands.cc
