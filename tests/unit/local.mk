@@ -19,3 +19,30 @@ unit_tests += tests/unit/test-qmp-server
 tests_unit_test_qmp_server_SOURCES = tests/unit/test-qmp-server.cc
 tests_unit_test_qmp_server_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
 tests_unit_test_qmp_server_LDADD = monitor/libmonitor.la $(UNIT_LDADD) $(JSON_GLIB_LIBS)
+# Every public header, compiled as C.
+unit_tests += tests/unit/test-c-api
+tests_unit_test_c_api_SOURCES = tests/unit/test-c-api.c
+nodist_tests_unit_test_c_api_SOURCES = tests/unit/public-headers.h
+tests_unit_test_c_api_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_c_api_CFLAGS = $(AM_CFLAGS) -std=c99
+tests_unit_test_c_api_LDADD = $(UNIT_LDADD)
+BUILT_SOURCES += tests/unit/public-headers.h
+CLEANFILES += tests/unit/public-headers.h
+EXTRA_DIST += tests/unit/gen-public-headers.sh
+tests/unit/public-headers.h: Makefile $(srcdir)/tests/unit/gen-public-headers.sh
+	$(AM_V_GEN)$(MKDIR_P) tests/unit && \
+	$(SHELL) $(srcdir)/tests/unit/gen-public-headers.sh $(qioinclude_HEADERS) $(qcryptoinclude_HEADERS) > $@
+unit_tests += tests/unit/test-socket-address
+tests_unit_test_socket_address_SOURCES = tests/unit/test-socket-address.cc
+tests_unit_test_socket_address_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_socket_address_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-socket
+tests_unit_test_channel_socket_SOURCES = tests/unit/test-channel-socket.cc
+tests_unit_test_channel_socket_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_socket_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-net-listener
+tests_unit_test_net_listener_SOURCES = tests/unit/test-net-listener.cc
+tests_unit_test_net_listener_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_net_listener_LDADD = $(UNIT_LDADD)
