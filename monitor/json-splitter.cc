@@ -7,8 +7,8 @@ namespace qio::monitor {
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 static bool ends_token(char c) {
-  return is_space(c) || c == '{' || c == '}' || c == '[' || c == ']' || c == '"' || c == ',' ||
-         c == ':';
+  return is_space(c) || c == '{' || c == '}' || c == '[' || c == ']' || c == '"' ||
+         c == '\'' || c == ',' || c == ':';
 }
 
 void JsonSplitter::emit(const MessageFunc &message) {
@@ -25,7 +25,7 @@ bool JsonSplitter::feed(std::string_view data, const MessageFunc &message,
         escape_ = false;
       else if (c == '\\')
         escape_ = true;
-      else if (c == '"') {
+      else if (c == quote_) {
         in_string_ = false;
         if (depth_ == 0) emit(message);
       }
@@ -48,8 +48,9 @@ bool JsonSplitter::feed(std::string_view data, const MessageFunc &message,
           continue;
         }
         --depth_;
-      } else if (c == '"') {
+      } else if (c == '"' || c == '\'') {
         in_string_ = true;
+        quote_ = c;
       } else if (depth_ == 0 && is_space(c)) {
         continue;
       } else if (depth_ == 0) {

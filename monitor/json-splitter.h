@@ -1,6 +1,7 @@
 /*
  * JsonSplitter: cuts a byte stream into complete top-level JSON values
- * without parsing them, tracking only brackets, strings and escapes, so
+ * without parsing them, tracking only brackets, strings (double- or, as
+ * QEMU and json-glib accept, single-quoted) and escapes, so
  * that a value split across reads, or several values in one read, come
  * out whole.  Enforces a size limit and a nesting limit before anything
  * reaches a parser.
@@ -41,6 +42,7 @@ class JsonSplitter {
   std::string buf_;
   guint depth_ = 0;
   bool in_string_ = false;
+  char quote_ = '"'; /* QEMU also accepts 'single-quoted' strings */
   bool escape_ = false;
   bool scalar_ = false;  /* a bare top-level token such as 42 or true */
   bool skipping_ = false; /* inside a value that was too deep */

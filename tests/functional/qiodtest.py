@@ -157,5 +157,8 @@ class Qiod:
 
 def run_qiod(*args, timeout=20):
     """Runs qiod to completion (for command-line errors)."""
-    p = subprocess.run([QIOD, *args], capture_output=True, text=True, timeout=timeout)
+    try:
+        p = subprocess.run([QIOD, *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, "", "qiod did not exit"
     return p.returncode, p.stdout, p.stderr

@@ -38,10 +38,11 @@ bad_cmdlines = [
     (["-drive", "file=/tmp/x,id=d0,cache=none"], "unknown parameter 'cache'"),
     (["-drive", "file=/nonexistent/disk.img,id=d0"], "/nonexistent/disk.img"),
     (["-drive", "file=/tmp/a,,id=d0"], "needs both"),
-    (["-drive", ",,"], "needs both"),
+    (["-drive", ",,"], "unknown parameter ','"),
     (["-drive", "id=d0,,file=x"], "needs both"),
     (["-drive", "id=a,,"], "needs both"),
-    (["-drive", "file=x,,,id=d"], "empty item"),
+    (["-drive", "file=x,,id=d,"], "empty item"),
+    (["-drive", ""], "empty item"),
     (["-guest", "speed=3"], "unknown parameter 'speed'"),
     (["-guest", "dirty-rate=fast"], "dirty-rate='fast'"),
     (["-guest", "seed=-1"], "seed='-1'"),
@@ -159,7 +160,7 @@ corpus = [
     (b'{"execute": }\n', "JSON parse error"),
     (b'{"execute" "x"}\n', "JSON parse error"),
     (b'{"execute": "query-status",}\n', "JSON parse error"),
-    (b'{"execute": \'query-status\'}\n', "JSON parse error"),
+    (b"{'execute': 'query-status', 'id': '}{'}\n", "return"),  # QEMU's single quotes
     (b'garbage\n', "JSON parse error"),
     (b'\x00\x01\x02\n', "JSON parse error"),
     (b'{"execute": "query-status", "id": "\xff\xfe"}\n', "JSON parse error"),
@@ -199,7 +200,10 @@ t.ok(all_ok, "the connection keeps serving after every malformed request")
 
 # A request over the 1 MiB limit: an error, then the connection is closed.
 q3 = d.qmp()
-q3.send_raw(b'{"execute": "query-status", "id": "' + b"a" * (1 << 21) + b'"}\n')
+try:
+    q3.send_raw(b'{"execute": "query-status", "id": "' + b"a" * (1 << 21) + b'"}\n')
+except (BrokenPipeError, ConnectionResetError):
+    pass  # qiod stopped reading at the limit; its reply is already queued
 try:
     r = q3.reply()
 except (EOFError, ConnectionResetError, BrokenPipeError) as e:

@@ -358,8 +358,9 @@ static std::vector<std::string> split(const std::vector<std::string> &chunks,
 }
 
 static void test_splitter() {
-  auto out = split({"{\"a\":\"}\\\"{\"}", " [1,{}] ", "tr", "ue ", "\"x\\\\\"", "{"});
-  g_assert_cmpuint(out.size(), ==, 4);
+  auto out = split({"{\"a\":\"}\\\"{\"}", " [1,{}] ", "tr", "ue ", "\"x\\\\\"", "{'}\"'}", "{"});
+  g_assert_cmpuint(out.size(), ==, 5);
+  g_assert_cmpstr(out[4].c_str(), ==, "{'}\"'}");
   g_assert_cmpstr(out[0].c_str(), ==, "{\"a\":\"}\\\"{\"}");
   g_assert_cmpstr(out[1].c_str(), ==, "[1,{}]");
   g_assert_cmpstr(out[2].c_str(), ==, "true");
