@@ -7,3 +7,4 @@ functional_tests += tests/functional/test-layering.sh
 functional_tests += tests/functional/test-po.sh
 functional_tests += tests/functional/test-qiod.py
 EXTRA_DIST += tests/functional/qiodtest.py
+functional_tests += tests/functional/test-qio-ctl.py
