@@ -21,9 +21,9 @@ GuestRam::~GuestRam() { g_aligned_free(mem_); }
 std::unique_ptr<GuestRam> GuestRam::create(guint64 size, guint64 seed, GError **error) {
   if (size == 0 || size % kGuestPageSize != 0) {
     g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
-                _("Guest RAM size %" G_GUINT64_FORMAT
-                  " is not a positive multiple of 4 KiB; pass -m with a size such as 64M"),
-                size);
+                _("Guest RAM size %llu is not a positive multiple of 4 KiB; pass -m with a size "
+                  "such as 64M"),
+                static_cast<unsigned long long>(size));
     return nullptr;
   }
   auto *mem = static_cast<guint8 *>(g_aligned_alloc(size / kGuestPageSize, kGuestPageSize,

@@ -67,7 +67,8 @@ static bool get_rate(JsonObject *args, const char *name, guint64 *out, GError **
   gint64 v = json_object_get_int_member(args, name);
   if (v < 0) {
     g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
-                _("Parameter '%s' must not be negative (got %" G_GINT64_FORMAT ")"), name, v);
+                _("Parameter '%s' must not be negative (got %lld)"), name,
+                static_cast<long long>(v));
     return false;
   }
   *out = static_cast<guint64>(v);

@@ -64,9 +64,8 @@ void QmpSession::close_when_flushed() {
 void QmpSession::send(const std::string &line) {
   if (closed_) return;
   if (queued() + line.size() > server_.limits().max_output) {
-    g_message(_("QMP client '%s' does not read its replies (%" G_GSIZE_FORMAT
-                " bytes queued); disconnecting it"),
-              name(), queued());
+    g_message(_("QMP client '%s' does not read its replies (%llu bytes queued); disconnecting it"),
+              name(), static_cast<unsigned long long>(queued()));
     close();
     return;
   }
@@ -158,8 +157,8 @@ bool QmpSession::read_some() {
           send(qmp_to_line(reply));
         });
     if (!ok) {
-      g_message(_("QMP client '%s' sent a request over %" G_GSIZE_FORMAT " bytes; disconnecting it"),
-                name(), server_.limits().max_message);
+      g_message(_("QMP client '%s' sent a request over %llu bytes; disconnecting it"), name(),
+                static_cast<unsigned long long>(server_.limits().max_message));
       read_watch_ = 0;
       close_when_flushed();
       return false;

@@ -252,8 +252,8 @@ int main(int argc, char **argv) {
   g_unix_signal_add(SIGINT, on_signal, &d);
   g_unix_signal_add(SIGHUP, on_signal, &d);
 
-  g_message(_("qiod %s started: guest with %" G_GUINT64_FORMAT " bytes of RAM, %u QMP "
-              "address(es)"), PACKAGE_VERSION, d.opts.guest.ram_size,
+  g_message(_("qiod %s started: guest with %llu bytes of RAM, %u QMP address(es)"),
+            PACKAGE_VERSION, static_cast<unsigned long long>(d.opts.guest.ram_size),
             static_cast<unsigned>(d.opts.monitors.size()));
   report_ready(ready_fd, 0);
   g_main_loop_run(d.loop);
