@@ -86,7 +86,7 @@ struct Daemon {
     server->drain(2000, [this] { g_main_loop_quit(loop); });
   }
 
-  bool listen(const tools::MonitorOption &mon, GError **error) {
+  bool serve_monitor(const tools::MonitorOption &mon, GError **error) {
     g_autoptr(QIOSocketAddress) addr = qio_socket_address_parse(mon.address.c_str(), error);
     if (!addr) return false;
     g_autoptr(QIONetListener) listener = qio_net_listener_new();
@@ -241,7 +241,7 @@ int main(int argc, char **argv) {
                          }});
 
   for (const auto &mon : d.opts.monitors)
-    if (!d.listen(mon, &error)) return fail(error);
+    if (!d.serve_monitor(mon, &error)) return fail(error);
   if (!d.opts.pidfile.empty() && !d.write_pidfile(&error)) return fail(error);
 
   auto on_signal = [](gpointer data) noexcept -> gboolean {
