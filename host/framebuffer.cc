@@ -3,6 +3,8 @@
 #include "host/framebuffer.h"
 #include "host/font.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -81,6 +83,24 @@ void Framebuffer::put_char(unsigned char c) {
   }
   if (col_ >= cols_) newline();
   draw_cell(col_++, row_, c);
+}
+
+bool Framebuffer::save_ppm(const char *path, GError **error) const {
+  g_autofree char *header = g_strdup_printf("P6\n%d %d\n255\n", width_, height_);
+  std::string data(header);
+  data.reserve(data.size() + pixels_.size() * 3);
+  for (guint32 p : pixels_) {
+    data.push_back(static_cast<char>((p >> 16) & 0xff));
+    data.push_back(static_cast<char>((p >> 8) & 0xff));
+    data.push_back(static_cast<char>(p & 0xff));
+  }
+  g_autoptr(GError) local = nullptr;
+  if (!g_file_set_contents(path, data.data(), static_cast<gssize>(data.size()), &local)) {
+    g_set_error(error, local->domain, local->code, _("Cannot write the screen dump: %s"),
+                local->message);
+    return false;
+  }
+  return true;
 }
 
 void Framebuffer::put_text(std::string_view text) {

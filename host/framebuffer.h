@@ -37,6 +37,9 @@ class Framebuffer {
   int cursor_col() const { return col_; }
   int cursor_row() const { return row_; }
 
+  /* Writes the screen as a binary PPM (P6), as QEMU's screendump does. */
+  bool save_ppm(const char *path, GError **error) const;
+
   /* Returns the area changed since the last call and forgets it. */
   Rect take_damage();
 

@@ -38,6 +38,7 @@ std::unique_ptr<Guest> Guest::create(const GuestConfig &config, GError **error) 
   };
   guest->shell_ = std::make_unique<SerialShell>(std::move(backend), [g](std::string_view out) {
     g->framebuffer_.put_text(out);
+    if (g->capture_) g->capture_->append(out);
     if (g->serial_output_) g->serial_output_(out);
   });
   guest->shell_->start();
@@ -63,6 +64,14 @@ bool Guest::cont() {
   workload_->resume();
   running_ = true;
   return true;
+}
+
+std::string Guest::serial_input(std::string_view bytes) {
+  std::string out;
+  capture_ = &out;
+  shell_->input(bytes);
+  capture_ = nullptr;
+  return out;
 }
 
 void Guest::set_serial_output(std::function<void(std::string_view)> sink) {

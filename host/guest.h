@@ -52,7 +52,8 @@ class Guest {
 
   /* Serial port: bytes typed into the guest, and where its output goes
    * besides the framebuffer (a chardev); nullptr detaches. */
-  void serial_input(std::string_view bytes) { shell_->input(bytes); }
+  /* Returns what the guest printed in response (echo included). */
+  std::string serial_input(std::string_view bytes);
   void set_serial_output(std::function<void(std::string_view)> sink);
 
   /* One line for `status` on the serial shell and for logs. */
@@ -67,6 +68,7 @@ class Guest {
   Framebuffer framebuffer_;
   std::unique_ptr<SerialShell> shell_;
   std::function<void(std::string_view)> serial_output_;
+  std::string *capture_ = nullptr;
   bool running_ = false;
 };
 

@@ -31,7 +31,7 @@ void SerialShell::input(std::string_view bytes) {
         line_.pop_back();
         sink_("\b");
       }
-    } else if (static_cast<unsigned char>(c) >= 0x20) {
+    } else if (c >= 0x20 && c < 0x7f) { /* printable ASCII; the rest is dropped */
       if (line_.size() >= kMaxLine) {
         overflow_ = true;
         continue;

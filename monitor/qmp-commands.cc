@@ -111,6 +111,21 @@ void qmp_register_core_commands(QmpServer &server, host::Guest &guest,
   server.add_command({"query-guest", {}, false, [&guest](JsonObject *, GError **error) {
                         return query_guest(guest, error);
                       }});
+  server.add_command({"screendump", {{"filename", QmpArgType::String}}, false,
+                      [&guest](JsonObject *args, GError **error) -> JsonNode * {
+                        if (!guest.framebuffer().save_ppm(
+                                json_object_get_string_member(args, "filename"), error))
+                          return nullptr;
+                        return empty_object();
+                      }});
+  server.add_command({"guest-serial-write", {{"data", QmpArgType::String}}, false,
+                      [&guest](JsonObject *args, GError **) {
+                        std::string out =
+                            guest.serial_input(json_object_get_string_member(args, "data"));
+                        JsonObject *obj = json_object_new();
+                        json_object_set_string_member(obj, "output", out.c_str());
+                        return take_object(obj);
+                      }});
   server.add_command({"guest-set-workload",
                       {{"dirty-rate", QmpArgType::Int, true}, {"disk-rate", QmpArgType::Int, true}},
                       false,

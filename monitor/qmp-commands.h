@@ -1,7 +1,8 @@
 /*
  * qiod's QMP commands: the protocol basics (query-version,
  * query-commands), run state (query-status, stop, cont, quit) and the
- * synthetic guest (query-guest, guest-set-workload).
+ * synthetic guest (query-guest, guest-set-workload, guest-serial-write,
+ * screendump).
  */
 #pragma once
 

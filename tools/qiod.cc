@@ -92,6 +92,11 @@ struct Daemon {
     g_autoptr(QIONetListener) listener = qio_net_listener_new();
     qio_net_listener_set_name(listener, "qmp");
     if (!qio_net_listener_open_sync(listener, addr, 16, error)) return false;
+    for (gsize i = 0; i < qio_net_listener_get_n_sockets(listener); i++) {
+      g_autoptr(QIOSocketAddress) local = qio_net_listener_get_address(listener, i, nullptr);
+      g_autofree char *text = local ? qio_socket_address_to_string(local) : nullptr;
+      if (text) g_message(_("QMP: listening on %s"), text);
+    }
     if (qio_socket_address_get_kind(addr) == QIO_SOCKET_ADDRESS_UNIX &&
         !qio_socket_address_is_abstract(addr))
       unix_paths.emplace_back(qio_socket_address_get_path(addr));

@@ -93,7 +93,8 @@ r = q.cmd("query-commands")
 names = {c["name"] for c in r["return"]}
 expected = {"qmp_capabilities", "query-version", "query-commands", "query-status", "stop",
             "cont", "quit", "object-add", "object-del", "qom-list-types", "query-guest",
-            "guest-set-workload", "query-name"}
+            "guest-set-workload", "query-name", "screendump", "guest-serial-write",
+            "query-tls-creds"}
 t.ok(expected <= names, "query-commands lists every command", expected - names)
 r = q.cmd("query-name")
 t.ok(r["return"] == {"name": "vm1"}, "query-name returns -name", r)
@@ -267,6 +268,27 @@ except OSError:
 t.ok(got_eof, "a client that never reads is disconnected", f"sent {sent} bytes")
 slow.close()
 
+# --- the serial port and the framebuffer -------------------------------------
+r = q.cmd("guest-serial-write", {"data": "echo hello qio\r"})
+out = r.get("return", {}).get("output", "")
+t.ok("hello qio\r\nguest> " in out, "guest-serial-write: the shell answers", r)
+r = q.cmd("guest-serial-write", {"data": "digest\n"})
+digest_line = r["return"]["output"].split("\r\n")[1]
+t.ok(len(digest_line) == 64, "the shell's digest command prints a SHA-256", r)
+r = q.cmd("guest-serial-write", {"data": "dirty 123\n"})
+t.ok(q.cmd("query-guest")["return"]["dirty-rate"] == 123, "the shell's dirty command sets the rate")
+ppm = os.path.join(d.dir, "screen.ppm")
+r = q.cmd("screendump", {"filename": ppm})
+with open(ppm, "rb") as f:
+    img = f.read()
+header = b"P6\n640 400\n255\n"
+pixels = img[len(header):]
+lit = sum(1 for i in range(0, len(pixels), 3) if pixels[i] > 0x80)
+t.ok(r == {"return": {}} and img.startswith(header) and len(pixels) == 640 * 400 * 3 and lit > 500,
+     "screendump writes the console as a PPM with text on it", (r, len(img), lit))
+t.ok(is_error(q.cmd("screendump", {"filename": "/nonexistent-dir/s.ppm"}), "GenericError",
+              "/nonexistent-dir/s.ppm"), "screendump to a bad path: a clear error")
+
 # --- quit and files ---------------------------------------------------------
 with open(os.path.join(d.dir, "qiod.pid")) as f:
     t.ok(int(f.read()) == d.proc.pid, "-pidfile holds the daemon's pid")
@@ -308,6 +330,24 @@ rc = d.wait(timeout=15)
 t.ok(rc == 0 and time.time() - start < 10, "SIGTERM exits promptly despite a stuck client",
      (rc, time.time() - start))
 stuck.close()
+d.stop()
+
+# TCP on the loopback, two monitors at once.
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+port = s.getsockname()[1]
+s.close()
+d = Qiod("-m", "8M", "-qmp", f"tcp:127.0.0.1:{port},server=on,wait=off")
+tcp = socket.create_connection(("127.0.0.1", port), timeout=10)
+f = tcp.makefile("rwb")
+greeting = f.readline()
+f.write(b'{"execute":"qmp_capabilities"}\n{"execute":"query-status","id":1}\n')
+f.flush()
+f.readline()
+r = f.readline()
+t.ok(b'"QMP"' in greeting and b'"running"' in r and b'"id":1' in r,
+     "-qmp tcp:HOST:PORT serves QMP next to a UNIX monitor", (greeting, r))
+tcp.close()
 d.stop()
 
 # -S starts paused; -daemonize detaches once the monitor listens.
