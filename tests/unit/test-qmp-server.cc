@@ -19,6 +19,12 @@
 
 using namespace qio::monitor;
 
+/* Compares a temporary std::string, which g_assert_cmpstr would let die
+ * before comparing. */
+static void assert_str(const std::string &got, const char *want) {
+  g_assert_cmpstr(got.c_str(), ==, want);
+}
+
 /* The test's end of one client connection. */
 struct Client {
   QIOChannelSocket *peer = nullptr; /* the test's end */
@@ -89,7 +95,7 @@ struct Client {
   void negotiate() {
     g_autoptr(JsonNode) hello = message();
     g_assert_true(json_object_has_member(json_node_get_object(hello), "QMP"));
-    g_assert_cmpstr(call("{\"execute\":\"qmp_capabilities\"}").c_str(), ==, "return");
+    assert_str(call("{\"execute\":\"qmp_capabilities\"}"), "return");
   }
 };
 
@@ -122,15 +128,14 @@ static void test_negotiation() {
   g_assert_nonnull(json_object_get_object_member(qmp, "version"));
   g_assert_cmpuint(json_array_get_length(json_object_get_array_member(qmp, "capabilities")), ==, 0);
   std::string desc;
-  g_assert_cmpstr(c.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}", &desc).c_str(), ==,
-                  "CommandNotFound");
+  assert_str(c.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}", &desc), "CommandNotFound");
   g_assert_nonnull(strstr(desc.c_str(), "qmp_capabilities"));
-  g_assert_cmpstr(c.call("{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}",
-                         &desc).c_str(), ==, "GenericError");
+  assert_str(c.call("{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}",
+                         &desc), "GenericError");
   g_assert_nonnull(strstr(desc.c_str(), "oob"));
-  g_assert_cmpstr(c.call("{\"execute\":\"qmp_capabilities\"}").c_str(), ==, "return");
-  g_assert_cmpstr(c.call("{\"execute\":\"qmp_capabilities\"}").c_str(), ==, "CommandNotFound");
-  g_assert_cmpstr(c.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}").c_str(), ==, "return");
+  assert_str(c.call("{\"execute\":\"qmp_capabilities\"}"), "return");
+  assert_str(c.call("{\"execute\":\"qmp_capabilities\"}"), "CommandNotFound");
+  assert_str(c.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}"), "return");
 }
 
 static void test_commands() {
@@ -168,7 +173,7 @@ static void test_commands() {
   for (const auto &tc : cases) {
     std::string desc;
     g_test_message("request %s", tc.request);
-    g_assert_cmpstr(c.call(tc.request, &desc).c_str(), ==, tc.cls);
+    assert_str(c.call(tc.request, &desc), tc.cls);
     g_assert_nonnull(strstr(desc.c_str(), tc.desc_part));
   }
   /* Extra arguments pass through where a command allows them. */
@@ -206,12 +211,12 @@ static void test_framing() {
   std::string deep = "{\"execute\":\"add\",\"arguments\":{\"a\":1,\"b\":" +
                      std::string(200, '[') + std::string(200, ']') + "}}";
   std::string desc;
-  g_assert_cmpstr(c.call(deep, &desc).c_str(), ==, "GenericError");
+  assert_str(c.call(deep, &desc), "GenericError");
   g_assert_nonnull(strstr(desc.c_str(), "nested too deeply"));
-  g_assert_cmpstr(c.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}").c_str(), ==, "return");
+  assert_str(c.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}"), "return");
   /* Invalid UTF-8 inside a string. */
-  g_assert_cmpstr(c.call("{\"execute\":\"add\",\"id\":\"\xff\xfe\"}").c_str(), ==, "GenericError");
-  g_assert_cmpstr(c.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}").c_str(), ==, "return");
+  assert_str(c.call("{\"execute\":\"add\",\"id\":\"\xff\xfe\"}"), "GenericError");
+  assert_str(c.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}"), "return");
 }
 
 static void test_too_large() {
@@ -222,10 +227,9 @@ static void test_too_large() {
   Client c(server);
   c.negotiate();
   std::string desc;
-  g_assert_cmpstr(c.call("{\"execute\":\"add\",\"id\":\"" + std::string(8000, 'x') + "\"}", &desc)
-                      .c_str(), ==, "GenericError");
+  assert_str(c.call("{\"execute\":\"add\",\"id\":\"" + std::string(8000, 'x') + "\"}", &desc), "GenericError");
   g_assert_nonnull(strstr(desc.c_str(), "larger than the limit"));
-  g_assert_cmpstr(c.line().c_str(), ==, ""); /* then closed */
+  assert_str(c.line(), ""); /* then closed */
   g_assert_cmpuint(server.client_count(), ==, 0);
   /* Other clients are served. */
   Client d(server);
@@ -253,7 +257,7 @@ static void test_events() {
   g_assert_cmpstr(json_object_get_string_member(json_object_get_object_member(o2, "data"), "reason"),
                   ==, "test");
   /* b never negotiated: its next message is the reply, not an event. */
-  g_assert_cmpstr(b.call("{\"execute\":\"qmp_capabilities\"}").c_str(), ==, "return");
+  assert_str(b.call("{\"execute\":\"qmp_capabilities\"}"), "return");
 }
 
 static void test_slow_reader() {
@@ -273,7 +277,7 @@ static void test_slow_reader() {
   }
   for (int i = 0; i < 20; i++) g_main_context_iteration(nullptr, FALSE);
   g_assert_cmpuint(server.client_count(), ==, 1);
-  g_assert_cmpstr(fast.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}").c_str(), ==, "return");
+  assert_str(fast.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}"), "return");
 }
 
 static void test_max_clients_and_drain() {
@@ -282,7 +286,7 @@ static void test_max_clients_and_drain() {
   QmpServer server(nullptr, limits);
   Client a(server), b(server), c(server);
   g_assert_cmpuint(server.client_count(), ==, 2);
-  g_assert_cmpstr(c.line().c_str(), ==, "");
+  assert_str(c.line(), "");
   a.negotiate();
   server.emit_event("SHUTDOWN", nullptr);
   bool done = false;
@@ -291,7 +295,7 @@ static void test_max_clients_and_drain() {
   g_assert_cmpuint(server.client_count(), ==, 0);
   g_autoptr(JsonNode) ev = a.message();
   g_assert_cmpstr(json_object_get_string_member(json_node_get_object(ev), "event"), ==, "SHUTDOWN");
-  g_assert_cmpstr(a.line().c_str(), ==, "");
+  assert_str(a.line(), "");
 }
 
 static std::vector<std::string> split(const std::vector<std::string> &chunks,
