@@ -169,7 +169,11 @@ gpointer reader_thread(gpointer p) {
   if (t->ok) {
     /* Then the clean end of file. */
     guint8 byte;
-    t->ok = qio_channel_read(t->ioc, &byte, 1, &t->error) == 0;
+    gssize n;
+    /* A non-blocking reader may get here before the writer has closed. */
+    while ((n = qio_channel_read(t->ioc, &byte, 1, &t->error)) == QIO_CHANNEL_ERR_BLOCK)
+      qio_channel_wait(t->ioc, G_IO_IN);
+    t->ok = n == 0;
   }
   return nullptr;
 }
