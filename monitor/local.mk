@@ -9,3 +9,4 @@ monitor_libmonitor_la_SOURCES += monitor/json-splitter.h monitor/json-splitter.c
 monitor_libmonitor_la_SOURCES += monitor/qmp-server.h monitor/qmp-server.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-session.h monitor/qmp-session.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-commands.h monitor/qmp-commands.cc
+monitor_libmonitor_la_SOURCES += monitor/qmp-object-commands.h monitor/qmp-object-commands.cc

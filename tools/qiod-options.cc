@@ -2,6 +2,7 @@
 
 #include "tools/qiod-options.h"
 #include "qio/error.h"
+#include "qom/keyval.h"
 
 #include <glib/gi18n-lib.h>
 
@@ -17,38 +18,25 @@ using KeyVals = std::vector<std::pair<std::string, std::string>>;
 
 #define OPT_ERROR(error, ...) g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED, __VA_ARGS__)
 
-/* "a=1,b=x,,y,flag" -> (a,1) (b,x,y) (flag,""); a first item without '='
- * is the value of @implied when given. */
+/* QEMU's key=value syntax, parsed by qom/ as -object is; only flat string
+ * values are meaningful here. */
 bool split_keyvals(const char *opt, const char *arg, const char *implied, KeyVals &out,
                    GError **error) {
-  std::string item;
-  std::vector<std::string> items;
-  for (const char *p = arg;; p++) {
-    if (*p == ',' && p[1] == ',') {
-      item.push_back(',');
-      p++;
-    } else if (*p == ',' || *p == '\0') {
-      items.push_back(item);
-      item.clear();
-      if (*p == '\0') break;
-    } else {
-      item.push_back(*p);
-    }
+  g_autoptr(GError) local = nullptr;
+  g_autoptr(JsonObject) obj = qom_keyval_parse(arg, implied, &local);
+  if (!obj) {
+    OPT_ERROR(error, "%s: %s", opt, local->message);
+    return false;
   }
-  for (gsize i = 0; i < items.size(); i++) {
-    const std::string &it = items[i];
-    if (it.empty()) {
-      OPT_ERROR(error, _("%s: empty item in '%s'; separate key=value pairs with single commas"),
-                opt, arg);
+  g_autoptr(GList) members = json_object_get_members(obj);
+  for (GList *l = members; l; l = l->next) {
+    auto *key = static_cast<const char *>(l->data);
+    JsonNode *v = json_object_get_member(obj, key);
+    if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_STRING) {
+      OPT_ERROR(error, _("%s: '%s' takes a plain value, not a structure"), opt, key);
       return false;
     }
-    auto eq = it.find('=');
-    if (eq == std::string::npos && i == 0 && implied)
-      out.emplace_back(implied, it);
-    else if (eq == std::string::npos)
-      out.emplace_back(it, "");
-    else
-      out.emplace_back(it.substr(0, eq), it.substr(eq + 1));
+    out.emplace_back(key, json_node_get_string(v));
   }
   return true;
 }
@@ -163,8 +151,6 @@ bool parse_monitor(const char *opt, const char *arg, QiodOptions &opts, GError *
       if (!parse_bool(opt, "server", v, &server, error)) return false;
     } else if (k == "wait") {
       if (!parse_bool(opt, "wait", v, &mon.wait, error)) return false;
-    } else if (k == "nowait") {
-      mon.wait = false;
     } else if (k == "chardev" || k == "mode") {
       OPT_ERROR(error, _("%s: chardevs are not available yet; give the socket address "
                          "directly, as in %s unix:PATH,server=on,wait=off"), opt, opt);

@@ -7,8 +7,10 @@
 
 #include "host/guest.h"
 #include "monitor/qmp-commands.h"
+#include "monitor/qmp-object-commands.h"
 #include "monitor/qmp-server.h"
 #include "qio/net-listener.h"
+#include "qom/object-registry.h"
 #include "tools/qiod-options.h"
 
 #include <glib-unix.h>
@@ -66,6 +68,7 @@ struct Daemon {
     for (const auto &path : unix_paths) g_unlink(path.c_str());
     server.reset();
     guest.reset();
+    qom_object_del_all();
     if (!opts.pidfile.empty()) g_unlink(opts.pidfile.c_str());
     if (loop) g_main_loop_unref(loop);
   }
@@ -211,15 +214,9 @@ int main(int argc, char **argv) {
     return 1;
   };
 
-
-  /* The object registry (qom/) is merged separately; until then an
-   * -object cannot be honoured and must not be ignored. */
-  for (const auto &obj : d.opts.objects) {
-    fprintf(stderr, _("qiod: -object %s: this qiod was built without the object registry\n"),
-            obj.c_str());
-    report_ready(ready_fd, 1);
-    return 1;
-  }
+  qom_init();
+  for (const auto &obj : d.opts.objects)
+    if (!qom_object_add_from_string(obj.c_str(), &error)) return fail(error);
 
   d.guest = host::Guest::create(d.opts.guest, &error);
   if (!d.guest) return fail(error);
@@ -236,6 +233,7 @@ int main(int argc, char **argv) {
         },
         &d, nullptr);
   });
+  monitor::qmp_register_object_commands(*d.server, nullptr);
   std::string name = d.opts.name;
   d.server->add_command({"query-name", {}, false, [name](JsonObject *, GError **) {
                            JsonObject *obj = json_object_new();

@@ -38,11 +38,10 @@ bad_cmdlines = [
     (["-drive", "file=/tmp/x,id=d0,cache=none"], "unknown parameter 'cache'"),
     (["-drive", "file=/nonexistent/disk.img,id=d0"], "/nonexistent/disk.img"),
     (["-drive", "file=/tmp/a,,id=d0"], "needs both"),
-    (["-drive", ",,"], "unknown parameter ','"),
     (["-drive", "id=d0,,file=x"], "needs both"),
-    (["-drive", "id=a,,"], "needs both"),
-    (["-drive", "file=x,,id=d,"], "empty item"),
-    (["-drive", ""], "empty item"),
+    (["-drive", "file=x,,id=d,"], "Trailing ','"),
+    (["-drive", "file.name=x,id=d"], "not a structure"),
+    (["-qmp", "unix:/tmp/q.sock,nowait"], "Expected '='"),
     (["-guest", "speed=3"], "unknown parameter 'speed'"),
     (["-guest", "dirty-rate=fast"], "dirty-rate='fast'"),
     (["-guest", "seed=-1"], "seed='-1'"),
@@ -72,7 +71,7 @@ t.ok(rc == 1 and "'d0' is used twice" in err, "duplicate drive ids are refused",
 os.unlink(dup)
 
 # --- a running daemon -------------------------------------------------------
-d = Qiod("-m", "16M", "-name", "guest=vm1", "-D", "@DIR@/qiod.log",
+d = Qiod("-m", "16M", "-name", "guest=vm1", "-object", "secret,id=cmdline0,data=x", "-D", "@DIR@/qiod.log",
          "-pidfile", "@DIR@/qiod.pid", "-drive", "file=@DIR@/disk0.img,format=raw,id=disk0",
          "-guest", "dirty-rate=3000,disk-rate=200,seed=42", images={"disk0.img": 4 << 20})
 
@@ -93,8 +92,7 @@ r = q.cmd("query-commands")
 names = {c["name"] for c in r["return"]}
 expected = {"qmp_capabilities", "query-version", "query-commands", "query-status", "stop",
             "cont", "quit", "object-add", "object-del", "qom-list-types", "query-guest",
-            "guest-set-workload", "query-name", "screendump", "guest-serial-write",
-            "query-tls-creds"}
+            "guest-set-workload", "query-name", "screendump", "guest-serial-write"}
 t.ok(expected <= names, "query-commands lists every command", expected - names)
 r = q.cmd("query-name")
 t.ok(r["return"] == {"name": "vm1"}, "query-name returns -name", r)
@@ -150,7 +148,54 @@ t.ok(q.cmd("query-guest")["return"]["dirty-rate"] == 1000 and
 
 r = q.cmd("qom-list-types")
 types = {x["name"] for x in r.get("return", [])}
-t.ok("secret" in types, "qom-list-types lists the object types", r)
+object_types = {"secret", "authz-simple", "authz-list", "authz-listfile", "authz-pam"}
+t.ok(object_types <= types, "qom-list-types lists the object types", r)
+r = q.cmd("qom-list-types", {"implements": "authz-list"})
+t.ok([x["name"] for x in r["return"]] == ["authz-list"], "qom-list-types implements= filters", r)
+t.ok(q.cmd("qom-list-types", {"implements": "nothing"}) == {"return": []},
+     "qom-list-types with an unknown base lists nothing")
+
+# object-add / object-del for every type.
+with open(os.path.join(d.dir, "rules.json"), "w") as f:
+    f.write('{"policy": "deny", "rules": [{"match": "CN=admin", "policy": "allow"}]}')
+objects = [
+    {"qom-type": "secret", "id": "sec1", "data": "letmein"},
+    {"qom-type": "secret", "id": "sec2", "data": "bGV0bWVpbg==", "format": "base64"},
+    {"qom-type": "authz-simple", "id": "az1", "identity": "CN=laptop,O=Example"},
+    {"qom-type": "authz-list", "id": "az2", "policy": "deny",
+     "rules": [{"match": "CN=*.example.com", "policy": "allow", "format": "glob"}]},
+    {"qom-type": "authz-listfile", "id": "az3", "filename": os.path.join(d.dir, "rules.json")},
+    {"qom-type": "authz-pam", "id": "az4", "service": "login"},
+]
+for obj in objects:
+    r = q.cmd("object-add", obj)
+    t.ok(r == {"return": {}}, f"object-add {obj['qom-type']}", r)
+    r = q.cmd("object-add", obj)
+    t.ok(is_error(r, "GenericError", obj["id"]), f"object-add {obj['qom-type']}: duplicate id refused",
+         r)
+    r = q.cmd("object-add", {**obj, "id": obj["id"] + "x", "no-such-prop": 1})
+    t.ok(is_error(r, "GenericError", "no-such-prop"),
+         f"object-add {obj['qom-type']}: unknown property refused", r)
+bad_objects = [
+    ({"qom-type": "no-such-type", "id": "x1"}, "no-such-type"),
+    ({"qom-type": "secret", "id": "x2"}, "x2"),
+    ({"qom-type": "secret", "id": "x3", "data": "!!", "format": "base64"}, "x3"),
+    ({"qom-type": "secret", "id": "1bad", "data": "a"}, "1bad"),
+    ({"qom-type": "authz-list", "id": "x4", "policy": "maybe"}, "maybe"),
+    ({"qom-type": "authz-listfile", "id": "x5", "filename": "/nonexistent/rules.json"},
+     "/nonexistent/rules.json"),
+    ({"qom-type": "authz-simple", "id": "x6", "identity": 42}, "x6"),
+]
+for obj, needle in bad_objects:
+    r = q.cmd("object-add", obj)
+    t.ok(is_error(r, "GenericError", needle), f"object-add refuses {obj}", r)
+for obj in objects:
+    r = q.cmd("object-del", {"id": obj["id"]})
+    t.ok(r == {"return": {}}, f"object-del {obj['qom-type']} (not in use)", r)
+r = q.cmd("object-del", {"id": "sec1"})
+t.ok(is_error(r, "GenericError", "sec1"), "object-del of a deleted object: error naming it", r)
+t.ok(is_error(q.cmd("object-del", {"id": "cmdline0"}), "GenericError", "cmdline0") is False,
+     "-object created its object at start-up")
 t.ok(is_error(q.cmd("no-such-command"), "CommandNotFound", "no-such-command"),
      "unknown command: CommandNotFound")
 
