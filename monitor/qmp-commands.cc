@@ -9,8 +9,6 @@
 
 namespace qio::monitor {
 
-static JsonNode *empty_object() { return json_node_init_object(json_node_alloc(), json_object_new()); }
-
 static JsonNode *take_object(JsonObject *obj) {
   JsonNode *node = json_node_init_object(json_node_alloc(), obj);
   json_object_unref(obj);
@@ -98,15 +96,15 @@ void qmp_register_core_commands(QmpServer &server, host::Guest &guest,
                       }});
   server.add_command({"stop", {}, false, [&server, &guest](JsonObject *, GError **) {
                         if (guest.stop()) server.emit_event("STOP", nullptr);
-                        return empty_object();
+                        return qmp_empty_object();
                       }});
   server.add_command({"cont", {}, false, [&server, &guest](JsonObject *, GError **) {
                         if (guest.cont()) server.emit_event("RESUME", nullptr);
-                        return empty_object();
+                        return qmp_empty_object();
                       }});
   server.add_command({"quit", {}, false, [quit](JsonObject *, GError **) {
                         quit();
-                        return empty_object();
+                        return qmp_empty_object();
                       }});
   server.add_command({"query-guest", {}, false, [&guest](JsonObject *, GError **error) {
                         return query_guest(guest, error);
@@ -116,7 +114,7 @@ void qmp_register_core_commands(QmpServer &server, host::Guest &guest,
                         if (!guest.framebuffer().save_ppm(
                                 json_object_get_string_member(args, "filename"), error))
                           return nullptr;
-                        return empty_object();
+                        return qmp_empty_object();
                       }});
   server.add_command({"guest-serial-write", {{"data", QmpArgType::String}}, false,
                       [&guest](JsonObject *args, GError **) {
@@ -137,7 +135,7 @@ void qmp_register_core_commands(QmpServer &server, host::Guest &guest,
                           return nullptr;
                         guest.workload().set_dirty_rate(dirty);
                         guest.workload().set_disk_rate(disk);
-                        return empty_object();
+                        return qmp_empty_object();
                       }});
 }
 

@@ -5,8 +5,6 @@
 
 namespace qio::monitor {
 
-static JsonNode *empty_object() { return json_node_init_object(json_node_alloc(), json_object_new()); }
-
 static JsonNode *list_types(JsonObject *args) {
   const char *implements = json_object_get_string_member_with_default(args, "implements", nullptr);
   GType base = implements ? qom_type_lookup(implements) : G_TYPE_INVALID;
@@ -34,12 +32,12 @@ void qmp_register_object_commands(QmpServer &server, std::function<void()> added
                       [added](JsonObject *args, GError **error) -> JsonNode * {
                         if (!qom_object_add_qmp(args, error)) return nullptr;
                         if (added) added();
-                        return empty_object();
+                        return qmp_empty_object();
                       }});
   server.add_command({"object-del", {{"id", QmpArgType::String}}, false,
                       [](JsonObject *args, GError **error) -> JsonNode * {
                         if (!qom_object_del_qmp(args, error)) return nullptr;
-                        return empty_object();
+                        return qmp_empty_object();
                       }});
   server.add_command({"qom-list-types",
                       {{"implements", QmpArgType::String, true},

@@ -17,6 +17,10 @@ std::string qmp_to_line(JsonNode *node) {
   return line;
 }
 
+JsonNode *qmp_empty_object() {
+  return json_node_init_object(json_node_alloc(), json_object_new());
+}
+
 JsonNode *qmp_error_reply(const GError *error, JsonNode *id) {
   g_autoptr(JsonBuilder) b = json_builder_new();
   json_builder_begin_object(b);
@@ -266,7 +270,7 @@ static JsonNode *negotiate(QmpSession &session, JsonObject *args, GError **error
     }
   }
   session.set_negotiated();
-  return json_node_init_object(json_node_alloc(), json_object_new());
+  return qmp_empty_object();
 }
 
 JsonNode *QmpServer::dispatch(QmpSession &session, JsonNode *request) {

@@ -96,6 +96,8 @@ class QmpServer {
 
 /* Serialises @node as one compact line terminated by CRLF, as QEMU does. */
 std::string qmp_to_line(JsonNode *node);
+/* {}, the return value of commands that have nothing to report. */
+JsonNode *qmp_empty_object();
 /* {"error": {"class": ..., "desc": ...}} with @id (borrowed, may be null). */
 JsonNode *qmp_error_reply(const GError *error, JsonNode *id);
 
