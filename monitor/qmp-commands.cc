@@ -9,12 +9,6 @@
 
 namespace qio::monitor {
 
-static JsonNode *take_object(JsonObject *obj) {
-  JsonNode *node = json_node_init_object(json_node_alloc(), obj);
-  json_object_unref(obj);
-  return node;
-}
-
 static JsonNode *query_version() {
   unsigned major = 0, minor = 0, micro = 0;
   sscanf(PACKAGE_VERSION, "%u.%u.%u", &major, &minor, &micro);
@@ -25,7 +19,7 @@ static JsonNode *query_version() {
   JsonObject *obj = json_object_new();
   json_object_set_object_member(obj, "qemu", qemu);
   json_object_set_string_member(obj, "package", PACKAGE_STRING);
-  return take_object(obj);
+  return qmp_take_object(obj);
 }
 
 static JsonNode *query_guest(host::Guest &guest, GError **error) {
@@ -57,7 +51,7 @@ static JsonNode *query_guest(host::Guest &guest, GError **error) {
     json_array_add_object_element(disks, d);
   }
   json_object_set_array_member(obj, "disks", disks);
-  return take_object(obj);
+  return qmp_take_object(obj);
 }
 
 static bool get_rate(JsonObject *args, const char *name, guint64 *out, GError **error) {
@@ -84,7 +78,7 @@ void qmp_register_core_commands(QmpServer &server, host::Guest &guest,
                           json_object_set_string_member(c, "name", name.c_str());
                           json_array_add_object_element(list, c);
                         }
-                        return json_node_init_array(json_node_alloc(), list);
+                        return qmp_take_array(list);
                       }});
   server.add_command({"query-status", {}, false, [&guest](JsonObject *, GError **) {
                         JsonObject *obj = json_object_new();
@@ -92,7 +86,7 @@ void qmp_register_core_commands(QmpServer &server, host::Guest &guest,
                                                       guest.running() ? "running" : "paused");
                         json_object_set_boolean_member(obj, "running", guest.running());
                         json_object_set_boolean_member(obj, "singlestep", FALSE);
-                        return take_object(obj);
+                        return qmp_take_object(obj);
                       }});
   server.add_command({"stop", {}, false, [&server, &guest](JsonObject *, GError **) {
                         if (guest.stop()) server.emit_event("STOP", nullptr);
@@ -122,7 +116,7 @@ void qmp_register_core_commands(QmpServer &server, host::Guest &guest,
                             guest.serial_input(json_object_get_string_member(args, "data"));
                         JsonObject *obj = json_object_new();
                         json_object_set_string_member(obj, "output", out.c_str());
-                        return take_object(obj);
+                        return qmp_take_object(obj);
                       }});
   server.add_command({"guest-set-workload",
                       {{"dirty-rate", QmpArgType::Int, true}, {"disk-rate", QmpArgType::Int, true}},

@@ -9,7 +9,7 @@ static JsonNode *list_types(JsonObject *args) {
   const char *implements = json_object_get_string_member_with_default(args, "implements", nullptr);
   GType base = implements ? qom_type_lookup(implements) : G_TYPE_INVALID;
   JsonArray *list = json_array_new();
-  if (implements && base == G_TYPE_INVALID) return json_node_init_array(json_node_alloc(), list);
+  if (implements && base == G_TYPE_INVALID) return qmp_take_array(list);
   g_autofree char *names = qom_type_list();
   g_auto(GStrv) parts = g_strsplit(names, ",", -1);
   for (char **p = parts; *p; p++) {
@@ -22,7 +22,7 @@ static JsonNode *list_types(JsonObject *args) {
     json_object_set_boolean_member(t, "abstract", G_TYPE_IS_ABSTRACT(type));
     json_array_add_object_element(list, t);
   }
-  return json_node_init_array(json_node_alloc(), list);
+  return qmp_take_array(list);
 }
 
 void qmp_register_object_commands(QmpServer &server, std::function<void()> added) {

@@ -17,9 +17,19 @@ std::string qmp_to_line(JsonNode *node) {
   return line;
 }
 
-JsonNode *qmp_empty_object() {
-  return json_node_init_object(json_node_alloc(), json_object_new());
+JsonNode *qmp_take_object(JsonObject *obj) {
+  JsonNode *node = json_node_init_object(json_node_alloc(), obj);
+  json_object_unref(obj);
+  return node;
 }
+
+JsonNode *qmp_take_array(JsonArray *arr) {
+  JsonNode *node = json_node_init_array(json_node_alloc(), arr);
+  json_array_unref(arr);
+  return node;
+}
+
+JsonNode *qmp_empty_object() { return qmp_take_object(json_object_new()); }
 
 JsonNode *qmp_error_reply(const GError *error, JsonNode *id) {
   g_autoptr(JsonBuilder) b = json_builder_new();
@@ -43,9 +53,7 @@ static JsonNode *return_reply(JsonNode *value, JsonNode *id) {
   JsonObject *obj = json_object_new();
   json_object_set_member(obj, "return", value);
   if (id) json_object_set_member(obj, "id", json_node_copy(id));
-  JsonNode *node = json_node_init_object(json_node_alloc(), obj);
-  json_object_unref(obj);
-  return node;
+  return qmp_take_object(obj);
 }
 
 QmpServer::QmpServer(GMainContext *context, QmpLimits limits)
@@ -126,8 +134,7 @@ void QmpServer::emit_event(const char *name, JsonNode *data) {
   json_object_set_int_member(ts, "seconds", now / G_USEC_PER_SEC);
   json_object_set_int_member(ts, "microseconds", now % G_USEC_PER_SEC);
   json_object_set_object_member(obj, "timestamp", ts);
-  g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), obj);
-  json_object_unref(obj);
+  g_autoptr(JsonNode) node = qmp_take_object(obj);
   std::string line = qmp_to_line(node);
   std::vector<QmpSession *> targets;
   for (auto &entry : sessions_)

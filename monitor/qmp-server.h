@@ -98,6 +98,9 @@ class QmpServer {
 std::string qmp_to_line(JsonNode *node);
 /* {}, the return value of commands that have nothing to report. */
 JsonNode *qmp_empty_object();
+/* A node holding @obj / @arr; the caller's reference moves into it. */
+JsonNode *qmp_take_object(JsonObject *obj);
+JsonNode *qmp_take_array(JsonArray *arr);
 /* {"error": {"class": ..., "desc": ...}} with @id (borrowed, may be null). */
 JsonNode *qmp_error_reply(const GError *error, JsonNode *id);
 

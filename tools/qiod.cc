@@ -78,13 +78,12 @@ struct Daemon {
   void shutdown(const char *reason) {
     if (shutting_down) return;
     shutting_down = true;
-    g_message(_("shutting down (%s)"), reason);
+    g_info(_("shutting down (%s)"), reason);
     guest->stop();
     JsonObject *data = json_object_new();
     json_object_set_boolean_member(data, "guest", FALSE);
     json_object_set_string_member(data, "reason", reason);
-    server->emit_event("SHUTDOWN", json_node_init_object(json_node_alloc(), data));
-    json_object_unref(data);
+    server->emit_event("SHUTDOWN", monitor::qmp_take_object(data));
     for (auto *l : listeners) qio_net_listener_disconnect(l);
     server->drain(2000, [this] { g_main_loop_quit(loop); });
   }
@@ -98,7 +97,7 @@ struct Daemon {
     for (gsize i = 0; i < qio_net_listener_get_n_sockets(listener); i++) {
       g_autoptr(QIOSocketAddress) local = qio_net_listener_get_address(listener, i, nullptr);
       g_autofree char *text = local ? qio_socket_address_to_string(local) : nullptr;
-      if (text) g_message(_("QMP: listening on %s"), text);
+      if (text) g_info(_("QMP: listening on %s"), text);
     }
     if (qio_socket_address_get_kind(addr) == QIO_SOCKET_ADDRESS_UNIX &&
         !qio_socket_address_is_abstract(addr))
@@ -238,9 +237,7 @@ int main(int argc, char **argv) {
   d.server->add_command({"query-name", {}, false, [name](JsonObject *, GError **) {
                            JsonObject *obj = json_object_new();
                            if (!name.empty()) json_object_set_string_member(obj, "name", name.c_str());
-                           JsonNode *node = json_node_init_object(json_node_alloc(), obj);
-                           json_object_unref(obj);
-                           return node;
+                           return monitor::qmp_take_object(obj);
                          }});
 
   for (const auto &mon : d.opts.monitors)
@@ -255,7 +252,7 @@ int main(int argc, char **argv) {
   g_unix_signal_add(SIGINT, on_signal, &d);
   g_unix_signal_add(SIGHUP, on_signal, &d);
 
-  g_message(_("qiod %s started: guest with %llu bytes of RAM, %u QMP address(es)"),
+  g_info(_("qiod %s started: guest with %llu bytes of RAM, %u QMP address(es)"),
             PACKAGE_VERSION, static_cast<unsigned long long>(d.opts.guest.ram_size),
             static_cast<unsigned>(d.opts.monitors.size()));
   report_ready(ready_fd, 0);
