@@ -4,12 +4,13 @@ many and slow clients, signals, and the guest's digests."""
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qiodtest import Qiod, Qmp, Tap, run_qiod  # noqa: E402
+from qiodtest import QIOD, Qiod, Qmp, Tap, run_qiod  # noqa: E402
 
 t = Tap()
 
@@ -393,6 +394,27 @@ r = f.readline()
 t.ok(b'"QMP"' in greeting and b'"running"' in r and b'"id":1' in r,
      "-qmp tcp:HOST:PORT serves QMP next to a UNIX monitor", (greeting, r))
 tcp.close()
+d.stop()
+
+# wait=on holds start-up until a client connects; -mon is -qmp's twin.
+d = Qiod("-m", "8M", qmp=False, wait=False)
+d.proc.kill()
+d.proc.wait()
+d.proc.stdout.close()
+d.proc.stderr.close()
+d.proc = subprocess.Popen([QIOD, "-m", "8M", "-mon", f"unix:{d.sock},server=on,wait=on"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+for _ in range(200):
+    if os.path.exists(d.sock):
+        break
+    time.sleep(0.05)
+first = Qmp(d.sock)
+r = first.cmd("query-status")
+t.ok(r["return"]["status"] == "running", "-mon ...,wait=on: the first client is served", r)
+second = Qmp(d.sock)
+t.ok("return" in second.cmd("query-version"), "wait=on: later clients are accepted too")
+first.cmd("quit")
+t.ok(d.wait() == 0, "wait=on daemon quits cleanly")
 d.stop()
 
 # -S starts paused; -daemonize detaches once the monitor listens.
