@@ -10,3 +10,4 @@ monitor_libmonitor_la_SOURCES += monitor/qmp-server.h monitor/qmp-server.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-session.h monitor/qmp-session.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-commands.h monitor/qmp-commands.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-object-commands.h monitor/qmp-object-commands.cc
+monitor_libmonitor_la_SOURCES += monitor/qmp-listener.h monitor/qmp-listener.cc

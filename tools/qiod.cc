@@ -7,9 +7,9 @@
 
 #include "host/guest.h"
 #include "monitor/qmp-commands.h"
+#include "monitor/qmp-listener.h"
 #include "monitor/qmp-object-commands.h"
 #include "monitor/qmp-server.h"
-#include "qio/net-listener.h"
 #include "qom/object-registry.h"
 #include "tools/qiod-options.h"
 
@@ -56,16 +56,11 @@ struct Daemon {
   GMainLoop *loop = nullptr;
   std::unique_ptr<host::Guest> guest;
   std::unique_ptr<monitor::QmpServer> server;
-  std::vector<QIONetListener *> listeners;
-  std::vector<std::string> unix_paths;
+  std::vector<std::unique_ptr<monitor::QmpListener>> listeners;
   bool shutting_down = false;
 
   ~Daemon() {
-    for (auto *l : listeners) {
-      qio_net_listener_disconnect(l);
-      g_object_unref(l);
-    }
-    for (const auto &path : unix_paths) g_unlink(path.c_str());
+    listeners.clear();
     server.reset();
     guest.reset();
     qom_object_del_all();
@@ -84,37 +79,14 @@ struct Daemon {
     json_object_set_boolean_member(data, "guest", FALSE);
     json_object_set_string_member(data, "reason", reason);
     server->emit_event("SHUTDOWN", monitor::qmp_take_object(data));
-    for (auto *l : listeners) qio_net_listener_disconnect(l);
+    for (auto &l : listeners) l->disconnect();
     server->drain(2000, [this] { g_main_loop_quit(loop); });
   }
 
   bool serve_monitor(const tools::MonitorOption &mon, GError **error) {
-    g_autoptr(QIOSocketAddress) addr = qio_socket_address_parse(mon.address.c_str(), error);
-    if (!addr) return false;
-    g_autoptr(QIONetListener) listener = qio_net_listener_new();
-    qio_net_listener_set_name(listener, "qmp");
-    if (!qio_net_listener_open_sync(listener, addr, 16, error)) return false;
-    for (gsize i = 0; i < qio_net_listener_get_n_sockets(listener); i++) {
-      g_autoptr(QIOSocketAddress) local = qio_net_listener_get_address(listener, i, nullptr);
-      g_autofree char *text = local ? qio_socket_address_to_string(local) : nullptr;
-      if (text) g_info(_("QMP: listening on %s"), text);
-    }
-    if (qio_socket_address_get_kind(addr) == QIO_SOCKET_ADDRESS_UNIX &&
-        !qio_socket_address_is_abstract(addr))
-      unix_paths.emplace_back(qio_socket_address_get_path(addr));
-    if (mon.wait) {
-      g_message(_("QMP: waiting for a client on %s (wait=on)"), mon.address.c_str());
-      g_autoptr(QIOChannelSocket) client = qio_net_listener_wait_client(listener, error);
-      if (!client) return false;
-      server->add_client(QIO_CHANNEL(client));
-    }
-    qio_net_listener_set_client_func(
-        listener,
-        [](QIONetListener *, QIOChannelSocket *client, gpointer data) noexcept {
-          static_cast<Daemon *>(data)->server->add_client(QIO_CHANNEL(client));
-        },
-        this, nullptr, nullptr);
-    listeners.push_back(static_cast<QIONetListener *>(g_steal_pointer(&listener)));
+    auto listener = monitor::QmpListener::open(*server, {mon.address, mon.wait}, error);
+    if (!listener) return false;
+    listeners.push_back(std::move(listener));
     return true;
   }
 
