@@ -9,3 +9,10 @@ unit_tests += tests/unit/test-channel-buffer
 tests_unit_test_channel_buffer_SOURCES = tests/unit/test-channel-buffer.cc
 tests_unit_test_channel_buffer_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_channel_buffer_LDADD = $(UNIT_LDADD)
+
+# TLS tests make their certificates with GnuTLS in code.
+TLS_TEST_HELPERS = tests/unit/crypto-tls-x509-helpers.cc tests/unit/crypto-tls-x509-helpers.h
+unit_tests += tests/unit/test-crypto-tlscredsx509
+tests_unit_test_crypto_tlscredsx509_SOURCES = tests/unit/test-crypto-tlscredsx509.cc $(TLS_TEST_HELPERS)
+tests_unit_test_crypto_tlscredsx509_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_crypto_tlscredsx509_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)

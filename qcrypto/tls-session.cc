@@ -1,0 +1,396 @@
+#include "config.h"
+
+#include "qcrypto/tls-session.h"
+#include "qcrypto/error.h"
+#include "qcrypto/tls-creds-priv.h"
+
+#include <glib/gi18n-lib.h>
+
+#include <cerrno>
+
+struct _QCryptoTLSSession {
+  GObject parent_instance;
+  QCryptoTLSCreds *creds;
+  QCryptoTLSCredsState *state; /* the state this session started with */
+  gnutls_session_t session;
+  char *hostname;
+  gboolean server;
+  QCryptoTLSSessionAuthzFunc authz;
+  gpointer authz_data;
+  QCryptoTLSSessionPushFunc push;
+  QCryptoTLSSessionPullFunc pull;
+  gpointer opaque;
+  /* The transport's last failure, one per direction (reader and writer
+   * threads fail independently). */
+  GError *push_error;
+  GError *pull_error;
+  /* The peer check runs once: in the verify callback (x509) or after the
+   * handshake (PSK, anon). */
+  gboolean peer_checked;
+  GError *peer_error;
+  int peer_alert; /* gnutls_alert_description_t */
+  char *peer_identity;
+  gint64 handshake_start;
+  gint64 handshake_us;
+  gboolean handshaken;
+};
+
+G_DEFINE_FINAL_TYPE(QCryptoTLSSession, qcrypto_tls_session, G_TYPE_OBJECT)
+
+namespace {
+
+const char *session_creds_id(QCryptoTLSSession *sess) {
+  return qcrypto_tls_creds_get_id(sess->creds);
+}
+
+ssize_t session_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt) noexcept {
+  auto *sess = static_cast<QCryptoTLSSession *>(ptr);
+  if (!sess->push) {
+    errno = EIO;
+    return -1;
+  }
+  GError *error = nullptr;
+  /* giovec_t has the layout of struct iovec. */
+  gssize n = sess->push(reinterpret_cast<const struct iovec *>(iov),
+                        static_cast<gsize>(iovcnt), sess->opaque, &error);
+  if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (n < 0) {
+    g_clear_error(&sess->push_error);
+    sess->push_error = error;
+    errno = EIO;
+    return -1;
+  }
+  return n;
+}
+
+ssize_t session_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len) noexcept {
+  auto *sess = static_cast<QCryptoTLSSession *>(ptr);
+  if (!sess->pull) {
+    errno = EIO;
+    return -1;
+  }
+  GError *error = nullptr;
+  gssize n = sess->pull(buf, len, sess->opaque, &error);
+  if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (n < 0) {
+    g_clear_error(&sess->pull_error);
+    sess->pull_error = error;
+    errno = EIO;
+    return -1;
+  }
+  return n;
+}
+
+/* What a received alert means, and what to do about it. */
+const char *alert_hint(gnutls_alert_description_t alert) {
+  switch (alert) {
+    case GNUTLS_A_UNKNOWN_CA:
+      return _("the peer does not trust the CA that signed our certificate; give both "
+               "sides the same ca-cert.pem");
+    case GNUTLS_A_BAD_CERTIFICATE:
+      return _("the peer rejected our certificate; check its host name, SANs and purposes");
+    case GNUTLS_A_CERTIFICATE_EXPIRED:
+      return _("the peer found our certificate expired or not yet valid; renew it or "
+               "check the clocks");
+    case GNUTLS_A_CERTIFICATE_REVOKED:
+      return _("the peer found our certificate revoked by its CRL; issue a new one");
+    case GNUTLS_A_CERTIFICATE_REQUIRED:
+      return _("the peer requires a client certificate; add client-cert.pem and "
+               "client-key.pem");
+    case GNUTLS_A_ACCESS_DENIED:
+      return _("the peer's authorization policy refused our identity");
+    case GNUTLS_A_PROTOCOL_VERSION:
+      return _("no TLS version in common (TLS 1.2 is the minimum)");
+    case GNUTLS_A_HANDSHAKE_FAILURE:
+    case GNUTLS_A_INSUFFICIENT_SECURITY:
+      return _("no cipher suite or credential type in common; compare the priority "
+               "strings and credential types of both sides");
+    case GNUTLS_A_UNKNOWN_PSK_IDENTITY:
+      return _("the peer knows no key for our PSK user name; check username and keys.psk");
+    case GNUTLS_A_DECRYPT_ERROR:
+    case GNUTLS_A_BAD_RECORD_MAC:
+      return _("the keys do not match; check that both sides hold the same pre-shared key");
+    default:
+      return _("see the peer's log for the reason");
+  }
+}
+
+/* Turns a GnuTLS failure into an error naming the cause. */
+void set_gnutls_error(QCryptoTLSSession *sess, int ret, bool writing, const char *what,
+                      GError **error) {
+  const char *id = session_creds_id(sess);
+  GError **transport = writing ? &sess->push_error : &sess->pull_error;
+  if ((ret == GNUTLS_E_PUSH_ERROR || ret == GNUTLS_E_PULL_ERROR) && *transport) {
+    g_propagate_error(error, *transport);
+    *transport = nullptr;
+    g_prefix_error(error, _("TLS session (credentials '%s'): %s: "), id, what);
+    return;
+  }
+  if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED || ret == GNUTLS_E_WARNING_ALERT_RECEIVED) {
+    auto alert = gnutls_alert_get(sess->session);
+    g_set_error(error, QCRYPTO_ERROR,
+                alert == GNUTLS_A_ACCESS_DENIED ? QCRYPTO_ERROR_ACCESS_DENIED
+                                                : QCRYPTO_ERROR_HANDSHAKE,
+                _("TLS session (credentials '%s'): %s: the peer sent alert '%s': %s"), id,
+                what, gnutls_alert_get_name(alert), alert_hint(alert));
+    return;
+  }
+  if (ret == GNUTLS_E_PREMATURE_TERMINATION || ret == GNUTLS_E_UNEXPECTED_PACKET_LENGTH) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_PREMATURE_CLOSE,
+                _("TLS session (credentials '%s'): %s: the peer closed the connection "
+                  "without a TLS bye; the data may be truncated"),
+                id, what);
+    return;
+  }
+  if (ret == GNUTLS_E_UNSUPPORTED_VERSION_PACKET) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_HANDSHAKE,
+                _("TLS session (credentials '%s'): %s: the peer offers only TLS versions "
+                  "older than 1.2, which are refused; upgrade the peer"),
+                id, what);
+    return;
+  }
+  g_set_error(error, QCRYPTO_ERROR,
+              sess->handshaken ? QCRYPTO_ERROR_FAILED : QCRYPTO_ERROR_HANDSHAKE,
+              _("TLS session (credentials '%s'): %s: %s"), id, what, gnutls_strerror(ret));
+}
+
+/* Verification of the peer and authorization of its identity: one path
+ * for every credential type, run once per session. */
+gboolean session_check_peer(QCryptoTLSSession *sess) {
+  if (sess->peer_checked) return sess->peer_error == nullptr;
+  sess->peer_checked = TRUE;
+  sess->peer_alert = GNUTLS_A_BAD_CERTIFICATE;
+  QCryptoTLSCredsClass *klass = QCRYPTO_TLS_CREDS_GET_CLASS(sess->creds);
+  if (!klass->check_peer(sess->creds, sess->state, sess->session, sess->hostname,
+                         &sess->peer_identity, &sess->peer_alert, &sess->peer_error))
+    return FALSE;
+  if (!sess->authz) return TRUE;
+  sess->peer_alert = GNUTLS_A_ACCESS_DENIED;
+  if (!sess->peer_identity) {
+    g_set_error(&sess->peer_error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED,
+                _("TLS session (credentials '%s'): the peer has no identity to authorize; "
+                  "use x509 or PSK credentials with an authz object"),
+                session_creds_id(sess));
+    return FALSE;
+  }
+  GError *local = nullptr;
+  if (sess->authz(sess->authz_data, sess->peer_identity, &local)) return TRUE;
+  g_set_error(&sess->peer_error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED,
+              _("TLS session (credentials '%s'): peer '%s' is not authorized: %s"),
+              session_creds_id(sess), sess->peer_identity,
+              local ? local->message : _("the authorization policy denies it"));
+  g_clear_error(&local);
+  return FALSE;
+}
+
+}  // namespace
+
+int qcrypto_tls_session_verify_callback(gnutls_session_t session) noexcept {
+  auto *sess = static_cast<QCryptoTLSSession *>(gnutls_session_get_ptr(session));
+  return sess && session_check_peer(sess) ? 0 : GNUTLS_E_CERTIFICATE_ERROR;
+}
+
+QCryptoTLSCredsState *qcrypto_tls_session_state_of(gnutls_session_t session) noexcept {
+  auto *sess = static_cast<QCryptoTLSSession *>(gnutls_session_get_ptr(session));
+  return sess ? sess->state : nullptr;
+}
+
+static void qcrypto_tls_session_finalize(GObject *object) {
+  auto *sess = QCRYPTO_TLS_SESSION(object);
+  if (sess->session) gnutls_deinit(sess->session);
+  qcrypto_tls_creds_state_unref(sess->state);
+  g_clear_object(&sess->creds);
+  g_free(sess->hostname);
+  g_free(sess->peer_identity);
+  g_clear_error(&sess->push_error);
+  g_clear_error(&sess->pull_error);
+  g_clear_error(&sess->peer_error);
+  G_OBJECT_CLASS(qcrypto_tls_session_parent_class)->finalize(object);
+}
+
+static void qcrypto_tls_session_class_init(QCryptoTLSSessionClass *klass) {
+  G_OBJECT_CLASS(klass)->finalize = qcrypto_tls_session_finalize;
+}
+
+static void qcrypto_tls_session_init(QCryptoTLSSession *) {}
+
+QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds, const char *hostname,
+                                           QCryptoTLSSessionAuthzFunc authz,
+                                           gpointer authz_data, GError **error) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_CREDS(creds), nullptr);
+  const char *id = qcrypto_tls_creds_get_id(creds);
+  QCryptoTLSCredsState *state = qcrypto_tls_creds_get_state(creds);
+  if (!state) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                _("TLS credentials '%s' are not complete (not loaded); initialize them "
+                  "before starting a session"),
+                id ? id : G_OBJECT_TYPE_NAME(creds));
+    return nullptr;
+  }
+  g_autoptr(QCryptoTLSSession) sess =
+      QCRYPTO_TLS_SESSION(g_object_new(QCRYPTO_TYPE_TLS_SESSION, nullptr));
+  sess->creds = QCRYPTO_TLS_CREDS(g_object_ref(creds));
+  sess->state = state;
+  sess->server = qcrypto_tls_creds_get_endpoint(creds) == QCRYPTO_TLS_CREDS_ENDPOINT_SERVER;
+  sess->hostname = g_strdup(hostname);
+  sess->authz = authz;
+  sess->authz_data = authz_data;
+
+  int ret = gnutls_init(&sess->session, (sess->server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+                                            GNUTLS_NONBLOCK);
+  if (ret < 0) {
+    sess->session = nullptr;
+  } else {
+    ret = gnutls_priority_set(sess->session, state->priority);
+    if (ret >= 0) ret = QCRYPTO_TLS_CREDS_GET_CLASS(creds)->apply_to_session(creds, state,
+                                                                             sess->session);
+    if (ret >= 0 && !sess->server && hostname && !g_hostname_is_ip_address(hostname))
+      ret = gnutls_server_name_set(sess->session, GNUTLS_NAME_DNS, hostname, strlen(hostname));
+  }
+  if (ret < 0) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FAILED,
+                _("TLS credentials '%s' cannot start a session: %s; use x509, PSK or anon "
+                  "credentials"),
+                id, gnutls_strerror(ret));
+    return nullptr;
+  }
+  gnutls_session_set_ptr(sess->session, sess);
+  gnutls_transport_set_ptr(sess->session, sess);
+  gnutls_transport_set_vec_push_function(sess->session, session_push);
+  gnutls_transport_set_pull_function(sess->session, session_pull);
+  return static_cast<QCryptoTLSSession *>(g_steal_pointer(&sess));
+}
+
+void qcrypto_tls_session_set_callbacks(QCryptoTLSSession *sess, QCryptoTLSSessionPushFunc push,
+                                       QCryptoTLSSessionPullFunc pull, gpointer opaque) {
+  g_return_if_fail(QCRYPTO_IS_TLS_SESSION(sess));
+  sess->push = push;
+  sess->pull = pull;
+  sess->opaque = opaque;
+}
+
+QCryptoTLSHandshakeStatus qcrypto_tls_session_handshake(QCryptoTLSSession *sess,
+                                                        GError **error) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), QCRYPTO_TLS_HANDSHAKE_FAILED);
+  if (sess->handshaken) return QCRYPTO_TLS_HANDSHAKE_COMPLETE;
+  if (!sess->handshake_start) sess->handshake_start = g_get_monotonic_time();
+  int ret = gnutls_handshake(sess->session);
+  if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
+    return gnutls_record_get_direction(sess->session) ? QCRYPTO_TLS_HANDSHAKE_NEEDS_WRITE
+                                                      : QCRYPTO_TLS_HANDSHAKE_NEEDS_READ;
+  if (ret == 0 && !session_check_peer(sess)) ret = GNUTLS_E_CERTIFICATE_ERROR;
+  if (ret < 0) {
+    if (sess->peer_error) {
+      /* Tell the peer why, so both ends name the cause. */
+      gnutls_alert_send(sess->session, GNUTLS_AL_FATAL,
+                        static_cast<gnutls_alert_description_t>(sess->peer_alert));
+      g_propagate_error(error, g_error_copy(sess->peer_error));
+    } else {
+      if (ret != GNUTLS_E_FATAL_ALERT_RECEIVED && ret != GNUTLS_E_PUSH_ERROR &&
+          ret != GNUTLS_E_PULL_ERROR && ret != GNUTLS_E_PREMATURE_TERMINATION)
+        gnutls_alert_send_appropriate(sess->session, ret);
+      set_gnutls_error(sess, ret, gnutls_record_get_direction(sess->session) == 1,
+                       _("handshake failed"), error);
+    }
+    return QCRYPTO_TLS_HANDSHAKE_FAILED;
+  }
+  sess->handshake_us = g_get_monotonic_time() - sess->handshake_start;
+  sess->handshaken = TRUE;
+  return QCRYPTO_TLS_HANDSHAKE_COMPLETE;
+}
+
+gboolean qcrypto_tls_session_is_handshaken(QCryptoTLSSession *sess) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), FALSE);
+  return sess->handshaken;
+}
+
+gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
+                                GError **error) {
+  for (;;) {
+    ssize_t ret = gnutls_record_recv(sess->session, buf, len);
+    if (ret >= 0) return ret;
+    if (ret == GNUTLS_E_AGAIN) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
+    /* Interrupted calls and post-handshake messages (key updates, session
+     * tickets) are handled inside GnuTLS: just go on reading. */
+    if (ret == GNUTLS_E_INTERRUPTED || ret == GNUTLS_E_REHANDSHAKE ||
+        ret == GNUTLS_E_GOT_APPLICATION_DATA)
+      continue;
+    set_gnutls_error(sess, static_cast<int>(ret), false, _("read failed"), error);
+    return -1;
+  }
+}
+
+gssize qcrypto_tls_session_write(QCryptoTLSSession *sess, const void *buf, gsize len,
+                                 GError **error) {
+  for (;;) {
+    ssize_t ret = gnutls_record_send(sess->session, buf, len);
+    if (ret >= 0) return ret;
+    if (ret == GNUTLS_E_AGAIN) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
+    if (ret == GNUTLS_E_INTERRUPTED) continue;
+    set_gnutls_error(sess, static_cast<int>(ret), true, _("write failed"), error);
+    return -1;
+  }
+}
+
+gsize qcrypto_tls_session_check_pending(QCryptoTLSSession *sess) {
+  return gnutls_record_check_pending(sess->session);
+}
+
+gsize qcrypto_tls_session_get_record_size(QCryptoTLSSession *sess) {
+  return gnutls_record_get_max_size(sess->session);
+}
+
+static int session_status(QCryptoTLSSession *sess, int ret, const char *what, GError **error) {
+  if (ret == 0) return 1;
+  if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) return 0;
+  set_gnutls_error(sess, ret, true, what, error);
+  return -1;
+}
+
+int qcrypto_tls_session_bye(QCryptoTLSSession *sess, GError **error) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), -1);
+  /* Only the write side: the peer may keep its half open. */
+  return session_status(sess, gnutls_bye(sess->session, GNUTLS_SHUT_WR), _("bye failed"),
+                        error);
+}
+
+int qcrypto_tls_session_update_keys(QCryptoTLSSession *sess, gboolean request_peer,
+                                    GError **error) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), -1);
+  return session_status(
+      sess, gnutls_session_key_update(sess->session, request_peer ? GNUTLS_KU_PEER : 0),
+      _("key update failed"), error);
+}
+
+void qcrypto_tls_session_report_free(QCryptoTLSSessionReport *report) {
+  if (!report) return;
+  g_free(report->protocol);
+  g_free(report->cipher);
+  g_free(report->kx);
+  g_free(report->peer_identity);
+  g_free(report);
+}
+
+QCryptoTLSSessionReport *qcrypto_tls_session_get_report(QCryptoTLSSession *sess) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), nullptr);
+  if (!sess->handshaken) return nullptr;
+  auto *report = g_new0(QCryptoTLSSessionReport, 1);
+  report->protocol =
+      g_strdup(gnutls_protocol_get_name(gnutls_protocol_get_version(sess->session)));
+  report->cipher = g_strdup(gnutls_cipher_get_name(gnutls_cipher_get(sess->session)));
+  report->kx = g_strdup(gnutls_kx_get_name(gnutls_kx_get(sess->session)));
+  report->peer_identity = g_strdup(sess->peer_identity);
+  report->handshake_us = sess->handshake_us;
+  return report;
+}
+
+const char *qcrypto_tls_session_get_peer_identity(QCryptoTLSSession *sess) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), nullptr);
+  return sess->peer_identity;
+}

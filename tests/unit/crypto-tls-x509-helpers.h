@@ -1,0 +1,59 @@
+/*
+ * Test certificates made in code with GnuTLS's x509 API: no PEM file is
+ * checked in.  A request names the subject, its SANs, and each extension
+ * (enabled, critical, value) with validity offsets from now.
+ */
+#pragma once
+
+#include <glib.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <gnutls/x509-ext.h>
+
+#include <string>
+
+struct TestCertReq {
+  const char *cn;
+  const char *dns1 = nullptr, *dns2 = nullptr; /* DNS SANs */
+  const char *ip1 = nullptr, *ip2 = nullptr;   /* IP SANs */
+  bool bc_enabled = false, bc_critical = false, bc_ca = false;
+  bool ku_enabled = false, ku_critical = false;
+  unsigned ku_value = 0; /* GNUTLS_KEY_* */
+  bool kp_enabled = false, kp_critical = false;
+  const char *kp_oid1 = nullptr, *kp_oid2 = nullptr;
+  int start_offset = -3600;         /* seconds from now */
+  int expire_offset = 86400 * 365;  /* seconds from now */
+  int key = 1;                      /* which test key (0 CA, 1 leaf, 2 other) */
+};
+
+/* A generated certificate with its PEM text. */
+struct TestCert {
+  gnutls_x509_crt_t crt = nullptr;
+  std::string pem;
+  int key = 1;
+  TestCert() = default;
+  TestCert(const TestCert &) = delete;
+  TestCert &operator=(const TestCert &) = delete;
+  TestCert(TestCert &&other) noexcept;
+  TestCert &operator=(TestCert &&other) noexcept;
+  ~TestCert();
+};
+
+/* Common requests. */
+TestCertReq test_tls_ca_req(const char *cn);
+TestCertReq test_tls_server_req(const char *cn);
+TestCertReq test_tls_client_req(const char *cn);
+
+/* Signed by @issuer, or self-signed when @issuer is NULL. */
+TestCert test_tls_make_cert(const TestCertReq &req, const TestCert *issuer);
+/* PEM of test key @n; with @password, PKCS#8 encrypted. */
+std::string test_tls_key_pem(int n, const char *password = nullptr);
+/* A CRL by @ca revoking @revoked (may be NULL: an empty CRL). */
+std::string test_tls_make_crl(const TestCert &ca, const TestCert *revoked);
+/* PKCS#3 DH parameters (the RFC 7919 ffdhe2048 group). */
+std::string test_tls_dh_params_pem();
+
+/* A fresh temporary directory, removed with its files by test_tls_rmdir. */
+char *test_tls_mkdir();
+void test_tls_write(const char *dir, const char *name, const std::string &text);
+void test_tls_rmdir(const char *dir);
