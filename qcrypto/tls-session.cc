@@ -24,6 +24,10 @@ struct _QCryptoTLSSession {
    * threads fail independently). */
   GError *push_error;
   GError *pull_error;
+  /* Whether the transport said would-block during the current read: GnuTLS
+   * also answers GNUTLS_E_AGAIN after consuming a post-handshake message
+   * (key update), with application data still waiting. */
+  gboolean pull_blocked;
   /* The peer check runs once: in the verify callback (x509) or after the
    * handshake (PSK, anon). */
   gboolean peer_checked;
@@ -75,6 +79,7 @@ ssize_t session_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len) noexcept
   GError *error = nullptr;
   gssize n = sess->pull(buf, len, sess->opaque, &error);
   if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) {
+    sess->pull_blocked = TRUE;
     errno = EAGAIN;
     return -1;
   }
@@ -101,8 +106,8 @@ const char *alert_hint(gnutls_alert_description_t alert) {
     case GNUTLS_A_CERTIFICATE_REVOKED:
       return _("the peer found our certificate revoked by its CRL; issue a new one");
     case GNUTLS_A_CERTIFICATE_REQUIRED:
-      return _("the peer requires a client certificate; add client-cert.pem and "
-               "client-key.pem");
+      return _("the peer requires a client certificate issued by a CA it trusts; add "
+               "client-cert.pem and client-key.pem from that CA");
     case GNUTLS_A_ACCESS_DENIED:
       return _("the peer's authorization policy refused our identity");
     case GNUTLS_A_PROTOCOL_VERSION:
@@ -145,6 +150,13 @@ void set_gnutls_error(QCryptoTLSSession *sess, int ret, bool writing, const char
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_PREMATURE_CLOSE,
                 _("TLS session (credentials '%s'): %s: the peer closed the connection "
                   "without a TLS bye; the data may be truncated"),
+                id, what);
+    return;
+  }
+  if (ret == GNUTLS_E_NO_CERTIFICATE_FOUND || ret == GNUTLS_E_CERTIFICATE_REQUIRED) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_VERIFY,
+                _("TLS session (credentials '%s'): %s: the peer sent no certificate issued "
+                  "by a CA of our ca-cert.pem; give it one, or set verify-peer=off"),
                 id, what);
     return;
   }
@@ -313,12 +325,13 @@ gboolean qcrypto_tls_session_is_handshaken(QCryptoTLSSession *sess) {
 gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
                                 GError **error) {
   for (;;) {
+    sess->pull_blocked = FALSE;
     ssize_t ret = gnutls_record_recv(sess->session, buf, len);
     if (ret >= 0) return ret;
-    if (ret == GNUTLS_E_AGAIN) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
+    if (ret == GNUTLS_E_AGAIN && sess->pull_blocked) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
     /* Interrupted calls and post-handshake messages (key updates, session
      * tickets) are handled inside GnuTLS: just go on reading. */
-    if (ret == GNUTLS_E_INTERRUPTED || ret == GNUTLS_E_REHANDSHAKE ||
+    if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED || ret == GNUTLS_E_REHANDSHAKE ||
         ret == GNUTLS_E_GOT_APPLICATION_DATA)
       continue;
     set_gnutls_error(sess, static_cast<int>(ret), false, _("read failed"), error);

@@ -16,3 +16,7 @@ unit_tests += tests/unit/test-crypto-tlscredsx509
 tests_unit_test_crypto_tlscredsx509_SOURCES = tests/unit/test-crypto-tlscredsx509.cc $(TLS_TEST_HELPERS)
 tests_unit_test_crypto_tlscredsx509_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_crypto_tlscredsx509_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
+unit_tests += tests/unit/test-crypto-tlssession
+tests_unit_test_crypto_tlssession_SOURCES = tests/unit/test-crypto-tlssession.cc $(TLS_TEST_HELPERS)
+tests_unit_test_crypto_tlssession_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_crypto_tlssession_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
