@@ -20,3 +20,16 @@ unit_tests += tests/unit/test-crypto-tlssession
 tests_unit_test_crypto_tlssession_SOURCES = tests/unit/test-crypto-tlssession.cc $(TLS_TEST_HELPERS)
 tests_unit_test_crypto_tlssession_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_crypto_tlssession_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
+# Every public header, compiled as C.
+unit_tests += tests/unit/test-c-api
+tests_unit_test_c_api_SOURCES = tests/unit/test-c-api.c
+nodist_tests_unit_test_c_api_SOURCES = tests/unit/public-headers.h
+tests_unit_test_c_api_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_c_api_CFLAGS = $(AM_CFLAGS) -std=c99
+tests_unit_test_c_api_LDADD = $(UNIT_LDADD)
+BUILT_SOURCES += tests/unit/public-headers.h
+CLEANFILES += tests/unit/public-headers.h
+EXTRA_DIST += tests/unit/gen-public-headers.sh
+tests/unit/public-headers.h: Makefile $(srcdir)/tests/unit/gen-public-headers.sh
+	$(AM_V_GEN)$(MKDIR_P) tests/unit && \
+	$(SHELL) $(srcdir)/tests/unit/gen-public-headers.sh $(qioinclude_HEADERS) $(qcryptoinclude_HEADERS) > $@
