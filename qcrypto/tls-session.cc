@@ -7,6 +7,44 @@
 #include <glib/gi18n-lib.h>
 
 #include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+/* Ciphertext from the transport that GnuTLS has not pulled yet. */
+struct ReadAhead {
+  static constexpr gsize kSize = 64 * 1024;
+  std::vector<char> buf = std::vector<char>(kSize);
+  gsize start = 0, end = 0;
+  bool eof = false;
+
+  gsize available() const { return end - start; }
+  /* Whether a whole TLS record waits here: a read needs no transport. */
+  bool has_record() const {
+    if (available() < 5) return false;
+    auto *hdr = reinterpret_cast<const unsigned char *>(buf.data() + start);
+    return available() >= 5 + (static_cast<gsize>(hdr[3]) << 8 | hdr[4]);
+  }
+};
+
+/* Ciphertext GnuTLS produced, sent to the transport outside GnuTLS. */
+struct WriteBehind {
+  /* Records are encrypted ahead up to this much, then sent in one write. */
+  static constexpr gsize kFlushAt = 64 * 1024;
+  std::vector<char> queued;  /* appended under the session lock */
+  std::vector<char> sending; /* owned by the thread holding flush_lock */
+  gsize sent = 0;            /* bytes of `sending` already written */
+  GMutex flush_lock;
+  WriteBehind() {
+    queued.reserve(kFlushAt + 4 * 17 * 1024);
+    sending.reserve(queued.capacity());
+    g_mutex_init(&flush_lock);
+  }
+  ~WriteBehind() { g_mutex_clear(&flush_lock); }
+};
+
+}  // namespace
 
 struct _QCryptoTLSSession {
   GObject parent_instance;
@@ -24,16 +62,36 @@ struct _QCryptoTLSSession {
    * threads fail independently). */
   GError *push_error;
   GError *pull_error;
-  /* Whether the transport said would-block during the current read: GnuTLS
+  /* Whether the read-ahead ran dry during the current GnuTLS call: GnuTLS
    * also answers GNUTLS_E_AGAIN after consuming a post-handshake message
    * (key update), with application data still waiting. */
   gboolean pull_blocked;
+  /* Ciphertext read ahead from the transport and written behind GnuTLS,
+   * so that GnuTLS never waits for the transport (see lock). */
+  ReadAhead *in;
+  WriteBehind *out;
+  /* Plaintext bytes whose records are queued but not yet written: a write
+   * that would block reports them once the retry has flushed them. */
+  gsize out_accepted;
+  /* Plaintext gathered from small iovec entries into one full record. */
+  std::vector<char> *record;
+  /* A handshake result (or bye, key update) waiting for its flush. */
+  gboolean handshake_result_pending;
+  int handshake_result;
+  gboolean bye_queued;
+  gboolean key_update_queued;
   /* The peer check runs once: in the verify callback (x509) or after the
    * handshake (PSK, anon). */
   gboolean peer_checked;
   GError *peer_error;
   int peer_alert; /* gnutls_alert_description_t */
   char *peer_identity;
+  /* Held while GnuTLS runs: GnuTLS 3.7 frees key epochs on a TLS 1.3 key
+   * update that the other direction may still be using, so a reader and a
+   * writer thread must not be inside GnuTLS at the same time.  GnuTLS
+   * never waits for the transport: push and pull only touch the in and out
+   * buffers, and the transport I/O happens outside the lock. */
+  GMutex lock;
   gint64 handshake_start;
   gint64 handshake_us;
   gboolean handshaken;
@@ -43,52 +101,101 @@ G_DEFINE_FINAL_TYPE(QCryptoTLSSession, qcrypto_tls_session, G_TYPE_OBJECT)
 
 namespace {
 
+class SessionLock {
+ public:
+  explicit SessionLock(QCryptoTLSSession *sess) : lock_(&sess->lock) { g_mutex_lock(lock_); }
+  ~SessionLock() { g_mutex_unlock(lock_); }
+  SessionLock(const SessionLock &) = delete;
+  SessionLock &operator=(const SessionLock &) = delete;
+
+ private:
+  GMutex *lock_;
+};
+
 const char *session_creds_id(QCryptoTLSSession *sess) {
   return qcrypto_tls_creds_get_id(sess->creds);
 }
 
 ssize_t session_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt) noexcept {
-  auto *sess = static_cast<QCryptoTLSSession *>(ptr);
-  if (!sess->push) {
-    errno = EIO;
-    return -1;
+  auto *out = static_cast<QCryptoTLSSession *>(ptr)->out;
+  gsize total = 0;
+  for (int i = 0; i < iovcnt; i++) {
+    auto *base = static_cast<const char *>(iov[i].iov_base);
+    out->queued.insert(out->queued.end(), base, base + iov[i].iov_len);
+    total += iov[i].iov_len;
   }
-  GError *error = nullptr;
-  /* giovec_t has the layout of struct iovec. */
-  gssize n = sess->push(reinterpret_cast<const struct iovec *>(iov),
-                        static_cast<gsize>(iovcnt), sess->opaque, &error);
-  if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) {
-    errno = EAGAIN;
-    return -1;
+  return static_cast<ssize_t>(total);
+}
+
+/* Writes the queued ciphertext to the transport, without the session
+ * lock: 1 when all is written, QCRYPTO_TLS_SESSION_ERR_BLOCK, or -1 (the
+ * error in push_error).  With @try_only, returns 1 at once if another
+ * thread is flushing. */
+gssize session_flush(QCryptoTLSSession *sess, bool try_only) {
+  WriteBehind *out = sess->out;
+  if (try_only) {
+    if (!g_mutex_trylock(&out->flush_lock)) return 1;
+  } else {
+    g_mutex_lock(&out->flush_lock);
   }
-  if (n < 0) {
+  gssize result = 1;
+  for (;;) {
+    if (out->sent == out->sending.size()) {
+      out->sending.clear();
+      out->sent = 0;
+      g_mutex_lock(&sess->lock);
+      std::swap(out->queued, out->sending);
+      g_mutex_unlock(&sess->lock);
+      if (out->sending.empty()) break;
+    }
+    if (!sess->push) {
+      result = -1;
+      break;
+    }
+    struct iovec iov = {out->sending.data() + out->sent, out->sending.size() - out->sent};
     g_clear_error(&sess->push_error);
-    sess->push_error = error;
-    errno = EIO;
-    return -1;
+    gssize n = sess->push(&iov, 1, sess->opaque, &sess->push_error);
+    if (n < 0) {
+      result = n == QCRYPTO_TLS_SESSION_ERR_BLOCK ? n : -1;
+      break;
+    }
+    out->sent += static_cast<gsize>(n);
   }
-  return n;
+  g_mutex_unlock(&out->flush_lock);
+  return result;
 }
 
 ssize_t session_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len) noexcept {
   auto *sess = static_cast<QCryptoTLSSession *>(ptr);
-  if (!sess->pull) {
-    errno = EIO;
-    return -1;
-  }
-  GError *error = nullptr;
-  gssize n = sess->pull(buf, len, sess->opaque, &error);
-  if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) {
+  ReadAhead *in = sess->in;
+  if (in->available() == 0) {
+    if (in->eof) return 0;
     sess->pull_blocked = TRUE;
     errno = EAGAIN;
     return -1;
   }
-  if (n < 0) {
-    g_clear_error(&sess->pull_error);
-    sess->pull_error = error;
-    errno = EIO;
-    return -1;
+  gsize n = std::min(len, in->available());
+  memcpy(buf, in->buf.data() + in->start, n);
+  in->start += n;
+  if (in->start == in->end) in->start = in->end = 0;
+  return static_cast<ssize_t>(n);
+}
+
+/* Reads ciphertext from the transport into the read-ahead, without the
+ * lock; returns what the transport returned. */
+gssize session_fill(QCryptoTLSSession *sess) {
+  ReadAhead *in = sess->in;
+  if (!sess->pull) return -1;
+  if (in->start > 0) {
+    memmove(in->buf.data(), in->buf.data() + in->start, in->available());
+    in->end -= in->start;
+    in->start = 0;
   }
+  g_clear_error(&sess->pull_error);
+  gssize n = sess->pull(in->buf.data() + in->end, in->buf.size() - in->end, sess->opaque,
+                        &sess->pull_error);
+  if (n == 0) in->eof = true;
+  if (n > 0) in->end += static_cast<gsize>(n);
   return n;
 }
 
@@ -223,6 +330,10 @@ static void qcrypto_tls_session_finalize(GObject *object) {
   g_clear_error(&sess->push_error);
   g_clear_error(&sess->pull_error);
   g_clear_error(&sess->peer_error);
+  g_mutex_clear(&sess->lock);
+  delete sess->in;
+  delete sess->out;
+  delete sess->record;
   G_OBJECT_CLASS(qcrypto_tls_session_parent_class)->finalize(object);
 }
 
@@ -230,7 +341,12 @@ static void qcrypto_tls_session_class_init(QCryptoTLSSessionClass *klass) {
   G_OBJECT_CLASS(klass)->finalize = qcrypto_tls_session_finalize;
 }
 
-static void qcrypto_tls_session_init(QCryptoTLSSession *) {}
+static void qcrypto_tls_session_init(QCryptoTLSSession *sess) {
+  g_mutex_init(&sess->lock);
+  sess->in = new ReadAhead;
+  sess->out = new WriteBehind;
+  sess->record = new std::vector<char>;
+}
 
 QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds, const char *hostname,
                                            QCryptoTLSSessionAuthzFunc authz,
@@ -292,12 +408,42 @@ QCryptoTLSHandshakeStatus qcrypto_tls_session_handshake(QCryptoTLSSession *sess,
   g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), QCRYPTO_TLS_HANDSHAKE_FAILED);
   if (sess->handshaken) return QCRYPTO_TLS_HANDSHAKE_COMPLETE;
   if (!sess->handshake_start) sess->handshake_start = g_get_monotonic_time();
-  int ret = gnutls_handshake(sess->session);
-  if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
-    return gnutls_record_get_direction(sess->session) ? QCRYPTO_TLS_HANDSHAKE_NEEDS_WRITE
-                                                      : QCRYPTO_TLS_HANDSHAKE_NEEDS_READ;
-  if (ret == 0 && !session_check_peer(sess)) ret = GNUTLS_E_CERTIFICATE_ERROR;
-  if (ret < 0) {
+  int ret;
+  for (;;) {
+    if (sess->handshake_result_pending) {
+      ret = sess->handshake_result;
+    } else {
+      SessionLock locked(sess);
+      sess->pull_blocked = FALSE;
+      ret = gnutls_handshake(sess->session);
+    }
+    /* Our flight goes out before we wait for the peer's. */
+    gssize flushed = session_flush(sess, false);
+    if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) {
+      sess->handshake_result_pending = ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED;
+      sess->handshake_result = ret;
+      return QCRYPTO_TLS_HANDSHAKE_NEEDS_WRITE;
+    }
+    sess->handshake_result_pending = FALSE;
+    if (flushed < 0 && ret >= 0) ret = GNUTLS_E_PUSH_ERROR;
+    if (ret == GNUTLS_E_INTERRUPTED) continue;
+    if (ret != GNUTLS_E_AGAIN) break;
+    if (!sess->pull_blocked) continue;
+    gssize n = session_fill(sess);
+    if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) return QCRYPTO_TLS_HANDSHAKE_NEEDS_READ;
+    if (n < 0) {
+      ret = GNUTLS_E_PULL_ERROR;
+      break;
+    }
+  }
+  {
+    SessionLock locked(sess);
+    if (ret == 0 && !session_check_peer(sess)) ret = GNUTLS_E_CERTIFICATE_ERROR;
+    if (ret >= 0) {
+      sess->handshake_us = g_get_monotonic_time() - sess->handshake_start;
+      sess->handshaken = TRUE;
+      return QCRYPTO_TLS_HANDSHAKE_COMPLETE;
+    }
     if (sess->peer_error) {
       /* Tell the peer why, so both ends name the cause. */
       gnutls_alert_send(sess->session, GNUTLS_AL_FATAL,
@@ -307,14 +453,12 @@ QCryptoTLSHandshakeStatus qcrypto_tls_session_handshake(QCryptoTLSSession *sess,
       if (ret != GNUTLS_E_FATAL_ALERT_RECEIVED && ret != GNUTLS_E_PUSH_ERROR &&
           ret != GNUTLS_E_PULL_ERROR && ret != GNUTLS_E_PREMATURE_TERMINATION)
         gnutls_alert_send_appropriate(sess->session, ret);
-      set_gnutls_error(sess, ret, gnutls_record_get_direction(sess->session) == 1,
-                       _("handshake failed"), error);
+      set_gnutls_error(sess, ret, ret == GNUTLS_E_PUSH_ERROR, _("handshake failed"), error);
     }
-    return QCRYPTO_TLS_HANDSHAKE_FAILED;
   }
-  sess->handshake_us = g_get_monotonic_time() - sess->handshake_start;
-  sess->handshaken = TRUE;
-  return QCRYPTO_TLS_HANDSHAKE_COMPLETE;
+  /* The alert, if the transport takes it now. */
+  session_flush(sess, true);
+  return QCRYPTO_TLS_HANDSHAKE_FAILED;
 }
 
 gboolean qcrypto_tls_session_is_handshaken(QCryptoTLSSession *sess) {
@@ -325,10 +469,24 @@ gboolean qcrypto_tls_session_is_handshaken(QCryptoTLSSession *sess) {
 gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
                                 GError **error) {
   for (;;) {
-    sess->pull_blocked = FALSE;
-    ssize_t ret = gnutls_record_recv(sess->session, buf, len);
+    ssize_t ret;
+    bool sent_something;
+    {
+      SessionLock locked(sess);
+      sess->pull_blocked = FALSE;
+      ret = gnutls_record_recv(sess->session, buf, len);
+      sent_something = !sess->out->queued.empty();
+    }
+    /* Records GnuTLS sent while reading (alerts) go out now if no writer
+     * is flushing. */
+    if (sent_something) session_flush(sess, true);
     if (ret >= 0) return ret;
-    if (ret == GNUTLS_E_AGAIN && sess->pull_blocked) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
+    if (ret == GNUTLS_E_AGAIN && sess->pull_blocked) {
+      gssize n = session_fill(sess);
+      if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
+      if (n >= 0) continue;
+      ret = GNUTLS_E_PULL_ERROR;
+    }
     /* Interrupted calls and post-handshake messages (key updates, session
      * tickets) are handled inside GnuTLS: just go on reading. */
     if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED || ret == GNUTLS_E_REHANDSHAKE ||
@@ -339,46 +497,122 @@ gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
   }
 }
 
-gssize qcrypto_tls_session_write(QCryptoTLSSession *sess, const void *buf, gsize len,
-                                 GError **error) {
-  for (;;) {
-    ssize_t ret = gnutls_record_send(sess->session, buf, len);
-    if (ret >= 0) return ret;
-    if (ret == GNUTLS_E_AGAIN) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
-    if (ret == GNUTLS_E_INTERRUPTED) continue;
-    set_gnutls_error(sess, static_cast<int>(ret), true, _("write failed"), error);
+gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *iov,
+                                  gsize niov, GError **error) {
+  if (sess->out_accepted == 0) {
+    SessionLock locked(sess);
+    std::vector<char> &record = *sess->record;
+    record.resize(gnutls_record_get_max_size(sess->session));
+    const gsize record_size = record.size();
+    gsize total = 0, i = 0, off = 0;
+    while (i < niov && sess->out->queued.size() < WriteBehind::kFlushAt) {
+      if (off == iov[i].iov_len) {
+        i++;
+        off = 0;
+        continue;
+      }
+      const char *data;
+      gsize len;
+      if (iov[i].iov_len - off >= record_size) {
+        /* Large entries go straight from the caller's memory. */
+        data = static_cast<const char *>(iov[i].iov_base) + off;
+        len = record_size;
+      } else {
+        /* Runs of small entries fill one record together. */
+        len = 0;
+        for (gsize j = i, o = off; j < niov && len < record_size; j++, o = 0) {
+          gsize take = std::min(iov[j].iov_len - o, record_size - len);
+          memcpy(record.data() + len, static_cast<const char *>(iov[j].iov_base) + o, take);
+          len += take;
+        }
+        data = record.data();
+      }
+      ssize_t ret = gnutls_record_send(sess->session, data, len);
+      if (ret == GNUTLS_E_INTERRUPTED) continue;
+      if (ret < 0) {
+        if (total > 0) break; /* the error comes again on the next call */
+        set_gnutls_error(sess, static_cast<int>(ret), true, _("write failed"), error);
+        return -1;
+      }
+      total += static_cast<gsize>(ret);
+      for (gsize done = static_cast<gsize>(ret); done > 0 && i < niov;) {
+        gsize step = std::min(done, iov[i].iov_len - off);
+        off += step;
+        done -= step;
+        if (off == iov[i].iov_len) {
+          i++;
+          off = 0;
+        }
+      }
+    }
+    sess->out_accepted = total;
+  }
+  gssize flushed = session_flush(sess, false);
+  if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) return flushed;
+  if (flushed < 0) {
+    sess->out_accepted = 0;
+    set_gnutls_error(sess, GNUTLS_E_PUSH_ERROR, true, _("write failed"), error);
     return -1;
   }
+  gsize done = sess->out_accepted;
+  sess->out_accepted = 0;
+  return static_cast<gssize>(done);
+}
+
+gssize qcrypto_tls_session_write(QCryptoTLSSession *sess, const void *buf, gsize len,
+                                 GError **error) {
+  struct iovec iov = {const_cast<void *>(buf), len};
+  return qcrypto_tls_session_writev(sess, &iov, 1, error);
 }
 
 gsize qcrypto_tls_session_check_pending(QCryptoTLSSession *sess) {
-  return gnutls_record_check_pending(sess->session);
+  gsize pending = gnutls_record_check_pending(sess->session);
+  /* A whole record read ahead counts too: the transport may stay idle. */
+  return pending ? pending : sess->in->has_record() ? 1 : 0;
 }
 
-gsize qcrypto_tls_session_get_record_size(QCryptoTLSSession *sess) {
-  return gnutls_record_get_max_size(sess->session);
-}
-
-static int session_status(QCryptoTLSSession *sess, int ret, const char *what, GError **error) {
-  if (ret == 0) return 1;
-  if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) return 0;
-  set_gnutls_error(sess, ret, true, what, error);
-  return -1;
+/* Queues a control message once (bye, key update) and flushes it:
+ * 1 sent, 0 would block (call again: only the flush is retried), -1 error. */
+template <typename Op>
+int session_control(QCryptoTLSSession *sess, gboolean *queued, Op op, const char *what,
+                    GError **error) {
+  if (!*queued) {
+    SessionLock locked(sess);
+    int ret = op();
+    if (ret < 0) {
+      set_gnutls_error(sess, ret, true, what, error);
+      return -1;
+    }
+    *queued = TRUE;
+  }
+  gssize flushed = session_flush(sess, false);
+  if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) return 0;
+  if (flushed < 0) {
+    set_gnutls_error(sess, GNUTLS_E_PUSH_ERROR, true, what, error);
+    return -1;
+  }
+  return 1;
 }
 
 int qcrypto_tls_session_bye(QCryptoTLSSession *sess, GError **error) {
   g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), -1);
   /* Only the write side: the peer may keep its half open. */
-  return session_status(sess, gnutls_bye(sess->session, GNUTLS_SHUT_WR), _("bye failed"),
-                        error);
+  return session_control(
+      sess, &sess->bye_queued, [sess] { return gnutls_bye(sess->session, GNUTLS_SHUT_WR); },
+      _("bye failed"), error);
 }
 
 int qcrypto_tls_session_update_keys(QCryptoTLSSession *sess, gboolean request_peer,
                                     GError **error) {
   g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), -1);
-  return session_status(
-      sess, gnutls_session_key_update(sess->session, request_peer ? GNUTLS_KU_PEER : 0),
+  int ret = session_control(
+      sess, &sess->key_update_queued,
+      [sess, request_peer] {
+        return gnutls_session_key_update(sess->session, request_peer ? GNUTLS_KU_PEER : 0);
+      },
       _("key update failed"), error);
+  if (ret != 0) sess->key_update_queued = FALSE;
+  return ret;
 }
 
 void qcrypto_tls_session_report_free(QCryptoTLSSessionReport *report) {

@@ -74,16 +74,18 @@ gboolean qcrypto_tls_session_is_handshaken(QCryptoTLSSession *sess);
 
 /* Record I/O: a byte count (0 from read: the peer said bye),
  * QCRYPTO_TLS_SESSION_ERR_BLOCK, or -1 with @error (a close without bye is
- * QCRYPTO_ERROR_PREMATURE_CLOSE).  A write sends at most one record; after
- * a would-block, retry with the same data. */
+ * QCRYPTO_ERROR_PREMATURE_CLOSE).  After a write would block, retry with the
+ * same data: its records are already encrypted and queued. */
 gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
                                 GError **error);
 gssize qcrypto_tls_session_write(QCryptoTLSSession *sess, const void *buf, gsize len,
                                  GError **error);
+/* Packs @iov into full-size records (not one record per entry), encrypts
+ * up to 64 KiB ahead and writes them in one transport write. */
+gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *iov,
+                                  gsize niov, GError **error);
 /* Decrypted bytes already held, readable without touching the transport. */
 gsize qcrypto_tls_session_check_pending(QCryptoTLSSession *sess);
-/* The largest plaintext one record carries. */
-gsize qcrypto_tls_session_get_record_size(QCryptoTLSSession *sess);
 
 /* Sends close_notify: 1 done, 0 would block (call again), -1 error. */
 int qcrypto_tls_session_bye(QCryptoTLSSession *sess, GError **error);

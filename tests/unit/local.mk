@@ -33,3 +33,7 @@ EXTRA_DIST += tests/unit/gen-public-headers.sh
 tests/unit/public-headers.h: Makefile $(srcdir)/tests/unit/gen-public-headers.sh
 	$(AM_V_GEN)$(MKDIR_P) tests/unit && \
 	$(SHELL) $(srcdir)/tests/unit/gen-public-headers.sh $(qioinclude_HEADERS) $(qcryptoinclude_HEADERS) > $@
+unit_tests += tests/unit/test-channel-tls
+tests_unit_test_channel_tls_SOURCES = tests/unit/test-channel-tls.cc $(TLS_TEST_HELPERS)
+tests_unit_test_channel_tls_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_channel_tls_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
