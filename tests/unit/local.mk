@@ -20,6 +20,25 @@ unit_tests += tests/unit/test-crypto-tlssession
 tests_unit_test_crypto_tlssession_SOURCES = tests/unit/test-crypto-tlssession.cc $(TLS_TEST_HELPERS)
 tests_unit_test_crypto_tlssession_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_crypto_tlssession_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
+unit_tests += tests/unit/test-coroutine
+tests_unit_test_coroutine_SOURCES = tests/unit/test-coroutine.cc
+tests_unit_test_coroutine_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_coroutine_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-file
+tests_unit_test_channel_file_SOURCES = tests/unit/test-channel-file.cc
+tests_unit_test_channel_file_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_file_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-null
+tests_unit_test_channel_null_SOURCES = tests/unit/test-channel-null.cc
+tests_unit_test_channel_null_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_null_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-command
+tests_unit_test_channel_command_SOURCES = tests/unit/test-channel-command.cc
+tests_unit_test_channel_command_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_command_LDADD = $(UNIT_LDADD)
 # Every public header, compiled as C.
 unit_tests += tests/unit/test-c-api
 tests_unit_test_c_api_SOURCES = tests/unit/test-c-api.c
@@ -37,3 +56,33 @@ unit_tests += tests/unit/test-channel-tls
 tests_unit_test_channel_tls_SOURCES = tests/unit/test-channel-tls.cc $(TLS_TEST_HELPERS)
 tests_unit_test_channel_tls_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_channel_tls_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
+
+unit_tests += tests/unit/test-secret
+tests_unit_test_secret_SOURCES = tests/unit/test-secret.cc
+tests_unit_test_secret_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_secret_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
+
+unit_tests += tests/unit/test-authz
+tests_unit_test_authz_SOURCES = tests/unit/test-authz.cc
+tests_unit_test_authz_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_authz_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-qom
+tests_unit_test_qom_SOURCES = tests/unit/test-qom.cc
+tests_unit_test_qom_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
+tests_unit_test_qom_LDADD = qom/libqom.la $(UNIT_LDADD) $(JSON_GLIB_LIBS)
+unit_tests += tests/unit/test-socket-address
+tests_unit_test_socket_address_SOURCES = tests/unit/test-socket-address.cc
+tests_unit_test_socket_address_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_socket_address_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-socket
+tests_unit_test_channel_socket_SOURCES = tests/unit/test-channel-socket.cc
+tests_unit_test_channel_socket_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_socket_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-net-listener
+tests_unit_test_net_listener_SOURCES = tests/unit/test-net-listener.cc
+tests_unit_test_net_listener_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_net_listener_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/unit/assert-mentions.h
