@@ -2,6 +2,7 @@
 
 #include "qcrypto/tls-creds-priv.h"
 #include "qcrypto/error.h"
+#include "qcrypto/secret.h"
 
 #include <glib/gi18n-lib.h>
 
@@ -28,14 +29,6 @@ struct QCryptoTLSCredsPrivate {
   GMutex lock; /* guards state */
   QCryptoTLSCredsState *state;
 };
-
-struct SecretLookup {
-  QCryptoSecretLookupFunc func;
-  gpointer user_data;
-};
-
-SecretLookup secret_lookup;
-GMutex secret_lookup_lock;
 
 }  // namespace
 
@@ -257,34 +250,16 @@ QCryptoTLSCredsState *qcrypto_tls_creds_get_state(QCryptoTLSCreds *creds) {
   return state;
 }
 
-void qcrypto_tls_creds_set_secret_lookup(QCryptoSecretLookupFunc func, gpointer user_data) {
-  g_mutex_lock(&secret_lookup_lock);
-  secret_lookup = {func, user_data};
-  g_mutex_unlock(&secret_lookup_lock);
-}
-
 GBytes *qcrypto_tls_creds_lookup_secret(QCryptoTLSCreds *creds, const char *property,
                                         const char *secret_id, GError **error) {
-  g_mutex_lock(&secret_lookup_lock);
-  SecretLookup lookup = secret_lookup;
-  g_mutex_unlock(&secret_lookup_lock);
-  const char *id = creds_priv(creds)->id;
-  if (!lookup.func) {
-    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
-                _("TLS credentials '%s': %s='%s' names a secret, but no secret objects "
-                  "are available in this program; remove %s"),
-                id, property, secret_id, property);
-    return nullptr;
-  }
+  GBytes *bytes = nullptr;
   g_autoptr(GError) local = nullptr;
-  GBytes *bytes = lookup.func(secret_id, lookup.user_data, &local);
-  if (!bytes) {
-    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
-                _("TLS credentials '%s': cannot get secret '%s' given by %s: %s; "
-                  "create the secret object before the credentials"),
-                id, secret_id, property, local ? local->message : _("unknown secret"));
-  }
-  return bytes;
+  if (qcrypto_secret_lookup_bytes(secret_id, &bytes, &local)) return bytes;
+  g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+              _("TLS credentials '%s': cannot get secret '%s' given by %s: %s; "
+                "create the secret object before the credentials"),
+              creds_priv(creds)->id, secret_id, property, local->message);
+  return nullptr;
 }
 
 gboolean qcrypto_tls_creds_read_file(QCryptoTLSCreds *creds, const char *name,

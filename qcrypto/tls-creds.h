@@ -66,13 +66,9 @@ const char *qcrypto_tls_creds_get_dir(QCryptoTLSCreds *creds);
  * on.  On failure the current state stays and @error says why. */
 gboolean qcrypto_tls_creds_reload(QCryptoTLSCreds *creds, GError **error);
 
-/* Looks up the secret named @secret_id (a `secret` object) and returns its
- * bytes.  Set once by the object layer; x509 `passwordid` and PSK
- * `key-secret` resolve through it. */
-typedef GBytes *(*QCryptoSecretLookupFunc)(const char *secret_id, gpointer user_data,
-                                          GError **error);
-void qcrypto_tls_creds_set_secret_lookup(QCryptoSecretLookupFunc func, gpointer user_data);
-/* Resolves @secret_id through the hook; an error names @creds' id. */
+/* The bytes of the `secret` object @secret_id named by @property
+ * (x509 `passwordid`, PSK `key-secret`), resolved through the secret
+ * lookup hook (qcrypto_secret_set_lookup_func); an error names @creds. */
 GBytes *qcrypto_tls_creds_lookup_secret(QCryptoTLSCreds *creds, const char *property,
                                         const char *secret_id, GError **error);
 

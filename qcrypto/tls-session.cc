@@ -53,8 +53,7 @@ struct _QCryptoTLSSession {
   gnutls_session_t session;
   char *hostname;
   gboolean server;
-  QCryptoTLSSessionAuthzFunc authz;
-  gpointer authz_data;
+  QCryptoAuthz *authz;
   QCryptoTLSSessionPushFunc push;
   QCryptoTLSSessionPullFunc pull;
   gpointer opaque;
@@ -298,13 +297,10 @@ gboolean session_check_peer(QCryptoTLSSession *sess) {
                 session_creds_id(sess));
     return FALSE;
   }
-  GError *local = nullptr;
-  if (sess->authz(sess->authz_data, sess->peer_identity, &local)) return TRUE;
-  g_set_error(&sess->peer_error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED,
-              _("TLS session (credentials '%s'): peer '%s' is not authorized: %s"),
-              session_creds_id(sess), sess->peer_identity,
-              local ? local->message : _("the authorization policy denies it"));
-  g_clear_error(&local);
+  if (qcrypto_authz_is_allowed(sess->authz, sess->peer_identity, &sess->peer_error))
+    return TRUE;
+  g_prefix_error(&sess->peer_error, _("TLS session (credentials '%s'): "),
+                 session_creds_id(sess));
   return FALSE;
 }
 
@@ -325,6 +321,7 @@ static void qcrypto_tls_session_finalize(GObject *object) {
   if (sess->session) gnutls_deinit(sess->session);
   qcrypto_tls_creds_state_unref(sess->state);
   g_clear_object(&sess->creds);
+  g_clear_object(&sess->authz);
   g_free(sess->hostname);
   g_free(sess->peer_identity);
   g_clear_error(&sess->push_error);
@@ -349,8 +346,7 @@ static void qcrypto_tls_session_init(QCryptoTLSSession *sess) {
 }
 
 QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds, const char *hostname,
-                                           QCryptoTLSSessionAuthzFunc authz,
-                                           gpointer authz_data, GError **error) {
+                                           QCryptoAuthz *authz, GError **error) {
   g_return_val_if_fail(QCRYPTO_IS_TLS_CREDS(creds), nullptr);
   const char *id = qcrypto_tls_creds_get_id(creds);
   QCryptoTLSCredsState *state = qcrypto_tls_creds_get_state(creds);
@@ -367,8 +363,7 @@ QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds, const char *h
   sess->state = state;
   sess->server = qcrypto_tls_creds_get_endpoint(creds) == QCRYPTO_TLS_CREDS_ENDPOINT_SERVER;
   sess->hostname = g_strdup(hostname);
-  sess->authz = authz;
-  sess->authz_data = authz_data;
+  sess->authz = authz ? QCRYPTO_AUTHZ(g_object_ref(authz)) : nullptr;
 
   int ret = gnutls_init(&sess->session, (sess->server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
                                             GNUTLS_NONBLOCK);

@@ -12,6 +12,7 @@
  */
 #pragma once
 
+#include "qcrypto/authz.h"
 #include "qcrypto/tls-creds.h"
 
 #include <sys/uio.h>
@@ -28,12 +29,6 @@ typedef gssize (*QCryptoTLSSessionPushFunc)(const struct iovec *iov, gsize niov,
                                             gpointer opaque, GError **error);
 typedef gssize (*QCryptoTLSSessionPullFunc)(void *buf, gsize len, gpointer opaque,
                                             GError **error);
-
-/* Decides whether the peer @identity (x509 DN or PSK user name) may use
- * the service.  Its signature matches qcrypto_authz_is_allowed(), so an
- * authz object can be passed as @data with that function. */
-typedef gboolean (*QCryptoTLSSessionAuthzFunc)(gpointer data, const char *identity,
-                                               GError **error);
 
 typedef enum {
   QCRYPTO_TLS_HANDSHAKE_FAILED = -1,
@@ -56,11 +51,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QCryptoTLSSessionReport, qcrypto_tls_session_repor
 /* A session whose role is @creds' endpoint.  @hostname is what a client
  * checks the server's certificate against (a DNS name or an IP address);
  * servers pass NULL.  @authz (servers; may be NULL) is asked about the
- * client's identity after verification; @authz_data must outlive the
- * session. */
+ * client's identity (x509 DN or PSK user name) after verification. */
 QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds, const char *hostname,
-                                           QCryptoTLSSessionAuthzFunc authz,
-                                           gpointer authz_data, GError **error);
+                                           QCryptoAuthz *authz, GError **error);
 
 void qcrypto_tls_session_set_callbacks(QCryptoTLSSession *sess, QCryptoTLSSessionPushFunc push,
                                        QCryptoTLSSessionPullFunc pull, gpointer opaque);

@@ -277,18 +277,16 @@ static void qio_channel_tls_class_init(QIOChannelTLSClass *klass) {
 static void qio_channel_tls_init(QIOChannelTLS *) {}
 
 QIOChannelTLS *qio_channel_tls_new_server(QIOChannel *master, QCryptoTLSCreds *creds,
-                                          QCryptoTLSSessionAuthzFunc authz,
-                                          gpointer authz_data, GError **error) {
+                                          QCryptoAuthz *authz, GError **error) {
   g_return_val_if_fail(QIO_IS_CHANNEL(master), nullptr);
-  QCryptoTLSSession *session = qcrypto_tls_session_new(creds, nullptr, authz, authz_data, error);
+  QCryptoTLSSession *session = qcrypto_tls_session_new(creds, nullptr, authz, error);
   return session ? tls_new(master, session) : nullptr;
 }
 
 QIOChannelTLS *qio_channel_tls_new_client(QIOChannel *master, QCryptoTLSCreds *creds,
                                           const char *hostname, GError **error) {
   g_return_val_if_fail(QIO_IS_CHANNEL(master), nullptr);
-  QCryptoTLSSession *session = qcrypto_tls_session_new(creds, hostname, nullptr, nullptr,
-                                                       error);
+  QCryptoTLSSession *session = qcrypto_tls_session_new(creds, hostname, nullptr, error);
   return session ? tls_new(master, session) : nullptr;
 }
 

@@ -18,12 +18,10 @@ G_BEGIN_DECLS
 #define QIO_TYPE_CHANNEL_TLS (qio_channel_tls_get_type())
 G_DECLARE_FINAL_TYPE(QIOChannelTLS, qio_channel_tls, QIO, CHANNEL_TLS, QIOChannel)
 
-/* A server over @master with server credentials.  @authz (may be NULL) is
- * asked about the client's identity (qcrypto_authz_is_allowed fits, with
- * the authz object as @authz_data, which must outlive the channel). */
+/* A server over @master with server credentials.  @authz (may be NULL)
+ * is asked about the client's identity (x509 DN or PSK user name). */
 QIOChannelTLS *qio_channel_tls_new_server(QIOChannel *master, QCryptoTLSCreds *creds,
-                                          QCryptoTLSSessionAuthzFunc authz,
-                                          gpointer authz_data, GError **error);
+                                          QCryptoAuthz *authz, GError **error);
 /* A client over @master; @hostname is checked against the server's
  * certificate (DNS name or IP address). */
 QIOChannelTLS *qio_channel_tls_new_client(QIOChannel *master, QCryptoTLSCreds *creds,

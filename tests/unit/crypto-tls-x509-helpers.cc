@@ -2,6 +2,8 @@
 
 #include "tests/unit/crypto-tls-x509-helpers.h"
 
+#include "qcrypto/secret.h"
+
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
@@ -221,4 +223,24 @@ void test_tls_rmdir(const char *dir) {
   }
   g_dir_close(d);
   g_rmdir(dir);
+}
+
+static QCryptoSecret *lookup_test_secret(const char *id, gpointer data) noexcept {
+  auto *secret = g_hash_table_lookup(static_cast<GHashTable *>(data), id);
+  return secret ? QCRYPTO_SECRET(g_object_ref(secret)) : nullptr;
+}
+
+void test_tls_set_secrets(std::initializer_list<std::pair<const char *, const char *>> secrets) {
+  static GHashTable *table;
+  qcrypto_secret_set_lookup_func(nullptr, nullptr);
+  g_clear_pointer(&table, g_hash_table_unref);
+  if (secrets.size() == 0) return;
+  table = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_object_unref);
+  for (const auto &[id, data] : secrets) {
+    GError *error = nullptr;
+    QCryptoSecret *secret = qcrypto_secret_new(&error, "id", id, "data", data, nullptr);
+    g_assert_no_error(error);
+    g_hash_table_insert(table, g_strdup(id), secret);
+  }
+  qcrypto_secret_set_lookup_func(lookup_test_secret, table);
 }

@@ -10,7 +10,9 @@
 #include <gnutls/x509.h>
 #include <gnutls/x509-ext.h>
 
+#include <initializer_list>
 #include <string>
+#include <utility>
 
 struct TestCertReq {
   const char *cn;
@@ -57,3 +59,7 @@ std::string test_tls_dh_params_pem();
 char *test_tls_mkdir();
 void test_tls_write(const char *dir, const char *name, const std::string &text);
 void test_tls_rmdir(const char *dir);
+
+/* Makes `secret` objects (id, data) findable through the secret lookup
+ * hook, as the object registry does; an empty list removes the hook. */
+void test_tls_set_secrets(std::initializer_list<std::pair<const char *, const char *>> secrets);

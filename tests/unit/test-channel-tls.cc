@@ -148,7 +148,7 @@ struct Fixture {
     client_master->writes = &client_writes;
     g_autoptr(GError) error = nullptr;
     server = qio_channel_tls_new_server(QIO_CHANNEL(server_master), server_creds, nullptr,
-                                        nullptr, &error);
+                                        &error);
     g_assert_no_error(error);
     client = qio_channel_tls_new_client(QIO_CHANNEL(client_master), client_creds, "qio.test",
                                         &error);

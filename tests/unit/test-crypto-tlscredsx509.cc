@@ -222,12 +222,8 @@ void test_broken_pem() {
   expect(dir.path, true, "does not belong to certificate");
 }
 
-GBytes *lookup_secret(const char *id, gpointer, GError **error) {
-  if (g_str_equal(id, "sec0")) return g_bytes_new_static("123456", 6);
-  if (g_str_equal(id, "wrong")) return g_bytes_new_static("654321", 6);
-  if (g_str_equal(id, "pskkey")) return g_bytes_new_static("0123456789abcdef\n", 17);
-  g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT, "no secret '%s'", id);
-  return nullptr;
+void install_secrets() {
+  test_tls_set_secrets({{"sec0", "123456"}, {"wrong", "654321"}, {"pskkey", "0123456789abcdef\n"}});
 }
 
 void test_encrypted_key() {
@@ -237,7 +233,7 @@ void test_encrypted_key() {
   write_dir(dir.path, true, ca.pem, leaf.pem);
   test_tls_write(dir.path, "server-key.pem", test_tls_key_pem(1, "123456"));
   expect(dir.path, true, "is encrypted; set passwordid");
-  qcrypto_tls_creds_set_secret_lookup(lookup_secret, nullptr);
+  install_secrets();
   g_autoptr(GError) error = nullptr;
   QCryptoTLSCreds *creds = new_x509(dir.path, true, &error, "sec0");
   g_assert_no_error(error);
@@ -248,7 +244,7 @@ void test_encrypted_key() {
   g_clear_error(&error);
   g_assert_null(new_x509(dir.path, true, &error, "missing"));
   g_assert_nonnull(strstr(error->message, "cannot get secret 'missing'"));
-  qcrypto_tls_creds_set_secret_lookup(nullptr, nullptr);
+  test_tls_set_secrets({});
 }
 
 void test_bad_priority() {
@@ -376,16 +372,16 @@ void test_psk() {
   g_assert_null(make("bob", false, nullptr, &error));
   g_assert_nonnull(strstr(error->message, "no key for user name 'bob'"));
   g_clear_error(&error);
-  qcrypto_tls_creds_set_secret_lookup(lookup_secret, nullptr);
+  install_secrets();
   creds = make("bob", false, "pskkey", &error);
   g_assert_no_error(error);
   g_object_unref(creds);
   g_assert_null(make("bob", false, "sec0x", &error));
   g_assert_nonnull(strstr(error->message, "sec0x"));
   g_clear_error(&error);
-  qcrypto_tls_creds_set_secret_lookup(nullptr, nullptr);
+  test_tls_set_secrets({});
   g_assert_null(make("bob", false, "pskkey", &error));
-  g_assert_nonnull(strstr(error->message, "no secret objects"));
+  g_assert_nonnull(strstr(error->message, "cannot get secret 'pskkey' given by key-secret"));
 }
 
 void test_anon_and_suites() {

@@ -2,6 +2,7 @@
  * named failures on both ends, bye and premature close, reload. */
 #include "config.h"
 
+#include "qcrypto/authz-simple.h"
 #include "qcrypto/error.h"
 #include "qcrypto/tls-creds-psk.h"
 #include "qcrypto/tls-creds-x509.h"
@@ -99,11 +100,11 @@ struct Link {
   bool client_done = false, server_done = false;
 
   Link(QCryptoTLSCreds *client_creds, QCryptoTLSCreds *server_creds, const char *hostname,
-       QCryptoTLSSessionAuthzFunc authz = nullptr, gpointer authz_data = nullptr) {
+       QCryptoAuthz *authz = nullptr) {
     g_autoptr(GError) error = nullptr;
-    client = qcrypto_tls_session_new(client_creds, hostname, nullptr, nullptr, &error);
+    client = qcrypto_tls_session_new(client_creds, hostname, nullptr, &error);
     g_assert_no_error(error);
-    server = qcrypto_tls_session_new(server_creds, nullptr, authz, authz_data, &error);
+    server = qcrypto_tls_session_new(server_creds, nullptr, authz, &error);
     g_assert_no_error(error);
     qcrypto_tls_session_set_callbacks(client, mem_push, mem_pull, &client_end);
     qcrypto_tls_session_set_callbacks(server, mem_push, mem_pull, &server_end);
@@ -245,24 +246,25 @@ void test_altnames() {
   altname_case(no_ip, "127.0.0.1", "only matched against the certificate's IP SANs");
 }
 
-gboolean authz_allow(gpointer data, const char *identity, GError **error) {
-  if (g_str_equal(identity, static_cast<const char *>(data))) return TRUE;
-  g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED, "identity not in the list");
-  return FALSE;
+QCryptoAuthz *authz_simple(const char *identity) {
+  g_autoptr(GError) error = nullptr;
+  auto *authz = QCRYPTO_AUTHZ(qcrypto_authz_simple_new("auth0", identity, &error));
+  g_assert_no_error(error);
+  return authz;
 }
 
 void test_authz() {
   Pki pki;
   g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
   g_autoptr(QCryptoTLSCreds) cc = x509_creds(pki.client_dir.path, false);
-  char allowed[] = "O=qio test,CN=qio client";
+  g_autoptr(QCryptoAuthz) allowed = authz_simple("O=qio test,CN=qio client");
   {
-    Link link(cc, sc, "qio.test", authz_allow, allowed);
+    Link link(cc, sc, "qio.test", allowed);
     link.expect_ok();
   }
-  char other[] = "CN=somebody else";
-  Link link(cc, sc, "qio.test", authz_allow, other);
-  link.expect_fail("authorization policy refused", "is not authorized: identity not in the list");
+  g_autoptr(QCryptoAuthz) other = authz_simple("CN=somebody else");
+  Link link(cc, sc, "qio.test", other);
+  link.expect_fail("authorization policy refused", "auth0");
   g_assert_error(link.client_error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED);
   g_assert_error(link.server_error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED);
 }
@@ -308,12 +310,6 @@ void test_verify_peer_off() {
   g_assert_null(qcrypto_tls_session_get_peer_identity(link.server));
 }
 
-GBytes *lookup_secret(const char *id, gpointer, GError **error) {
-  if (g_str_equal(id, "psk-secret")) return g_bytes_new_static("00112233445566778899", 20);
-  g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT, "no secret '%s'", id);
-  return nullptr;
-}
-
 QCryptoTLSCreds *psk_creds(const char *dir, bool server, const char *user,
                            const char *key_secret) {
   auto *creds = QCRYPTO_TLS_CREDS(g_object_new(
@@ -341,7 +337,7 @@ void test_psk() {
     g_assert_cmpstr(sr->protocol, ==, "TLS1.3");
   }
   /* The key from a secret object matches the file's key for "qemu". */
-  qcrypto_tls_creds_set_secret_lookup(lookup_secret, nullptr);
+  test_tls_set_secrets({{"psk-secret", "00112233445566778899"}});
   g_autoptr(QCryptoTLSCreds) cs = psk_creds(nullptr, false, nullptr, "psk-secret");
   {
     Link link(cs, sc, nullptr);
@@ -353,7 +349,7 @@ void test_psk() {
     Link link(cc, ss, nullptr);
     link.expect_ok();
   }
-  qcrypto_tls_creds_set_secret_lookup(nullptr, nullptr);
+  test_tls_set_secrets({});
   /* alice's key is not the one the client holds for alice. */
   Dir other;
   test_tls_write(other.path, "keys.psk", "alice:0102030405\n");
@@ -362,8 +358,8 @@ void test_psk() {
   link.handshake();
   g_assert_nonnull(link.client_error);
   g_assert_nonnull(link.server_error);
-  char allowed[] = "alice";
-  Link denied(cc, sc, nullptr, authz_allow, allowed);
+  g_autoptr(QCryptoAuthz) alice = authz_simple("alice");
+  Link denied(cc, sc, nullptr, alice);
   denied.handshake();
   g_assert_nonnull(denied.server_error);
   g_assert_error(denied.server_error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED);
@@ -374,8 +370,7 @@ void test_old_versions_refused() {
   Pki pki;
   g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
   g_autoptr(GError) error = nullptr;
-  g_autoptr(QCryptoTLSSession) server = qcrypto_tls_session_new(sc, nullptr, nullptr, nullptr,
-                                                                &error);
+  g_autoptr(QCryptoTLSSession) server = qcrypto_tls_session_new(sc, nullptr, nullptr, &error);
   Pipe c2s, s2c;
   End server_end{&c2s, &s2c}, client_end{&s2c, &c2s};
   qcrypto_tls_session_set_callbacks(server, mem_push, mem_pull, &server_end);
