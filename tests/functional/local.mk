@@ -5,3 +5,8 @@ EXTRA_DIST += $(functional_tests)
 
 functional_tests += tests/functional/test-layering.sh
 functional_tests += tests/functional/test-po.sh
+functional_tests += tests/functional/test-tls-interop.sh
+check_PROGRAMS += tests/functional/tls-endpoint
+tests_functional_tls_endpoint_SOURCES = tests/functional/tls-endpoint.cc
+tests_functional_tls_endpoint_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
+tests_functional_tls_endpoint_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS)
