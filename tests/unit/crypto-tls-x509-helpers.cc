@@ -3,6 +3,7 @@
 #include "tests/unit/crypto-tls-x509-helpers.h"
 
 #include "qcrypto/secret.h"
+#include "qcrypto/tls-creds-x509.h"
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -243,4 +244,16 @@ void test_tls_set_secrets(std::initializer_list<std::pair<const char *, const ch
     g_hash_table_insert(table, g_strdup(id), secret);
   }
   qcrypto_secret_set_lookup_func(lookup_test_secret, table);
+}
+
+QCryptoTLSCreds *test_tls_x509_creds(const char *dir, bool server, bool verify_peer) {
+  GError *error = nullptr;
+  auto *creds = QCRYPTO_TLS_CREDS(g_object_new(
+      QCRYPTO_TYPE_TLS_CREDS_X509, "id", server ? "tls-server" : "tls-client", "dir", dir,
+      "endpoint",
+      server ? QCRYPTO_TLS_CREDS_ENDPOINT_SERVER : QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT,
+      "verify-peer", verify_peer, nullptr));
+  g_assert_true(g_initable_init(G_INITABLE(creds), nullptr, &error));
+  g_assert_no_error(error);
+  return creds;
 }

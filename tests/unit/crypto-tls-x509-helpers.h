@@ -60,6 +60,24 @@ char *test_tls_mkdir();
 void test_tls_write(const char *dir, const char *name, const std::string &text);
 void test_tls_rmdir(const char *dir);
 
+/* A temporary directory for the life of the object. */
+struct TestTLSDir {
+  char *path = test_tls_mkdir();
+  TestTLSDir() = default;
+  TestTLSDir(const TestTLSDir &) = delete;
+  TestTLSDir &operator=(const TestTLSDir &) = delete;
+  ~TestTLSDir() {
+    test_tls_rmdir(path);
+    g_free(path);
+  }
+};
+
+/* Complete x509 credentials (ids "tls-server" / "tls-client") from @dir;
+ * the test fails if they do not load.  Returns a QCryptoTLSCreds *. */
+struct _QCryptoTLSCreds;
+struct _QCryptoTLSCreds *test_tls_x509_creds(const char *dir, bool server,
+                                             bool verify_peer = true);
+
 /* Makes `secret` objects (id, data) findable through the secret lookup
  * hook, as the object registry does; an empty list removes the hook. */
 void test_tls_set_secrets(std::initializer_list<std::pair<const char *, const char *>> secrets);

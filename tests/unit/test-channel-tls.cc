@@ -94,28 +94,9 @@ static void test_fd_channel_init(TestFdChannel *fioc) { fioc->fd = -1; }
 
 namespace {
 
-struct Dir {
-  char *path = test_tls_mkdir();
-  ~Dir() {
-    test_tls_rmdir(path);
-    g_free(path);
-  }
-};
-
-QCryptoTLSCreds *x509_creds(const char *dir, bool server) {
-  g_autoptr(GError) error = nullptr;
-  auto *creds = QCRYPTO_TLS_CREDS(g_object_new(
-      QCRYPTO_TYPE_TLS_CREDS_X509, "id", server ? "tls-server" : "tls-client", "dir", dir,
-      "endpoint",
-      server ? QCRYPTO_TLS_CREDS_ENDPOINT_SERVER : QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT, nullptr));
-  g_assert_true(g_initable_init(G_INITABLE(creds), nullptr, &error));
-  g_assert_no_error(error);
-  return creds;
-}
-
 /* Credentials for both ends and a connected pair of TLS channels. */
 struct Fixture {
-  Dir server_dir, client_dir;
+  TestTLSDir server_dir, client_dir;
   QCryptoTLSCreds *server_creds = nullptr, *client_creds = nullptr;
   TestFdChannel *server_master = nullptr, *client_master = nullptr;
   QIOChannelTLS *server = nullptr, *client = nullptr;
@@ -136,8 +117,8 @@ struct Fixture {
     test_tls_write(client_dir.path, "ca-cert.pem", other_ca ? other.pem : ca.pem);
     test_tls_write(client_dir.path, "client-cert.pem", client_cert.pem);
     test_tls_write(client_dir.path, "client-key.pem", test_tls_key_pem(1));
-    server_creds = x509_creds(server_dir.path, true);
-    client_creds = x509_creds(client_dir.path, false);
+    server_creds = test_tls_x509_creds(server_dir.path, true);
+    client_creds = test_tls_x509_creds(client_dir.path, false);
 
     int fds[2];
     g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);

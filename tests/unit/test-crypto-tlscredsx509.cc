@@ -13,14 +13,6 @@
 
 namespace {
 
-struct Dir {
-  char *path = test_tls_mkdir();
-  ~Dir() {
-    test_tls_rmdir(path);
-    g_free(path);
-  }
-};
-
 QCryptoTLSCreds *new_x509(const char *dir, bool server, GError **error,
                           const char *passwordid = nullptr, const char *priority = nullptr) {
   auto *creds = QCRYPTO_TLS_CREDS(g_object_new(
@@ -69,7 +61,7 @@ struct Case {
 
 void run_case(gconstpointer data) {
   auto *c = static_cast<const Case *>(data);
-  Dir dir;
+  TestTLSDir dir;
   TestCert ca = test_tls_make_cert(c->ca, nullptr);
   TestCert leaf = test_tls_make_cert(c->leaf, &ca);
   write_dir(dir.path, c->server, ca.pem, leaf.pem);
@@ -150,7 +142,7 @@ std::vector<Case> cases() {
 
 /* A leaf signed by a CA that is not in ca-cert.pem. */
 void test_unknown_ca() {
-  Dir dir;
+  TestTLSDir dir;
   TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
   TestCert other = test_tls_make_cert(test_tls_ca_req("other CA"), nullptr);
   TestCert leaf = test_tls_make_cert(test_tls_server_req("qio.test"), &other);
@@ -160,7 +152,7 @@ void test_unknown_ca() {
 
 /* root -> intermediate -> leaf: the leaf file carries the intermediate. */
 void test_chain() {
-  Dir dir;
+  TestTLSDir dir;
   TestCert root = test_tls_make_cert(test_tls_ca_req("qio root"), nullptr);
   TestCert inter = test_tls_make_cert(test_tls_ca_req("qio intermediate"), &root);
   TestCert leaf = test_tls_make_cert(test_tls_server_req("qio.test"), &inter);
@@ -182,7 +174,7 @@ void test_chain() {
 }
 
 void test_too_many_cas() {
-  Dir dir;
+  TestTLSDir dir;
   std::string pem;
   TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
   for (int i = 0; i < 17; i++) pem += ca.pem;
@@ -192,7 +184,7 @@ void test_too_many_cas() {
 }
 
 void test_missing_files() {
-  Dir dir;
+  TestTLSDir dir;
   TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
   expect(dir.path, true, "ca-cert.pem");
   test_tls_write(dir.path, "ca-cert.pem", ca.pem);
@@ -207,7 +199,7 @@ void test_missing_files() {
 }
 
 void test_broken_pem() {
-  Dir dir;
+  TestTLSDir dir;
   TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
   TestCert leaf = test_tls_make_cert(test_tls_server_req("qio.test"), &ca);
   write_dir(dir.path, true, "-----BEGIN CERTIFICATE-----\nnot base64!\n", leaf.pem);
@@ -227,7 +219,7 @@ void install_secrets() {
 }
 
 void test_encrypted_key() {
-  Dir dir;
+  TestTLSDir dir;
   TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
   TestCert leaf = test_tls_make_cert(test_tls_server_req("qio.test"), &ca);
   write_dir(dir.path, true, ca.pem, leaf.pem);
@@ -248,7 +240,7 @@ void test_encrypted_key() {
 }
 
 void test_bad_priority() {
-  Dir dir;
+  TestTLSDir dir;
   TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
   write_dir(dir.path, false, ca.pem, test_tls_make_cert(test_tls_client_req("c"), &ca).pem);
   g_autoptr(GError) error = nullptr;
@@ -269,7 +261,7 @@ void test_missing_id() {
 }
 
 void test_dh_params() {
-  Dir dir;
+  TestTLSDir dir;
   TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
   TestCert leaf = test_tls_make_cert(test_tls_server_req("qio.test"), &ca);
   write_dir(dir.path, true, ca.pem, leaf.pem);
@@ -280,7 +272,7 @@ void test_dh_params() {
 }
 
 void test_crl() {
-  Dir dir;
+  TestTLSDir dir;
   TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
   TestCert leaf = test_tls_make_cert(test_tls_server_req("qio.test"), &ca);
   TestCert other = test_tls_make_cert(test_tls_server_req("other.test"), &ca);
@@ -294,7 +286,7 @@ void test_crl() {
 }
 
 void test_sanity_check_off() {
-  Dir dir;
+  TestTLSDir dir;
   auto req = test_tls_ca_req("qio CA");
   req.expire_offset = -60;
   TestCert ca = test_tls_make_cert(req, nullptr);
@@ -310,7 +302,7 @@ void test_sanity_check_off() {
 
 /* A failed reload keeps the old state; a good one replaces it. */
 void test_reload() {
-  Dir dir;
+  TestTLSDir dir;
   TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
   auto req = test_tls_server_req("qio.test");
   req.expire_offset = 86400 * 3;
@@ -345,7 +337,7 @@ void test_reload() {
 }
 
 void test_psk() {
-  Dir dir;
+  TestTLSDir dir;
   auto make = [&](const char *user, bool server, const char *key_secret,
                   GError **error) -> QCryptoTLSCreds * {
     auto *creds = QCRYPTO_TLS_CREDS(g_object_new(
@@ -385,7 +377,7 @@ void test_psk() {
 }
 
 void test_anon_and_suites() {
-  Dir dir;
+  TestTLSDir dir;
   g_autoptr(GError) error = nullptr;
   g_autoptr(GObject) anon = G_OBJECT(g_object_new(QCRYPTO_TYPE_TLS_CREDS_ANON, "id", "anon0",
                                                   "endpoint", QCRYPTO_TLS_CREDS_ENDPOINT_SERVER,

@@ -47,29 +47,9 @@ gssize mem_pull(void *buf, gsize len, gpointer opaque, GError **) {
   return static_cast<gssize>(n);
 }
 
-struct Dir {
-  char *path = test_tls_mkdir();
-  ~Dir() {
-    test_tls_rmdir(path);
-    g_free(path);
-  }
-};
-
-QCryptoTLSCreds *x509_creds(const char *dir, bool server, bool verify_peer = true) {
-  g_autoptr(GError) error = nullptr;
-  auto *creds = QCRYPTO_TLS_CREDS(g_object_new(
-      QCRYPTO_TYPE_TLS_CREDS_X509, "id", server ? "tls-server" : "tls-client", "dir", dir,
-      "endpoint",
-      server ? QCRYPTO_TLS_CREDS_ENDPOINT_SERVER : QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT,
-      "verify-peer", verify_peer, nullptr));
-  g_assert_true(g_initable_init(G_INITABLE(creds), nullptr, &error));
-  g_assert_no_error(error);
-  return creds;
-}
-
 /* A server dir and a client dir from one CA. */
 struct Pki {
-  Dir server_dir, client_dir;
+  TestTLSDir server_dir, client_dir;
   TestCert ca;
   Pki(const TestCertReq &server_req, const TestCertReq &client_req,
       const char *ca_cn = "qio CA", int ca_key = 0) {
@@ -174,8 +154,8 @@ void exchange(QCryptoTLSSession *from, QCryptoTLSSession *to, const std::string 
 
 void test_basic_ca() {
   Pki pki;
-  g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
-  g_autoptr(QCryptoTLSCreds) cc = x509_creds(pki.client_dir.path, false);
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(pki.client_dir.path, false);
   Link link(cc, sc, "qio.test");
   link.expect_ok();
   exchange(link.client, link.server, "hello server");
@@ -191,8 +171,8 @@ void test_basic_ca() {
 
 void test_different_ca() {
   Pki pki, other("other CA");
-  g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
-  g_autoptr(QCryptoTLSCreds) cc = x509_creds(other.client_dir.path, false);
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(other.client_dir.path, false);
   Link link(cc, sc, "qio.test");
   link.expect_fail("certificate signed by unknown CA", "does not trust the CA");
   g_assert_error(link.client_error, QCRYPTO_ERROR, QCRYPTO_ERROR_VERIFY);
@@ -202,7 +182,7 @@ void test_different_ca() {
 /* The server rejects the client's certificate: the client learns why. */
 void test_client_unknown_ca() {
   Pki pki, other("other CA");
-  g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
   /* The client trusts the right CA but carries a certificate from another. */
   g_autofree char *client_cert = nullptr;
   g_autofree char *path = g_build_filename(other.client_dir.path, "client-cert.pem", nullptr);
@@ -220,8 +200,8 @@ void test_client_unknown_ca() {
 
 void altname_case(const TestCertReq &server_req, const char *hostname, const char *fault) {
   Pki pki(server_req, test_tls_client_req("qio client"));
-  g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
-  g_autoptr(QCryptoTLSCreds) cc = x509_creds(pki.client_dir.path, false);
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(pki.client_dir.path, false);
   Link link(cc, sc, hostname);
   if (fault)
     link.expect_fail(fault, "rejected our certificate");
@@ -255,8 +235,8 @@ QCryptoAuthz *authz_simple(const char *identity) {
 
 void test_authz() {
   Pki pki;
-  g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
-  g_autoptr(QCryptoTLSCreds) cc = x509_creds(pki.client_dir.path, false);
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(pki.client_dir.path, false);
   g_autoptr(QCryptoAuthz) allowed = authz_simple("O=qio test,CN=qio client");
   {
     Link link(cc, sc, "qio.test", allowed);
@@ -270,7 +250,7 @@ void test_authz() {
 }
 
 void test_chain() {
-  Dir server_dir, client_dir;
+  TestTLSDir server_dir, client_dir;
   TestCert root = test_tls_make_cert(test_tls_ca_req("qio root"), nullptr);
   TestCert inter = test_tls_make_cert(test_tls_ca_req("qio intermediate"), &root);
   TestCert server = test_tls_make_cert(test_tls_server_req("qio.test"), &inter);
@@ -281,8 +261,8 @@ void test_chain() {
   test_tls_write(client_dir.path, "ca-cert.pem", root.pem);
   test_tls_write(client_dir.path, "client-cert.pem", client.pem + inter.pem);
   test_tls_write(client_dir.path, "client-key.pem", test_tls_key_pem(1));
-  g_autoptr(QCryptoTLSCreds) sc = x509_creds(server_dir.path, true);
-  g_autoptr(QCryptoTLSCreds) cc = x509_creds(client_dir.path, false);
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(client_dir.path, false);
   Link link(cc, sc, "qio.test");
   link.expect_ok();
 }
@@ -293,10 +273,10 @@ void test_verify_peer_off() {
   g_autofree char *key = g_build_filename(pki.client_dir.path, "client-key.pem", nullptr);
   g_unlink(cert);
   g_unlink(key);
-  g_autoptr(QCryptoTLSCreds) cc = x509_creds(pki.client_dir.path, false);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(pki.client_dir.path, false);
   {
     /* A server that verifies refuses a client without a certificate. */
-    g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
+    g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
     Link link(cc, sc, "qio.test");
     link.handshake();
     g_assert_nonnull(link.server_error);
@@ -304,7 +284,7 @@ void test_verify_peer_off() {
     g_test_message("without certificate: %s / %s", link.server_error->message,
                    link.client_error->message);
   }
-  g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true, false);
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true, false);
   Link link(cc, sc, "qio.test");
   link.expect_ok();
   g_assert_null(qcrypto_tls_session_get_peer_identity(link.server));
@@ -324,7 +304,7 @@ QCryptoTLSCreds *psk_creds(const char *dir, bool server, const char *user,
 }
 
 void test_psk() {
-  Dir dir;
+  TestTLSDir dir;
   test_tls_write(dir.path, "keys.psk", "qemu:00112233445566778899\nalice:ffeeddccbbaa\n");
   g_autoptr(QCryptoTLSCreds) sc = psk_creds(dir.path, true, nullptr, nullptr);
   g_autoptr(QCryptoTLSCreds) cc = psk_creds(dir.path, false, nullptr, nullptr);
@@ -351,7 +331,7 @@ void test_psk() {
   }
   test_tls_set_secrets({});
   /* alice's key is not the one the client holds for alice. */
-  Dir other;
+  TestTLSDir other;
   test_tls_write(other.path, "keys.psk", "alice:0102030405\n");
   g_autoptr(QCryptoTLSCreds) wrong = psk_creds(other.path, false, "alice", nullptr);
   Link link(wrong, sc, nullptr);
@@ -368,7 +348,7 @@ void test_psk() {
 /* A peer offering only TLS 1.0/1.1 is refused with a clear message. */
 void test_old_versions_refused() {
   Pki pki;
-  g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
   g_autoptr(GError) error = nullptr;
   g_autoptr(QCryptoTLSSession) server = qcrypto_tls_session_new(sc, nullptr, nullptr, &error);
   Pipe c2s, s2c;
@@ -416,8 +396,8 @@ void test_old_versions_refused() {
 
 void test_bye_and_premature_close() {
   Pki pki;
-  g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
-  g_autoptr(QCryptoTLSCreds) cc = x509_creds(pki.client_dir.path, false);
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(pki.client_dir.path, false);
   g_autoptr(GError) error = nullptr;
   char buf[16];
   {
@@ -442,8 +422,8 @@ void test_bye_and_premature_close() {
 
 void test_key_update() {
   Pki pki;
-  g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
-  g_autoptr(QCryptoTLSCreds) cc = x509_creds(pki.client_dir.path, false);
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(pki.client_dir.path, false);
   Link link(cc, sc, "qio.test");
   link.expect_ok();
   g_autoptr(GError) error = nullptr;
@@ -493,8 +473,8 @@ void test_key_update() {
  * it started with (run under ASan to prove no use-after-free). */
 void test_reload_during_handshake() {
   Pki pki;
-  g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
-  g_autoptr(QCryptoTLSCreds) cc = x509_creds(pki.client_dir.path, false);
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(pki.client_dir.path, false);
   g_autoptr(GError) error = nullptr;
   for (int round = 0; round < 5; round++) {
     Link link(cc, sc, "qio.test");
@@ -517,8 +497,8 @@ struct ReloadThread {
 
 void test_reload_concurrent() {
   Pki pki;
-  g_autoptr(QCryptoTLSCreds) sc = x509_creds(pki.server_dir.path, true);
-  g_autoptr(QCryptoTLSCreds) cc = x509_creds(pki.client_dir.path, false);
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(pki.client_dir.path, false);
   ReloadThread rt{sc};
   GThread *thread = g_thread_new(
       "reload",
