@@ -5,7 +5,9 @@
  * loops with 16 KiB records on the same kind of descriptors), for TLS 1.3
  * with AES-128-GCM and AES-256-GCM.  Also printed: the cipher's
  * single-core rate (gnutls_cipher_encrypt2 on 16 KiB), and gnutls-cli
- * piping into gnutls-serv --echo as the "tunnel" reference.
+ * piping into gnutls-serv --echo as the "tunnel" reference, and full TLS 1.3
+ * handshakes per second of a qio server against gnutls-serv (ECDSA P-256
+ * and RSA-2048 server keys; the same bare GnuTLS client for both).
  * QIO_BENCH_SIZE (bytes, K/M/G suffixes) sets the volume per run (default
  * 4G), QIO_BENCH_ROUNDS the rounds (default 3); medians are printed.
  */
@@ -21,6 +23,7 @@
 #include <gnutls/gnutls.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -287,6 +290,112 @@ double tools_rate(const Pki &pki, guint64 bytes) {
   return bytes / secs / (1 << 30);
 }
 
+/* Full handshakes per second against a server on 127.0.0.1:@port, by a
+ * bare GnuTLS client (no client certificate, no verification: the same
+ * client work whichever server answers) for about two seconds. */
+double handshake_rate(guint port) {
+  g_autoptr(QIOSocketAddress) addr = qio_socket_address_new_inet("127.0.0.1", port);
+  gnutls_certificate_credentials_t cred;
+  gnutls_certificate_allocate_credentials(&cred);
+  int count = 0;
+  gint64 start = g_get_monotonic_time(), now;
+  do {
+    g_autoptr(GError) error = nullptr;
+    g_autoptr(QIOChannelSocket) sock = qio_channel_socket_new();
+    if (!qio_channel_socket_connect_sync(sock, addr, &error)) g_error("%s", error->message);
+    gnutls_session_t s;
+    gnutls_init(&s, GNUTLS_CLIENT);
+    gnutls_priority_set_direct(s, "NORMAL:-VERS-ALL:+VERS-TLS1.3", nullptr);
+    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred);
+    gnutls_transport_set_int(s, qio_channel_socket_get_fd(sock));
+    int ret;
+    do ret = gnutls_handshake(s);
+    while (ret < 0 && !gnutls_error_is_fatal(ret));
+    if (ret < 0) g_error("handshake: %s", gnutls_strerror(ret));
+    gnutls_bye(s, GNUTLS_SHUT_WR);
+    gnutls_deinit(s);
+    count++;
+    now = g_get_monotonic_time();
+  } while (now - start < 2000000);
+  gnutls_certificate_free_credentials(cred);
+  return count / ((now - start) / 1e6);
+}
+
+/* A qio server: accepts, handshakes (QIOChannelTLS), closes, until told. */
+struct QioServer {
+  QCryptoTLSCreds *creds;
+  QIOChannelSocket *listener = qio_channel_socket_new();
+  guint port = 0;
+  std::atomic<bool> stop{false};
+  std::thread thread;
+  explicit QioServer(QCryptoTLSCreds *c) : creds(c) {
+    g_autoptr(GError) error = nullptr;
+    g_autoptr(QIOSocketAddress) any = qio_socket_address_new_inet("127.0.0.1", 0);
+    if (!qio_channel_socket_listen_sync(listener, any, 0, &error)) g_error("%s", error->message);
+    g_autoptr(QIOSocketAddress) addr = qio_channel_socket_get_local_address(listener, &error);
+    port = qio_socket_address_get_port(addr);
+    thread = std::thread([this] {
+      while (!stop) {
+        g_autoptr(GError) e = nullptr;
+        g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_accept(listener, &e);
+        if (!sioc || stop) break;
+        g_autoptr(QIOChannelTLS) tioc =
+            qio_channel_tls_new_server(QIO_CHANNEL(sioc), creds, nullptr, &e);
+        if (tioc && qio_channel_tls_handshake_sync(tioc, nullptr, &e))
+          qio_channel_close(QIO_CHANNEL(tioc), nullptr);
+      }
+    });
+  }
+  ~QioServer() {
+    stop = true;
+    /* Wake the accept. */
+    g_autoptr(QIOSocketAddress) addr = qio_socket_address_new_inet("127.0.0.1", port);
+    g_autoptr(QIOChannelSocket) poke = qio_channel_socket_new();
+    qio_channel_socket_connect_sync(poke, addr, nullptr);
+    thread.join();
+    g_object_unref(listener);
+  }
+};
+
+void bench_handshakes(const char *id, int key) {
+  TestTLSDir dir;
+  TestCert ca = test_tls_make_cert(test_tls_ca_req("bench CA"), nullptr);
+  auto req = test_tls_server_req("localhost");
+  req.key = key;
+  TestCert srv = test_tls_make_cert(req, &ca);
+  test_tls_write(dir.path, "ca-cert.pem", ca.pem);
+  test_tls_write(dir.path, "server-cert.pem", srv.pem);
+  test_tls_write(dir.path, "server-key.pem", test_tls_key_pem(key));
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QCryptoTLSCreds) creds = QCRYPTO_TLS_CREDS(g_object_new(
+      QCRYPTO_TYPE_TLS_CREDS_X509, "id", "bench-hs", "dir", dir.path, "endpoint",
+      QCRYPTO_TLS_CREDS_ENDPOINT_SERVER, "verify-peer", FALSE, nullptr));
+  if (!g_initable_init(G_INITABLE(creds), nullptr, &error)) g_error("%s", error->message);
+  double qio;
+  {
+    QioServer server(creds);
+    qio = handshake_rate(server.port);
+  }
+  g_autofree char *gnutls_serv = g_find_program_in_path("gnutls-serv");
+  if (!gnutls_serv) return;
+  guint port = 20000 + g_random_int_range(0, 20000);
+  g_autofree char *port_s = g_strdup_printf("%u", port);
+  g_autofree char *cert = g_build_filename(dir.path, "server-cert.pem", nullptr);
+  g_autofree char *keyf = g_build_filename(dir.path, "server-key.pem", nullptr);
+  g_autoptr(GSubprocess) serv = g_subprocess_new(
+      static_cast<GSubprocessFlags>(G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+                                    G_SUBPROCESS_FLAGS_STDERR_SILENCE),
+      &error, gnutls_serv, "--echo", "--port", port_s, "--x509certfile", cert,
+      "--x509keyfile", keyf, nullptr);
+  if (!serv) return;
+  g_usleep(500000);
+  double base = handshake_rate(port);
+  g_subprocess_force_exit(serv);
+  g_subprocess_wait(serv, nullptr, nullptr);
+  g_autofree char *name = g_strdup_printf("handshake-%s-qio-server-vs-gnutls-serv", id);
+  print_bench(name, qio, "handshakes/s", base);
+}
+
 }  // namespace
 
 int main() {
@@ -320,5 +429,7 @@ int main() {
   guint64 tool_bytes = std::min<guint64>(total_bytes, 256ULL << 20);
   double tools = tools_rate(pki, tool_bytes);
   if (tools > 0) print_bench("tls13-aes128gcm-vs-gnutls-cli-serv", qio128, "GiB/s", tools);
+  bench_handshakes("ecdsa-p256", 1);
+  bench_handshakes("rsa-2048", 3);
   return 0;
 }

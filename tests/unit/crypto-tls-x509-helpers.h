@@ -25,7 +25,7 @@ struct TestCertReq {
   const char *kp_oid1 = nullptr, *kp_oid2 = nullptr;
   int start_offset = -3600;         /* seconds from now */
   int expire_offset = 86400 * 365;  /* seconds from now */
-  int key = 1;                      /* which test key (0 CA, 1 leaf, 2 other) */
+  int key = 1; /* which test key: 0 CA, 1 leaf, 2 other (ECDSA P-256), 3 RSA-2048 */
 };
 
 /* A generated certificate with its PEM text. */
