@@ -15,3 +15,5 @@ qioinclude_HEADERS += qio/channel-watch.h
 qio_libqio_la_SOURCES += qio/channel-watch.cc
 qioinclude_HEADERS += qio/channel-buffer.h
 qio_libqio_la_SOURCES += qio/channel-buffer.cc
+qioinclude_HEADERS += qio/channel-websock.h
+qio_libqio_la_SOURCES += qio/channel-websock.cc

@@ -23,3 +23,8 @@ EXTRA_DIST += tests/unit/gen-public-headers.sh
 tests/unit/public-headers.h: Makefile $(srcdir)/tests/unit/gen-public-headers.sh
 	$(AM_V_GEN)$(MKDIR_P) tests/unit && \
 	$(SHELL) $(srcdir)/tests/unit/gen-public-headers.sh $(qioinclude_HEADERS) $(qcryptoinclude_HEADERS) > $@
+
+unit_tests += tests/unit/test-channel-websock
+tests_unit_test_channel_websock_SOURCES = tests/unit/test-channel-websock.cc
+tests_unit_test_channel_websock_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_websock_LDADD = $(UNIT_LDADD)
