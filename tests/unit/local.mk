@@ -28,3 +28,17 @@ unit_tests += tests/unit/test-channel-websock
 tests_unit_test_channel_websock_SOURCES = tests/unit/test-channel-websock.cc
 tests_unit_test_channel_websock_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_channel_websock_LDADD = $(UNIT_LDADD)
+unit_tests += tests/unit/test-socket-address
+tests_unit_test_socket_address_SOURCES = tests/unit/test-socket-address.cc
+tests_unit_test_socket_address_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_socket_address_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-socket
+tests_unit_test_channel_socket_SOURCES = tests/unit/test-channel-socket.cc
+tests_unit_test_channel_socket_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_socket_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-net-listener
+tests_unit_test_net_listener_SOURCES = tests/unit/test-net-listener.cc
+tests_unit_test_net_listener_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_net_listener_LDADD = $(UNIT_LDADD)
