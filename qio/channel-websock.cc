@@ -6,7 +6,9 @@
 #include <glib/gi18n-lib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 #include <string_view>
@@ -103,18 +105,27 @@ struct WebsockPrivate {
   bool rx_masked = false;
   guint64 rx_mask_off = 0;
 
-  /* Bytes queued for the master: handshake, control frames, the part of
-   * a frame header the master did not take. */
+  /* One thread may read while another writes (the reader answers pings),
+   * so the output side has two locks.  write_lock is held across master
+   * writes and guards tx and the data frame being sent; ctl_lock is never
+   * held across I/O and guards ctl and close_sent. */
+  std::mutex write_lock;
+  /* Bytes for the master: handshake, the part of a frame header the
+   * master did not take, control frames on their way. */
   ByteQueue tx;
-  /* The data frame being sent. */
+  /* The data frame being sent; control frames may not interrupt it. */
   guint64 tx_remaining = 0;
   guint8 tx_mask[4] = {};
   guint64 tx_mask_off = 0;
   std::vector<guint8> scratch; /* client: masked payload */
 
+  std::mutex ctl_lock;
+  ByteQueue ctl; /* pongs and close frames, queued by readers */
+  std::atomic<bool> ctl_pending{false};
+  bool close_sent = false;
+
   guint peer_close_code = 0;
   bool close_received = false;
-  bool close_sent = false;
   GError *error = nullptr; /* sticky protocol failure */
 };
 
@@ -272,22 +283,45 @@ static void apply_mask(guint8 *data, gsize len, const guint8 *mask, guint64 offs
 
 /* ---- master I/O ------------------------------------------------------- */
 
-/* Writes queued bytes to the master: 1 when all are out, BLOCK, or -1. */
-static int flush_tx(QIOChannelWebsock *wioc, GError **error) {
+/* [write_lock held] Writes tx to the master, then the queued control
+ * frames once no data frame is half sent.  Returns 1 when nothing more
+ * can go out now, BLOCK, or -1. */
+static int flush_locked(QIOChannelWebsock *wioc, GError **error) {
   WebsockPrivate *p = ws_priv(wioc);
-  while (!p->tx.empty()) {
-    gssize n = qio_channel_write(p->master, p->tx.data(), p->tx.size(), error);
-    if (n == QIO_CHANNEL_ERR_BLOCK) return QIO_CHANNEL_ERR_BLOCK;
-    if (n < 0) {
-      /* Undeliverable; the next writev meets the master's error itself. */
-      p->tx.consume(p->tx.size());
-      return -1;
+  while (true) {
+    while (!p->tx.empty()) {
+      gssize n = qio_channel_write(p->master, p->tx.data(), p->tx.size(), error);
+      if (n == QIO_CHANNEL_ERR_BLOCK) return QIO_CHANNEL_ERR_BLOCK;
+      if (n < 0) {
+        /* Undeliverable; the next writev meets the master's error itself. */
+        p->tx.consume(p->tx.size());
+        return -1;
+      }
+      p->tx.consume(static_cast<gsize>(n));
     }
-    p->tx.consume(static_cast<gsize>(n));
+    if (p->tx_remaining > 0 || !p->ctl_pending) return 1;
+    std::lock_guard<std::mutex> guard(p->ctl_lock);
+    p->tx.append(p->ctl.data(), p->ctl.size());
+    p->ctl.consume(p->ctl.size());
+    p->ctl_pending = false;
   }
-  return 1;
 }
 
+static int flush_tx(QIOChannelWebsock *wioc, GError **error) {
+  std::lock_guard<std::mutex> guard(ws_priv(wioc)->write_lock);
+  return flush_locked(wioc, error);
+}
+
+/* For readers and watches: sends queued control frames unless a writer
+ * is busy (it sends them itself).  True while they wait for the master. */
+static bool try_flush(QIOChannelWebsock *wioc) {
+  WebsockPrivate *p = ws_priv(wioc);
+  if (!p->ctl_pending) return false;
+  std::unique_lock<std::mutex> guard(p->write_lock, std::try_to_lock);
+  return guard.owns_lock() && flush_locked(wioc, nullptr) == QIO_CHANNEL_ERR_BLOCK;
+}
+
+/* Queues a control frame; nothing follows a close frame. */
 static void queue_control(QIOChannelWebsock *wioc, guint8 opcode, const guint8 *payload,
                           gsize len) {
   WebsockPrivate *p = ws_priv(wioc);
@@ -297,15 +331,21 @@ static void queue_control(QIOChannelWebsock *wioc, guint8 opcode, const guint8 *
   gsize n = frame_header(frame, opcode, len, p->role == Role::kClient ? mask : nullptr);
   memcpy(frame + n, payload, len);
   if (p->role == Role::kClient) apply_mask(frame + n, len, mask, 0);
-  p->tx.append(frame, n + len);
+  std::lock_guard<std::mutex> guard(p->ctl_lock);
+  if (p->close_sent) return;
+  if (opcode == kOpClose) p->close_sent = true;
+  p->ctl.append(frame, n + len);
+  p->ctl_pending = true;
 }
 
 static void queue_close(QIOChannelWebsock *wioc, guint code) {
-  WebsockPrivate *p = ws_priv(wioc);
-  if (p->close_sent) return;
-  p->close_sent = true;
   guint8 payload[2] = {static_cast<guint8>(code >> 8), static_cast<guint8>(code)};
   queue_control(wioc, kOpClose, payload, code == QIO_CHANNEL_WEBSOCK_CLOSE_NO_STATUS ? 0 : 2);
+}
+
+static bool closing(WebsockPrivate *p) {
+  std::lock_guard<std::mutex> guard(p->ctl_lock);
+  return p->close_sent;
 }
 
 /* Records a protocol violation by the peer: later reads fail with it and
@@ -315,7 +355,7 @@ static void fail_protocol(QIOChannelWebsock *wioc, guint code, GError *error) {
   g_clear_error(&p->error);
   p->error = error;
   queue_close(wioc, code);
-  flush_tx(wioc, nullptr);
+  try_flush(wioc);
 }
 
 /* ---- handshake -------------------------------------------------------- */
@@ -729,7 +769,7 @@ static bool handle_control(QIOChannelWebsock *wioc, guint8 opcode, guint8 *paylo
   WebsockPrivate *p = ws_priv(wioc);
   switch (opcode) {
     case kOpPing:
-      if (!p->close_sent) queue_control(wioc, kOpPong, payload, len);
+      queue_control(wioc, kOpPong, payload, len);
       return true;
     case kOpPong:
       return true;
@@ -885,7 +925,7 @@ static gssize websock_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov
     }
     /* Pongs and close echoes go out on the reader's time too; a failure
      * to send them must not hide the data or EOF already received. */
-    if (!p->tx.empty()) flush_tx(wioc, nullptr);
+    try_flush(wioc);
     gsize got = copy_payload(p, iov, niov, &idx, &off);
     total += got;
     if (idx >= niov) return static_cast<gssize>(total);
@@ -942,14 +982,17 @@ static gssize websock_writev(QIOChannel *ioc, const struct iovec *iov, gsize nio
   auto *wioc = QIO_CHANNEL_WEBSOCK(ioc);
   WebsockPrivate *p = ws_priv(wioc);
   if (!check_ready(wioc, error)) return -1;
-  if (p->close_sent) {
+  std::lock_guard<std::mutex> guard(p->write_lock);
+  /* A frame already begun is finished even after a close frame arrived:
+   * our close echo has to wait for its end. */
+  if (p->tx_remaining == 0 && closing(p)) {
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE,
                 _("Channel '%s': the websocket is closing; no more data can be sent"),
                 ws_name(wioc));
     return -1;
   }
   while (true) {
-    int r = flush_tx(wioc, error);
+    int r = flush_locked(wioc, error);
     if (r != 1) return r;
 
     bool client = p->role == Role::kClient;
@@ -1003,7 +1046,10 @@ static gssize websock_writev(QIOChannel *ioc, const struct iovec *iov, gsize nio
     }
     p->tx_remaining -= sent;
     p->tx_mask_off += sent;
-    if (sent > 0) return static_cast<gssize>(sent);
+    if (sent > 0) {
+      if (p->tx_remaining == 0) flush_locked(wioc, nullptr); /* control frames waiting */
+      return static_cast<gssize>(sent);
+    }
     /* Only part of the header went out: the master is full. */
     if (!p->blocking) return QIO_CHANNEL_ERR_BLOCK;
   }
@@ -1013,9 +1059,11 @@ static gboolean websock_close(QIOChannel *ioc, GError **error) {
   auto *wioc = QIO_CHANNEL_WEBSOCK(ioc);
   WebsockPrivate *p = ws_priv(wioc);
   if (p->hs == Handshake::kDone) {
-    queue_close(wioc, QIO_CHANNEL_WEBSOCK_CLOSE_NORMAL);
+    std::lock_guard<std::mutex> guard(p->write_lock);
+    /* In the middle of a data frame a close frame cannot be sent. */
+    if (p->tx_remaining == 0) queue_close(wioc, QIO_CHANNEL_WEBSOCK_CLOSE_NORMAL);
     /* Best effort: a peer that does not read must not hold up closing. */
-    flush_tx(wioc, nullptr);
+    flush_locked(wioc, nullptr);
   }
   return qio_channel_close(p->master, error);
 }
@@ -1062,7 +1110,7 @@ gboolean master_ready_cb(QIOChannel *, GIOCondition revents, gpointer data) noex
 }
 
 gboolean master_writable_cb(QIOChannel *, GIOCondition, gpointer data) noexcept {
-  flush_tx(static_cast<WebsockSource *>(data)->wioc, nullptr);
+  try_flush(static_cast<WebsockSource *>(data)->wioc);
   return G_SOURCE_CONTINUE;
 }
 
@@ -1075,8 +1123,8 @@ gboolean websock_source_prepare(GSource *source, gint *timeout) noexcept {
   WebsockPrivate *p = ws_priv(ws->wioc);
   *timeout = -1;
   bool ready = buffered_ready(ws);
-  if (!p->tx.empty() && !p->blocking) flush_tx(ws->wioc, nullptr);
-  bool pending = !p->tx.empty() && !p->blocking;
+  /* A blocking master would stall the loop: those are flushed by readv. */
+  bool pending = !p->blocking && try_flush(ws->wioc);
   if (pending && !ws->flusher) {
     ws->flusher = qio_channel_create_watch(p->master, G_IO_OUT);
     g_source_set_callback(ws->flusher, G_SOURCE_FUNC(master_writable_cb), ws, nullptr);

@@ -395,6 +395,24 @@ static void test_data_both_ways() {
   g_assert_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE);
 }
 
+/* Both directions at once, each writer in its own thread while the
+ * main thread reads: reads and writes of one channel overlap. */
+static void test_full_duplex() {
+  Pair pair;
+  connect_pair(&pair, false);
+  g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(pair.server), TRUE, nullptr));
+  g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(pair.client), TRUE, nullptr));
+  std::string up = pattern(1024 * 1024), down = pattern(777777);
+  Writer wu = {QIO_CHANNEL(pair.client), &up, 200};
+  Writer wd = {QIO_CHANNEL(pair.server), &down, 100};
+  GThread *tu = g_thread_new("up", writer_thread, &wu);
+  GThread *td = g_thread_new("down", writer_thread, &wd);
+  read_and_compare(QIO_CHANNEL(pair.server), up);
+  read_and_compare(QIO_CHANNEL(pair.client), down);
+  g_thread_join(tu);
+  g_thread_join(td);
+}
+
 /* Non-blocking writes into a full pipe: BLOCK comes back, and after
  * draining the frames carry exactly the bytes writev reported. */
 static void test_would_block() {
@@ -421,6 +439,9 @@ static void test_would_block() {
   }
   g_assert_cmpint(blocks, ==, 1);
   g_assert_cmpuint(sent, <, data.size());
+  /* A ping now must be answered after the half-sent frame, not inside it. */
+  raw.send(frame(0x9, true, "mid-frame", true));
+  g_assert_cmpint(qio_channel_read(ioc, &c, 1, nullptr), ==, QIO_CHANNEL_ERR_BLOCK);
   /* Finish in blocking mode so that the open frame completes. */
   g_assert_true(qio_channel_set_blocking(ioc, TRUE, nullptr));
   GThread *thread = g_thread_new(
@@ -428,13 +449,20 @@ static void test_would_block() {
       +[](gpointer p) -> gpointer {
         auto *r = static_cast<Raw *>(p);
         auto *out = new std::string;
+        int pongs = 0;
         while (true) {
           Frame f = read_frame(*r);
           if (f.opcode == 0x8) break;
+          if (f.opcode == 0xA) {
+            g_assert_true(f.payload == "mid-frame");
+            pongs++;
+            continue;
+          }
           g_assert_cmpuint(f.opcode, ==, 0x2);
           g_assert_false(f.masked);
           *out += f.payload;
         }
+        g_assert_cmpint(pongs, ==, 1);
         return out;
       },
       &raw);
@@ -863,6 +891,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/websock/handshake/eof", test_handshake_eof);
   g_test_add_func("/qio/websock/handshake/client-refused", test_client_refused);
   g_test_add_func("/qio/websock/data/both-ways-1MiB", test_data_both_ways);
+  g_test_add_func("/qio/websock/data/full-duplex", test_full_duplex);
   g_test_add_func("/qio/websock/data/would-block", test_would_block);
   g_test_add_func("/qio/websock/data/not-ready", test_not_ready);
   g_test_add_func("/qio/websock/frame/fragmentation-ping", test_fragmentation_and_ping);
