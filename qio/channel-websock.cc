@@ -31,7 +31,7 @@ enum Opcode : guint8 {
 constexpr gsize kMaxFrameHeader = 14;
 constexpr gsize kMaxControlPayload = 125;
 /* How much a client masks per writev: its scratch buffer. */
-constexpr gsize kClientChunk = 64 * 1024;
+constexpr gsize kClientChunk = 256 * 1024;
 /* Iovec entries framed by one writev; more are left for the next call. */
 constexpr gsize kMaxIov = 256;
 constexpr gsize kReadChunk = 64 * 1024;
@@ -204,10 +204,11 @@ struct Header {
   std::string_view name, value;
 };
 
-/* Splits an HTTP head (without the final blank line) into its first line
- * and headers; false on a malformed line. */
+/* Splits an HTTP head (ending in its blank line) into its first line and
+ * headers; false on a malformed line. */
 static bool split_head(std::string_view head, std::string_view *first,
                        std::vector<Header> *headers) {
+  head.remove_suffix(4);
   gsize eol = head.find("\r\n");
   *first = head.substr(0, eol);
   head = eol == std::string_view::npos ? std::string_view() : head.substr(eol + 2);
@@ -277,8 +278,27 @@ static void new_mask(guint8 *mask) {
   memcpy(mask, &r, 4);
 }
 
+/* dst = src XOR the mask, starting @offset bytes into the payload; @dst
+ * may be @src.  Eight bytes a step: the byte loop runs at a tenth of the
+ * speed of the socket. */
+static void mask_copy(guint8 *dst, const guint8 *src, gsize len, const guint8 *mask,
+                      guint64 offset) {
+  guint8 pattern[8];
+  for (gsize k = 0; k < 8; k++) pattern[k] = mask[(offset + k) & 3];
+  guint64 m;
+  memcpy(&m, pattern, 8);
+  gsize i = 0;
+  for (; i + 8 <= len; i += 8) {
+    guint64 v;
+    memcpy(&v, src + i, 8);
+    v ^= m;
+    memcpy(dst + i, &v, 8);
+  }
+  for (; i < len; i++) dst[i] = src[i] ^ mask[(offset + i) & 3];
+}
+
 static void apply_mask(guint8 *data, gsize len, const guint8 *mask, guint64 offset) {
-  for (gsize i = 0; i < len; i++) data[i] ^= mask[(offset + i) & 3];
+  mask_copy(data, data, len, mask, offset);
 }
 
 /* ---- master I/O ------------------------------------------------------- */
@@ -400,9 +420,7 @@ static void server_parse(QIOChannelWebsock *wioc) {
   WebsockPrivate *p = ws_priv(wioc);
   std::string_view first;
   std::vector<Header> headers;
-  std::string_view head(p->head);
-  head.remove_suffix(4);
-  if (!split_head(head, &first, &headers)) {
+  if (!split_head(p->head, &first, &headers)) {
     reject(wioc, 400, N_("malformed HTTP header line"));
     return;
   }
@@ -483,9 +501,7 @@ static void client_parse(QIOChannelWebsock *wioc) {
   WebsockPrivate *p = ws_priv(wioc);
   std::string_view first;
   std::vector<Header> headers;
-  std::string_view head(p->head);
-  head.remove_suffix(4);
-  if (!split_head(head, &first, &headers)) {
+  if (!split_head(p->head, &first, &headers)) {
     client_fail(wioc, N_("malformed HTTP header line"));
     return;
   }
@@ -1026,10 +1042,10 @@ static gssize websock_writev(QIOChannel *ioc, const struct iovec *iov, gsize nio
       p->scratch.resize(kClientChunk);
       gsize at = 0;
       for (gsize i = 1; i < nout; i++) {
-        memcpy(p->scratch.data() + at, out[i].iov_base, out[i].iov_len);
+        mask_copy(p->scratch.data() + at, static_cast<const guint8 *>(out[i].iov_base),
+                  out[i].iov_len, p->tx_mask, p->tx_mask_off + at);
         at += out[i].iov_len;
       }
-      apply_mask(p->scratch.data(), payload, p->tx_mask, p->tx_mask_off);
       out[1] = {p->scratch.data(), payload};
       nout = 2;
     }

@@ -144,24 +144,24 @@ struct Raw {
   }
 };
 
+/* A channel to @raw, for a websock channel to own. */
+static TestPipe *pipes_to_raw(Raw *raw) {
+  int to_us[2], from_us[2];
+  g_assert_cmpint(pipe(to_us), ==, 0);
+  g_assert_cmpint(pipe(from_us), ==, 0);
+  raw->rfd = from_us[0];
+  raw->wfd = to_us[1];
+  return test_pipe_new(to_us[0], from_us[1]);
+}
+
 /* A server channel whose peer is @raw. */
 static QIOChannelWebsock *server_with_raw_peer(Raw *raw) {
-  int to_server[2], from_server[2];
-  g_assert_cmpint(pipe(to_server), ==, 0);
-  g_assert_cmpint(pipe(from_server), ==, 0);
-  raw->rfd = from_server[0];
-  raw->wfd = to_server[1];
-  g_autoptr(TestPipe) master = test_pipe_new(to_server[0], from_server[1]);
+  g_autoptr(TestPipe) master = pipes_to_raw(raw);
   return qio_channel_websock_new_server(QIO_CHANNEL(master));
 }
 
 static QIOChannelWebsock *client_with_raw_peer(Raw *raw) {
-  int to_client[2], from_client[2];
-  g_assert_cmpint(pipe(to_client), ==, 0);
-  g_assert_cmpint(pipe(from_client), ==, 0);
-  raw->rfd = from_client[0];
-  raw->wfd = to_client[1];
-  g_autoptr(TestPipe) master = test_pipe_new(to_client[0], from_client[1]);
+  g_autoptr(TestPipe) master = pipes_to_raw(raw);
   return qio_channel_websock_new_client(QIO_CHANNEL(master), "localhost", "/");
 }
 
