@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "qio/channel-buffer.h"
+#include "qio/channel-watch.h"
 #include "qio/error.h"
 
 #include <gio/gio.h>
@@ -66,48 +67,6 @@ static gboolean buffer_shutdown(QIOChannel *ioc, QIOChannelShutdown, GError **) 
   return TRUE;
 }
 
-namespace {
-
-struct BufferWatch {
-  GSource source;
-  QIOChannel *ioc;
-  GIOCondition condition;
-};
-
-/* Memory is always readable (EOF counts) and writable. */
-gboolean buffer_watch_prepare(GSource *, gint *timeout) noexcept {
-  *timeout = -1;
-  return TRUE;
-}
-
-gboolean buffer_watch_check(GSource *) noexcept { return TRUE; }
-
-gboolean buffer_watch_dispatch(GSource *source, GSourceFunc callback, gpointer data) noexcept {
-  auto *watch = reinterpret_cast<BufferWatch *>(source);
-  if (!callback) return G_SOURCE_REMOVE;
-  return QIO_CHANNEL_FUNC(callback)(
-      watch->ioc, static_cast<GIOCondition>(watch->condition & (G_IO_IN | G_IO_OUT)), data);
-}
-
-void buffer_watch_finalize(GSource *source) noexcept {
-  g_object_unref(reinterpret_cast<BufferWatch *>(source)->ioc);
-}
-
-GSourceFuncs buffer_watch_funcs = {
-    buffer_watch_prepare, buffer_watch_check, buffer_watch_dispatch, buffer_watch_finalize,
-    nullptr, nullptr,
-};
-
-}  // namespace
-
-static GSource *buffer_create_watch(QIOChannel *ioc, GIOCondition condition) {
-  GSource *source = g_source_new(&buffer_watch_funcs, sizeof(BufferWatch));
-  auto *watch = reinterpret_cast<BufferWatch *>(source);
-  watch->ioc = QIO_CHANNEL(g_object_ref(ioc));
-  watch->condition = condition;
-  return source;
-}
-
 static void qio_channel_buffer_finalize(GObject *object) {
   g_byte_array_unref(QIO_CHANNEL_BUFFER(object)->data);
   G_OBJECT_CLASS(qio_channel_buffer_parent_class)->finalize(object);
@@ -119,7 +78,8 @@ static void qio_channel_buffer_class_init(QIOChannelBufferClass *klass) {
   ioc_class->io_readv = buffer_readv;
   ioc_class->io_writev = buffer_writev;
   ioc_class->io_close = buffer_close;
-  ioc_class->io_create_watch = buffer_create_watch;
+  /* Memory is always readable (EOF counts) and writable. */
+  ioc_class->io_create_watch = qio_channel_create_ready_watch;
   ioc_class->io_set_blocking = buffer_set_blocking;
   ioc_class->io_shutdown = buffer_shutdown;
 }

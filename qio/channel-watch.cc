@@ -37,6 +37,25 @@ GSourceFuncs fd_watch_funcs = {
     nullptr, fd_watch_check, fd_watch_dispatch, fd_watch_finalize, nullptr, nullptr,
 };
 
+gboolean ready_watch_prepare(GSource *, gint *timeout) noexcept {
+  *timeout = -1;
+  return TRUE;
+}
+
+gboolean ready_watch_check(GSource *) noexcept { return TRUE; }
+
+gboolean ready_watch_dispatch(GSource *source, GSourceFunc callback, gpointer data) noexcept {
+  auto *watch = reinterpret_cast<FdWatch *>(source);
+  if (!callback) return G_SOURCE_REMOVE;
+  return QIO_CHANNEL_FUNC(callback)(
+      watch->ioc, static_cast<GIOCondition>(watch->condition & (G_IO_IN | G_IO_OUT)), data);
+}
+
+GSourceFuncs ready_watch_funcs = {
+    ready_watch_prepare, ready_watch_check, ready_watch_dispatch, fd_watch_finalize,
+    nullptr, nullptr,
+};
+
 }  // namespace
 
 GSource *qio_channel_create_fd_pair_watch(QIOChannel *ioc, int fd_read, int fd_write,
@@ -59,4 +78,13 @@ GSource *qio_channel_create_fd_pair_watch(QIOChannel *ioc, int fd_read, int fd_w
 
 GSource *qio_channel_create_fd_watch(QIOChannel *ioc, int fd, GIOCondition condition) {
   return qio_channel_create_fd_pair_watch(ioc, fd, fd, condition);
+}
+
+GSource *qio_channel_create_ready_watch(QIOChannel *ioc, GIOCondition condition) {
+  /* Same layout as an fd watch, without descriptors. */
+  GSource *source = g_source_new(&ready_watch_funcs, sizeof(FdWatch));
+  auto *watch = reinterpret_cast<FdWatch *>(source);
+  watch->ioc = QIO_CHANNEL(g_object_ref(ioc));
+  watch->condition = condition;
+  return source;
 }

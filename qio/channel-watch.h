@@ -17,4 +17,9 @@ GSource *qio_channel_create_fd_watch(QIOChannel *ioc, int fd, GIOCondition condi
 GSource *qio_channel_create_fd_pair_watch(QIOChannel *ioc, int fd_read, int fd_write,
                                           GIOCondition condition);
 
+/* A watch that is always ready: for channels over memory or nothing
+ * (buffer, null), whose I/O never blocks.  It reports @condition
+ * restricted to G_IO_IN and G_IO_OUT. */
+GSource *qio_channel_create_ready_watch(QIOChannel *ioc, GIOCondition condition);
+
 G_END_DECLS

@@ -10,6 +10,25 @@ tests_unit_test_channel_buffer_SOURCES = tests/unit/test-channel-buffer.cc
 tests_unit_test_channel_buffer_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_channel_buffer_LDADD = $(UNIT_LDADD)
 
+unit_tests += tests/unit/test-coroutine
+tests_unit_test_coroutine_SOURCES = tests/unit/test-coroutine.cc
+tests_unit_test_coroutine_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_coroutine_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-file
+tests_unit_test_channel_file_SOURCES = tests/unit/test-channel-file.cc
+tests_unit_test_channel_file_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_file_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-null
+tests_unit_test_channel_null_SOURCES = tests/unit/test-channel-null.cc
+tests_unit_test_channel_null_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_null_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-command
+tests_unit_test_channel_command_SOURCES = tests/unit/test-channel-command.cc
+tests_unit_test_channel_command_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_command_LDADD = $(UNIT_LDADD)
 # Every public header, compiled as C.
 unit_tests += tests/unit/test-c-api
 tests_unit_test_c_api_SOURCES = tests/unit/test-c-api.c
