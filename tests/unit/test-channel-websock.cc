@@ -2,6 +2,7 @@
  * between qio's server and client sides and against hand-made frames. */
 #include "config.h"
 
+#include "qio/channel-socket.h"
 #include "qio/channel-watch.h"
 #include "qio/channel-websock.h"
 #include "qio/error.h"
@@ -272,9 +273,19 @@ static void handshake_done(GObject *source, GAsyncResult *result, gpointer data)
 }
 
 /* Both handshakes asynchronously on one private context. */
-static void connect_pair(Pair *pair, bool offer_binary) {
-  TestPipe *a, *b;
-  duplex(&a, &b);
+static void connect_pair(Pair *pair, bool offer_binary, bool sockets = false) {
+  QIOChannel *a, *b;
+  if (sockets) {
+    QIOChannelSocket *sa, *sb;
+    g_assert_true(qio_channel_socket_new_pair(&sa, &sb, nullptr));
+    a = QIO_CHANNEL(sa);
+    b = QIO_CHANNEL(sb);
+  } else {
+    TestPipe *pa, *pb;
+    duplex(&pa, &pb);
+    a = QIO_CHANNEL(pa);
+    b = QIO_CHANNEL(pb);
+  }
   g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(a), FALSE, nullptr));
   g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(b), FALSE, nullptr));
   pair->server = qio_channel_websock_new_server(QIO_CHANNEL(a));
@@ -368,10 +379,10 @@ static void read_and_compare(QIOChannel *ioc, const std::string &expect) {
 }
 
 /* 1 MiB through 300 iovecs each way, with blocking channels and a writer
- * thread (pipes hold only 64 KiB). */
-static void test_data_both_ways() {
+ * thread (pipes hold only 64 KiB); over pipes and over a socket pair. */
+static void test_data_both_ways(gconstpointer sockets) {
   Pair pair;
-  connect_pair(&pair, true);
+  connect_pair(&pair, true, sockets != nullptr);
   g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(pair.server), TRUE, nullptr));
   g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(pair.client), TRUE, nullptr));
   std::string data = pattern(1024 * 1024);
@@ -870,6 +881,59 @@ static void test_handshake_corpus() {
   }
 }
 
+/* Mutated requests: each is accepted with 101 or refused with a 4xx
+ * response; none crashes or hangs (the peer closes after sending). */
+static void test_handshake_mutations() {
+  for (int i = 0; i < 300; i++) {
+    std::string req = kGoodRequest;
+    int flips = g_test_rand_int_range(1, 4);
+    for (int k = 0; k < flips; k++)
+      req[g_test_rand_int_range(0, static_cast<int>(req.size()))] =
+          static_cast<char>(g_test_rand_int_range(0, 256));
+    Raw raw;
+    g_autoptr(QIOChannelWebsock) wioc = server_with_raw_peer(&raw);
+    raw.send(req);
+    close(raw.wfd);
+    raw.wfd = -1;
+    g_autoptr(GError) error = nullptr;
+    gboolean ok = qio_channel_websock_handshake_sync(wioc, nullptr, &error);
+    qio_channel_close(qio_channel_websock_get_master(wioc), nullptr);
+    std::string reply = raw.recv_all();
+    if (ok) {
+      g_assert_true(g_str_has_prefix(reply.c_str(), "HTTP/1.1 101 "));
+    } else if (g_error_matches(error, QIO_ERROR, QIO_ERROR_PROTOCOL)) {
+      g_assert_true(g_str_has_prefix(reply.c_str(), "HTTP/1.1 4"));
+    } else {
+      /* The blank line was hit: the peer's EOF came first. */
+      g_assert_error(error, QIO_ERROR, QIO_ERROR_EOF);
+      g_assert_true(reply.empty());
+    }
+  }
+}
+
+/* Random bytes after a good handshake: data, a protocol error or end of
+ * file, never a crash or a hang. */
+static void test_random_frames() {
+  for (int i = 0; i < 300; i++) {
+    Raw raw;
+    g_autoptr(QIOChannelWebsock) wioc = server_after_handshake(&raw);
+    std::string junk(static_cast<gsize>(g_test_rand_int_range(1, 2000)), '\0');
+    for (char &c : junk) c = static_cast<char>(g_test_rand_int_range(0, 256));
+    /* Often a plausible masked frame header first. */
+    if (i % 2) junk = frame(static_cast<guint8>(g_test_rand_int_range(0, 16)), i % 4 == 1,
+                            junk.substr(0, junk.size() / 2), true) + junk;
+    raw.send(junk);
+    close(raw.wfd);
+    raw.wfd = -1;
+    char buf[512];
+    gssize n;
+    g_autoptr(GError) error = nullptr;
+    while ((n = qio_channel_read(QIO_CHANNEL(wioc), buf, sizeof(buf), &error)) > 0) {}
+    g_assert_cmpint(n, !=, QIO_CHANNEL_ERR_BLOCK);
+    if (n < 0) g_assert_true(error->domain == QIO_ERROR);
+  }
+}
+
 static void test_handshake_eof() {
   Raw raw;
   g_autoptr(QIOChannelWebsock) wioc = server_with_raw_peer(&raw);
@@ -889,8 +953,12 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/websock/handshake/cancel", test_handshake_cancel);
   g_test_add_func("/qio/websock/handshake/corpus", test_handshake_corpus);
   g_test_add_func("/qio/websock/handshake/eof", test_handshake_eof);
+  g_test_add_func("/qio/websock/handshake/mutations", test_handshake_mutations);
+  g_test_add_func("/qio/websock/frame/random", test_random_frames);
   g_test_add_func("/qio/websock/handshake/client-refused", test_client_refused);
-  g_test_add_func("/qio/websock/data/both-ways-1MiB", test_data_both_ways);
+  g_test_add_data_func("/qio/websock/data/both-ways-1MiB/pipes", nullptr, test_data_both_ways);
+  g_test_add_data_func("/qio/websock/data/both-ways-1MiB/socketpair", GINT_TO_POINTER(1),
+                       test_data_both_ways);
   g_test_add_func("/qio/websock/data/full-duplex", test_full_duplex);
   g_test_add_func("/qio/websock/data/would-block", test_would_block);
   g_test_add_func("/qio/websock/data/not-ready", test_not_ready);
