@@ -628,14 +628,8 @@ static Step handshake_step(QIOChannelWebsock *wioc, GError **error) {
       }
       case Handshake::kDone:
         return Step::kDone;
-      case Handshake::kFailed:
-        if (p->hs_error) {
-          g_propagate_error(error, g_error_copy(p->hs_error));
-        } else {
-          g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
-                      _("Channel '%s': the websocket handshake failed earlier"),
-                      ws_name(wioc));
-        }
+      case Handshake::kFailed: /* every way here sets hs_error */
+        g_propagate_error(error, g_error_copy(p->hs_error));
         return Step::kFailed;
     }
   }
@@ -658,63 +652,64 @@ namespace {
 
 struct HandshakeTask {
   GMainContext *context;
-  GSource *watch = nullptr;
+  GSource *next = nullptr; /* the idle start or the master watch */
   GSource *cancel = nullptr;
 };
 
+void drop_source(GSource **source) {
+  if (!*source) return;
+  g_source_destroy(*source);
+  g_clear_pointer(source, g_source_unref);
+}
+
 void handshake_task_free(gpointer data) noexcept {
   auto *t = static_cast<HandshakeTask *>(data);
-  if (t->watch) {
-    g_source_destroy(t->watch);
-    g_source_unref(t->watch);
-  }
-  if (t->cancel) {
-    g_source_destroy(t->cancel);
-    g_source_unref(t->cancel);
-  }
+  drop_source(&t->next);
+  drop_source(&t->cancel);
   g_main_context_unref(t->context);
   delete t;
-}
-
-void handshake_run(GTask *task) noexcept;
-
-gboolean handshake_io_cb(QIOChannel *, GIOCondition, gpointer data) noexcept {
-  handshake_run(static_cast<GTask *>(data));
-  return G_SOURCE_REMOVE;
-}
-
-gboolean handshake_cancel_cb(GCancellable *, gpointer data) noexcept {
-  handshake_run(static_cast<GTask *>(data));
-  return G_SOURCE_REMOVE;
 }
 
 /* One round: step, then either finish the task or wait on the master. */
 void handshake_run(GTask *task) noexcept {
   auto *t = static_cast<HandshakeTask *>(g_task_get_task_data(task));
   auto *wioc = QIO_CHANNEL_WEBSOCK(g_task_get_source_object(task));
-  if (t->watch) {
-    g_source_destroy(t->watch);
-    g_clear_pointer(&t->watch, g_source_unref);
-  }
-  if (g_task_return_error_if_cancelled(task)) {
-    g_object_unref(task);
-    return;
-  }
+  drop_source(&t->next);
   GError *error = nullptr;
-  Step s = handshake_step(wioc, &error);
-  if (s == Step::kDone || s == Step::kFailed) {
-    if (s == Step::kDone) {
-      g_task_return_boolean(task, TRUE);
-    } else {
-      g_task_return_error(task, error);
-    }
-    g_object_unref(task);
+  Step s = g_cancellable_set_error_if_cancelled(g_task_get_cancellable(task), &error)
+               ? Step::kFailed
+               : handshake_step(wioc, &error);
+  if (s == Step::kNeedIn || s == Step::kNeedOut) {
+    t->next = qio_channel_create_watch(ws_priv(wioc)->master,
+                                       s == Step::kNeedIn ? G_IO_IN : G_IO_OUT);
+    g_source_set_callback(
+        t->next,
+        G_SOURCE_FUNC(+[](QIOChannel *, GIOCondition, gpointer data) noexcept -> gboolean {
+          handshake_run(static_cast<GTask *>(data));
+          return G_SOURCE_REMOVE;
+        }),
+        task, nullptr);
+    g_source_attach(t->next, t->context);
     return;
   }
-  t->watch = qio_channel_create_watch(ws_priv(wioc)->master,
-                                      s == Step::kNeedIn ? G_IO_IN : G_IO_OUT);
-  g_source_set_callback(t->watch, G_SOURCE_FUNC(handshake_io_cb), task, nullptr);
-  g_source_attach(t->watch, t->context);
+  /* Nothing may call back into a finished task. */
+  drop_source(&t->cancel);
+  if (s == Step::kDone) {
+    g_task_return_boolean(task, TRUE);
+  } else {
+    g_task_return_error(task, error);
+  }
+  g_object_unref(task);
+}
+
+gboolean handshake_source_cb(gpointer data) noexcept {
+  handshake_run(static_cast<GTask *>(data));
+  return G_SOURCE_REMOVE;
+}
+
+gboolean handshake_cancelled_cb(GCancellable *, gpointer data) noexcept {
+  handshake_run(static_cast<GTask *>(data));
+  return G_SOURCE_REMOVE;
 }
 
 }  // namespace
@@ -733,20 +728,13 @@ void qio_channel_websock_handshake(QIOChannelWebsock *wioc, GMainContext *contex
   g_task_set_task_data(task, t, handshake_task_free);
   if (cancellable) {
     t->cancel = g_cancellable_source_new(cancellable);
-    g_source_set_callback(t->cancel, G_SOURCE_FUNC(handshake_cancel_cb), task, nullptr);
+    g_source_set_callback(t->cancel, G_SOURCE_FUNC(handshake_cancelled_cb), task, nullptr);
     g_source_attach(t->cancel, context);
   }
   /* Start from the loop so the callback never runs before this returns. */
-  GSource *idle = g_idle_source_new();
-  g_source_set_callback(
-      idle,
-      +[](gpointer data) noexcept -> gboolean {
-        handshake_run(static_cast<GTask *>(data));
-        return G_SOURCE_REMOVE;
-      },
-      task, nullptr);
-  g_source_attach(idle, context);
-  g_source_unref(idle);
+  t->next = g_idle_source_new();
+  g_source_set_callback(t->next, handshake_source_cb, task, nullptr);
+  g_source_attach(t->next, context);
 }
 
 gboolean qio_channel_websock_handshake_finish(QIOChannelWebsock *wioc, GAsyncResult *result,

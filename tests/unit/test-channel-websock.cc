@@ -340,6 +340,41 @@ static void test_handshake_cancel() {
   g_cancellable_cancel(cancellable);
   while (!done) g_main_context_iteration(context, TRUE);
   g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+  /* Cancelled before the loop ran: the same error, once. */
+  g_clear_error(&error);
+  done = false;
+  Raw raw2;
+  g_autoptr(QIOChannelWebsock) again = server_with_raw_peer(&raw2);
+  qio_channel_websock_handshake(
+      again, context, cancellable,
+      +[](GObject *source, GAsyncResult *result, gpointer data) {
+        auto *c = static_cast<Ctx *>(data);
+        g_assert_false(*c->done);
+        g_assert_false(qio_channel_websock_handshake_finish(QIO_CHANNEL_WEBSOCK(source),
+                                                            result, c->error));
+        *c->done = true;
+      },
+      &ctx);
+  while (!done) g_main_context_iteration(context, TRUE);
+  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  while (g_main_context_iteration(context, FALSE)) {}
+}
+
+/* Cancelling after success changes nothing. */
+static void test_handshake_cancel_after() {
+  Raw raw;
+  g_autoptr(QIOChannelWebsock) wioc = server_with_raw_peer(&raw);
+  raw.send(kGoodRequest);
+  g_autoptr(GMainContext) context = g_main_context_new();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new();
+  int pending = 1;
+  qio_channel_websock_handshake(wioc, context, cancellable, handshake_done, &pending);
+  while (pending > 0) g_main_context_iteration(context, TRUE);
+  g_cancellable_cancel(cancellable);
+  while (g_main_context_iteration(context, FALSE)) {}
+  g_assert_cmpint(pending, ==, 0);
+  g_assert_true(g_str_has_prefix(raw.recv_head().c_str(), "HTTP/1.1 101 "));
 }
 
 /* ---- data both ways --------------------------------------------------- */
@@ -951,6 +986,7 @@ int main(int argc, char **argv) {
   g_test_init(&argc, &argv, nullptr);
   g_test_add_func("/qio/websock/handshake/async", test_handshake_async);
   g_test_add_func("/qio/websock/handshake/cancel", test_handshake_cancel);
+  g_test_add_func("/qio/websock/handshake/cancel-after", test_handshake_cancel_after);
   g_test_add_func("/qio/websock/handshake/corpus", test_handshake_corpus);
   g_test_add_func("/qio/websock/handshake/eof", test_handshake_eof);
   g_test_add_func("/qio/websock/handshake/mutations", test_handshake_mutations);
