@@ -84,6 +84,7 @@ struct WebsockPrivate {
   Role role = Role::kServer;
   bool blocking = true;
   gsize max_payload = QIO_CHANNEL_WEBSOCK_DEFAULT_MAX_PAYLOAD;
+  guint handshake_timeout_ms = QIO_CHANNEL_WEBSOCK_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 
   /* Handshake. */
   Handshake hs = Handshake::kReadHead;
@@ -654,6 +655,8 @@ struct HandshakeTask {
   GMainContext *context;
   GSource *next = nullptr; /* the idle start or the master watch */
   GSource *cancel = nullptr;
+  GSource *timeout = nullptr;
+  bool timed_out = false;
 };
 
 void drop_source(GSource **source) {
@@ -666,6 +669,7 @@ void handshake_task_free(gpointer data) noexcept {
   auto *t = static_cast<HandshakeTask *>(data);
   drop_source(&t->next);
   drop_source(&t->cancel);
+  drop_source(&t->timeout);
   g_main_context_unref(t->context);
   delete t;
 }
@@ -676,9 +680,18 @@ void handshake_run(GTask *task) noexcept {
   auto *wioc = QIO_CHANNEL_WEBSOCK(g_task_get_source_object(task));
   drop_source(&t->next);
   GError *error = nullptr;
-  Step s = g_cancellable_set_error_if_cancelled(g_task_get_cancellable(task), &error)
-               ? Step::kFailed
-               : handshake_step(wioc, &error);
+  Step s;
+  if (g_cancellable_set_error_if_cancelled(g_task_get_cancellable(task), &error)) {
+    s = Step::kFailed;
+  } else if (t->timed_out) {
+    g_set_error(&error, QIO_ERROR, QIO_ERROR_TIMEOUT,
+                _("Channel '%s': the peer did not complete the websocket handshake within "
+                  "%u ms; it is too slow or not a websocket peer"),
+                ws_name(wioc), ws_priv(wioc)->handshake_timeout_ms);
+    s = Step::kFailed;
+  } else {
+    s = handshake_step(wioc, &error);
+  }
   if (s == Step::kNeedIn || s == Step::kNeedOut) {
     t->next = qio_channel_create_watch(ws_priv(wioc)->master,
                                        s == Step::kNeedIn ? G_IO_IN : G_IO_OUT);
@@ -694,6 +707,7 @@ void handshake_run(GTask *task) noexcept {
   }
   /* Nothing may call back into a finished task. */
   drop_source(&t->cancel);
+  drop_source(&t->timeout);
   if (s == Step::kDone) {
     g_task_return_boolean(task, TRUE);
   } else {
@@ -730,6 +744,21 @@ void qio_channel_websock_handshake(QIOChannelWebsock *wioc, GMainContext *contex
     t->cancel = g_cancellable_source_new(cancellable);
     g_source_set_callback(t->cancel, G_SOURCE_FUNC(handshake_cancelled_cb), task, nullptr);
     g_source_attach(t->cancel, context);
+  }
+  if (guint ms = ws_priv(wioc)->handshake_timeout_ms) {
+    /* A peer that sends nothing, or a byte a minute, must not hold the
+     * server's resources forever. */
+    t->timeout = g_timeout_source_new(ms);
+    g_source_set_callback(
+        t->timeout,
+        +[](gpointer data) noexcept -> gboolean {
+          auto *task = static_cast<GTask *>(data);
+          static_cast<HandshakeTask *>(g_task_get_task_data(task))->timed_out = true;
+          handshake_run(task);
+          return G_SOURCE_REMOVE;
+        },
+        task, nullptr);
+    g_source_attach(t->timeout, context);
   }
   /* Start from the loop so the callback never runs before this returns. */
   t->next = g_idle_source_new();
@@ -1261,6 +1290,11 @@ void qio_channel_websock_set_max_payload(QIOChannelWebsock *wioc, gsize max) {
   g_return_if_fail(QIO_IS_CHANNEL_WEBSOCK(wioc));
   g_return_if_fail(max > 0);
   ws_priv(wioc)->max_payload = max;
+}
+
+void qio_channel_websock_set_handshake_timeout(QIOChannelWebsock *wioc, guint ms) {
+  g_return_if_fail(QIO_IS_CHANNEL_WEBSOCK(wioc));
+  ws_priv(wioc)->handshake_timeout_ms = ms;
 }
 
 gsize qio_channel_websock_get_max_payload(QIOChannelWebsock *wioc) {

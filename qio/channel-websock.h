@@ -48,6 +48,11 @@ void qio_channel_websock_set_offer_binary(QIOChannelWebsock *wioc, gboolean offe
 void qio_channel_websock_set_max_payload(QIOChannelWebsock *wioc, gsize max);
 gsize qio_channel_websock_get_max_payload(QIOChannelWebsock *wioc);
 
+/* The asynchronous handshake fails with QIO_ERROR_TIMEOUT when it has not
+ * completed @ms milliseconds after it started; 0 waits forever. */
+#define QIO_CHANNEL_WEBSOCK_DEFAULT_HANDSHAKE_TIMEOUT_MS 30000
+void qio_channel_websock_set_handshake_timeout(QIOChannelWebsock *wioc, guint ms);
+
 /* The subprotocol agreed in the handshake ("binary"), or NULL for none. */
 const char *qio_channel_websock_get_protocol(QIOChannelWebsock *wioc);
 /* Server only: the path of the client's request line, or NULL before the

@@ -361,6 +361,37 @@ static void test_handshake_cancel() {
   while (g_main_context_iteration(context, FALSE)) {}
 }
 
+/* A peer that stalls in the middle of its request is dropped. */
+static void test_handshake_timeout() {
+  Raw raw;
+  g_autoptr(QIOChannelWebsock) wioc = server_with_raw_peer(&raw);
+  qio_channel_set_blocking(qio_channel_websock_get_master(wioc), FALSE, nullptr);
+  qio_channel_websock_set_handshake_timeout(wioc, 100);
+  raw.send("GET / HTTP/1.1\r\nHost: x\r\n");
+  g_autoptr(GMainContext) context = g_main_context_new();
+  g_autoptr(GError) error = nullptr;
+  bool done = false;
+  struct Ctx {
+    GError **error;
+    bool *done;
+  } ctx = {&error, &done};
+  gint64 start = g_get_monotonic_time();
+  qio_channel_websock_handshake(
+      wioc, context, nullptr,
+      +[](GObject *source, GAsyncResult *result, gpointer data) {
+        auto *c = static_cast<Ctx *>(data);
+        g_assert_false(qio_channel_websock_handshake_finish(QIO_CHANNEL_WEBSOCK(source),
+                                                            result, c->error));
+        *c->done = true;
+      },
+      &ctx);
+  while (!done) g_main_context_iteration(context, TRUE);
+  g_assert_cmpint(g_get_monotonic_time() - start, >=, 100 * 1000);
+  g_assert_error(error, QIO_ERROR, QIO_ERROR_TIMEOUT);
+  g_assert_nonnull(strstr(error->message, "100 ms"));
+  while (g_main_context_iteration(context, FALSE)) {}
+}
+
 /* Cancelling after success changes nothing. */
 static void test_handshake_cancel_after() {
   Raw raw;
@@ -987,6 +1018,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/websock/handshake/async", test_handshake_async);
   g_test_add_func("/qio/websock/handshake/cancel", test_handshake_cancel);
   g_test_add_func("/qio/websock/handshake/cancel-after", test_handshake_cancel_after);
+  g_test_add_func("/qio/websock/handshake/timeout", test_handshake_timeout);
   g_test_add_func("/qio/websock/handshake/corpus", test_handshake_corpus);
   g_test_add_func("/qio/websock/handshake/eof", test_handshake_eof);
   g_test_add_func("/qio/websock/handshake/mutations", test_handshake_mutations);
