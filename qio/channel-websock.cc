@@ -34,7 +34,10 @@ constexpr gsize kMaxControlPayload = 125;
 constexpr gsize kClientChunk = 256 * 1024;
 /* Iovec entries framed by one writev; more are left for the next call. */
 constexpr gsize kMaxIov = 256;
-constexpr gsize kReadChunk = 64 * 1024;
+/* Reads that look for a frame header go through rx, and the payload that
+ * comes with them costs one more copy: keep them small, since a frame's
+ * payload is later read straight into the caller's buffers. */
+constexpr gsize kReadChunk = 16 * 1024;
 
 enum class Role { kServer, kClient };
 enum class Handshake { kSendRequest, kReadHead, kSendReply, kSendRejection, kDone, kFailed };
