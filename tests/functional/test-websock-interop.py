@@ -12,6 +12,7 @@ import websockets
 BUILDDIR = os.environ.get("QIO_BUILDDIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
 SERVER = os.path.join(BUILDDIR, "tests", "functional", "websock-echo-server")
+CLIENT = os.path.join(BUILDDIR, "tests", "functional", "websock-client")
 
 results = []
 
@@ -84,6 +85,36 @@ async def run_clients(url):
         check(False, "oversize frame closed with 1009", repr(e))
 
 
+async def run_qio_client():
+    """qio's client side against the python3-websockets server."""
+    close_codes = []
+
+    async def handler(ws, path=None):
+        async for message in ws:
+            await ws.send(message)
+        close_codes.append(ws.close_code)
+
+    async with websockets.serve(handler, "127.0.0.1", 0, subprotocols=["binary"],
+                                max_size=None, compression=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        for flag, want in (([], "none"), (["--binary"], "binary")):
+            proc = await asyncio.create_subprocess_exec(
+                CLIENT, str(port), str(2 * 1024 * 1024), *flag,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            out = out.decode()
+            check(proc.returncode == 0 and f"protocol {want}\n" in out and "echo ok" in out,
+                  f"qio client, subprotocol {want}: 2 MiB echoed by python3-websockets",
+                  out + err.decode())
+            for _ in range(50):
+                if close_codes:
+                    break
+                await asyncio.sleep(0.1)
+            code = close_codes.pop() if close_codes else None
+            check(code == 1000, f"qio client, subprotocol {want}: closed with 1000",
+                  f"close code {code}")
+
+
 def raw_exchange(port, data):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(data)
@@ -145,6 +176,7 @@ def main():
         check(True, f"echo server listening on 127.0.0.1:{port}")
         asyncio.run(run_clients(f"ws://127.0.0.1:{port}/"))
         raw_cases(port)
+        asyncio.run(run_qio_client())
     finally:
         server.stdin.close()
         try:
