@@ -15,3 +15,6 @@ check_PROGRAMS += tests/functional/websock-client
 tests_functional_websock_client_SOURCES = tests/functional/websock-client.cc
 tests_functional_websock_client_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
 tests_functional_websock_client_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS)
+functional_tests += tests/functional/test-qiod.py
+EXTRA_DIST += tests/functional/qiodtest.py
+functional_tests += tests/functional/test-qio-ctl.py
