@@ -312,52 +312,44 @@ static void test_handshake_async() {
   }
 }
 
+/* An asynchronous handshake expected to fail. */
+struct Failing {
+  GError *error = nullptr;
+  bool done = false;
+  ~Failing() { g_clear_error(&error); }
+};
+
+static void handshake_failed(GObject *source, GAsyncResult *result, gpointer data) {
+  auto *f = static_cast<Failing *>(data);
+  g_assert_false(f->done);
+  g_assert_false(
+      qio_channel_websock_handshake_finish(QIO_CHANNEL_WEBSOCK(source), result, &f->error));
+  f->done = true;
+}
+
 static void test_handshake_cancel() {
   Raw raw;
   g_autoptr(QIOChannelWebsock) wioc = server_with_raw_peer(&raw);
   qio_channel_set_blocking(qio_channel_websock_get_master(wioc), FALSE, nullptr);
   g_autoptr(GMainContext) context = g_main_context_new();
   g_autoptr(GCancellable) cancellable = g_cancellable_new();
-  g_autoptr(GError) error = nullptr;
-  bool done = false;
-  struct Ctx {
-    GError **error;
-    bool *done;
-  } ctx = {&error, &done};
-  qio_channel_websock_handshake(
-      wioc, context, cancellable,
-      +[](GObject *source, GAsyncResult *result, gpointer data) {
-        auto *c = static_cast<Ctx *>(data);
-        g_assert_false(qio_channel_websock_handshake_finish(QIO_CHANNEL_WEBSOCK(source),
-                                                            result, c->error));
-        *c->done = true;
-      },
-      &ctx);
+  Failing failing;
+  qio_channel_websock_handshake(wioc, context, cancellable, handshake_failed, &failing);
   /* The peer sends half a request and stalls. */
   raw.send("GET / HTTP/1.1\r\n");
   for (int i = 0; i < 5; i++) g_main_context_iteration(context, FALSE);
-  g_assert_false(done);
+  g_assert_false(failing.done);
   g_cancellable_cancel(cancellable);
-  while (!done) g_main_context_iteration(context, TRUE);
-  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  while (!failing.done) g_main_context_iteration(context, TRUE);
+  g_assert_error(failing.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 
   /* Cancelled before the loop ran: the same error, once. */
-  g_clear_error(&error);
-  done = false;
+  Failing again;
   Raw raw2;
-  g_autoptr(QIOChannelWebsock) again = server_with_raw_peer(&raw2);
-  qio_channel_websock_handshake(
-      again, context, cancellable,
-      +[](GObject *source, GAsyncResult *result, gpointer data) {
-        auto *c = static_cast<Ctx *>(data);
-        g_assert_false(*c->done);
-        g_assert_false(qio_channel_websock_handshake_finish(QIO_CHANNEL_WEBSOCK(source),
-                                                            result, c->error));
-        *c->done = true;
-      },
-      &ctx);
-  while (!done) g_main_context_iteration(context, TRUE);
-  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_autoptr(QIOChannelWebsock) wioc2 = server_with_raw_peer(&raw2);
+  qio_channel_websock_handshake(wioc2, context, cancellable, handshake_failed, &again);
+  while (!again.done) g_main_context_iteration(context, TRUE);
+  g_assert_error(again.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   while (g_main_context_iteration(context, FALSE)) {}
 }
 
@@ -369,26 +361,13 @@ static void test_handshake_timeout() {
   qio_channel_websock_set_handshake_timeout(wioc, 100);
   raw.send("GET / HTTP/1.1\r\nHost: x\r\n");
   g_autoptr(GMainContext) context = g_main_context_new();
-  g_autoptr(GError) error = nullptr;
-  bool done = false;
-  struct Ctx {
-    GError **error;
-    bool *done;
-  } ctx = {&error, &done};
+  Failing failing;
   gint64 start = g_get_monotonic_time();
-  qio_channel_websock_handshake(
-      wioc, context, nullptr,
-      +[](GObject *source, GAsyncResult *result, gpointer data) {
-        auto *c = static_cast<Ctx *>(data);
-        g_assert_false(qio_channel_websock_handshake_finish(QIO_CHANNEL_WEBSOCK(source),
-                                                            result, c->error));
-        *c->done = true;
-      },
-      &ctx);
-  while (!done) g_main_context_iteration(context, TRUE);
+  qio_channel_websock_handshake(wioc, context, nullptr, handshake_failed, &failing);
+  while (!failing.done) g_main_context_iteration(context, TRUE);
   g_assert_cmpint(g_get_monotonic_time() - start, >=, 100 * 1000);
-  g_assert_error(error, QIO_ERROR, QIO_ERROR_TIMEOUT);
-  g_assert_nonnull(strstr(error->message, "100 ms"));
+  g_assert_error(failing.error, QIO_ERROR, QIO_ERROR_TIMEOUT);
+  g_assert_nonnull(strstr(failing.error->message, "100 ms"));
   while (g_main_context_iteration(context, FALSE)) {}
 }
 
