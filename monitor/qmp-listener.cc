@@ -38,17 +38,17 @@ std::unique_ptr<QmpListener> QmpListener::open(QmpServer &server, const QmpListe
     g_message(_("QMP: waiting for a client on %s (wait=on)"), config.address.c_str());
     g_autoptr(QIOChannelSocket) client = qio_net_listener_wait_client(self->listener_, error);
     if (!client) return nullptr;
-    self->accept(client);
+    self->take_client(client);
   }
   qio_net_listener_set_client_func(
       self->listener_,
       [](QIONetListener *, QIOChannelSocket *client, gpointer data) noexcept {
-        static_cast<QmpListener *>(data)->accept(client);
+        static_cast<QmpListener *>(data)->take_client(client);
       },
       self.get(), nullptr, server.context());
   return self;
 }
 
-void QmpListener::accept(QIOChannelSocket *client) { server_.add_client(QIO_CHANNEL(client)); }
+void QmpListener::take_client(QIOChannelSocket *client) { server_.add_client(QIO_CHANNEL(client)); }
 
 }  // namespace qio::monitor

@@ -31,7 +31,7 @@ class QmpListener {
 
  private:
   explicit QmpListener(QmpServer &server);
-  void accept(QIOChannelSocket *client);
+  void take_client(QIOChannelSocket *client);
 
   QmpServer &server_;
   QIONetListener *listener_;

@@ -214,7 +214,7 @@ static void test_malformed_corpus() {
       {"id=x2,data=y", "'x2' has no type", nullptr},
       {"secret,data=x", "type 'secret' has no id", nullptr},
       {"secret,id=s1,format=hex,data=x", "'s1'", "'format' expects one of raw, base64"},
-      {"secret,id=s1,bogus=1,data=x", "'s1'", "no property 'bogus'; valid properties are data"},
+      {"secret,id=s1,bogus=1,data=x", "'s1'", "no property 'bogus'; valid properties are data, file, format, iv, keyid"},
       {"secret,id=s1,Data=x", "'s1'", "'Data'"},
       {"secret,id=s1,key_id=x,data=x", "'s1'", "'key_id'"},
       {"secret,id=s1,id.x=1", "'s1'", "'id' is used both"},
