@@ -40,6 +40,10 @@ class Guest {
   ~Guest();
 
   bool running() const { return running_; }
+  /* The run state QMP reports: "running", "paused", or one migration set
+   * ("inmigrate", "postmigrate", "finish-migrate"); stop/cont clear it. */
+  const char *status() const;
+  void set_status(const char *status) { status_ = status ? status : ""; }
   /* Both return false when already in that state. */
   bool stop();
   bool cont();
@@ -47,6 +51,7 @@ class Guest {
   GuestRam &ram() { return *ram_; }
   Workload &workload() { return *workload_; }
   Framebuffer &framebuffer() { return framebuffer_; }
+  SerialShell &shell() { return *shell_; }
   const std::vector<std::unique_ptr<GuestDisk>> &disks() const { return disks_; }
   GuestDisk *find_disk(std::string_view id) const;
 
@@ -70,6 +75,7 @@ class Guest {
   std::function<void(std::string_view)> serial_output_;
   std::string *capture_ = nullptr;
   bool running_ = false;
+  std::string status_;
 };
 
 }  // namespace qio::host
