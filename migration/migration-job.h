@@ -52,6 +52,7 @@ struct MigrationStats {
   std::atomic<gint64> setup_us{0};
   std::atomic<gint64> end_us{0};
   std::atomic<gint64> downtime_us{0};
+  bool outgoing = false; /* set before the job starts */
 
   std::mutex lock; /* for the members below */
   std::vector<ChannelReport> channels;

@@ -139,8 +139,15 @@ bool read_answer(QIOChannel *ioc, GError **error) {
   if (len == 0 && version == kStreamVersion) return true;
   std::string text(len, '\0');
   if (len && !qio_channel_read_all(ioc, text.data(), len, error)) return false;
-  g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL, _("The destination refused the migration: %s"),
-              len ? text.c_str() : _("unknown stream version"));
+  if (len) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL, _("The destination refused the migration: %s"),
+                text.c_str());
+    return false;
+  }
+  g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+              _("The destination on '%s' speaks migration stream version %u, this qiod version "
+                "%u; run the same qio release on both hosts"),
+              name, version, kStreamVersion);
   return false;
 }
 

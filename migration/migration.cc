@@ -161,6 +161,7 @@ bool Migration::migrate(const char *uri_text, GError **error) {
   source_.reset();
   stats_ = std::make_shared<MigrationStats>();
   stats_->status = MigrationStatus::Setup;
+  stats_->outgoing = true;
   status_changed(MigrationStatus::Setup);
   source_ = std::make_unique<MigrationSource>(context(), uri, params_, caps_, creds, stats_);
   source_->start();
@@ -222,7 +223,7 @@ JsonNode *Migration::query() const {
   guint64 transferred = s.transferred;
   json_object_set_int_member(obj, "total-time", ms(total_us));
   json_object_set_int_member(obj, "setup-time", ms(s.setup_us));
-  if (status == MigrationStatus::Completed)
+  if (status == MigrationStatus::Completed && s.outgoing)
     json_object_set_int_member(obj, "downtime", ms(s.downtime_us));
   double throughput = static_cast<double>(transferred) * 1e6 / static_cast<double>(total_us);
   json_object_set_int_member(obj, "throughput", static_cast<gint64>(throughput));
