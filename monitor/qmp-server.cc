@@ -337,7 +337,11 @@ JsonNode *QmpServer::dispatch(QmpSession &session, JsonNode *request) {
                           _("The command %s has not been found; query-commands lists them"),
                           name);
     else
+    {
+      current_ = &session;
       result = run_command(it->second, args, &error);
+      current_ = nullptr;
+    }
   }
   if (!result) return qmp_error_reply(error, id);
   return return_reply(result, id);

@@ -4,6 +4,7 @@
 #include "monitor/qmp-error.h"
 #include "monitor/qmp-server.h"
 
+#include <glib/gstdio.h>
 #include <glib/gi18n-lib.h>
 #include <json-glib/json-glib.h>
 
@@ -19,6 +20,7 @@ QmpSession::QmpSession(QmpServer &server, QIOChannel *ioc, guint64 id)
 
 QmpSession::~QmpSession() {
   close();
+  for (int fd : fds_) g_close(fd, nullptr);
   g_object_unref(ioc_);
 }
 
@@ -126,7 +128,15 @@ gboolean QmpSession::on_readable(QIOChannel *, GIOCondition, gpointer data) noex
 bool QmpSession::read_some() {
   for (int i = 0; i < kReadsPerWakeup && !closed_ && !closing_; i++) {
     g_autoptr(GError) error = nullptr;
-    gssize n = qio_channel_read(ioc_, inbuf_.data(), inbuf_.size(), &error);
+    struct iovec iov = {inbuf_.data(), inbuf_.size()};
+    int *fds = nullptr;
+    gsize nfds = 0;
+    /* Descriptors arrive beside a command that names them (getfd). */
+    bool fd_pass = qio_channel_has_feature(ioc_, QIO_CHANNEL_FEATURE_FD_PASS);
+    gssize n = qio_channel_readv_full(ioc_, &iov, 1, fd_pass ? &fds : nullptr,
+                                      fd_pass ? &nfds : nullptr, &error);
+    for (gsize k = 0; k < nfds; k++) fds_.push_back(fds[k]);
+    g_free(fds);
     if (n == QIO_CHANNEL_ERR_BLOCK) return true;
     if (n <= 0) {
       if (n < 0) g_info("QMP client '%s' went away: %s", name(), error->message);
@@ -165,6 +175,13 @@ bool QmpSession::read_some() {
     }
   }
   return !closed_ && !closing_;
+}
+
+int QmpSession::take_fd() {
+  if (fds_.empty()) return -1;
+  int fd = fds_.back();
+  fds_.pop_back();
+  return fd;
 }
 
 void QmpSession::handle_message(std::string_view text) {

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <string>
+#include <vector>
 
 namespace qio::monitor {
 
@@ -39,6 +40,9 @@ class QmpSession {
   guint64 id() const { return id_; }
   const char *name() const;
   gsize queued() const { return out_.size() - out_offset_; }
+  /* The descriptor received (SCM_RIGHTS) most recently and not yet taken,
+   * owned by the caller; -1 if none. */
+  int take_fd();
 
  private:
   static gboolean on_readable(QIOChannel *ioc, GIOCondition cond, gpointer data) noexcept;
@@ -61,6 +65,7 @@ class QmpSession {
   bool closing_ = false;
   bool closed_ = false;
   std::array<char, 65536> inbuf_;
+  std::vector<int> fds_;
 };
 
 }  // namespace qio::monitor

@@ -9,6 +9,7 @@
 #include "migration/migration.h"
 #include "migration/qmp-migration-commands.h"
 #include "monitor/qmp-commands.h"
+#include "monitor/qmp-fd-commands.h"
 #include "monitor/qmp-listener.h"
 #include "monitor/qmp-object-commands.h"
 #include "monitor/qmp-server.h"
@@ -206,6 +207,7 @@ int main(int argc, char **argv) {
         &d, nullptr);
   });
   monitor::qmp_register_object_commands(*d.server, nullptr);
+  monitor::qmp_register_fd_commands(*d.server);
   d.migration = std::make_unique<migration::Migration>(
       *d.guest, [&d](const char *name, JsonNode *data) { d.server->emit_event(name, data); },
       !d.opts.start_paused, [&d](const GError *e) {
