@@ -5,6 +5,8 @@
 
 #include <glib/gi18n-lib.h>
 
+#include <cstring>
+
 namespace qio::migration {
 
 namespace {
@@ -191,7 +193,9 @@ std::string MigrationIncoming::refusal(const Hello &h) const {
   return text ? text : "";
 }
 
-bool MigrationIncoming::receive_pages(QIOChannel *ioc, guint32 count, GError **error) {
+/* Reads and checks a record's page numbers into @pages (host order). */
+bool MigrationIncoming::read_page_numbers(QIOChannel *ioc, guint32 count, guint64 *pages,
+                                          GError **error) {
   auto &ram = ctx_.guest.ram();
   if (count == 0 || count > kPagesPerRecord) {
     g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
@@ -199,20 +203,51 @@ bool MigrationIncoming::receive_pages(QIOChannel *ioc, guint32 count, GError **e
                 qio_channel_get_name(ioc), count, kPagesPerRecord);
     return false;
   }
-  guint64 index[kPagesPerRecord];
-  if (!qio_channel_read_all(ioc, index, count * sizeof(guint64), error)) return false;
-  struct iovec iov[kPagesPerRecord];
+  if (!qio_channel_read_all(ioc, pages, count * sizeof(guint64), error)) return false;
   for (guint32 i = 0; i < count; i++) {
-    guint64 page = GUINT64_FROM_BE(index[i]);
-    if (page >= ram.page_count()) {
+    pages[i] = GUINT64_FROM_BE(pages[i]);
+    if (pages[i] >= ram.page_count()) {
       g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
                   _("Channel '%s' sent page %llu, beyond the guest's %llu pages"),
-                  qio_channel_get_name(ioc), static_cast<unsigned long long>(page),
+                  qio_channel_get_name(ioc), static_cast<unsigned long long>(pages[i]),
                   static_cast<unsigned long long>(ram.page_count()));
       return false;
     }
-    iov[i] = {ram.page_data(page), host::kGuestPageSize};
   }
+  return true;
+}
+
+bool MigrationIncoming::receive_compressed(QIOChannel *ioc, PageCompressor &compressor,
+                                           guint32 count, guint64 len, GError **error) {
+  guint64 pages[kPagesPerRecord];
+  if (!read_page_numbers(ioc, count, pages, error)) return false;
+  gsize raw_len = count * host::kGuestPageSize;
+  if (len == 0 || len > compressor.bound(raw_len)) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                _("Channel '%s' sent %llu bytes of compressed data for %u pages"),
+                qio_channel_get_name(ioc), static_cast<unsigned long long>(len), count);
+    return false;
+  }
+  guint8 *packed = compressor.receive_buffer();
+  if (!qio_channel_read_all(ioc, packed, len, error) ||
+      !compressor.decompress(packed, len, compressor.input(), raw_len,
+                             qio_channel_get_name(ioc), error))
+    return false;
+  auto &ram = ctx_.guest.ram();
+  for (guint32 i = 0; i < count; i++)
+    memcpy(ram.page_data(pages[i]), compressor.input() + i * host::kGuestPageSize,
+           host::kGuestPageSize);
+  stats_->pages += count;
+  stats_->transferred += kRecordHeaderSize + count * sizeof(guint64) + len;
+  return true;
+}
+
+bool MigrationIncoming::receive_pages(QIOChannel *ioc, guint32 count, GError **error) {
+  auto &ram = ctx_.guest.ram();
+  guint64 pages[kPagesPerRecord];
+  if (!read_page_numbers(ioc, count, pages, error)) return false;
+  struct iovec iov[kPagesPerRecord];
+  for (guint32 i = 0; i < count; i++) iov[i] = {ram.page_data(pages[i]), host::kGuestPageSize};
   if (!qio_channel_readv_all(ioc, iov, count, error)) return false;
   stats_->pages += count;
   stats_->transferred += kRecordHeaderSize + count * (sizeof(guint64) + host::kGuestPageSize);
@@ -312,7 +347,7 @@ bool MigrationIncoming::multifd_flow(QIOChannel *ioc, const Hello &hello, GError
     cv_.wait(guard, [&] { return main_ready_ || aborted(); });
     if (aborted()) return false;
     if (hello.kind != ChannelKind::Multifd || hello.index >= expected_multifd_ ||
-        multifd_seen_[hello.index]) {
+        multifd_seen_[hello.index] || hello.compression != params_.multifd_compression) {
       g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
                   _("Channel '%s' is not an expected multifd channel (kind %u, index %u of %u)"),
                   qio_channel_get_name(ioc), static_cast<guint32>(hello.kind), hello.index,
@@ -321,11 +356,16 @@ bool MigrationIncoming::multifd_flow(QIOChannel *ioc, const Hello &hello, GError
     }
     multifd_seen_[hello.index] = true;
   }
+  std::unique_ptr<PageCompressor> compressor;
+  if (hello.compression != Compression::None)
+    compressor = std::make_unique<PageCompressor>(hello.compression);
   for (;;) {
     RecordHeader rec;
     if (!read_record(ioc, rec, error)) return false;
-    if (rec.type == RecordType::Ram) {
+    if (rec.type == RecordType::Ram && !compressor) {
       if (!receive_pages(ioc, rec.count, error)) return false;
+    } else if (rec.type == RecordType::RamCompressed && compressor) {
+      if (!receive_compressed(ioc, *compressor, rec.count, rec.arg, error)) return false;
     } else if (rec.type == RecordType::Sync) {
       if (!barrier()) return false;
     } else if (rec.type == RecordType::End) {

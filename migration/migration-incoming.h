@@ -9,6 +9,7 @@
 #pragma once
 
 #include "migration/migration-job.h"
+#include "migration/page-compressor.h"
 #include "qcrypto/authz.h"
 #include "qcrypto/tls-creds.h"
 #include "qio/net-listener.h"
@@ -47,6 +48,9 @@ class MigrationIncoming {
   bool main_flow(QIOChannel *ioc, const Hello &hello, GError **error);
   bool multifd_flow(QIOChannel *ioc, const Hello &hello, GError **error);
   bool receive_pages(QIOChannel *ioc, guint32 count, GError **error);
+  bool receive_compressed(QIOChannel *ioc, PageCompressor &compressor, guint32 count,
+                          guint64 len, GError **error);
+  bool read_page_numbers(QIOChannel *ioc, guint32 count, guint64 *pages, GError **error);
   bool barrier();
   void fail(GError *error);
   bool aborted() const { return aborted_.load(); }

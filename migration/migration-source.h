@@ -7,6 +7,7 @@
 #pragma once
 
 #include "migration/migration-job.h"
+#include "migration/page-compressor.h"
 #include "qcrypto/tls-creds.h"
 
 #include <glib.h>
@@ -49,6 +50,7 @@ class MigrationSource {
   struct Sender {
     guint32 index = 0;
     QIOChannel *ioc = nullptr;
+    std::unique_ptr<PageCompressor> compressor;
     std::thread thread;
     std::mutex lock;
     std::condition_variable cv;
@@ -65,6 +67,8 @@ class MigrationSource {
   bool open_channel(const char *name, QIOChannel **out, GError **error);
   bool send_hello(QIOChannel *ioc, ChannelKind kind, guint32 index, GError **error);
   bool send_pages(QIOChannel *ioc, const guint64 *pages, guint32 count, GError **error);
+  bool send_compressed(QIOChannel *ioc, PageCompressor &compressor, const guint64 *pages,
+                       guint32 count, GError **error);
   /* Sends (or queues) the dirty pages in @bitmap; false on failure. */
   bool send_round(const std::vector<guint64> &bitmap, bool limit_rate, GError **error);
   bool end_round(guint64 round, GError **error);

@@ -138,9 +138,6 @@ bool Migration::migrate(const char *uri_text, GError **error) {
   if (caps_.zero_copy_send && !params_.tls_creds.empty())
     return refuse(error, _("zero-copy-send cannot be used with TLS (the data is encrypted "
                            "into new buffers); clear tls-creds or the capability"));
-  if (caps_.multifd && params_.multifd_compression != Compression::None)
-    return refuse(error, _("multifd-compression other than 'none' is not implemented by this "
-                           "qiod; set multifd-compression=none"));
   g_autoptr(GError) local = nullptr;
   QCryptoTLSCreds *creds = lookup_creds(QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT, &local);
   if (local) {
@@ -185,9 +182,6 @@ bool Migration::incoming(const char *uri_text, GError **error) {
   if (caps_.multifd && !uri.is_socket())
     return refuse(error, _("The multifd capability needs a tcp: or unix: URI (several "
                            "connections); turn multifd off for fd: and exec:"));
-  if (caps_.multifd && params_.multifd_compression != Compression::None)
-    return refuse(error, _("multifd-compression other than 'none' is not implemented by this "
-                           "qiod; set multifd-compression=none"));
   g_autoptr(GError) local = nullptr;
   g_autoptr(QCryptoTLSCreds) creds = lookup_creds(QCRYPTO_TLS_CREDS_ENDPOINT_SERVER, &local);
   if (local) {

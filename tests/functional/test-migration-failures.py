@@ -140,6 +140,18 @@ try:
 finally:
     p.close()
 
+# Compression on one end only.
+p = mt.Pair(next_uri())
+try:
+    p.setup(caps={"multifd": True}, src_params={"multifd-compression": "zstd"})
+    p.start()
+    info = p.wait()
+    t.ok(info.get("status") == "failed"
+         and "compresses with 'zstd' but the destination expects 'none'"
+         in info.get("error-desc", ""), "compression mismatch: refused naming both", info)
+finally:
+    p.close()
+
 # multifd on one end only.
 p = mt.Pair(next_uri())
 try:

@@ -137,6 +137,14 @@ migrate("unix multifd 3 TLS x509", "unix", n, tls=X509, caps={"multifd": True},
         checks=tls_checks("CN=destination", "CN=source", 4))
 n += 1
 migrate("tcp zero-copy-send", "tcp", n, caps={"zero-copy-send": True})
+for method in ("zlib", "zstd"):
+    n += 1
+    # The guest's RAM is random, so this proves the format, not a saving.
+    migrate(f"tcp multifd 2 {method}", "tcp", n, caps={"multifd": True}, dirty=2000,
+            params={"multifd-compression": method})
+n += 1
+migrate("unix multifd 2 zstd over TLS", "unix", n, tls=X509, caps={"multifd": True},
+        params={"multifd-compression": "zstd", "tls-hostname": "localhost"})
 
 
 def converge_checks(p, info, dinfo):
