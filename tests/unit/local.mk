@@ -99,3 +99,8 @@ tests_unit_test_net_listener_SOURCES = tests/unit/test-net-listener.cc
 tests_unit_test_net_listener_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_net_listener_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/unit/assert-mentions.h
+
+unit_tests += tests/unit/test-migration-stream
+tests_unit_test_migration_stream_SOURCES = tests/unit/test-migration-stream.cc
+tests_unit_test_migration_stream_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
+tests_unit_test_migration_stream_LDADD = migration/libmigration.la $(UNIT_LDADD)
