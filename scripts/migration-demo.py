@@ -7,44 +7,15 @@ progress, then a summary: throughput, downtime, cipher, peer identities,
 and whether RAM and disks are identical on both ends (query-guest
 digests).  Exits 0 only if they are."""
 import argparse
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-
-class Qmp:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(60)
-        self.sock.connect(path)
-        self.buf = b""
-        self.recv()
-        self.cmd("qmp_capabilities")
-
-    def recv(self):
-        while b"\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("qiod closed its monitor")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def cmd(self, name, **args):
-        self.sock.sendall(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
-        while True:
-            msg = self.recv()
-            if "event" in msg:
-                continue
-            if "error" in msg:
-                raise RuntimeError(f"{name}: {msg['error']['desc']}")
-            return msg["return"]
+from qmplite import Qmp
 
 
 def certtool(*args):

@@ -17,7 +17,6 @@ Prints `bench name=... value=... unit=... baseline=... ratio=...` lines:
 throughput (transferred bytes / total time), total time, downtime, and CPU
 seconds per GiB of both processes, with qio/QEMU and qio/baseline ratios.
 """
-import json
 import os
 import shutil
 import socket
@@ -31,6 +30,9 @@ BUILD = os.environ.get("QIO_BUILDDIR") or os.path.abspath(
 QIOD = os.path.join(BUILD, "tools", "qiod")
 BASELINE = os.path.join(BUILD, "tests", "bench", "bench-stream-baseline")
 QEMU = shutil.which("qemu-system-x86_64")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "scripts"))
+from qmplite import Qmp  # noqa: E402
 
 
 def parse_size(s):
@@ -43,44 +45,6 @@ DIRTY = int(os.environ.get("QIO_BENCH_MIG_DIRTY", "25000"))
 MIB = SIZE >> 20
 GIB = 1 << 30
 TCK = os.sysconf("SC_CLK_TCK")
-
-
-class Qmp:
-    def __init__(self, path, timeout=30):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.sock.settimeout(120)
-        self.buf = b""
-        self.recv()
-        self.cmd("qmp_capabilities")
-
-    def recv(self):
-        while b"\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("monitor closed")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def cmd(self, name, **args):
-        self.sock.sendall(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
-        while True:
-            msg = self.recv()
-            if "event" in msg:
-                continue
-            if "error" in msg:
-                raise RuntimeError(f"{name}: {msg['error']['desc']}")
-            return msg["return"]
 
 
 def cpu(pid):
@@ -131,7 +95,7 @@ def run_pair(src_cmd, dst_cmd, src_sock, dst_sock, caps, params_both, params_src
     dst = subprocess.Popen(dst_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     src = subprocess.Popen(src_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        d, s = Qmp(dst_sock, 120), Qmp(src_sock, 120)
+        d, s = Qmp(dst_sock, 120, 120), Qmp(src_sock, 120, 120)
         for q in (d, s):
             if caps:
                 q.cmd("migrate-set-capabilities",
