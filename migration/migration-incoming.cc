@@ -322,7 +322,11 @@ bool MigrationIncoming::main_flow(QIOChannel *ioc, const Hello &hello, GError **
   stats_->end_us = g_get_monotonic_time();
   stats_->remaining = 0;
   set_status(MigrationStatus::Completed);
-  ctx_.run_on_main([this] { done_(nullptr); });
+  ctx_.run_on_main([this] {
+    /* Later connections are not ours. */
+    if (listener_) qio_net_listener_disconnect(listener_);
+    done_(nullptr);
+  });
   return true;
 }
 

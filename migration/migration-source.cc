@@ -66,11 +66,13 @@ void MigrationSource::set_status(MigrationStatus status) {
 /* Wakes every thread blocked on a channel or a queue. */
 void MigrationSource::abort_channels() {
   aborted_ = true;
-  std::lock_guard guard(channels_lock_);
-  if (main_) qio_channel_shutdown(main_, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+  {
+    std::lock_guard guard(channels_lock_);
+    for (QIOChannel *ioc : transports_)
+      qio_channel_shutdown(ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+  }
   for (auto &s : senders_) {
     std::lock_guard sguard(s->lock);
-    if (s->ioc) qio_channel_shutdown(s->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
     s->cv.notify_all();
   }
 }
@@ -90,6 +92,14 @@ void MigrationSource::fail(GError *error) {
 bool MigrationSource::open_channel(const char *name, QIOChannel **out, GError **error) {
   QIOChannel *ioc = migration_connect(uri_, name, error);
   if (!ioc) return false;
+  {
+    std::lock_guard guard(channels_lock_);
+    transports_.push_back(QIO_CHANNEL(g_object_ref(ioc)));
+  }
+  if (aborted()) {
+    g_object_unref(ioc);
+    return false;
+  }
   ChannelReport report;
   report.name = name;
   if (creds_) {
@@ -117,13 +127,7 @@ bool MigrationSource::send_hello(QIOChannel *ioc, ChannelKind kind, guint32 inde
 }
 
 bool MigrationSource::setup_main(GError **error) {
-  QIOChannel *ioc = nullptr;
-  if (!open_channel("migration-main", &ioc, error)) return false;
-  {
-    std::lock_guard guard(channels_lock_);
-    main_ = ioc;
-  }
-  if (aborted()) return false;
+  if (!open_channel("migration-main", &main_, error)) return false;
   if (!send_hello(main_, ChannelKind::Main, 0, error)) return false;
   return read_answer(main_, error);
 }
@@ -213,13 +217,9 @@ bool MigrationSource::send_compressed(QIOChannel *ioc, PageCompressor &compresso
 void MigrationSource::sender_main(Sender &s) {
   g_autoptr(GError) error = nullptr;
   g_autofree char *name = g_strdup_printf("migration-multifd-%u", s.index);
-  QIOChannel *ioc = nullptr;
-  bool ok = open_channel(name, &ioc, &error);
-  if (ok) {
-    std::lock_guard guard(s.lock);
-    s.ioc = ioc;
-  }
-  ok = ok && !aborted() && send_hello(ioc, ChannelKind::Multifd, s.index, &error);
+  bool ok = open_channel(name, &s.ioc, &error);
+  QIOChannel *ioc = s.ioc;
+  ok = ok && send_hello(ioc, ChannelKind::Multifd, s.index, &error);
   if (ok && zero_copy_ && QIO_IS_CHANNEL_SOCKET(ioc))
     ok = qio_channel_socket_enable_zero_copy(QIO_CHANNEL_SOCKET(ioc), &error);
   {
@@ -448,18 +448,20 @@ void MigrationSource::run() {
   }
   for (auto &s : senders_)
     if (s->thread.joinable()) s->thread.join();
+  /* A clean close sends the TLS bye on each channel. */
+  for (auto &s : senders_)
+    if (s->ioc) {
+      qio_channel_close(s->ioc, nullptr);
+      g_clear_object(&s->ioc);
+    }
+  if (main_) {
+    qio_channel_close(main_, nullptr);
+    g_clear_object(&main_);
+  }
   {
     std::lock_guard guard(channels_lock_);
-    /* A clean close sends the TLS bye on each channel. */
-    for (auto &s : senders_)
-      if (s->ioc) {
-        qio_channel_close(s->ioc, nullptr);
-        g_clear_object(&s->ioc);
-      }
-    if (main_) {
-      qio_channel_close(main_, nullptr);
-      g_clear_object(&main_);
-    }
+    for (QIOChannel *ioc : transports_) g_object_unref(ioc);
+    transports_.clear();
   }
   stats_->end_us = g_get_monotonic_time();
   MigrationStatus final_status = ok           ? MigrationStatus::Completed

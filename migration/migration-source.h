@@ -96,7 +96,10 @@ class MigrationSource {
   std::atomic<bool> finished_{false};
   std::mutex error_lock_;
   GError *error_ = nullptr;
-  std::mutex channels_lock_; /* guards main_ and each sender's ioc for abort */
+  std::mutex channels_lock_; /* guards transports_ */
+  /* Every transport opened (a reference each), so that a cancel also
+   * interrupts a connection still in its TLS handshake. */
+  std::vector<QIOChannel *> transports_;
   bool zero_copy_ = false;
   bool stopped_guest_ = false;
   bool was_running_ = false;
