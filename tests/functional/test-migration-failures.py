@@ -297,6 +297,40 @@ finally:
     src.stop()
     lsock.close()
 
+# With tls-creds set, the first bytes on the wire are a TLS handshake and
+# the stream's magic never appears in clear; a plaintext source is refused.
+tls_path = os.path.join(root, "tls-sniff.sock")
+lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+lsock.bind(tls_path)
+lsock.listen(1)
+src = qt.Qiod("-m", "64M", "-object", X_CLI)
+s = src.qmp()
+try:
+    s.cmd("migrate-set-parameters", {"tls-creds": "tls0", "tls-hostname": "localhost"})
+    s.cmd("migrate", {"uri": f"unix:{tls_path}"})
+    conn, _ = lsock.accept()
+    conn.settimeout(5)
+    got = conn.recv(65536)
+    t.ok(got[:1] == b"\x16" and MAGIC not in got,
+         "tls-creds set: the source starts with a TLS handshake record, no plaintext", got[:16])
+    conn.close()
+    info = mt.Pair.wait(None, s)
+    t.ok(info.get("status") == "failed", "TLS source against a plaintext peer fails", info)
+finally:
+    s.close()
+    src.stop()
+    lsock.close()
+p = mt.Pair(next_uri(), dst_args=["-object", X_SRV])
+try:
+    p.setup(dst_params={"tls-creds": "tls0"})
+    p.start()
+    info = p.wait()
+    rc, out = p.dst_exit()
+    t.ok(info.get("status") == "failed" and rc == 1 and "TLS" in out,
+         "plaintext source against a TLS destination: refused by the TLS layer", (info, out))
+finally:
+    p.close()
+
 rc, _, err = qt.run_qiod("-incoming", "tcp:127.0.0.1")
 t.ok(rc == 1 and "tcp:127.0.0.1" in err, "-incoming with a bad URI: exit 1", err)
 
