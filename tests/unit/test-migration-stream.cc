@@ -112,9 +112,9 @@ static void test_uri() {
   g_autoptr(GError) error = nullptr;
   g_assert_true(migration_uri_parse("tcp:127.0.0.1:4444", uri, &error));
   g_assert_true(uri.kind == MigrationUri::Kind::Tcp && uri.is_socket());
-  g_assert_cmpstr(uri.host().c_str(), ==, "127.0.0.1");
+  g_assert_true(uri.host() == "127.0.0.1");
   g_assert_true(migration_uri_parse("tcp:[::1]:4444", uri, &error));
-  g_assert_cmpstr(uri.host().c_str(), ==, "::1");
+  g_assert_true(uri.host() == "::1");
   g_assert_true(migration_uri_parse("unix:/tmp/x.sock", uri, &error));
   g_assert_true(uri.kind == MigrationUri::Kind::Unix && uri.host().empty());
   g_assert_true(migration_uri_parse("fd:mig", uri, &error));
