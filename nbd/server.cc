@@ -1,0 +1,650 @@
+#include "config.h"
+
+#include "nbd/server.h"
+
+#include "nbd/error.h"
+#include "nbd/protocol.h"
+#include "qio/coroutine.h"
+#include "qio/error.h"
+
+#include <glib/gi18n-lib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <list>
+#include <map>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr guint32 kBaseAllocationId = 1;
+/* Extents per block status reply: enough for sparse images, bounded so a
+ * request over a huge fragmented range cannot build a huge reply. */
+constexpr gsize kMaxExtents = 2048;
+constexpr gsize kDiscardChunk = 64 * 1024;
+
+struct Conn;
+
+}  // namespace
+
+struct NBDServerPrivate {
+  GMainContext *context = nullptr;
+  QIONetListener *listener = nullptr;
+  std::map<std::string, NBDExport *> exports;
+  std::vector<std::string> export_order; /* NBD_OPT_LIST in insertion order */
+  guint max_connections = 0;
+  guint handshake_max_seconds = 10;
+  std::list<Conn *> conns;
+};
+
+struct _NBDServer {
+  GObject parent_instance;
+};
+
+G_DEFINE_FINAL_TYPE_WITH_PRIVATE(NBDServer, nbd_server, G_TYPE_OBJECT)
+
+enum { SIGNAL_CLIENT_CLOSED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+static NBDServerPrivate *server_priv(NBDServer *server) {
+  return static_cast<NBDServerPrivate *>(nbd_server_get_instance_private(server));
+}
+
+namespace {
+
+/* One client connection. */
+struct Conn {
+  NBDServer *server;
+  QIOChannel *ioc;
+  GCancellable *cancel;
+  std::string peer;
+  NBDExport *exp = nullptr;
+  guint16 export_flags = 0;
+  bool no_zeroes = false;
+  bool structured = false;
+  bool base_allocation = false;
+  std::string meta_export; /* the export SET_META_CONTEXT was for */
+  std::vector<guint8> option;
+  guint8 *buf = nullptr; /* payload buffer, grown on demand up to NBD_MAX_PAYLOAD */
+  gsize buf_size = 0;
+
+  Conn(NBDServer *s, QIOChannel *c)
+      : server(NBD_SERVER(g_object_ref(s))), ioc(QIO_CHANNEL(g_object_ref(c))),
+        cancel(g_cancellable_new()), peer(qio_channel_get_name(c) ? qio_channel_get_name(c) : "?") {}
+  ~Conn() {
+    g_free(buf);
+    if (exp) g_object_unref(exp);
+    qio_channel_close(ioc, nullptr);
+    g_object_unref(ioc);
+    g_object_unref(cancel);
+    g_object_unref(server);
+  }
+
+  guint8 *buffer(gsize len) {
+    if (len > buf_size) {
+      g_free(buf);
+      buf = static_cast<guint8 *>(g_malloc(len));
+      buf_size = len;
+    }
+    return buf;
+  }
+
+  bool fail(GError **error, const char *message) {
+    g_set_error(error, NBD_ERROR, NBD_ERROR_PROTOCOL, _("NBD client %s: %s"), peer.c_str(),
+                message);
+    return false;
+  }
+
+  qio::Task<bool> send_rep(guint32 opt, guint32 type, const void *data, gsize len,
+                           GError **error) {
+    guint8 hdr[NBD_OPTION_REPLY_HEADER_SIZE];
+    nbd_put64(hdr, NBD_REP_MAGIC);
+    nbd_put32(hdr + 8, opt);
+    nbd_put32(hdr + 12, type);
+    nbd_put32(hdr + 16, static_cast<guint32>(len));
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {const_cast<void *>(data), len}};
+    co_return co_await qio::writev_all(ioc, iov, len ? 2 : 1, error, cancel);
+  }
+
+  qio::Task<bool> send_rep_error(guint32 opt, guint32 type, const char *message,
+                                 GError **error) {
+    co_return co_await send_rep(opt, type, message, strlen(message), error);
+  }
+
+  /* Reads and drops @len bytes, to skip an option too big to hold. */
+  qio::Task<bool> discard(guint64 len, GError **error) {
+    guint8 sink[kDiscardChunk];
+    while (len > 0) {
+      gsize n = static_cast<gsize>(std::min<guint64>(len, sizeof sink));
+      if (!co_await qio::read_all(ioc, sink, n, error, cancel)) co_return false;
+      len -= n;
+    }
+    co_return true;
+  }
+
+  qio::Task<bool> send_export_info(guint32 opt, NBDExport *e, GArray *infos,
+                                   GError **error);
+  qio::Task<bool> meta_context(guint32 opt, GError **error);
+  /* Returns 1 when the client chose an export, 0 to go on, -1 to end
+   * (with @error set unless the client aborted). */
+  qio::Task<int> option_step(GError **error);
+  /* True when the client entered the transmission phase. */
+  qio::Task<bool> handshake(GError **error);
+  /* Serves requests until NBD_CMD_DISC, the end of file or an error. */
+  qio::Task<bool> transmission(GError **error);
+  qio::Task<bool> send_simple(guint64 cookie, guint32 err, GError **error);
+  qio::Task<bool> send_error_chunk(guint64 cookie, guint32 err, GError **error);
+  qio::Task<bool> do_read(const NBDRequest &req, GError **error);
+  qio::Task<bool> do_block_status(const NBDRequest &req, GError **error);
+  qio::Task<GError *> serve();
+};
+
+qio::Task<bool> Conn::send_export_info(guint32 opt, NBDExport *e, GArray *infos,
+                                       GError **error) {
+  guint8 info[12];
+  nbd_put16(info, NBD_INFO_EXPORT);
+  nbd_put64(info + 2, nbd_export_get_size(e));
+  nbd_put16(info + 10, export_flags);
+  if (!co_await send_rep(opt, NBD_REP_INFO, info, 12, error)) co_return false;
+  for (guint i = 0; infos && i < infos->len; i++) {
+    guint16 type = g_array_index(infos, guint16, i);
+    const char *text = type == NBD_INFO_NAME          ? nbd_export_get_name(e)
+                       : type == NBD_INFO_DESCRIPTION ? nbd_export_get_description(e)
+                                                      : nullptr;
+    if (!text) continue;
+    std::vector<guint8> payload(2 + strlen(text));
+    nbd_put16(payload.data(), type);
+    memcpy(payload.data() + 2, text, payload.size() - 2);
+    if (!co_await send_rep(opt, NBD_REP_INFO, payload.data(), payload.size(), error))
+      co_return false;
+  }
+  /* Always sent: clients learn the payload cap and that any alignment works. */
+  guint8 bs[14];
+  nbd_put16(bs, NBD_INFO_BLOCK_SIZE);
+  nbd_put32(bs + 2, 1);
+  nbd_put32(bs + 6, 4096);
+  nbd_put32(bs + 10, NBD_MAX_PAYLOAD);
+  co_return co_await send_rep(opt, NBD_REP_INFO, bs, sizeof bs, error);
+}
+
+qio::Task<bool> Conn::meta_context(guint32 opt, GError **error) {
+  g_autofree char *name = nullptr;
+  g_autoptr(GPtrArray) queries = nullptr;
+  g_autoptr(GError) parse_error = nullptr;
+  if (!structured)
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID,
+                                      "negotiate NBD_OPT_STRUCTURED_REPLY first", error);
+  if (!nbd_parse_meta_context_request(option.data(), option.size(), &name, &queries,
+                                      &parse_error))
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID, parse_error->message, error);
+  if (!nbd_server_lookup_export(server, name))
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_UNKNOWN, "no such export", error);
+  bool set = opt == NBD_OPT_SET_META_CONTEXT;
+  bool match = false;
+  if (queries->len == 0) {
+    match = !set; /* an empty LIST lists everything; an empty SET selects nothing */
+  }
+  for (guint i = 0; i < queries->len; i++) {
+    const char *q = static_cast<const char *>(queries->pdata[i]);
+    if (strcmp(q, NBD_META_CONTEXT_BASE_ALLOCATION) == 0 || (!set && strcmp(q, "base:") == 0))
+      match = true;
+  }
+  if (set) {
+    base_allocation = match;
+    meta_export = name;
+  }
+  if (match) {
+    const char *ctx = NBD_META_CONTEXT_BASE_ALLOCATION;
+    std::vector<guint8> payload(4 + strlen(ctx));
+    nbd_put32(payload.data(), set ? kBaseAllocationId : 0);
+    memcpy(payload.data() + 4, ctx, strlen(ctx));
+    if (!co_await send_rep(opt, NBD_REP_META_CONTEXT, payload.data(), payload.size(), error))
+      co_return false;
+  }
+  co_return co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error);
+}
+
+qio::Task<int> Conn::option_step(GError **error) {
+  NBDServerPrivate *priv = server_priv(server);
+  guint8 hdr[NBD_OPTION_HEADER_SIZE];
+  if (!co_await qio::read_all(ioc, hdr, sizeof hdr, error, cancel)) co_return -1;
+  if (nbd_get64(hdr) != NBD_OPTS_MAGIC) {
+    fail(error, _("option without the IHAVEOPT magic; disconnecting"));
+    co_return -1;
+  }
+  guint32 opt = nbd_get32(hdr + 8);
+  guint32 len = nbd_get32(hdr + 12);
+  if (len > NBD_MAX_OPTION_LENGTH) {
+    if (opt == NBD_OPT_EXPORT_NAME) {
+      fail(error, _("NBD_OPT_EXPORT_NAME longer than an export name can be; disconnecting"));
+      co_return -1;
+    }
+    if (!co_await discard(len, error)) co_return -1;
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_TOO_BIG, "option too long", error)
+        ? 0
+        : -1;
+  }
+  option.resize(len);
+  if (len && !co_await qio::read_all(ioc, option.data(), len, error, cancel)) co_return -1;
+
+  switch (opt) {
+    case NBD_OPT_ABORT:
+      /* Best effort: the client may already have closed. */
+      co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, nullptr);
+      co_return -1;
+
+    case NBD_OPT_EXPORT_NAME: {
+      std::string name(reinterpret_cast<const char *>(option.data()), option.size());
+      NBDExport *e = name.size() <= NBD_MAX_STRING ? nbd_server_lookup_export(server, name.c_str())
+                                                  : nullptr;
+      if (!e) {
+        /* This option has no error reply: the only answer is to hang up. */
+        g_set_error(error, NBD_ERROR, NBD_ERROR_UNKNOWN_EXPORT,
+                    _("NBD client %s asked for export '%s', which does not exist"),
+                    peer.c_str(), name.c_str());
+        co_return -1;
+      }
+      exp = NBD_EXPORT(g_object_ref(e));
+      base_allocation = false; /* NBD_OPT_EXPORT_NAME cannot use meta contexts */
+      structured = false;
+      guint8 reply[8 + 2 + 124] = {};
+      nbd_put64(reply, nbd_export_get_size(e));
+      nbd_put16(reply + 8, export_flags);
+      gsize n = no_zeroes ? 10 : sizeof reply;
+      co_return co_await qio::write_all(ioc, reply, n, error, cancel) ? 1 : -1;
+    }
+
+    case NBD_OPT_LIST:
+      if (len)
+        co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID,
+                                          "NBD_OPT_LIST takes no data", error) ? 0 : -1;
+      for (const std::string &name : priv->export_order) {
+        NBDExport *e = priv->exports[name];
+        const char *desc = nbd_export_get_description(e);
+        std::vector<guint8> payload(4 + name.size() + strlen(desc));
+        nbd_put32(payload.data(), static_cast<guint32>(name.size()));
+        memcpy(payload.data() + 4, name.data(), name.size());
+        memcpy(payload.data() + 4 + name.size(), desc, strlen(desc));
+        if (!co_await send_rep(opt, NBD_REP_SERVER, payload.data(), payload.size(), error))
+          co_return -1;
+      }
+      co_return co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error) ? 0 : -1;
+
+    case NBD_OPT_STARTTLS:
+      co_return co_await send_rep_error(opt, NBD_REP_ERR_UNSUP,
+                                        "TLS is not configured on this server", error) ? 0 : -1;
+
+    case NBD_OPT_INFO:
+    case NBD_OPT_GO: {
+      g_autofree char *name = nullptr;
+      g_autoptr(GArray) infos = nullptr;
+      g_autoptr(GError) parse_error = nullptr;
+      if (!nbd_parse_info_request(option.data(), option.size(), &name, &infos, &parse_error))
+        co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID, parse_error->message,
+                                          error) ? 0 : -1;
+      NBDExport *e = nbd_server_lookup_export(server, name);
+      if (!e)
+        co_return co_await send_rep_error(opt, NBD_REP_ERR_UNKNOWN, "no such export", error)
+            ? 0 : -1;
+      export_flags = nbd_export_get_flags(e);
+      if (!nbd_export_get_multi_conn(e) || priv->max_connections == 1)
+        export_flags &= static_cast<guint16>(~NBD_FLAG_CAN_MULTI_CONN);
+      if (!structured) export_flags &= static_cast<guint16>(~NBD_FLAG_SEND_DF);
+      if (!co_await send_export_info(opt, e, infos, error)) co_return -1;
+      if (!co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error)) co_return -1;
+      if (opt == NBD_OPT_INFO) co_return 0;
+      exp = NBD_EXPORT(g_object_ref(e));
+      /* Contexts chosen for another export do not apply to this one. */
+      if (meta_export != name) base_allocation = false;
+      co_return 1;
+    }
+
+    case NBD_OPT_STRUCTURED_REPLY:
+      if (len)
+        co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID,
+                                          "NBD_OPT_STRUCTURED_REPLY takes no data", error)
+            ? 0 : -1;
+      structured = true;
+      co_return co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error) ? 0 : -1;
+
+    case NBD_OPT_LIST_META_CONTEXT:
+    case NBD_OPT_SET_META_CONTEXT:
+      co_return co_await meta_context(opt, error) ? 0 : -1;
+
+    default:
+      co_return co_await send_rep_error(opt, NBD_REP_ERR_UNSUP, "unsupported option", error)
+          ? 0 : -1;
+  }
+}
+
+qio::Task<bool> Conn::handshake(GError **error) {
+  guint8 hello[18];
+  nbd_put64(hello, NBD_INIT_MAGIC);
+  nbd_put64(hello + 8, NBD_OPTS_MAGIC);
+  nbd_put16(hello + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+  if (!co_await qio::write_all(ioc, hello, sizeof hello, error, cancel)) co_return false;
+  guint8 cflags_buf[4];
+  if (!co_await qio::read_all(ioc, cflags_buf, 4, error, cancel)) co_return false;
+  guint32 cflags = nbd_get32(cflags_buf);
+  if (!(cflags & NBD_FLAG_C_FIXED_NEWSTYLE) ||
+      (cflags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)))
+    co_return fail(error, _("unsupported client flags (only fixed newstyle is served)"));
+  no_zeroes = cflags & NBD_FLAG_C_NO_ZEROES;
+  for (;;) {
+    int r = co_await option_step(error);
+    if (r < 0) co_return false;
+    if (r > 0) co_return true;
+  }
+}
+
+qio::Task<bool> Conn::send_simple(guint64 cookie, guint32 err, GError **error) {
+  guint8 r[NBD_SIMPLE_REPLY_SIZE];
+  nbd_put32(r, NBD_SIMPLE_REPLY_MAGIC);
+  nbd_put32(r + 4, err);
+  nbd_put64(r + 8, cookie);
+  co_return co_await qio::write_all(ioc, r, sizeof r, error, cancel);
+}
+
+static void put_chunk_header(guint8 *h, guint16 flags, guint16 type, guint64 cookie,
+                             guint32 length) {
+  nbd_put32(h, NBD_STRUCTURED_REPLY_MAGIC);
+  nbd_put16(h + 4, flags);
+  nbd_put16(h + 6, type);
+  nbd_put64(h + 8, cookie);
+  nbd_put32(h + 16, length);
+}
+
+qio::Task<bool> Conn::send_error_chunk(guint64 cookie, guint32 err, GError **error) {
+  guint8 r[NBD_STRUCTURED_REPLY_HEADER_SIZE + 6];
+  put_chunk_header(r, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, cookie, 6);
+  nbd_put32(r + 20, err);
+  nbd_put16(r + 24, 0);
+  co_return co_await qio::write_all(ioc, r, sizeof r, error, cancel);
+}
+
+qio::Task<bool> Conn::do_read(const NBDRequest &req, GError **error) {
+  guint8 *data = buffer(req.length);
+  int err = nbd_export_read(exp, data, req.length, req.offset);
+  if (err) {
+    guint32 e = nbd_errno_from_host(err);
+    co_return structured ? co_await send_error_chunk(req.cookie, e, error)
+                         : co_await send_simple(req.cookie, e, error);
+  }
+  guint8 hdr[NBD_STRUCTURED_REPLY_HEADER_SIZE + 8];
+  struct iovec iov[2];
+  gsize hlen;
+  if (!structured) {
+    nbd_put32(hdr, NBD_SIMPLE_REPLY_MAGIC);
+    nbd_put32(hdr + 4, 0);
+    nbd_put64(hdr + 8, req.cookie);
+    hlen = NBD_SIMPLE_REPLY_SIZE;
+  } else if (req.length == 0) {
+    /* A data chunk must carry data: finish with an empty chunk instead. */
+    put_chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, req.cookie, 0);
+    hlen = NBD_STRUCTURED_REPLY_HEADER_SIZE;
+  } else {
+    put_chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, req.cookie,
+                     8 + req.length);
+    nbd_put64(hdr + NBD_STRUCTURED_REPLY_HEADER_SIZE, req.offset);
+    hlen = sizeof hdr;
+  }
+  iov[0] = {hdr, hlen};
+  iov[1] = {data, req.length};
+  co_return co_await qio::writev_all(ioc, iov, req.length ? 2 : 1, error, cancel);
+}
+
+qio::Task<bool> Conn::do_block_status(const NBDRequest &req, GError **error) {
+  gsize max = (req.flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : kMaxExtents;
+  guint8 *out = buffer(NBD_STRUCTURED_REPLY_HEADER_SIZE + 4 + 8 * max);
+  guint8 *p = out + NBD_STRUCTURED_REPLY_HEADER_SIZE + 4;
+  guint64 offset = req.offset;
+  guint64 end = req.offset + req.length;
+  gsize n = 0;
+  guint32 last_flags = 0;
+  while (offset < end && n < max) {
+    guint64 len = 0;
+    guint32 flags = 0;
+    int err = nbd_export_block_status(exp, offset, end - offset, &len, &flags);
+    if (err) co_return co_await send_error_chunk(req.cookie, nbd_errno_from_host(err), error);
+    if (len == 0) {
+      /* The file changed between the two seeks: call the rest data. */
+      len = end - offset;
+      flags = 0;
+    }
+    /* Extent lengths are 32-bit; keep them 4 KiB multiples when split. */
+    len = std::min<guint64>(len, G_MAXUINT32 & ~G_GUINT64_CONSTANT(4095));
+    if (n > 0 && flags == last_flags && nbd_get32(p - 8) + len <= G_MAXUINT32 - 4095) {
+      nbd_put32(p - 8, static_cast<guint32>(nbd_get32(p - 8) + len));
+    } else {
+      nbd_put32(p, static_cast<guint32>(len));
+      nbd_put32(p + 4, flags);
+      p += 8;
+      n++;
+    }
+    last_flags = flags;
+    offset += len;
+  }
+  put_chunk_header(out, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, req.cookie,
+                   static_cast<guint32>(4 + 8 * n));
+  nbd_put32(out + NBD_STRUCTURED_REPLY_HEADER_SIZE, kBaseAllocationId);
+  co_return co_await qio::write_all(ioc, out, NBD_STRUCTURED_REPLY_HEADER_SIZE + 4 + 8 * n,
+                                    error, cancel);
+}
+
+qio::Task<bool> Conn::transmission(GError **error) {
+  guint64 size = nbd_export_get_size(exp);
+  for (;;) {
+    guint8 raw[NBD_REQUEST_SIZE];
+    int got = co_await qio::read_all_eof(ioc, raw, sizeof raw, error, cancel);
+    if (got <= 0) co_return got == 0;
+    NBDRequest req;
+    if (!nbd_request_decode(raw, &req, error)) co_return false;
+    guint32 err = nbd_request_check(&req, size, export_flags, structured, base_allocation);
+    guint8 *payload = nullptr;
+    if (req.type == NBD_CMD_WRITE) {
+      if (req.length > NBD_MAX_PAYLOAD) {
+        /* The payload cannot be held and skipping it gains nothing: hang up. */
+        g_set_error(error, NBD_ERROR, NBD_ERROR_PROTOCOL,
+                    _("NBD client %s sent a %u-byte write, above the %u-byte limit; "
+                      "disconnecting"),
+                    peer.c_str(), req.length, NBD_MAX_PAYLOAD);
+        co_return false;
+      }
+      payload = buffer(req.length);
+      if (req.length && !co_await qio::read_all(ioc, payload, req.length, error, cancel))
+        co_return false;
+    }
+    if (req.type == NBD_CMD_DISC && !err) co_return true;
+    if (err) {
+      bool chunk = structured && (req.type == NBD_CMD_READ || req.type == NBD_CMD_BLOCK_STATUS);
+      if (!(chunk ? co_await send_error_chunk(req.cookie, err, error)
+                  : co_await send_simple(req.cookie, err, error)))
+        co_return false;
+      continue;
+    }
+    bool fua = req.flags & NBD_CMD_FLAG_FUA;
+    int host_err = 0;
+    switch (req.type) {
+      case NBD_CMD_READ:
+        if (!co_await do_read(req, error)) co_return false;
+        continue;
+      case NBD_CMD_BLOCK_STATUS:
+        if (!co_await do_block_status(req, error)) co_return false;
+        continue;
+      case NBD_CMD_WRITE:
+        host_err = nbd_export_write(exp, payload, req.length, req.offset, fua);
+        break;
+      case NBD_CMD_FLUSH:
+        host_err = nbd_export_flush(exp);
+        break;
+      case NBD_CMD_TRIM:
+        host_err = nbd_export_trim(exp, req.offset, req.length, fua);
+        break;
+      case NBD_CMD_WRITE_ZEROES:
+        host_err = nbd_export_write_zeroes(exp, req.offset, req.length,
+                                           !(req.flags & NBD_CMD_FLAG_NO_HOLE),
+                                           req.flags & NBD_CMD_FLAG_FAST_ZERO, fua);
+        break;
+      case NBD_CMD_CACHE:
+        host_err = nbd_export_cache(exp, req.offset, req.length);
+        break;
+    }
+    if (!co_await send_simple(req.cookie, nbd_errno_from_host(host_err), error))
+      co_return false;
+  }
+}
+
+qio::Task<GError *> Conn::serve() {
+  GError *error = nullptr;
+  guint limit = server_priv(server)->handshake_max_seconds;
+  bool ok;
+  {
+    std::unique_ptr<qio::CancelAfter> timer;
+    if (limit) timer = std::make_unique<qio::CancelAfter>(cancel, limit * 1000);
+    ok = co_await handshake(&error);
+    if (!ok && timer && timer->expired()) {
+      g_clear_error(&error);
+      g_set_error(&error, QIO_ERROR, QIO_ERROR_TIMEOUT,
+                  _("NBD client %s did not finish the handshake within %u seconds "
+                    "(handshake-max-seconds); disconnected"),
+                  peer.c_str(), limit);
+    }
+  }
+  /* A handshake that ends without an error (NBD_OPT_ABORT) is clean. */
+  if (ok) co_await transmission(&error);
+  /* A peer that simply went away during the handshake is not an error. */
+  if (error && g_error_matches(error, QIO_ERROR, QIO_ERROR_EOF) && !exp) g_clear_error(&error);
+  co_return error;
+}
+
+void conn_finished(Conn *conn, GError *error) noexcept {
+  NBDServer *server = NBD_SERVER(g_object_ref(conn->server));
+  NBDServerPrivate *priv = server_priv(server);
+  priv->conns.remove(conn);
+  delete conn;
+  g_signal_emit(server, signals[SIGNAL_CLIENT_CLOSED], 0, error,
+                static_cast<guint>(priv->conns.size()));
+  g_clear_error(&error);
+  g_object_unref(server);
+}
+
+void on_client(QIONetListener *listener, QIOChannelSocket *client, gpointer data) noexcept {
+  nbd_server_add_client(NBD_SERVER(data), QIO_CHANNEL(client));
+}
+
+}  // namespace
+
+static void nbd_server_dispose(GObject *object) {
+  nbd_server_shutdown(NBD_SERVER(object));
+  G_OBJECT_CLASS(nbd_server_parent_class)->dispose(object);
+}
+
+static void nbd_server_finalize(GObject *object) {
+  NBDServerPrivate *priv = server_priv(NBD_SERVER(object));
+  for (auto &[name, exp] : priv->exports) g_object_unref(exp);
+  g_clear_object(&priv->listener);
+  if (priv->context) g_main_context_unref(priv->context);
+  priv->~NBDServerPrivate();
+  G_OBJECT_CLASS(nbd_server_parent_class)->finalize(object);
+}
+
+static void nbd_server_class_init(NBDServerClass *klass) {
+  G_OBJECT_CLASS(klass)->dispose = nbd_server_dispose;
+  G_OBJECT_CLASS(klass)->finalize = nbd_server_finalize;
+  signals[SIGNAL_CLIENT_CLOSED] =
+      g_signal_new("client-closed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr,
+                   nullptr, nullptr, G_TYPE_NONE, 2, G_TYPE_POINTER, G_TYPE_UINT);
+}
+
+static void nbd_server_init(NBDServer *server) { new (server_priv(server)) NBDServerPrivate(); }
+
+NBDServer *nbd_server_new(GMainContext *context) {
+  auto *server = NBD_SERVER(g_object_new(NBD_TYPE_SERVER, nullptr));
+  server_priv(server)->context = g_main_context_ref(context ? context : g_main_context_default());
+  return server;
+}
+
+gboolean nbd_server_add_export(NBDServer *server, NBDExport *exp, GError **error) {
+  NBDServerPrivate *priv = server_priv(server);
+  std::string name = nbd_export_get_name(exp);
+  if (priv->exports.count(name)) {
+    g_set_error(error, NBD_ERROR, NBD_ERROR_EXPORT,
+                _("An NBD export named '%s' already exists; choose another export name"),
+                name.c_str());
+    return FALSE;
+  }
+  priv->exports[name] = NBD_EXPORT(g_object_ref(exp));
+  priv->export_order.push_back(name);
+  return TRUE;
+}
+
+NBDExport *nbd_server_lookup_export(NBDServer *server, const char *name) {
+  NBDServerPrivate *priv = server_priv(server);
+  auto it = priv->exports.find(name);
+  return it == priv->exports.end() ? nullptr : it->second;
+}
+
+void nbd_server_set_max_connections(NBDServer *server, guint max_connections) {
+  server_priv(server)->max_connections = max_connections;
+}
+
+guint nbd_server_get_max_connections(NBDServer *server) {
+  return server_priv(server)->max_connections;
+}
+
+void nbd_server_set_handshake_max_seconds(NBDServer *server, guint seconds) {
+  server_priv(server)->handshake_max_seconds = seconds;
+}
+
+gboolean nbd_server_listen(NBDServer *server, QIOSocketAddress *addr, GError **error) {
+  NBDServerPrivate *priv = server_priv(server);
+  if (!priv->listener) {
+    priv->listener = qio_net_listener_new();
+    qio_net_listener_set_name(priv->listener, "nbd-server");
+  }
+  if (!qio_net_listener_open_sync(priv->listener, addr, 16, error)) return FALSE;
+  qio_net_listener_set_client_func(priv->listener, on_client, server, nullptr, priv->context);
+  return TRUE;
+}
+
+QIONetListener *nbd_server_get_listener(NBDServer *server) {
+  return server_priv(server)->listener;
+}
+
+void nbd_server_add_client(NBDServer *server, QIOChannel *ioc) {
+  NBDServerPrivate *priv = server_priv(server);
+  if (priv->max_connections && priv->conns.size() >= priv->max_connections) {
+    /* Refused before any byte: the client sees the connection close. */
+    qio_channel_close(ioc, nullptr);
+    g_autoptr(GError) error = g_error_new(
+        NBD_ERROR, NBD_ERROR_POLICY,
+        _("NBD client %s refused: %u connections already (max-connections); raise the "
+          "limit to serve more clients at once"),
+        qio_channel_get_name(ioc), priv->max_connections);
+    g_signal_emit(server, signals[SIGNAL_CLIENT_CLOSED], 0, error,
+                  static_cast<guint>(priv->conns.size()));
+    return;
+  }
+  qio_channel_set_blocking(ioc, FALSE, nullptr);
+  qio_channel_set_delay(ioc, FALSE);
+  auto *conn = new Conn(server, ioc);
+  priv->conns.push_back(conn);
+  qio::spawn(conn->serve(), [conn](GError *error) { conn_finished(conn, error); },
+             priv->context);
+}
+
+guint nbd_server_get_n_clients(NBDServer *server) {
+  return static_cast<guint>(server_priv(server)->conns.size());
+}
+
+void nbd_server_shutdown(NBDServer *server) {
+  NBDServerPrivate *priv = server_priv(server);
+  if (priv->listener) qio_net_listener_disconnect(priv->listener);
+  for (Conn *conn : priv->conns) {
+    g_cancellable_cancel(conn->cancel);
+    qio_channel_shutdown(conn->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+  }
+}
