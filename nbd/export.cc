@@ -62,6 +62,11 @@ NBDExport *nbd_export_new(const char *name, const char *path, gboolean read_only
     return nullptr;
   }
   int fd = g_open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
+  if (fd < 0 && errno == EISDIR) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_IS_DIRECTORY,
+                _("Cannot export '%s': it is not a regular file or block device"), path);
+    return nullptr;
+  }
   if (fd < 0) {
     int err = errno;
     g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
