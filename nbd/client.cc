@@ -259,7 +259,12 @@ gboolean open_session(NBDClientPrivate *priv, QIOSocketAddress *addr, GError **e
   qio_channel_set_delay(QIO_CHANNEL(sioc), FALSE);
   priv->ioc = QIO_CHANNEL(g_object_ref(sioc));
   guint8 hello[18];
-  if (!qio_channel_read_all(priv->ioc, hello, sizeof hello, error)) return FALSE;
+  if (!qio_channel_read_all(priv->ioc, hello, sizeof hello, error)) {
+    g_prefix_error(error, _("NBD server %s hung up before its greeting (is it at its connection "
+                            "limit?): "),
+                   where);
+    return FALSE;
+  }
   if (nbd_get64(hello) != NBD_INIT_MAGIC || nbd_get64(hello + 8) != NBD_OPTS_MAGIC)
     return protocol_error(priv, error, _("no fixed newstyle greeting"));
   guint16 sflags = nbd_get16(hello + 16);
