@@ -9,3 +9,9 @@ tests_bench_bench_channel_socket_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(G
 bench: bench-channel-socket
 bench-channel-socket: tests/bench/bench-channel-socket
 	$(builddir)/tests/bench/bench-channel-socket
+
+EXTRA_DIST += tests/bench/bench-nbd.sh
+.PHONY: bench-nbd
+bench: bench-nbd
+bench-nbd: tools/qio-nbd
+	QIO_BUILDDIR=$(abs_top_builddir) $(SHELL) $(srcdir)/tests/bench/bench-nbd.sh
