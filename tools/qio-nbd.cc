@@ -8,6 +8,7 @@
 #include "nbd/error.h"
 #include "nbd/protocol.h"
 #include "nbd/server.h"
+#include "qom/object-registry.h"
 
 #include <glib-unix.h>
 #include <glib/gi18n-lib.h>
@@ -38,6 +39,7 @@ struct Options {
   gboolean version = FALSE;
   gint shared = 1;
   gint handshake_limit = 10;
+  char **objects = nullptr;
   char **files = nullptr;
 
   ~Options() {
@@ -48,6 +50,7 @@ struct Options {
     g_free(description);
     g_free(format);
     g_free(pid_file);
+    g_strfreev(objects);
     g_strfreev(files);
   }
 };
@@ -263,6 +266,10 @@ int main(int argc, char **argv) {
        N_("Write the process ID to PATH once serving"), N_("PATH")},
       {"fork", 0, 0, G_OPTION_ARG_NONE, &o.fork,
        N_("Go to the background once the socket is listening"), nullptr},
+      {"object", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.objects,
+       N_("Create a user object (TLS credentials, secret, authz), e.g. "
+          "tls-creds-x509,id=tls0,dir=DIR,endpoint=server; may be repeated"),
+       N_("TYPE,id=ID,...")},
       {"version", 'V', 0, G_OPTION_ARG_NONE, &o.version, N_("Print the version and exit"),
        nullptr},
       {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o.files, nullptr, N_("FILE")},
@@ -279,6 +286,13 @@ int main(int argc, char **argv) {
   if (o.version) {
     g_print("qio-nbd %s\n", PACKAGE_VERSION);
     return 0;
+  }
+  qom_init();
+  for (char **obj = o.objects; obj && *obj; obj++) {
+    if (!qom_object_add_from_string(*obj, &error)) {
+      g_printerr("qio-nbd: --object %s: %s\n", *obj, error->message);
+      return 1;
+    }
   }
   if (o.list) {
     if (o.files && o.files[0]) return usage_error(_("--list takes no file argument"));
