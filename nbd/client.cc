@@ -408,8 +408,8 @@ gboolean send_request(NBDClientPrivate *priv, guint16 type, guint16 flags, guint
 gboolean command_failed(NBDClientPrivate *priv, guint16 type, guint64 offset, guint32 err,
                         const std::string &msg, GError **error) {
   g_set_error(error, NBD_ERROR, NBD_ERROR_COMMAND,
-              _("NBD server %s failed %s at offset %" G_GUINT64_FORMAT ": %s%s%s"),
-              priv->peer.c_str(), nbd_command_name(type), offset, nbd_error_name(err),
+              _("NBD server %s failed %s at offset %llu: %s%s%s"), priv->peer.c_str(),
+              nbd_command_name(type), static_cast<unsigned long long>(offset), nbd_error_name(err),
               msg.empty() ? "" : ": ", msg.c_str());
   return FALSE;
 }

@@ -98,7 +98,7 @@ int run_list(const Options &o) {
     g_print(_(" export: '%s'\n"), info->name);
     if (info->description && *info->description)
       g_print(_("  description: %s\n"), info->description);
-    g_print(_("  size:  %" G_GUINT64_FORMAT "\n"), info->size);
+    g_print(_("  size:  %llu\n"), static_cast<unsigned long long>(info->size));
     g_print(_("  flags: 0x%x (%s%s%s%s)\n"), info->flags,
             (info->flags & NBD_FLAG_READ_ONLY) ? "readonly" : "writable",
             (info->flags & NBD_FLAG_SEND_FLUSH) ? " flush" : "",
