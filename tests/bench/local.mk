@@ -15,3 +15,22 @@ EXTRA_DIST += tests/bench/bench-nbd.sh
 bench: bench-nbd
 bench-nbd: tools/qio-nbd
 	QIO_BUILDDIR=$(abs_top_builddir) $(SHELL) $(srcdir)/tests/bench/bench-nbd.sh
+noinst_PROGRAMS += tests/bench/bench-channel-websock
+tests_bench_bench_channel_websock_SOURCES = tests/bench/bench-channel-websock.cc
+tests_bench_bench_channel_websock_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
+tests_bench_bench_channel_websock_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS)
+
+.PHONY: bench-channel-websock
+bench: bench-channel-websock
+bench-channel-websock: tests/bench/bench-channel-websock
+	$(builddir)/tests/bench/bench-channel-websock
+noinst_PROGRAMS += tests/bench/bench-channel-tls
+tests_bench_bench_channel_tls_SOURCES = tests/bench/bench-channel-tls.cc \
+	tests/unit/crypto-tls-x509-helpers.cc tests/unit/crypto-tls-x509-helpers.h
+tests_bench_bench_channel_tls_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS) $(GNUTLS_CFLAGS)
+tests_bench_bench_channel_tls_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS) $(GNUTLS_LIBS)
+
+.PHONY: bench-channel-tls
+bench: bench-channel-tls
+bench-channel-tls: tests/bench/bench-channel-tls
+	$(builddir)/tests/bench/bench-channel-tls

@@ -1,0 +1,638 @@
+#include "config.h"
+
+#include "qcrypto/tls-session.h"
+#include "qcrypto/error.h"
+#include "qcrypto/tls-creds-priv.h"
+
+#include <glib/gi18n-lib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+/* Ciphertext from the transport that GnuTLS has not pulled yet. */
+struct ReadAhead {
+  static constexpr gsize kSize = 64 * 1024;
+  std::vector<char> buf = std::vector<char>(kSize);
+  gsize start = 0, end = 0;
+  bool eof = false;
+
+  gsize available() const { return end - start; }
+  /* Whether a whole TLS record waits here: a read needs no transport. */
+  bool has_record() const {
+    if (available() < 5) return false;
+    auto *hdr = reinterpret_cast<const unsigned char *>(buf.data() + start);
+    return available() >= 5 + (static_cast<gsize>(hdr[3]) << 8 | hdr[4]);
+  }
+};
+
+/* Ciphertext GnuTLS produced, sent to the transport outside GnuTLS. */
+struct WriteBehind {
+  /* Records are encrypted ahead up to this much, then sent in one write. */
+  static constexpr gsize kFlushAt = 64 * 1024;
+  std::vector<char> queued;  /* appended under the session lock */
+  std::vector<char> sending; /* owned by the thread holding flush_lock */
+  gsize sent = 0;            /* bytes of `sending` already written */
+  GMutex flush_lock;
+  WriteBehind() {
+    queued.reserve(kFlushAt + 4 * 17 * 1024);
+    sending.reserve(queued.capacity());
+    g_mutex_init(&flush_lock);
+  }
+  ~WriteBehind() { g_mutex_clear(&flush_lock); }
+};
+
+}  // namespace
+
+struct _QCryptoTLSSession {
+  GObject parent_instance;
+  QCryptoTLSCreds *creds;
+  QCryptoTLSCredsState *state; /* the state this session started with */
+  gnutls_session_t session;
+  char *hostname;
+  gboolean server;
+  QCryptoAuthz *authz;
+  QCryptoTLSSessionPushFunc push;
+  QCryptoTLSSessionPullFunc pull;
+  gpointer opaque;
+  /* The transport's last failure, one per direction (reader and writer
+   * threads fail independently). */
+  GError *push_error;
+  GError *pull_error;
+  /* Whether the read-ahead ran dry during the current GnuTLS call: GnuTLS
+   * also answers GNUTLS_E_AGAIN after consuming a post-handshake message
+   * (key update), with application data still waiting. */
+  gboolean pull_blocked;
+  /* Ciphertext read ahead from the transport and written behind GnuTLS,
+   * so that GnuTLS never waits for the transport (see lock). */
+  ReadAhead *in;
+  WriteBehind *out;
+  /* Plaintext bytes whose records are queued but not yet written: a write
+   * that would block reports them once the retry has flushed them. */
+  gsize out_accepted;
+  /* Plaintext gathered from small iovec entries into one full record. */
+  std::vector<char> *record;
+  /* A handshake result (or bye, key update) waiting for its flush. */
+  gboolean handshake_result_pending;
+  int handshake_result;
+  gboolean bye_queued;
+  gboolean key_update_queued;
+  /* The peer check runs once: in the verify callback (x509) or after the
+   * handshake (PSK, anon). */
+  gboolean peer_checked;
+  GError *peer_error;
+  int peer_alert; /* gnutls_alert_description_t */
+  char *peer_identity;
+  /* Held while GnuTLS runs: GnuTLS 3.7 frees key epochs on a TLS 1.3 key
+   * update that the other direction may still be using, so a reader and a
+   * writer thread must not be inside GnuTLS at the same time.  GnuTLS
+   * never waits for the transport: push and pull only touch the in and out
+   * buffers, and the transport I/O happens outside the lock. */
+  GMutex lock;
+  gint64 handshake_start;
+  gint64 handshake_us;
+  gboolean handshaken;
+};
+
+G_DEFINE_FINAL_TYPE(QCryptoTLSSession, qcrypto_tls_session, G_TYPE_OBJECT)
+
+namespace {
+
+class SessionLock {
+ public:
+  explicit SessionLock(QCryptoTLSSession *sess) : lock_(&sess->lock) { g_mutex_lock(lock_); }
+  ~SessionLock() { g_mutex_unlock(lock_); }
+  SessionLock(const SessionLock &) = delete;
+  SessionLock &operator=(const SessionLock &) = delete;
+
+ private:
+  GMutex *lock_;
+};
+
+const char *session_creds_id(QCryptoTLSSession *sess) {
+  return qcrypto_tls_creds_get_id(sess->creds);
+}
+
+ssize_t session_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt) noexcept {
+  auto *out = static_cast<QCryptoTLSSession *>(ptr)->out;
+  gsize total = 0;
+  for (int i = 0; i < iovcnt; i++) {
+    auto *base = static_cast<const char *>(iov[i].iov_base);
+    out->queued.insert(out->queued.end(), base, base + iov[i].iov_len);
+    total += iov[i].iov_len;
+  }
+  return static_cast<ssize_t>(total);
+}
+
+/* Writes the queued ciphertext to the transport, without the session
+ * lock: 1 when all is written, QCRYPTO_TLS_SESSION_ERR_BLOCK, or -1 (the
+ * error in push_error).  With @try_only, returns 1 at once if another
+ * thread is flushing. */
+gssize session_flush(QCryptoTLSSession *sess, bool try_only) {
+  WriteBehind *out = sess->out;
+  if (try_only) {
+    if (!g_mutex_trylock(&out->flush_lock)) return 1;
+  } else {
+    g_mutex_lock(&out->flush_lock);
+  }
+  gssize result = 1;
+  for (;;) {
+    if (out->sent == out->sending.size()) {
+      out->sending.clear();
+      out->sent = 0;
+      g_mutex_lock(&sess->lock);
+      std::swap(out->queued, out->sending);
+      g_mutex_unlock(&sess->lock);
+      if (out->sending.empty()) break;
+    }
+    if (!sess->push) {
+      result = -1;
+      break;
+    }
+    struct iovec iov = {out->sending.data() + out->sent, out->sending.size() - out->sent};
+    g_clear_error(&sess->push_error);
+    gssize n = sess->push(&iov, 1, sess->opaque, &sess->push_error);
+    if (n < 0) {
+      result = n == QCRYPTO_TLS_SESSION_ERR_BLOCK ? n : -1;
+      break;
+    }
+    out->sent += static_cast<gsize>(n);
+  }
+  g_mutex_unlock(&out->flush_lock);
+  return result;
+}
+
+ssize_t session_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len) noexcept {
+  auto *sess = static_cast<QCryptoTLSSession *>(ptr);
+  ReadAhead *in = sess->in;
+  if (in->available() == 0) {
+    if (in->eof) return 0;
+    sess->pull_blocked = TRUE;
+    errno = EAGAIN;
+    return -1;
+  }
+  gsize n = std::min(len, in->available());
+  memcpy(buf, in->buf.data() + in->start, n);
+  in->start += n;
+  if (in->start == in->end) in->start = in->end = 0;
+  return static_cast<ssize_t>(n);
+}
+
+/* Reads ciphertext from the transport into the read-ahead, without the
+ * lock; returns what the transport returned. */
+gssize session_fill(QCryptoTLSSession *sess) {
+  ReadAhead *in = sess->in;
+  if (!sess->pull) return -1;
+  if (in->start > 0) {
+    memmove(in->buf.data(), in->buf.data() + in->start, in->available());
+    in->end -= in->start;
+    in->start = 0;
+  }
+  g_clear_error(&sess->pull_error);
+  gssize n = sess->pull(in->buf.data() + in->end, in->buf.size() - in->end, sess->opaque,
+                        &sess->pull_error);
+  if (n == 0) in->eof = true;
+  if (n > 0) in->end += static_cast<gsize>(n);
+  return n;
+}
+
+/* What a received alert means, and what to do about it. */
+const char *alert_hint(gnutls_alert_description_t alert) {
+  switch (alert) {
+    case GNUTLS_A_UNKNOWN_CA:
+      return _("the peer does not trust the CA that signed our certificate; give both "
+               "sides the same ca-cert.pem");
+    case GNUTLS_A_BAD_CERTIFICATE:
+      return _("the peer rejected our certificate; check its host name, SANs and purposes");
+    case GNUTLS_A_CERTIFICATE_EXPIRED:
+      return _("the peer found our certificate expired or not yet valid; renew it or "
+               "check the clocks");
+    case GNUTLS_A_CERTIFICATE_REVOKED:
+      return _("the peer found our certificate revoked by its CRL; issue a new one");
+    case GNUTLS_A_CERTIFICATE_REQUIRED:
+      return _("the peer requires a client certificate issued by a CA it trusts; add "
+               "client-cert.pem and client-key.pem from that CA");
+    case GNUTLS_A_ACCESS_DENIED:
+      return _("the peer's authorization policy refused our identity");
+    case GNUTLS_A_PROTOCOL_VERSION:
+      return _("no TLS version in common (TLS 1.2 is the minimum)");
+    case GNUTLS_A_HANDSHAKE_FAILURE:
+    case GNUTLS_A_INSUFFICIENT_SECURITY:
+      return _("no cipher suite or credential type in common; compare the priority "
+               "strings and credential types of both sides");
+    case GNUTLS_A_UNKNOWN_PSK_IDENTITY:
+      return _("the peer knows no key for our PSK user name; check username and keys.psk");
+    case GNUTLS_A_DECRYPT_ERROR:
+    case GNUTLS_A_BAD_RECORD_MAC:
+      return _("the keys do not match; check that both sides hold the same pre-shared key");
+    default:
+      return _("see the peer's log for the reason");
+  }
+}
+
+/* Turns a GnuTLS failure into an error naming the cause. */
+void set_gnutls_error(QCryptoTLSSession *sess, int ret, bool writing, const char *what,
+                      GError **error) {
+  const char *id = session_creds_id(sess);
+  GError **transport = writing ? &sess->push_error : &sess->pull_error;
+  if ((ret == GNUTLS_E_PUSH_ERROR || ret == GNUTLS_E_PULL_ERROR) && *transport) {
+    g_propagate_error(error, *transport);
+    *transport = nullptr;
+    g_prefix_error(error, _("TLS session (credentials '%s'): %s: "), id, what);
+    return;
+  }
+  if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED || ret == GNUTLS_E_WARNING_ALERT_RECEIVED) {
+    auto alert = gnutls_alert_get(sess->session);
+    g_set_error(error, QCRYPTO_ERROR,
+                alert == GNUTLS_A_ACCESS_DENIED ? QCRYPTO_ERROR_ACCESS_DENIED
+                                                : QCRYPTO_ERROR_HANDSHAKE,
+                _("TLS session (credentials '%s'): %s: the peer sent alert '%s': %s"), id,
+                what, gnutls_alert_get_name(alert), alert_hint(alert));
+    return;
+  }
+  if (ret == GNUTLS_E_PREMATURE_TERMINATION || ret == GNUTLS_E_UNEXPECTED_PACKET_LENGTH) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_PREMATURE_CLOSE,
+                _("TLS session (credentials '%s'): %s: the peer closed the connection "
+                  "without a TLS bye; the data may be truncated"),
+                id, what);
+    return;
+  }
+  if (ret == GNUTLS_E_NO_CERTIFICATE_FOUND || ret == GNUTLS_E_CERTIFICATE_REQUIRED) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_VERIFY,
+                _("TLS session (credentials '%s'): %s: the peer sent no certificate issued "
+                  "by a CA of our ca-cert.pem; give it one, or set verify-peer=off"),
+                id, what);
+    return;
+  }
+  if (ret == GNUTLS_E_UNSUPPORTED_VERSION_PACKET) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_HANDSHAKE,
+                _("TLS session (credentials '%s'): %s: the peer offers only TLS versions "
+                  "older than 1.2, which are refused; upgrade the peer"),
+                id, what);
+    return;
+  }
+  g_set_error(error, QCRYPTO_ERROR,
+              sess->handshaken ? QCRYPTO_ERROR_FAILED : QCRYPTO_ERROR_HANDSHAKE,
+              _("TLS session (credentials '%s'): %s: %s"), id, what, gnutls_strerror(ret));
+}
+
+/* Verification of the peer and authorization of its identity: one path
+ * for every credential type, run once per session. */
+gboolean session_check_peer(QCryptoTLSSession *sess) {
+  if (sess->peer_checked) return sess->peer_error == nullptr;
+  sess->peer_checked = TRUE;
+  sess->peer_alert = GNUTLS_A_BAD_CERTIFICATE;
+  QCryptoTLSCredsClass *klass = QCRYPTO_TLS_CREDS_GET_CLASS(sess->creds);
+  if (!klass->check_peer(sess->creds, sess->state, sess->session, sess->hostname,
+                         &sess->peer_identity, &sess->peer_alert, &sess->peer_error))
+    return FALSE;
+  if (!sess->authz) return TRUE;
+  sess->peer_alert = GNUTLS_A_ACCESS_DENIED;
+  if (!sess->peer_identity) {
+    g_set_error(&sess->peer_error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED,
+                _("TLS session (credentials '%s'): the peer has no identity to authorize; "
+                  "use x509 or PSK credentials with an authz object"),
+                session_creds_id(sess));
+    return FALSE;
+  }
+  if (qcrypto_authz_is_allowed(sess->authz, sess->peer_identity, &sess->peer_error))
+    return TRUE;
+  g_prefix_error(&sess->peer_error, _("TLS session (credentials '%s'): "),
+                 session_creds_id(sess));
+  return FALSE;
+}
+
+}  // namespace
+
+int qcrypto_tls_session_verify_callback(gnutls_session_t session) noexcept {
+  auto *sess = static_cast<QCryptoTLSSession *>(gnutls_session_get_ptr(session));
+  return sess && session_check_peer(sess) ? 0 : GNUTLS_E_CERTIFICATE_ERROR;
+}
+
+QCryptoTLSCredsState *qcrypto_tls_session_state_of(gnutls_session_t session) noexcept {
+  auto *sess = static_cast<QCryptoTLSSession *>(gnutls_session_get_ptr(session));
+  return sess ? sess->state : nullptr;
+}
+
+static void qcrypto_tls_session_finalize(GObject *object) {
+  auto *sess = QCRYPTO_TLS_SESSION(object);
+  if (sess->session) gnutls_deinit(sess->session);
+  qcrypto_tls_creds_state_unref(sess->state);
+  g_clear_object(&sess->creds);
+  g_clear_object(&sess->authz);
+  g_free(sess->hostname);
+  g_free(sess->peer_identity);
+  g_clear_error(&sess->push_error);
+  g_clear_error(&sess->pull_error);
+  g_clear_error(&sess->peer_error);
+  g_mutex_clear(&sess->lock);
+  delete sess->in;
+  delete sess->out;
+  delete sess->record;
+  G_OBJECT_CLASS(qcrypto_tls_session_parent_class)->finalize(object);
+}
+
+static void qcrypto_tls_session_class_init(QCryptoTLSSessionClass *klass) {
+  G_OBJECT_CLASS(klass)->finalize = qcrypto_tls_session_finalize;
+}
+
+static void qcrypto_tls_session_init(QCryptoTLSSession *sess) {
+  g_mutex_init(&sess->lock);
+  sess->in = new ReadAhead;
+  sess->out = new WriteBehind;
+  sess->record = new std::vector<char>;
+}
+
+QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds, const char *hostname,
+                                           QCryptoAuthz *authz, GError **error) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_CREDS(creds), nullptr);
+  const char *id = qcrypto_tls_creds_get_id(creds);
+  QCryptoTLSCredsState *state = qcrypto_tls_creds_get_state(creds);
+  if (!state) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                _("TLS credentials '%s' are not complete (not loaded); initialize them "
+                  "before starting a session"),
+                id ? id : G_OBJECT_TYPE_NAME(creds));
+    return nullptr;
+  }
+  g_autoptr(QCryptoTLSSession) sess =
+      QCRYPTO_TLS_SESSION(g_object_new(QCRYPTO_TYPE_TLS_SESSION, nullptr));
+  sess->creds = QCRYPTO_TLS_CREDS(g_object_ref(creds));
+  sess->state = state;
+  sess->server = qcrypto_tls_creds_get_endpoint(creds) == QCRYPTO_TLS_CREDS_ENDPOINT_SERVER;
+  sess->hostname = g_strdup(hostname);
+  sess->authz = authz ? QCRYPTO_AUTHZ(g_object_ref(authz)) : nullptr;
+
+  int ret = gnutls_init(&sess->session, (sess->server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+                                            GNUTLS_NONBLOCK);
+  if (ret < 0) {
+    sess->session = nullptr;
+  } else {
+    ret = gnutls_priority_set(sess->session, state->priority);
+    if (ret >= 0) ret = QCRYPTO_TLS_CREDS_GET_CLASS(creds)->apply_to_session(creds, state,
+                                                                             sess->session);
+    if (ret >= 0 && !sess->server && hostname && !g_hostname_is_ip_address(hostname))
+      ret = gnutls_server_name_set(sess->session, GNUTLS_NAME_DNS, hostname, strlen(hostname));
+  }
+  if (ret < 0) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FAILED,
+                _("TLS credentials '%s' cannot start a session: %s; use x509, PSK or anon "
+                  "credentials"),
+                id, gnutls_strerror(ret));
+    return nullptr;
+  }
+  gnutls_session_set_ptr(sess->session, sess);
+  gnutls_transport_set_ptr(sess->session, sess);
+  gnutls_transport_set_vec_push_function(sess->session, session_push);
+  gnutls_transport_set_pull_function(sess->session, session_pull);
+  return static_cast<QCryptoTLSSession *>(g_steal_pointer(&sess));
+}
+
+void qcrypto_tls_session_set_callbacks(QCryptoTLSSession *sess, QCryptoTLSSessionPushFunc push,
+                                       QCryptoTLSSessionPullFunc pull, gpointer opaque) {
+  g_return_if_fail(QCRYPTO_IS_TLS_SESSION(sess));
+  sess->push = push;
+  sess->pull = pull;
+  sess->opaque = opaque;
+}
+
+QCryptoTLSHandshakeStatus qcrypto_tls_session_handshake(QCryptoTLSSession *sess,
+                                                        GError **error) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), QCRYPTO_TLS_HANDSHAKE_FAILED);
+  if (sess->handshaken) return QCRYPTO_TLS_HANDSHAKE_COMPLETE;
+  if (!sess->handshake_start) sess->handshake_start = g_get_monotonic_time();
+  int ret;
+  for (;;) {
+    if (sess->handshake_result_pending) {
+      ret = sess->handshake_result;
+    } else {
+      SessionLock locked(sess);
+      sess->pull_blocked = FALSE;
+      ret = gnutls_handshake(sess->session);
+    }
+    /* Our flight goes out before we wait for the peer's. */
+    gssize flushed = session_flush(sess, false);
+    if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) {
+      sess->handshake_result_pending = ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED;
+      sess->handshake_result = ret;
+      return QCRYPTO_TLS_HANDSHAKE_NEEDS_WRITE;
+    }
+    sess->handshake_result_pending = FALSE;
+    if (flushed < 0 && ret >= 0) ret = GNUTLS_E_PUSH_ERROR;
+    if (ret == GNUTLS_E_INTERRUPTED) continue;
+    if (ret != GNUTLS_E_AGAIN) break;
+    if (!sess->pull_blocked) continue;
+    gssize n = session_fill(sess);
+    if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) return QCRYPTO_TLS_HANDSHAKE_NEEDS_READ;
+    if (n < 0) {
+      ret = GNUTLS_E_PULL_ERROR;
+      break;
+    }
+  }
+  {
+    SessionLock locked(sess);
+    if (ret == 0 && !session_check_peer(sess)) ret = GNUTLS_E_CERTIFICATE_ERROR;
+    if (ret >= 0) {
+      sess->handshake_us = g_get_monotonic_time() - sess->handshake_start;
+      sess->handshaken = TRUE;
+      return QCRYPTO_TLS_HANDSHAKE_COMPLETE;
+    }
+    if (sess->peer_error) {
+      /* Tell the peer why, so both ends name the cause. */
+      gnutls_alert_send(sess->session, GNUTLS_AL_FATAL,
+                        static_cast<gnutls_alert_description_t>(sess->peer_alert));
+      g_propagate_error(error, g_error_copy(sess->peer_error));
+    } else {
+      if (ret != GNUTLS_E_FATAL_ALERT_RECEIVED && ret != GNUTLS_E_PUSH_ERROR &&
+          ret != GNUTLS_E_PULL_ERROR && ret != GNUTLS_E_PREMATURE_TERMINATION)
+        gnutls_alert_send_appropriate(sess->session, ret);
+      set_gnutls_error(sess, ret, ret == GNUTLS_E_PUSH_ERROR, _("handshake failed"), error);
+    }
+  }
+  /* The alert, if the transport takes it now. */
+  session_flush(sess, true);
+  return QCRYPTO_TLS_HANDSHAKE_FAILED;
+}
+
+gboolean qcrypto_tls_session_is_handshaken(QCryptoTLSSession *sess) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), FALSE);
+  return sess->handshaken;
+}
+
+gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
+                                GError **error) {
+  for (;;) {
+    ssize_t ret;
+    bool sent_something;
+    {
+      SessionLock locked(sess);
+      sess->pull_blocked = FALSE;
+      ret = gnutls_record_recv(sess->session, buf, len);
+      sent_something = !sess->out->queued.empty();
+    }
+    /* Records GnuTLS sent while reading (alerts) go out now if no writer
+     * is flushing. */
+    if (sent_something) session_flush(sess, true);
+    if (ret >= 0) return ret;
+    if (ret == GNUTLS_E_AGAIN && sess->pull_blocked) {
+      gssize n = session_fill(sess);
+      if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
+      if (n >= 0) continue;
+      ret = GNUTLS_E_PULL_ERROR;
+    }
+    /* Interrupted calls and post-handshake messages (key updates, session
+     * tickets) are handled inside GnuTLS: just go on reading. */
+    if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED || ret == GNUTLS_E_REHANDSHAKE ||
+        ret == GNUTLS_E_GOT_APPLICATION_DATA)
+      continue;
+    set_gnutls_error(sess, static_cast<int>(ret), false, _("read failed"), error);
+    return -1;
+  }
+}
+
+gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *iov,
+                                  gsize niov, GError **error) {
+  if (sess->out_accepted == 0) {
+    SessionLock locked(sess);
+    std::vector<char> &record = *sess->record;
+    record.resize(gnutls_record_get_max_size(sess->session));
+    const gsize record_size = record.size();
+    gsize total = 0, i = 0, off = 0;
+    while (i < niov && sess->out->queued.size() < WriteBehind::kFlushAt) {
+      if (off == iov[i].iov_len) {
+        i++;
+        off = 0;
+        continue;
+      }
+      const char *data;
+      gsize len;
+      if (iov[i].iov_len - off >= record_size) {
+        /* Large entries go straight from the caller's memory. */
+        data = static_cast<const char *>(iov[i].iov_base) + off;
+        len = record_size;
+      } else {
+        /* Runs of small entries fill one record together. */
+        len = 0;
+        for (gsize j = i, o = off; j < niov && len < record_size; j++, o = 0) {
+          gsize take = std::min(iov[j].iov_len - o, record_size - len);
+          memcpy(record.data() + len, static_cast<const char *>(iov[j].iov_base) + o, take);
+          len += take;
+        }
+        data = record.data();
+      }
+      ssize_t ret = gnutls_record_send(sess->session, data, len);
+      if (ret == GNUTLS_E_INTERRUPTED) continue;
+      if (ret < 0) {
+        if (total > 0) break; /* the error comes again on the next call */
+        set_gnutls_error(sess, static_cast<int>(ret), true, _("write failed"), error);
+        return -1;
+      }
+      total += static_cast<gsize>(ret);
+      for (gsize done = static_cast<gsize>(ret); done > 0 && i < niov;) {
+        gsize step = std::min(done, iov[i].iov_len - off);
+        off += step;
+        done -= step;
+        if (off == iov[i].iov_len) {
+          i++;
+          off = 0;
+        }
+      }
+    }
+    sess->out_accepted = total;
+  }
+  gssize flushed = session_flush(sess, false);
+  if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) return flushed;
+  if (flushed < 0) {
+    sess->out_accepted = 0;
+    set_gnutls_error(sess, GNUTLS_E_PUSH_ERROR, true, _("write failed"), error);
+    return -1;
+  }
+  gsize done = sess->out_accepted;
+  sess->out_accepted = 0;
+  return static_cast<gssize>(done);
+}
+
+gssize qcrypto_tls_session_write(QCryptoTLSSession *sess, const void *buf, gsize len,
+                                 GError **error) {
+  struct iovec iov = {const_cast<void *>(buf), len};
+  return qcrypto_tls_session_writev(sess, &iov, 1, error);
+}
+
+gsize qcrypto_tls_session_check_pending(QCryptoTLSSession *sess) {
+  gsize pending = gnutls_record_check_pending(sess->session);
+  /* A whole record read ahead counts too: the transport may stay idle. */
+  return pending ? pending : sess->in->has_record() ? 1 : 0;
+}
+
+/* Queues a control message once (bye, key update) and flushes it:
+ * 1 sent, 0 would block (call again: only the flush is retried), -1 error. */
+template <typename Op>
+int session_control(QCryptoTLSSession *sess, gboolean *queued, Op op, const char *what,
+                    GError **error) {
+  if (!*queued) {
+    SessionLock locked(sess);
+    int ret = op();
+    if (ret < 0) {
+      set_gnutls_error(sess, ret, true, what, error);
+      return -1;
+    }
+    *queued = TRUE;
+  }
+  gssize flushed = session_flush(sess, false);
+  if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) return 0;
+  if (flushed < 0) {
+    set_gnutls_error(sess, GNUTLS_E_PUSH_ERROR, true, what, error);
+    return -1;
+  }
+  return 1;
+}
+
+int qcrypto_tls_session_bye(QCryptoTLSSession *sess, GError **error) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), -1);
+  /* Only the write side: the peer may keep its half open. */
+  return session_control(
+      sess, &sess->bye_queued, [sess] { return gnutls_bye(sess->session, GNUTLS_SHUT_WR); },
+      _("bye failed"), error);
+}
+
+int qcrypto_tls_session_update_keys(QCryptoTLSSession *sess, gboolean request_peer,
+                                    GError **error) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), -1);
+  int ret = session_control(
+      sess, &sess->key_update_queued,
+      [sess, request_peer] {
+        return gnutls_session_key_update(sess->session, request_peer ? GNUTLS_KU_PEER : 0);
+      },
+      _("key update failed"), error);
+  if (ret != 0) sess->key_update_queued = FALSE;
+  return ret;
+}
+
+void qcrypto_tls_session_report_free(QCryptoTLSSessionReport *report) {
+  if (!report) return;
+  g_free(report->protocol);
+  g_free(report->cipher);
+  g_free(report->kx);
+  g_free(report->peer_identity);
+  g_free(report);
+}
+
+QCryptoTLSSessionReport *qcrypto_tls_session_get_report(QCryptoTLSSession *sess) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), nullptr);
+  if (!sess->handshaken) return nullptr;
+  auto *report = g_new0(QCryptoTLSSessionReport, 1);
+  report->protocol =
+      g_strdup(gnutls_protocol_get_name(gnutls_protocol_get_version(sess->session)));
+  report->cipher = g_strdup(gnutls_cipher_get_name(gnutls_cipher_get(sess->session)));
+  report->kx = g_strdup(gnutls_kx_get_name(gnutls_kx_get(sess->session)));
+  report->peer_identity = g_strdup(sess->peer_identity);
+  report->handshake_us = sess->handshake_us;
+  return report;
+}
+
+const char *qcrypto_tls_session_get_peer_identity(QCryptoTLSSession *sess) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), nullptr);
+  return sess->peer_identity;
+}

@@ -1,0 +1,94 @@
+/*
+ * QCryptoTLSSession: one TLS session (client or server) over any transport.
+ *
+ * The session knows nothing about sockets: GnuTLS reads and writes through
+ * the push/pull callbacks given here, which return a byte count,
+ * QCRYPTO_TLS_SESSION_ERR_BLOCK, or -1 with a GError.  After the handshake
+ * the peer has been verified (certificate, validity, host name, CA chain),
+ * authorized, and a report describes the session.
+ *
+ * Threads: one thread may read while another writes (TLS 1.3 key updates
+ * included); key updates and bye belong to the writing thread.
+ */
+#pragma once
+
+#include "qcrypto/authz.h"
+#include "qcrypto/tls-creds.h"
+
+#include <sys/uio.h>
+
+G_BEGIN_DECLS
+
+#define QCRYPTO_TYPE_TLS_SESSION (qcrypto_tls_session_get_type())
+G_DECLARE_FINAL_TYPE(QCryptoTLSSession, qcrypto_tls_session, QCRYPTO, TLS_SESSION, GObject)
+
+/* Returned by transports and session I/O that would block; no GError. */
+#define QCRYPTO_TLS_SESSION_ERR_BLOCK (-2)
+
+typedef gssize (*QCryptoTLSSessionPushFunc)(const struct iovec *iov, gsize niov,
+                                            gpointer opaque, GError **error);
+typedef gssize (*QCryptoTLSSessionPullFunc)(void *buf, gsize len, gpointer opaque,
+                                            GError **error);
+
+typedef enum {
+  QCRYPTO_TLS_HANDSHAKE_FAILED = -1,
+  QCRYPTO_TLS_HANDSHAKE_COMPLETE = 0,
+  QCRYPTO_TLS_HANDSHAKE_NEEDS_READ = 1,  /* wait for the transport to be readable */
+  QCRYPTO_TLS_HANDSHAKE_NEEDS_WRITE = 2, /* wait for it to be writable */
+} QCryptoTLSHandshakeStatus;
+
+typedef struct {
+  char *protocol;      /* "TLS1.3" */
+  char *cipher;        /* "AES-128-GCM" */
+  char *kx;            /* key exchange, "ECDHE-RSA", "(EC)DHE-PSK" ... */
+  char *peer_identity; /* x509 DN or PSK user name; NULL if anonymous */
+  gint64 handshake_us; /* from the first handshake call to completion */
+} QCryptoTLSSessionReport;
+
+void qcrypto_tls_session_report_free(QCryptoTLSSessionReport *report);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QCryptoTLSSessionReport, qcrypto_tls_session_report_free)
+
+/* A session whose role is @creds' endpoint.  @hostname is what a client
+ * checks the server's certificate against (a DNS name or an IP address);
+ * servers pass NULL.  @authz (servers; may be NULL) is asked about the
+ * client's identity (x509 DN or PSK user name) after verification. */
+QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds, const char *hostname,
+                                           QCryptoAuthz *authz, GError **error);
+
+void qcrypto_tls_session_set_callbacks(QCryptoTLSSession *sess, QCryptoTLSSessionPushFunc push,
+                                       QCryptoTLSSessionPullFunc pull, gpointer opaque);
+
+/* One step of the handshake; call again once the transport is ready as
+ * the status says.  FAILED sets @error with a named cause; the peer has
+ * been sent an alert saying why. */
+QCryptoTLSHandshakeStatus qcrypto_tls_session_handshake(QCryptoTLSSession *sess,
+                                                        GError **error);
+gboolean qcrypto_tls_session_is_handshaken(QCryptoTLSSession *sess);
+
+/* Record I/O: a byte count (0 from read: the peer said bye),
+ * QCRYPTO_TLS_SESSION_ERR_BLOCK, or -1 with @error (a close without bye is
+ * QCRYPTO_ERROR_PREMATURE_CLOSE).  After a write would block, retry with the
+ * same data: its records are already encrypted and queued. */
+gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
+                                GError **error);
+gssize qcrypto_tls_session_write(QCryptoTLSSession *sess, const void *buf, gsize len,
+                                 GError **error);
+/* Packs @iov into full-size records (not one record per entry), encrypts
+ * up to 64 KiB ahead and writes them in one transport write. */
+gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *iov,
+                                  gsize niov, GError **error);
+/* Decrypted bytes already held, readable without touching the transport. */
+gsize qcrypto_tls_session_check_pending(QCryptoTLSSession *sess);
+
+/* Sends close_notify: 1 done, 0 would block (call again), -1 error. */
+int qcrypto_tls_session_bye(QCryptoTLSSession *sess, GError **error);
+/* TLS 1.3 key update; @request_peer asks the peer to update its keys too.
+ * Returns as bye does. */
+int qcrypto_tls_session_update_keys(QCryptoTLSSession *sess, gboolean request_peer,
+                                    GError **error);
+
+/* NULL before the handshake completes. */
+QCryptoTLSSessionReport *qcrypto_tls_session_get_report(QCryptoTLSSession *sess);
+const char *qcrypto_tls_session_get_peer_identity(QCryptoTLSSession *sess);
+
+G_END_DECLS

@@ -1,0 +1,344 @@
+#include "config.h"
+
+#include "qio/channel-tls.h"
+#include "qio/error.h"
+
+#include <gio/gio.h>
+#include <glib/gi18n-lib.h>
+
+
+struct _QIOChannelTLS {
+  QIOChannel parent_instance;
+  QIOChannel *master;
+  QCryptoTLSSession *session;
+  gboolean bye_sent;
+};
+
+G_DEFINE_FINAL_TYPE(QIOChannelTLS, qio_channel_tls, QIO_TYPE_CHANNEL)
+
+namespace {
+
+gssize tls_push(const struct iovec *iov, gsize niov, gpointer opaque, GError **error) {
+  gssize n = qio_channel_writev(static_cast<QIOChannel *>(opaque), iov, niov, error);
+  return n == QIO_CHANNEL_ERR_BLOCK ? QCRYPTO_TLS_SESSION_ERR_BLOCK : n;
+}
+
+gssize tls_pull(void *buf, gsize len, gpointer opaque, GError **error) {
+  gssize n = qio_channel_read(static_cast<QIOChannel *>(opaque), buf, len, error);
+  return n == QIO_CHANNEL_ERR_BLOCK ? QCRYPTO_TLS_SESSION_ERR_BLOCK : n;
+}
+
+QIOChannelTLS *tls_new(QIOChannel *master, QCryptoTLSSession *session) {
+  auto *tioc = QIO_CHANNEL_TLS(g_object_new(QIO_TYPE_CHANNEL_TLS, nullptr));
+  tioc->master = QIO_CHANNEL(g_object_ref(master));
+  tioc->session = session;
+  qcrypto_tls_session_set_callbacks(session, tls_push, tls_pull, master);
+  if (qio_channel_has_feature(master, QIO_CHANNEL_FEATURE_SHUTDOWN))
+    qio_channel_set_feature(QIO_CHANNEL(tioc), QIO_CHANNEL_FEATURE_SHUTDOWN);
+  g_autofree char *name = g_strdup_printf("tls-%s", qio_channel_get_name(master));
+  qio_channel_set_name(QIO_CHANNEL(tioc), name);
+  return tioc;
+}
+
+gboolean tls_check_handshaken(QIOChannelTLS *tioc, GError **error) {
+  if (qcrypto_tls_session_is_handshaken(tioc->session)) return TRUE;
+  g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+              _("Channel '%s': the TLS handshake has not completed; run it before any I/O"),
+              qio_channel_get_name(QIO_CHANNEL(tioc)));
+  return FALSE;
+}
+
+gssize tls_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov, int **, gsize *,
+                 GError **error) {
+  auto *tioc = QIO_CHANNEL_TLS(ioc);
+  if (!tls_check_handshaken(tioc, error)) return -1;
+  gsize total = 0;
+  for (gsize i = 0; i < niov; i++) {
+    gsize off = 0;
+    while (off < iov[i].iov_len) {
+      /* Never block once something was read: only take what GnuTLS holds. */
+      if (total > 0 && qcrypto_tls_session_check_pending(tioc->session) == 0) return total;
+      gssize n = qcrypto_tls_session_read(tioc->session, static_cast<char *>(iov[i].iov_base) + off,
+                                          iov[i].iov_len - off, error);
+      if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK)
+        return total ? static_cast<gssize>(total) : QIO_CHANNEL_ERR_BLOCK;
+      if (n < 0) {
+        if (total == 0) return -1;
+        /* Report the data first; the error comes again on the next call. */
+        g_clear_error(error);
+        return static_cast<gssize>(total);
+      }
+      if (n == 0) return static_cast<gssize>(total);
+      off += static_cast<gsize>(n);
+      total += static_cast<gsize>(n);
+    }
+  }
+  return static_cast<gssize>(total);
+}
+
+gssize tls_writev(QIOChannel *ioc, const struct iovec *iov, gsize niov, const int *, gsize,
+                  int, GError **error) {
+  auto *tioc = QIO_CHANNEL_TLS(ioc);
+  if (!tls_check_handshaken(tioc, error)) return -1;
+  gssize n = qcrypto_tls_session_writev(tioc->session, iov, niov, error);
+  return n == QCRYPTO_TLS_SESSION_ERR_BLOCK ? QIO_CHANNEL_ERR_BLOCK : n;
+}
+
+/* Sends the bye once, waiting for a non-blocking master. */
+gboolean tls_bye(QIOChannelTLS *tioc, GError **error) {
+  if (tioc->bye_sent || !qcrypto_tls_session_is_handshaken(tioc->session)) return TRUE;
+  for (;;) {
+    int ret = qcrypto_tls_session_bye(tioc->session, error);
+    if (ret < 0) return FALSE;
+    if (ret == 1) break;
+    qio_channel_wait(tioc->master, G_IO_OUT);
+  }
+  tioc->bye_sent = TRUE;
+  return TRUE;
+}
+
+gboolean tls_close(QIOChannel *ioc, GError **error) {
+  auto *tioc = QIO_CHANNEL_TLS(ioc);
+  /* A peer that is already gone must not keep us from closing. */
+  g_autoptr(GError) bye_error = nullptr;
+  gboolean bye_ok = tls_bye(tioc, &bye_error);
+  if (!qio_channel_close(tioc->master, error)) return FALSE;
+  if (!bye_ok) {
+    g_propagate_error(error, g_steal_pointer(&bye_error));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean tls_shutdown(QIOChannel *ioc, QIOChannelShutdown how, GError **error) {
+  auto *tioc = QIO_CHANNEL_TLS(ioc);
+  if ((how & QIO_CHANNEL_SHUTDOWN_WRITE) && !tls_bye(tioc, error)) return FALSE;
+  return qio_channel_shutdown(tioc->master, how, error);
+}
+
+gboolean tls_set_blocking(QIOChannel *ioc, gboolean enabled, GError **error) {
+  return qio_channel_set_blocking(QIO_CHANNEL_TLS(ioc)->master, enabled, error);
+}
+
+void tls_set_delay(QIOChannel *ioc, gboolean enabled) {
+  qio_channel_set_delay(QIO_CHANNEL_TLS(ioc)->master, enabled);
+}
+
+void tls_set_cork(QIOChannel *ioc, gboolean enabled) {
+  qio_channel_set_cork(QIO_CHANNEL_TLS(ioc)->master, enabled);
+}
+
+/* A watch on the master that also fires for G_IO_IN while GnuTLS holds
+ * decrypted data, which the master's descriptor cannot show. */
+struct TLSWatch {
+  GSource source;
+  QIOChannelTLS *tioc;
+  GIOCondition condition;
+  GIOCondition revents; /* what the master reported */
+};
+
+bool tls_watch_pending(TLSWatch *watch) {
+  return (watch->condition & G_IO_IN) &&
+         qcrypto_tls_session_is_handshaken(watch->tioc->session) &&
+         qcrypto_tls_session_check_pending(watch->tioc->session) > 0;
+}
+
+gboolean tls_watch_prepare(GSource *source, gint *timeout) noexcept {
+  *timeout = -1;
+  return tls_watch_pending(reinterpret_cast<TLSWatch *>(source));
+}
+
+gboolean tls_watch_check(GSource *source) noexcept {
+  return tls_watch_pending(reinterpret_cast<TLSWatch *>(source));
+}
+
+gboolean tls_watch_dispatch(GSource *source, GSourceFunc callback, gpointer data) noexcept {
+  auto *watch = reinterpret_cast<TLSWatch *>(source);
+  unsigned cond = watch->revents;
+  if (tls_watch_pending(watch)) cond |= G_IO_IN;
+  watch->revents = static_cast<GIOCondition>(0);
+  g_source_set_ready_time(source, -1);
+  if (!callback) return G_SOURCE_REMOVE;
+  return QIO_CHANNEL_FUNC(callback)(QIO_CHANNEL(watch->tioc),
+                                    static_cast<GIOCondition>(cond), data);
+}
+
+void tls_watch_finalize(GSource *source) noexcept {
+  g_object_unref(reinterpret_cast<TLSWatch *>(source)->tioc);
+}
+
+GSourceFuncs tls_watch_funcs = {
+    tls_watch_prepare, tls_watch_check, tls_watch_dispatch, tls_watch_finalize, nullptr,
+    nullptr,
+};
+
+/* The master's readiness wakes the TLS watch in the next iteration. */
+gboolean tls_watch_master_ready(QIOChannel *, GIOCondition cond, gpointer data) noexcept {
+  auto *watch = static_cast<TLSWatch *>(data);
+  watch->revents = static_cast<GIOCondition>(watch->revents | cond);
+  g_source_set_ready_time(&watch->source, 0);
+  return G_SOURCE_CONTINUE;
+}
+
+GSource *tls_create_watch(QIOChannel *ioc, GIOCondition condition) {
+  auto *tioc = QIO_CHANNEL_TLS(ioc);
+  GSource *source = g_source_new(&tls_watch_funcs, sizeof(TLSWatch));
+  auto *watch = reinterpret_cast<TLSWatch *>(source);
+  watch->tioc = QIO_CHANNEL_TLS(g_object_ref(tioc));
+  watch->condition = condition;
+  GSource *child = qio_channel_create_watch(tioc->master, condition);
+  g_source_set_callback(child, G_SOURCE_FUNC(tls_watch_master_ready), watch, nullptr);
+  g_source_add_child_source(source, child);
+  g_source_unref(child);
+  return source;
+}
+
+/* The asynchronous handshake: one step per readiness of the master. */
+struct HandshakeTask {
+  GTask *task;
+  GMainContext *context;
+  GSource *watch;
+  GSource *cancel;
+};
+
+void handshake_task_free(HandshakeTask *ht) {
+  if (ht->watch) {
+    g_source_destroy(ht->watch);
+    g_source_unref(ht->watch);
+  }
+  if (ht->cancel) {
+    g_source_destroy(ht->cancel);
+    g_source_unref(ht->cancel);
+  }
+  if (ht->context) g_main_context_unref(ht->context);
+  g_object_unref(ht->task);
+  g_free(ht);
+}
+
+void handshake_step(HandshakeTask *ht);
+
+gboolean handshake_ready(QIOChannel *, GIOCondition, gpointer data) noexcept {
+  auto *ht = static_cast<HandshakeTask *>(data);
+  g_source_unref(ht->watch);
+  ht->watch = nullptr;
+  handshake_step(ht);
+  return G_SOURCE_REMOVE;
+}
+
+gboolean handshake_cancelled(GCancellable *, gpointer data) noexcept {
+  auto *ht = static_cast<HandshakeTask *>(data);
+  g_task_return_error_if_cancelled(ht->task);
+  handshake_task_free(ht);
+  return G_SOURCE_REMOVE;
+}
+
+void handshake_step(HandshakeTask *ht) {
+  auto *tioc = QIO_CHANNEL_TLS(g_task_get_source_object(ht->task));
+  GError *error = nullptr;
+  QCryptoTLSHandshakeStatus status = qcrypto_tls_session_handshake(tioc->session, &error);
+  if (status == QCRYPTO_TLS_HANDSHAKE_FAILED) {
+    g_task_return_error(ht->task, error);
+    handshake_task_free(ht);
+    return;
+  }
+  if (status == QCRYPTO_TLS_HANDSHAKE_COMPLETE) {
+    g_task_return_boolean(ht->task, TRUE);
+    handshake_task_free(ht);
+    return;
+  }
+  GIOCondition cond = status == QCRYPTO_TLS_HANDSHAKE_NEEDS_READ ? G_IO_IN : G_IO_OUT;
+  ht->watch = qio_channel_create_watch(tioc->master, cond);
+  g_source_set_callback(ht->watch, G_SOURCE_FUNC(handshake_ready), ht, nullptr);
+  g_source_attach(ht->watch, ht->context);
+}
+
+}  // namespace
+
+static void qio_channel_tls_finalize(GObject *object) {
+  auto *tioc = QIO_CHANNEL_TLS(object);
+  g_clear_object(&tioc->session);
+  g_clear_object(&tioc->master);
+  G_OBJECT_CLASS(qio_channel_tls_parent_class)->finalize(object);
+}
+
+static void qio_channel_tls_class_init(QIOChannelTLSClass *klass) {
+  G_OBJECT_CLASS(klass)->finalize = qio_channel_tls_finalize;
+  QIOChannelClass *ioc_class = QIO_CHANNEL_CLASS(klass);
+  ioc_class->io_readv = tls_readv;
+  ioc_class->io_writev = tls_writev;
+  ioc_class->io_close = tls_close;
+  ioc_class->io_create_watch = tls_create_watch;
+  ioc_class->io_set_blocking = tls_set_blocking;
+  ioc_class->io_shutdown = tls_shutdown;
+  ioc_class->io_set_delay = tls_set_delay;
+  ioc_class->io_set_cork = tls_set_cork;
+}
+
+static void qio_channel_tls_init(QIOChannelTLS *) {}
+
+QIOChannelTLS *qio_channel_tls_new_server(QIOChannel *master, QCryptoTLSCreds *creds,
+                                          QCryptoAuthz *authz, GError **error) {
+  g_return_val_if_fail(QIO_IS_CHANNEL(master), nullptr);
+  QCryptoTLSSession *session = qcrypto_tls_session_new(creds, nullptr, authz, error);
+  return session ? tls_new(master, session) : nullptr;
+}
+
+QIOChannelTLS *qio_channel_tls_new_client(QIOChannel *master, QCryptoTLSCreds *creds,
+                                          const char *hostname, GError **error) {
+  g_return_val_if_fail(QIO_IS_CHANNEL(master), nullptr);
+  QCryptoTLSSession *session = qcrypto_tls_session_new(creds, hostname, nullptr, error);
+  return session ? tls_new(master, session) : nullptr;
+}
+
+void qio_channel_tls_handshake(QIOChannelTLS *tioc, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data,
+                               GMainContext *context) {
+  g_return_if_fail(QIO_IS_CHANNEL_TLS(tioc));
+  /* GTask delivers the result in the thread-default context at creation. */
+  if (context) g_main_context_push_thread_default(context);
+  auto *ht = g_new0(HandshakeTask, 1);
+  ht->task = g_task_new(tioc, cancellable, callback, user_data);
+  g_task_set_source_tag(ht->task, reinterpret_cast<gpointer>(qio_channel_tls_handshake));
+  ht->context = context ? g_main_context_ref(context) : g_main_context_ref_thread_default();
+  if (context) g_main_context_pop_thread_default(context);
+  if (cancellable) {
+    ht->cancel = g_cancellable_source_new(cancellable);
+    g_source_set_callback(ht->cancel, G_SOURCE_FUNC(handshake_cancelled), ht, nullptr);
+    g_source_attach(ht->cancel, ht->context);
+  }
+  handshake_step(ht);
+}
+
+gboolean qio_channel_tls_handshake_finish(QIOChannelTLS *tioc, GAsyncResult *result,
+                                          GError **error) {
+  g_return_val_if_fail(g_task_is_valid(result, tioc), FALSE);
+  return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+gboolean qio_channel_tls_handshake_sync(QIOChannelTLS *tioc, GCancellable *cancellable,
+                                        GError **error) {
+  g_return_val_if_fail(QIO_IS_CHANNEL_TLS(tioc), FALSE);
+  for (;;) {
+    if (g_cancellable_set_error_if_cancelled(cancellable, error)) return FALSE;
+    QCryptoTLSHandshakeStatus status = qcrypto_tls_session_handshake(tioc->session, error);
+    if (status == QCRYPTO_TLS_HANDSHAKE_FAILED) return FALSE;
+    if (status == QCRYPTO_TLS_HANDSHAKE_COMPLETE) return TRUE;
+    qio_channel_wait(tioc->master,
+                     status == QCRYPTO_TLS_HANDSHAKE_NEEDS_READ ? G_IO_IN : G_IO_OUT);
+  }
+}
+
+QIOChannel *qio_channel_tls_get_master(QIOChannelTLS *tioc) {
+  g_return_val_if_fail(QIO_IS_CHANNEL_TLS(tioc), nullptr);
+  return tioc->master;
+}
+
+QCryptoTLSSession *qio_channel_tls_get_session(QIOChannelTLS *tioc) {
+  g_return_val_if_fail(QIO_IS_CHANNEL_TLS(tioc), nullptr);
+  return tioc->session;
+}
+
+QCryptoTLSSessionReport *qio_channel_tls_get_report(QIOChannelTLS *tioc) {
+  g_return_val_if_fail(QIO_IS_CHANNEL_TLS(tioc), nullptr);
+  return qcrypto_tls_session_get_report(tioc->session);
+}

@@ -1,0 +1,435 @@
+/*
+ * QIOChannelTLS throughput against a bare GnuTLS sender and receiver,
+ * measured in the same run over loopback TCP (connections made with
+ * QIOChannelSocket; the baseline then runs plain gnutls_record_send/recv
+ * loops with 16 KiB records on the same kind of descriptors), for TLS 1.3
+ * with AES-128-GCM and AES-256-GCM.  Also printed: the cipher's
+ * single-core rate (gnutls_cipher_encrypt2 on 16 KiB), and gnutls-cli
+ * piping into gnutls-serv --echo as the "tunnel" reference, and full TLS 1.3
+ * handshakes per second of a qio server against gnutls-serv (ECDSA P-256
+ * and RSA-2048 server keys; the same bare GnuTLS client for both).
+ * QIO_BENCH_SIZE (bytes, K/M/G suffixes) sets the volume per run (default
+ * 4G), QIO_BENCH_ROUNDS the rounds (default 3); medians are printed.
+ */
+#include "config.h"
+
+#include "qcrypto/tls-creds-x509.h"
+#include "qio/channel-socket.h"
+#include "qio/channel-tls.h"
+#include "tests/unit/crypto-tls-x509-helpers.h"
+
+#include <glib/gstdio.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr gsize kRecord = 16 * 1024;
+constexpr gsize kChunk = 1024 * 1024; /* per qio writev/readv call */
+
+guint64 total_bytes = 4ULL << 30;
+int rounds = 3;
+
+guint64 parse_size(const char *s) {
+  char *end = nullptr;
+  guint64 v = g_ascii_strtoull(s, &end, 10);
+  switch (g_ascii_toupper(*end)) {
+    case 'K': return v << 10;
+    case 'M': return v << 20;
+    case 'G': return v << 30;
+    default: return v;
+  }
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+void print_bench(const char *name, double value, const char *unit, double baseline) {
+  printf("bench name=%s value=%.3f unit=%s baseline=%.3f ratio=%.3f\n", name, value, unit,
+         baseline, baseline > 0 ? value / baseline : 0.0);
+  fflush(stdout);
+}
+
+/* A CA, server and client directories in a temporary directory. */
+struct Pki {
+  char *top = test_tls_mkdir();
+  char *server = g_build_filename(top, "server", nullptr);
+  char *client = g_build_filename(top, "client", nullptr);
+  Pki() {
+    g_mkdir(server, 0700);
+    g_mkdir(client, 0700);
+    TestCert ca = test_tls_make_cert(test_tls_ca_req("bench CA"), nullptr);
+    auto sreq = test_tls_server_req("localhost");
+    sreq.ip1 = "127.0.0.1";
+    TestCert srv = test_tls_make_cert(sreq, &ca);
+    TestCert cli = test_tls_make_cert(test_tls_client_req("bench client"), &ca);
+    test_tls_write(server, "ca-cert.pem", ca.pem);
+    test_tls_write(server, "server-cert.pem", srv.pem);
+    test_tls_write(server, "server-key.pem", test_tls_key_pem(1));
+    test_tls_write(client, "ca-cert.pem", ca.pem);
+    test_tls_write(client, "client-cert.pem", cli.pem);
+    test_tls_write(client, "client-key.pem", test_tls_key_pem(1));
+  }
+  ~Pki() {
+    test_tls_rmdir(server);
+    test_tls_rmdir(client);
+    test_tls_rmdir(top);
+    g_free(server);
+    g_free(client);
+    g_free(top);
+  }
+  std::string file(bool srv, const char *name) const {
+    g_autofree char *p = g_build_filename(srv ? server : client, name, nullptr);
+    return p;
+  }
+};
+
+/* A loopback TCP connection: writer (client) and reader (server) ends. */
+struct Conn {
+  QIOChannelSocket *client = nullptr, *server = nullptr;
+  Conn() {
+    g_autoptr(GError) error = nullptr;
+    g_autoptr(QIOChannelSocket) l = qio_channel_socket_new();
+    g_autoptr(QIOSocketAddress) any = qio_socket_address_new_inet("127.0.0.1", 0);
+    if (!qio_channel_socket_listen_sync(l, any, 1, &error)) g_error("%s", error->message);
+    g_autoptr(QIOSocketAddress) addr = qio_channel_socket_get_local_address(l, &error);
+    client = qio_channel_socket_new();
+    if (!qio_channel_socket_connect_sync(client, addr, &error)) g_error("%s", error->message);
+    server = qio_channel_socket_accept(l, &error);
+    if (!server) g_error("%s", error->message);
+  }
+  ~Conn() {
+    g_object_unref(client);
+    g_object_unref(server);
+  }
+};
+
+std::string priority_for(const char *cipher) {
+  return std::string("NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+") + cipher;
+}
+
+QCryptoTLSCreds *make_creds(const Pki &pki, bool server, const std::string &prio) {
+  g_autoptr(GError) error = nullptr;
+  auto *creds = QCRYPTO_TLS_CREDS(g_object_new(
+      QCRYPTO_TYPE_TLS_CREDS_X509, "id", server ? "bench-server" : "bench-client", "dir",
+      server ? pki.server : pki.client, "endpoint",
+      server ? QCRYPTO_TLS_CREDS_ENDPOINT_SERVER : QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT,
+      "priority", prio.c_str(), nullptr));
+  if (!g_initable_init(G_INITABLE(creds), nullptr, &error)) g_error("%s", error->message);
+  return creds;
+}
+
+/* qio: one QIOChannelTLS each way, blocking, writev/readv of 1 MiB. */
+double run_qio(const Pki &pki, const std::string &prio, std::string *cipher_seen) {
+  Conn conn;
+  g_autoptr(QCryptoTLSCreds) sc = make_creds(pki, true, prio);
+  g_autoptr(QCryptoTLSCreds) cc = make_creds(pki, false, prio);
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QIOChannelTLS) server =
+      qio_channel_tls_new_server(QIO_CHANNEL(conn.server), sc, nullptr, &error);
+  g_autoptr(QIOChannelTLS) client =
+      qio_channel_tls_new_client(QIO_CHANNEL(conn.client), cc, "127.0.0.1", &error);
+  if (!server || !client) g_error("%s", error->message);
+  std::thread hs([&] {
+    g_autoptr(GError) e = nullptr;
+    if (!qio_channel_tls_handshake_sync(server, nullptr, &e)) g_error("%s", e->message);
+  });
+  if (!qio_channel_tls_handshake_sync(client, nullptr, &error)) g_error("%s", error->message);
+  hs.join();
+  g_autoptr(QCryptoTLSSessionReport) report = qio_channel_tls_get_report(client);
+  *cipher_seen = report->cipher;
+
+  std::vector<char> src(kChunk, 'q');
+  gint64 start = g_get_monotonic_time();
+  std::thread reader([&] {
+    std::vector<char> dst(kChunk);
+    guint64 got = 0;
+    g_autoptr(GError) e = nullptr;
+    while (got < total_bytes) {
+      gssize n = qio_channel_read(QIO_CHANNEL(server), dst.data(), dst.size(), &e);
+      if (n <= 0) g_error("qio read: %s", e ? e->message : "EOF");
+      got += static_cast<guint64>(n);
+    }
+  });
+  for (guint64 sent = 0; sent < total_bytes; sent += kChunk)
+    if (!qio_channel_write_all(QIO_CHANNEL(client), src.data(), kChunk, &error))
+      g_error("%s", error->message);
+  reader.join();
+  double secs = (g_get_monotonic_time() - start) / 1e6;
+  qio_channel_close(QIO_CHANNEL(client), nullptr);
+  return total_bytes / secs / (1 << 30);
+}
+
+/* The baseline: bare GnuTLS on the same kind of connection. */
+gnutls_session_t bare_session(const Pki &pki, bool server, int fd, const std::string &prio,
+                              gnutls_certificate_credentials_t *cred) {
+  gnutls_certificate_allocate_credentials(cred);
+  gnutls_certificate_set_x509_trust_file(*cred, pki.file(server, "ca-cert.pem").c_str(),
+                                         GNUTLS_X509_FMT_PEM);
+  std::string cert = pki.file(server, server ? "server-cert.pem" : "client-cert.pem");
+  std::string key = pki.file(server, server ? "server-key.pem" : "client-key.pem");
+  if (gnutls_certificate_set_x509_key_file(*cred, cert.c_str(), key.c_str(),
+                                           GNUTLS_X509_FMT_PEM) < 0)
+    g_error("bare: cannot load %s", cert.c_str());
+  gnutls_session_t s;
+  gnutls_init(&s, server ? GNUTLS_SERVER : GNUTLS_CLIENT);
+  gnutls_priority_set_direct(s, prio.c_str(), nullptr);
+  gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, *cred);
+  if (server) gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
+  gnutls_transport_set_int(s, fd);
+  return s;
+}
+
+double run_bare(const Pki &pki, const std::string &prio) {
+  Conn conn;
+  gnutls_certificate_credentials_t scred, ccred;
+  gnutls_session_t ss = bare_session(pki, true, qio_channel_socket_get_fd(conn.server), prio,
+                                     &scred);
+  gnutls_session_t cs = bare_session(pki, false, qio_channel_socket_get_fd(conn.client), prio,
+                                     &ccred);
+  std::thread hs([&] {
+    int ret;
+    do ret = gnutls_handshake(ss);
+    while (ret < 0 && !gnutls_error_is_fatal(ret));
+    if (ret < 0) g_error("bare server handshake: %s", gnutls_strerror(ret));
+  });
+  int ret;
+  do ret = gnutls_handshake(cs);
+  while (ret < 0 && !gnutls_error_is_fatal(ret));
+  if (ret < 0) g_error("bare client handshake: %s", gnutls_strerror(ret));
+  hs.join();
+
+  std::vector<char> src(kRecord, 'b');
+  gint64 start = g_get_monotonic_time();
+  std::thread reader([&] {
+    std::vector<char> dst(kRecord);
+    guint64 got = 0;
+    while (got < total_bytes) {
+      ssize_t n = gnutls_record_recv(ss, dst.data(), dst.size());
+      if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) continue;
+      if (n <= 0) g_error("bare recv: %s", gnutls_strerror(static_cast<int>(n)));
+      got += static_cast<guint64>(n);
+    }
+  });
+  for (guint64 sent = 0; sent < total_bytes;) {
+    ssize_t n = gnutls_record_send(cs, src.data(), src.size());
+    if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) continue;
+    if (n < 0) g_error("bare send: %s", gnutls_strerror(static_cast<int>(n)));
+    sent += static_cast<guint64>(n);
+  }
+  reader.join();
+  double secs = (g_get_monotonic_time() - start) / 1e6;
+  gnutls_bye(cs, GNUTLS_SHUT_WR);
+  gnutls_deinit(ss);
+  gnutls_deinit(cs);
+  gnutls_certificate_free_credentials(scred);
+  gnutls_certificate_free_credentials(ccred);
+  return total_bytes / secs / (1 << 30);
+}
+
+/* The cipher alone on one core: AES-GCM over 16 KiB buffers for ~1 s. */
+double cipher_rate(gnutls_cipher_algorithm_t algo) {
+  std::vector<unsigned char> key(gnutls_cipher_get_key_size(algo), 7), iv(12, 1);
+  gnutls_datum_t k = {key.data(), static_cast<unsigned>(key.size())};
+  gnutls_datum_t i = {iv.data(), static_cast<unsigned>(iv.size())};
+  gnutls_cipher_hd_t h;
+  if (gnutls_cipher_init(&h, algo, &k, &i) < 0) g_error("cipher init");
+  std::vector<unsigned char> buf(kRecord, 3);
+  guint64 bytes = 0;
+  gint64 start = g_get_monotonic_time(), now;
+  do {
+    for (int n = 0; n < 256; n++) {
+      gnutls_cipher_set_iv(h, iv.data(), iv.size());
+      gnutls_cipher_encrypt2(h, buf.data(), buf.size(), buf.data(), buf.size());
+      bytes += kRecord;
+    }
+    now = g_get_monotonic_time();
+  } while (now - start < 1000000);
+  gnutls_cipher_deinit(h);
+  return bytes / ((now - start) / 1e6) / (1 << 30);
+}
+
+/* gnutls-cli piping N bytes into gnutls-serv --echo (and reading them
+ * back): what a tunnel made of the stock tools moves. */
+double tools_rate(const Pki &pki, guint64 bytes) {
+  g_autofree char *gnutls_serv = g_find_program_in_path("gnutls-serv");
+  g_autofree char *gnutls_cli = g_find_program_in_path("gnutls-cli");
+  if (!gnutls_serv || !gnutls_cli) return 0;
+  guint port = 20000 + g_random_int_range(0, 20000);
+  g_autofree char *port_s = g_strdup_printf("%u", port);
+  std::string ca = pki.file(true, "ca-cert.pem"), cert = pki.file(true, "server-cert.pem"),
+              key = pki.file(true, "server-key.pem");
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(GSubprocess) serv = g_subprocess_new(
+      static_cast<GSubprocessFlags>(G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+                                    G_SUBPROCESS_FLAGS_STDERR_SILENCE),
+      &error, gnutls_serv, "--echo", "--port", port_s, "--x509cafile", ca.c_str(),
+      "--x509certfile", cert.c_str(), "--x509keyfile", key.c_str(), nullptr);
+  if (!serv) return 0;
+  g_usleep(500000);
+  g_autofree char *cmd = g_strdup_printf(
+      "head -c %" G_GUINT64_FORMAT " /dev/zero | %s --port %s --x509cafile %s localhost "
+      ">/dev/null 2>&1",
+      bytes, gnutls_cli, port_s, ca.c_str());
+  gint64 start = g_get_monotonic_time();
+  int status = 0;
+  g_spawn_command_line_sync(("sh -c '" + std::string(cmd) + "'").c_str(), nullptr, nullptr,
+                            &status, nullptr);
+  double secs = (g_get_monotonic_time() - start) / 1e6;
+  g_subprocess_force_exit(serv);
+  g_subprocess_wait(serv, nullptr, nullptr);
+  return bytes / secs / (1 << 30);
+}
+
+/* Full handshakes per second against a server on 127.0.0.1:@port, by a
+ * bare GnuTLS client (no client certificate, no verification: the same
+ * client work whichever server answers) for about two seconds. */
+double handshake_rate(guint port) {
+  g_autoptr(QIOSocketAddress) addr = qio_socket_address_new_inet("127.0.0.1", port);
+  gnutls_certificate_credentials_t cred;
+  gnutls_certificate_allocate_credentials(&cred);
+  int count = 0;
+  gint64 start = g_get_monotonic_time(), now;
+  do {
+    g_autoptr(GError) error = nullptr;
+    g_autoptr(QIOChannelSocket) sock = qio_channel_socket_new();
+    if (!qio_channel_socket_connect_sync(sock, addr, &error)) g_error("%s", error->message);
+    gnutls_session_t s;
+    gnutls_init(&s, GNUTLS_CLIENT);
+    gnutls_priority_set_direct(s, "NORMAL:-VERS-ALL:+VERS-TLS1.3", nullptr);
+    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred);
+    gnutls_transport_set_int(s, qio_channel_socket_get_fd(sock));
+    int ret;
+    do ret = gnutls_handshake(s);
+    while (ret < 0 && !gnutls_error_is_fatal(ret));
+    if (ret < 0) g_error("handshake: %s", gnutls_strerror(ret));
+    gnutls_bye(s, GNUTLS_SHUT_WR);
+    gnutls_deinit(s);
+    count++;
+    now = g_get_monotonic_time();
+  } while (now - start < 2000000);
+  gnutls_certificate_free_credentials(cred);
+  return count / ((now - start) / 1e6);
+}
+
+/* A qio server: accepts, handshakes (QIOChannelTLS), closes, until told. */
+struct QioServer {
+  QCryptoTLSCreds *creds;
+  QIOChannelSocket *listener = qio_channel_socket_new();
+  guint port = 0;
+  std::atomic<bool> stop{false};
+  std::thread thread;
+  explicit QioServer(QCryptoTLSCreds *c) : creds(c) {
+    g_autoptr(GError) error = nullptr;
+    g_autoptr(QIOSocketAddress) any = qio_socket_address_new_inet("127.0.0.1", 0);
+    if (!qio_channel_socket_listen_sync(listener, any, 0, &error)) g_error("%s", error->message);
+    g_autoptr(QIOSocketAddress) addr = qio_channel_socket_get_local_address(listener, &error);
+    port = qio_socket_address_get_port(addr);
+    thread = std::thread([this] {
+      while (!stop) {
+        g_autoptr(GError) e = nullptr;
+        g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_accept(listener, &e);
+        if (!sioc || stop) break;
+        g_autoptr(QIOChannelTLS) tioc =
+            qio_channel_tls_new_server(QIO_CHANNEL(sioc), creds, nullptr, &e);
+        if (tioc && qio_channel_tls_handshake_sync(tioc, nullptr, &e))
+          qio_channel_close(QIO_CHANNEL(tioc), nullptr);
+      }
+    });
+  }
+  ~QioServer() {
+    stop = true;
+    /* Wake the accept. */
+    g_autoptr(QIOSocketAddress) addr = qio_socket_address_new_inet("127.0.0.1", port);
+    g_autoptr(QIOChannelSocket) poke = qio_channel_socket_new();
+    qio_channel_socket_connect_sync(poke, addr, nullptr);
+    thread.join();
+    g_object_unref(listener);
+  }
+};
+
+void bench_handshakes(const char *id, int key) {
+  TestTLSDir dir;
+  TestCert ca = test_tls_make_cert(test_tls_ca_req("bench CA"), nullptr);
+  auto req = test_tls_server_req("localhost");
+  req.key = key;
+  TestCert srv = test_tls_make_cert(req, &ca);
+  test_tls_write(dir.path, "ca-cert.pem", ca.pem);
+  test_tls_write(dir.path, "server-cert.pem", srv.pem);
+  test_tls_write(dir.path, "server-key.pem", test_tls_key_pem(key));
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QCryptoTLSCreds) creds = QCRYPTO_TLS_CREDS(g_object_new(
+      QCRYPTO_TYPE_TLS_CREDS_X509, "id", "bench-hs", "dir", dir.path, "endpoint",
+      QCRYPTO_TLS_CREDS_ENDPOINT_SERVER, "verify-peer", FALSE, nullptr));
+  if (!g_initable_init(G_INITABLE(creds), nullptr, &error)) g_error("%s", error->message);
+  double qio;
+  {
+    QioServer server(creds);
+    qio = handshake_rate(server.port);
+  }
+  g_autofree char *gnutls_serv = g_find_program_in_path("gnutls-serv");
+  if (!gnutls_serv) return;
+  guint port = 20000 + g_random_int_range(0, 20000);
+  g_autofree char *port_s = g_strdup_printf("%u", port);
+  g_autofree char *cert = g_build_filename(dir.path, "server-cert.pem", nullptr);
+  g_autofree char *keyf = g_build_filename(dir.path, "server-key.pem", nullptr);
+  g_autoptr(GSubprocess) serv = g_subprocess_new(
+      static_cast<GSubprocessFlags>(G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+                                    G_SUBPROCESS_FLAGS_STDERR_SILENCE),
+      &error, gnutls_serv, "--echo", "--port", port_s, "--x509certfile", cert,
+      "--x509keyfile", keyf, nullptr);
+  if (!serv) return;
+  g_usleep(500000);
+  double base = handshake_rate(port);
+  g_subprocess_force_exit(serv);
+  g_subprocess_wait(serv, nullptr, nullptr);
+  g_autofree char *name = g_strdup_printf("handshake-%s-qio-server-vs-gnutls-serv", id);
+  print_bench(name, qio, "handshakes/s", base);
+}
+
+}  // namespace
+
+int main() {
+  if (const char *s = g_getenv("QIO_BENCH_SIZE")) total_bytes = parse_size(s);
+  if (const char *r = g_getenv("QIO_BENCH_ROUNDS")) rounds = std::max(1, atoi(r));
+  total_bytes = std::max<guint64>(total_bytes / kChunk, 1) * kChunk;
+  Pki pki;
+  struct Case {
+    const char *id, *prio;
+    gnutls_cipher_algorithm_t algo;
+  } cases[] = {{"aes128gcm", "AES-128-GCM", GNUTLS_CIPHER_AES_128_GCM},
+               {"aes256gcm", "AES-256-GCM", GNUTLS_CIPHER_AES_256_GCM}};
+  printf("# %" G_GUINT64_FORMAT " MiB per run, %d rounds, loopback TCP, TLS 1.3\n",
+         total_bytes >> 20, rounds);
+  double qio128 = 0;
+  for (const auto &c : cases) {
+    std::string prio = priority_for(c.prio), seen;
+    std::vector<double> qio, bare;
+    for (int r = 0; r < rounds; r++) {
+      bare.push_back(run_bare(pki, prio));
+      qio.push_back(run_qio(pki, prio, &seen));
+    }
+    if (seen != c.prio) g_error("negotiated %s, wanted %s", seen.c_str(), c.prio);
+    double q = median(qio), b = median(bare), core = cipher_rate(c.algo);
+    if (c.algo == GNUTLS_CIPHER_AES_128_GCM) qio128 = q;
+    g_autofree char *n1 = g_strdup_printf("tls13-%s-vs-bare-gnutls", c.id);
+    g_autofree char *n2 = g_strdup_printf("tls13-%s-vs-cipher-1core", c.id);
+    print_bench(n1, q, "GiB/s", b);
+    print_bench(n2, q, "GiB/s", core);
+  }
+  guint64 tool_bytes = std::min<guint64>(total_bytes, 256ULL << 20);
+  double tools = tools_rate(pki, tool_bytes);
+  if (tools > 0) print_bench("tls13-aes128gcm-vs-gnutls-cli-serv", qio128, "GiB/s", tools);
+  bench_handshakes("ecdsa-p256", 1);
+  bench_handshakes("rsa-2048", 3);
+  return 0;
+}
