@@ -5,6 +5,7 @@
 #include "nbd/error.h"
 #include "nbd/protocol.h"
 #include "qio/channel-socket.h"
+#include "qio/channel-tls.h"
 
 #include <glib/gi18n-lib.h>
 
@@ -15,7 +16,7 @@
 
 struct NBDClientPrivate {
   QIOChannel *ioc = nullptr;
-  GObject *tls_creds = nullptr;
+  QCryptoTLSCreds *tls_creds = nullptr;
   std::string tls_hostname;
   std::string peer;
   NBDExportInfo info = {};
@@ -66,7 +67,7 @@ static void nbd_client_init(NBDClient *client) { new (client_priv(client)) NBDCl
 
 NBDClient *nbd_client_new(void) { return NBD_CLIENT(g_object_new(NBD_TYPE_CLIENT, nullptr)); }
 
-void nbd_client_set_tls_creds(NBDClient *client, GObject *creds) {
+void nbd_client_set_tls_creds(NBDClient *client, QCryptoTLSCreds *creds) {
   NBDClientPrivate *priv = client_priv(client);
   g_set_object(&priv->tls_creds, creds);
 }
@@ -273,13 +274,30 @@ gboolean open_session(NBDClientPrivate *priv, QIOSocketAddress *addr, GError **e
   guint8 cflags[4];
   nbd_put32(cflags, NBD_FLAG_C_FIXED_NEWSTYLE | (sflags & NBD_FLAG_NO_ZEROES));
   if (!qio_channel_write_all(priv->ioc, cflags, 4, error)) return FALSE;
-  if (priv->tls_creds) {
-    g_set_error(error, NBD_ERROR, NBD_ERROR_UNSUPPORTED,
-                _("NBD client for %s: TLS is not available in this build"), where);
-    return FALSE;
-  }
   std::vector<guint8> payload;
   guint32 type;
+  if (priv->tls_creds) {
+    if (!send_option(priv, NBD_OPT_STARTTLS, nullptr, 0, error) ||
+        !read_reply(priv, NBD_OPT_STARTTLS, &type, payload, error))
+      return FALSE;
+    if (type != NBD_REP_ACK) {
+      if (type & NBD_REP_FLAG_ERROR) return reply_error(priv, NBD_OPT_STARTTLS, type, payload, "", error);
+      return protocol_error(priv, error, _("unexpected reply to NBD_OPT_STARTTLS"));
+    }
+    const char *hostname = !priv->tls_hostname.empty() ? priv->tls_hostname.c_str()
+                           : qio_socket_address_get_kind(addr) == QIO_SOCKET_ADDRESS_INET
+                               ? qio_socket_address_get_host(addr)
+                               : nullptr;
+    g_autoptr(QIOChannelTLS) tioc =
+        qio_channel_tls_new_client(priv->ioc, priv->tls_creds, hostname, error);
+    if (!tioc) return FALSE;
+    if (!qio_channel_tls_handshake_sync(tioc, nullptr, error)) {
+      g_prefix_error(error, _("TLS handshake with NBD server %s failed: "), where);
+      return FALSE;
+    }
+    g_object_unref(priv->ioc);
+    priv->ioc = QIO_CHANNEL(g_steal_pointer(&tioc));
+  }
   if (!send_option(priv, NBD_OPT_STRUCTURED_REPLY, nullptr, 0, error) ||
       !read_reply(priv, NBD_OPT_STRUCTURED_REPLY, &type, payload, error))
     return FALSE;

@@ -10,6 +10,7 @@
  */
 #pragma once
 
+#include "qcrypto/tls-creds.h"
 #include "qio/socket-address.h"
 
 G_BEGIN_DECLS
@@ -45,10 +46,11 @@ gboolean nbd_client_parse_uri(const char *uri, QIOSocketAddress **addr, char **e
 
 NBDClient *nbd_client_new(void);
 
-/* TLS: @creds is a client credentials object (QCryptoTLSCreds, GObject
- * here so that this header needs no TLS headers); @hostname is checked
- * against the server certificate (default: the host connected to). */
-void nbd_client_set_tls_creds(NBDClient *client, GObject *creds);
+/* TLS: @creds are client credentials (x509, PSK or anon); the client then
+ * insists on NBD_OPT_STARTTLS.  @hostname is checked against the server
+ * certificate (default: the host connected to; needed for x509 over UNIX
+ * sockets). */
+void nbd_client_set_tls_creds(NBDClient *client, QCryptoTLSCreds *creds);
 void nbd_client_set_tls_hostname(NBDClient *client, const char *hostname);
 
 /* Connects and enters the transmission phase on @export_name. */

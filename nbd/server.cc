@@ -4,6 +4,7 @@
 
 #include "nbd/error.h"
 #include "nbd/protocol.h"
+#include "qio/channel-tls.h"
 #include "qio/coroutine.h"
 #include "qio/error.h"
 
@@ -37,6 +38,8 @@ struct NBDServerPrivate {
   std::vector<std::string> export_order; /* NBD_OPT_LIST in insertion order */
   guint max_connections = 0;
   guint handshake_max_seconds = 10;
+  QCryptoTLSCreds *tls_creds = nullptr;
+  QCryptoAuthz *tls_authz = nullptr;
   std::list<Conn *> conns;
 };
 
@@ -55,6 +58,38 @@ static NBDServerPrivate *server_priv(NBDServer *server) {
 
 namespace {
 
+/* co_await runs the TLS handshake of @tioc in the task's context and gives
+ * whether it succeeded. */
+class TlsHandshake {
+ public:
+  TlsHandshake(QIOChannelTLS *tioc, GCancellable *cancellable, GError **error) noexcept
+      : tioc_(tioc), cancellable_(cancellable), error_(error) {}
+  TlsHandshake(const TlsHandshake &) = delete;
+  ~TlsHandshake() {
+    if (context_) g_main_context_unref(context_);
+  }
+  bool await_ready() noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    handle_ = h;
+    context_ = g_main_context_ref_thread_default();
+    qio_channel_tls_handshake(tioc_, cancellable_, on_done, this, context_);
+  }
+  bool await_resume() noexcept { return ok_; }
+
+ private:
+  static void on_done(GObject *, GAsyncResult *result, gpointer data) noexcept {
+    auto *self = static_cast<TlsHandshake *>(data);
+    self->ok_ = qio_channel_tls_handshake_finish(self->tioc_, result, self->error_);
+    qio::detail::resume_in(self->context_, self->handle_);
+  }
+  QIOChannelTLS *tioc_;
+  GCancellable *cancellable_;
+  GError **error_;
+  GMainContext *context_ = nullptr;
+  std::coroutine_handle<> handle_;
+  bool ok_ = false;
+};
+
 /* One client connection. */
 struct Conn {
   NBDServer *server;
@@ -64,6 +99,7 @@ struct Conn {
   NBDExport *exp = nullptr;
   guint16 export_flags = 0;
   bool no_zeroes = false;
+  bool tls = false; /* STARTTLS done */
   bool structured = false;
   bool base_allocation = false;
   std::string meta_export; /* the export SET_META_CONTEXT was for */
@@ -128,6 +164,7 @@ struct Conn {
   qio::Task<bool> send_export_info(guint32 opt, NBDExport *e, GArray *infos,
                                    GError **error);
   qio::Task<bool> meta_context(guint32 opt, GError **error);
+  qio::Task<bool> starttls(GError **error);
   /* Returns 1 when the client chose an export, 0 to go on, -1 to end
    * (with @error set unless the client aborted). */
   qio::Task<int> option_step(GError **error);
@@ -207,6 +244,37 @@ qio::Task<bool> Conn::meta_context(guint32 opt, GError **error) {
   co_return co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error);
 }
 
+qio::Task<bool> Conn::starttls(GError **error) {
+  NBDServerPrivate *priv = server_priv(server);
+  const guint32 opt = NBD_OPT_STARTTLS;
+  if (!priv->tls_creds)
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_UNSUP,
+                                      "TLS is not configured on this server", error);
+  if (tls) co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID, "TLS is already on", error);
+  if (!option.empty())
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data",
+                                      error);
+  if (!co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error)) co_return false;
+  g_autoptr(QIOChannelTLS) tioc =
+      qio_channel_tls_new_server(ioc, priv->tls_creds, priv->tls_authz, error);
+  if (!tioc) co_return false;
+  qio_channel_set_name(QIO_CHANNEL(tioc), peer.c_str());
+  if (!co_await TlsHandshake(tioc, cancel, error)) {
+    g_prefix_error(error, _("NBD client %s: TLS handshake failed: "), peer.c_str());
+    co_return false;
+  }
+  g_object_unref(ioc);
+  ioc = QIO_CHANNEL(g_steal_pointer(&tioc));
+  tls = true;
+  /* Nothing agreed in plaintext survives into the TLS session
+   * (CVE-2021-3716): the client negotiates again. */
+  structured = false;
+  base_allocation = false;
+  meta_export.clear();
+  export_flags = 0;
+  co_return true;
+}
+
 qio::Task<int> Conn::option_step(GError **error) {
   NBDServerPrivate *priv = server_priv(server);
   guint8 hdr[NBD_OPTION_HEADER_SIZE];
@@ -229,6 +297,18 @@ qio::Task<int> Conn::option_step(GError **error) {
   }
   option.resize(len);
   if (len && !co_await qio::read_all(ioc, option.data(), len, error, cancel)) co_return -1;
+
+  if (priv->tls_creds && !tls && opt != NBD_OPT_STARTTLS && opt != NBD_OPT_ABORT) {
+    if (opt == NBD_OPT_EXPORT_NAME) {
+      /* No error reply exists for this option: hang up. */
+      fail(error, _("NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS on a server that requires "
+                    "TLS; disconnecting"));
+      co_return -1;
+    }
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_TLS_REQD,
+                                      "TLS is required: send NBD_OPT_STARTTLS first", error)
+        ? 0 : -1;
+  }
 
   switch (opt) {
     case NBD_OPT_ABORT:
@@ -274,8 +354,7 @@ qio::Task<int> Conn::option_step(GError **error) {
       co_return co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error) ? 0 : -1;
 
     case NBD_OPT_STARTTLS:
-      co_return co_await send_rep_error(opt, NBD_REP_ERR_UNSUP,
-                                        "TLS is not configured on this server", error) ? 0 : -1;
+      co_return co_await starttls(error) ? 0 : -1;
 
     case NBD_OPT_INFO:
     case NBD_OPT_GO: {
@@ -545,6 +624,8 @@ static void nbd_server_dispose(GObject *object) {
 static void nbd_server_finalize(GObject *object) {
   NBDServerPrivate *priv = server_priv(NBD_SERVER(object));
   for (auto &[name, exp] : priv->exports) g_object_unref(exp);
+  g_clear_object(&priv->tls_creds);
+  g_clear_object(&priv->tls_authz);
   g_clear_object(&priv->listener);
   if (priv->context) g_main_context_unref(priv->context);
   priv->~NBDServerPrivate();
@@ -597,6 +678,12 @@ guint nbd_server_get_max_connections(NBDServer *server) {
 
 void nbd_server_set_handshake_max_seconds(NBDServer *server, guint seconds) {
   server_priv(server)->handshake_max_seconds = seconds;
+}
+
+void nbd_server_set_tls(NBDServer *server, QCryptoTLSCreds *creds, QCryptoAuthz *authz) {
+  NBDServerPrivate *priv = server_priv(server);
+  g_set_object(&priv->tls_creds, creds);
+  g_set_object(&priv->tls_authz, authz);
 }
 
 gboolean nbd_server_listen(NBDServer *server, QIOSocketAddress *addr, GError **error) {

@@ -4,7 +4,8 @@
  * clients at once.  Each client is a coroutine on the server's
  * GMainContext; a client that has not finished its handshake within
  * handshake-max-seconds is disconnected, and connections beyond
- * max-connections are refused at once.
+ * max-connections are refused at once.  With TLS credentials, TLS is
+ * mandatory (see nbd_server_set_tls).
  *
  * Signals:
  *   "client-closed" (const GError *error, guint remaining): a client went
@@ -14,6 +15,8 @@
 #pragma once
 
 #include "nbd/export.h"
+#include "qcrypto/authz.h"
+#include "qcrypto/tls-creds.h"
 #include "qio/net-listener.h"
 
 G_BEGIN_DECLS
@@ -34,6 +37,13 @@ void nbd_server_set_max_connections(NBDServer *server, guint max_connections);
 guint nbd_server_get_max_connections(NBDServer *server);
 /* 0: no limit; default 10 seconds. */
 void nbd_server_set_handshake_max_seconds(NBDServer *server, guint seconds);
+
+/* Requires TLS (server credentials) from every new client: before
+ * NBD_OPT_STARTTLS only NBD_OPT_STARTTLS and NBD_OPT_ABORT are answered,
+ * and nothing negotiated before it carries over.  @authz (may be NULL)
+ * checks the client's identity (x509 DN or PSK user name).  NULL @creds:
+ * plaintext. */
+void nbd_server_set_tls(NBDServer *server, QCryptoTLSCreds *creds, QCryptoAuthz *authz);
 
 /* Listens on every address @addr resolves to; may be called again for
  * more addresses.  The listener is the server's (see get_listener). */

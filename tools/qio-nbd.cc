@@ -8,6 +8,10 @@
 #include "nbd/error.h"
 #include "nbd/protocol.h"
 #include "nbd/server.h"
+#include "qcrypto/tls-cipher-suites.h"
+#include "qcrypto/tls-creds-anon.h"
+#include "qcrypto/tls-creds-psk.h"
+#include "qcrypto/tls-creds-x509.h"
 #include "qom/object-registry.h"
 
 #include <glib-unix.h>
@@ -32,6 +36,9 @@ struct Options {
   char *description = nullptr;
   char *format = nullptr;
   char *pid_file = nullptr;
+  char *tls_creds = nullptr;
+  char *tls_authz = nullptr;
+  char *tls_hostname = nullptr;
   gboolean read_only = FALSE;
   gboolean persistent = FALSE;
   gboolean list = FALSE;
@@ -50,6 +57,9 @@ struct Options {
     g_free(description);
     g_free(format);
     g_free(pid_file);
+    g_free(tls_creds);
+    g_free(tls_authz);
+    g_free(tls_hostname);
     g_strfreev(objects);
     g_strfreev(files);
   }
@@ -82,11 +92,36 @@ QIOSocketAddress *make_address(const Options &o, GError **error) {
   return qio_socket_address_new_inet(host, static_cast<guint16>(port));
 }
 
+/* The TLS credentials object named by --tls-creds, checked to be for
+ * @endpoint; NULL with @error set, or NULL without error when none. */
+QCryptoTLSCreds *lookup_creds(const Options &o, QCryptoTLSCredsEndpoint endpoint,
+                              GError **error) {
+  if (!o.tls_creds) return nullptr;
+  auto *creds = static_cast<QCryptoTLSCreds *>(
+      qom_object_ref_typed(o.tls_creds, QCRYPTO_TYPE_TLS_CREDS, "TLS credentials", error));
+  if (creds && qcrypto_tls_creds_get_endpoint(creds) != endpoint) {
+    bool server = endpoint == QCRYPTO_TLS_CREDS_ENDPOINT_SERVER;
+    g_set_error(error, NBD_ERROR, NBD_ERROR_FAILED,
+                server ? _("TLS credentials '%s' are for clients; serving needs "
+                           "endpoint=server")
+                       : _("TLS credentials '%s' are for servers; --list needs "
+                           "endpoint=client"),
+                o.tls_creds);
+    g_clear_object(&creds);
+  }
+  return creds;
+}
+
 int run_list(const Options &o) {
   g_autoptr(GError) error = nullptr;
   g_autoptr(QIOSocketAddress) addr = make_address(o, &error);
   if (!addr) return usage_error(error->message);
+  if (o.tls_authz) return usage_error(_("--tls-authz is for serving, not for --list"));
+  g_autoptr(QCryptoTLSCreds) creds = lookup_creds(o, QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT, &error);
+  if (error) return usage_error(error->message);
   g_autoptr(NBDClient) client = nbd_client_new();
+  nbd_client_set_tls_creds(client, creds);
+  nbd_client_set_tls_hostname(client, o.tls_hostname);
   g_autoptr(GPtrArray) list = nbd_client_list(client, addr, &error);
   if (!list) {
     g_printerr("qio-nbd: %s\n", error->message);
@@ -174,6 +209,16 @@ int run_server(Options &o) {
     return usage_error(_("--handshake-limit needs a number of seconds, 0 for no limit"));
   g_autoptr(QIOSocketAddress) addr = make_address(o, &error);
   if (!addr) return usage_error(error->message);
+  if (o.tls_hostname) return usage_error(_("--tls-hostname is for --list"));
+  if (o.tls_authz && !o.tls_creds) return usage_error(_("--tls-authz needs --tls-creds"));
+  g_autoptr(QCryptoTLSCreds) creds = lookup_creds(o, QCRYPTO_TLS_CREDS_ENDPOINT_SERVER, &error);
+  if (error) return usage_error(error->message);
+  g_autoptr(QCryptoAuthz) authz = nullptr;
+  if (o.tls_authz) {
+    authz = static_cast<QCryptoAuthz *>(
+        qom_object_ref_typed(o.tls_authz, QCRYPTO_TYPE_AUTHZ, "authorization", &error));
+    if (!authz) return usage_error(error->message);
+  }
 
   g_autoptr(NBDExport) exp =
       nbd_export_new(o.export_name ? o.export_name : "", o.files[0], o.read_only, &error);
@@ -198,6 +243,7 @@ int run_server(Options &o) {
   g_autoptr(NBDServer) server = nbd_server_new(nullptr);
   nbd_server_set_max_connections(server, static_cast<guint>(o.shared));
   nbd_server_set_handshake_max_seconds(server, static_cast<guint>(o.handshake_limit));
+  nbd_server_set_tls(server, creds, authz);
   if (!nbd_server_add_export(server, exp, &error) || !nbd_server_listen(server, addr, &error) ||
       (o.pid_file && !write_pid_file(o.pid_file, &error))) {
     g_printerr("qio-nbd: %s\n", error->message);
@@ -270,6 +316,12 @@ int main(int argc, char **argv) {
        N_("Create a user object (TLS credentials, secret, authz), e.g. "
           "tls-creds-x509,id=tls0,dir=DIR,endpoint=server; may be repeated"),
        N_("TYPE,id=ID,...")},
+      {"tls-creds", 0, 0, G_OPTION_ARG_STRING, &o.tls_creds,
+       N_("Require TLS with the credentials object ID (with --list: use it)"), N_("ID")},
+      {"tls-authz", 0, 0, G_OPTION_ARG_STRING, &o.tls_authz,
+       N_("Admit only TLS clients whose identity the authz object ID allows"), N_("ID")},
+      {"tls-hostname", 0, 0, G_OPTION_ARG_STRING, &o.tls_hostname,
+       N_("With --list: the name to check the server certificate against"), N_("NAME")},
       {"version", 'V', 0, G_OPTION_ARG_NONE, &o.version, N_("Print the version and exit"),
        nullptr},
       {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o.files, nullptr, N_("FILE")},
@@ -288,6 +340,11 @@ int main(int argc, char **argv) {
     return 0;
   }
   qom_init();
+  /* Idempotent: the TLS object types are creatable with --object. */
+  qom_type_register("tls-creds-x509", QCRYPTO_TYPE_TLS_CREDS_X509);
+  qom_type_register("tls-creds-psk", QCRYPTO_TYPE_TLS_CREDS_PSK);
+  qom_type_register("tls-creds-anon", QCRYPTO_TYPE_TLS_CREDS_ANON);
+  qom_type_register("tls-cipher-suites", QCRYPTO_TYPE_TLS_CIPHER_SUITES);
   for (char **obj = o.objects; obj && *obj; obj++) {
     if (!qom_object_add_from_string(*obj, &error)) {
       g_printerr("qio-nbd: --object %s: %s\n", *obj, error->message);
