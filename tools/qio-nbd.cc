@@ -8,10 +8,6 @@
 #include "nbd/error.h"
 #include "nbd/protocol.h"
 #include "nbd/server.h"
-#include "qcrypto/tls-cipher-suites.h"
-#include "qcrypto/tls-creds-anon.h"
-#include "qcrypto/tls-creds-psk.h"
-#include "qcrypto/tls-creds-x509.h"
 #include "qom/object-registry.h"
 
 #include <glib-unix.h>
@@ -340,11 +336,6 @@ int main(int argc, char **argv) {
     return 0;
   }
   qom_init();
-  /* Idempotent: the TLS object types are creatable with --object. */
-  qom_type_register("tls-creds-x509", QCRYPTO_TYPE_TLS_CREDS_X509);
-  qom_type_register("tls-creds-psk", QCRYPTO_TYPE_TLS_CREDS_PSK);
-  qom_type_register("tls-creds-anon", QCRYPTO_TYPE_TLS_CREDS_ANON);
-  qom_type_register("tls-cipher-suites", QCRYPTO_TYPE_TLS_CIPHER_SUITES);
   for (char **obj = o.objects; obj && *obj; obj++) {
     if (!qom_object_add_from_string(*obj, &error)) {
       g_printerr("qio-nbd: --object %s: %s\n", *obj, error->message);
