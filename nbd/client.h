@@ -64,7 +64,7 @@ gboolean nbd_client_connect_uri(NBDClient *client, const char *uri, GError **err
  * NBDExportInfo, or NULL with @error set. */
 GPtrArray *nbd_client_list(NBDClient *client, QIOSocketAddress *addr, GError **error);
 
-/* The export entered by connect (borrowed). */
+/* The export nbd_client_connect entered (borrowed). */
 const NBDExportInfo *nbd_client_get_info(NBDClient *client);
 gboolean nbd_client_has_structured_replies(NBDClient *client);
 gboolean nbd_client_has_base_allocation(NBDClient *client);

@@ -2,7 +2,7 @@
 # NBD whole-image read throughput: nbdcopy reads a random raw image in
 # /dev/shm into null: from qio-nbd, qemu-nbd and nbdkit (file plugin), each
 # with nbdcopy's default multi-conn and with --connections=1, over loopback
-# TCP.  Servers and clients alternate within each round; medians of
+# TCP, plain and with TLS (x509, verify-peer, certificates made by certtool).  Servers and clients alternate within each round; medians of
 # QIO_BENCH_ROUNDS (default 3) runs are printed as
 #   bench name=<id> value=<GiB/s> unit=GiB/s baseline=<GiB/s> ratio=<qio/baseline>
 # Options: --size 1G|2G (default 1G; QIO_BENCH_NBD_SIZE also works).
@@ -20,7 +20,7 @@ done
 case $size in 1G|2G|512M|256M) ;; *) echo "bench-nbd: --size must be 256M, 512M, 1G or 2G" >&2; exit 1 ;; esac
 build=${QIO_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 qionbd=$build/tools/qio-nbd
-for p in "$qionbd" qemu-nbd nbdkit nbdcopy; do
+for p in "$qionbd" qemu-nbd nbdkit nbdcopy certtool; do
   command -v "$p" >/dev/null || { echo "bench-nbd: $p not found" >&2; exit 1; }
 done
 
@@ -35,39 +35,72 @@ bytes=$(stat -c %s "$img")
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
+# Certificates for the TLS cases (certtool; BASELINES.md's layout).
+pki=$dir/pki
+mkdir -p "$pki/srv" "$pki/cli"
+(
+  cd "$pki" || exit 1
+  certtool --generate-privkey --key-type=ecdsa --outfile ca-key.pem 2>/dev/null
+  printf 'cn = "bench CA"\nca\ncert_signing_key\nexpiration_days = 2\n' >ca.info
+  certtool --generate-self-signed --load-privkey ca-key.pem --template ca.info --outfile ca.pem 2>/dev/null
+  for leaf in server client; do
+    certtool --generate-privkey --key-type=ecdsa --outfile $leaf-key.pem 2>/dev/null
+    printf 'cn = "%s"\ndns_name = "localhost"\nip_address = "127.0.0.1"\ntls_www_%s\nsigning_key\nencryption_key\nexpiration_days = 2\n' \
+      "$( [ $leaf = server ] && echo localhost || echo client)" $leaf >$leaf.info
+    certtool --generate-certificate --load-privkey $leaf-key.pem --load-ca-certificate ca.pem \
+      --load-ca-privkey ca-key.pem --template $leaf.info --outfile $leaf-cert.pem 2>/dev/null
+  done
+  cp ca.pem srv/ca-cert.pem; cp server-cert.pem server-key.pem srv/
+  cp ca.pem cli/ca-cert.pem; cp client-cert.pem client-key.pem cli/
+) || exit 1
+
 declare -A port
-port[qio]=$(free_port); "$qionbd" -r -t -e 16 -b 127.0.0.1 -p "${port[qio]}" -x disk -f raw "$img" & pids+=($!)
-port[qemu-nbd]=$(free_port)
-qemu-nbd --read-only --persistent --shared=16 --bind=127.0.0.1 --port="${port[qemu-nbd]}" \
-  --export-name=disk --format=raw "$img" 2>/dev/null & pids+=($!)  # quiet about the port probes
-port[nbdkit]=$(free_port)
-nbdkit --foreground --readonly --ipaddr 127.0.0.1 --port "${port[nbdkit]}" --exportname disk \
-  file "$img" & pids+=($!)
-for s in qio qemu-nbd nbdkit; do wait_port "${port[$s]}" || { echo "bench-nbd: $s did not start" >&2; exit 1; }; done
+start_servers() { # plain|tls
+  local tls=() qtls=() ktls=()
+  if [ "$1" = tls ]; then
+    tls=(--object "tls-creds-x509,id=tls0,endpoint=server,dir=$pki/srv,verify-peer=on" --tls-creds tls0)
+    ktls=(--tls=require --tls-certificates="$pki/srv" --tls-verify-peer)
+  fi
+  port[qio]=$(free_port)
+  "$qionbd" "${tls[@]}" -r -t -e 16 -b 127.0.0.1 -p "${port[qio]}" -x disk -f raw "$img" 2>/dev/null & pids+=($!)
+  port[qemu-nbd]=$(free_port)
+  qemu-nbd "${tls[@]}" --read-only --persistent --shared=16 --bind=127.0.0.1 --port="${port[qemu-nbd]}" \
+    --export-name=disk --format=raw "$img" 2>/dev/null & pids+=($!)  # quiet about the port probes
+  port[nbdkit]=$(free_port)
+  nbdkit "${ktls[@]}" --foreground --readonly --ipaddr 127.0.0.1 --port "${port[nbdkit]}" --exportname disk \
+    file "$img" 2>/dev/null & pids+=($!)
+  for s in qio qemu-nbd nbdkit; do wait_port "${port[$s]}" || { echo "bench-nbd: $s did not start" >&2; exit 1; }; done
+}
+stop_servers() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; pids=(); }
 
 # One timed copy: prints GiB/s.
-run() { # server, extra nbdcopy args...
-  local s=$1; shift
-  local t0 t1
+run() { # server, security, extra nbdcopy args...
+  local s=$1 sec=$2; shift 2
+  local t0 t1 uri="nbd://127.0.0.1:${port[$s]}/disk"
+  [ "$sec" = tls ] && uri="nbds://127.0.0.1:${port[$s]}/disk?tls-certificates=$pki/cli"
   t0=$(date +%s.%N)
-  nbdcopy "$@" "nbd://127.0.0.1:${port[$s]}/disk" null: || { echo "bench-nbd: nbdcopy from $s failed" >&2; exit 1; }
+  nbdcopy "$@" "$uri" null: || { echo "bench-nbd: nbdcopy from $s ($sec) failed" >&2; exit 1; }
   t1=$(date +%s.%N)
   echo "$bytes $t0 $t1" | awk '{printf "%.3f\n", $1 / 1073741824 / ($3 - $2)}'
 }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-for mode in multiconn conn1; do
-  args=()
-  [ $mode = conn1 ] && args=(--connections=1)
-  declare -A res=()
-  for s in qio qemu-nbd nbdkit; do res[$s]=""; done
-  for _ in $(seq "$rounds"); do
-    for s in qio qemu-nbd nbdkit; do res[$s]+="$(run $s "${args[@]}") "; done
+for sec in plain tls; do
+  start_servers $sec
+  for mode in multiconn conn1; do
+    args=()
+    [ $mode = conn1 ] && args=(--connections=1)
+    declare -A res=()
+    for s in qio qemu-nbd nbdkit; do res[$s]=""; done
+    for _ in $(seq "$rounds"); do
+      for s in qio qemu-nbd nbdkit; do res[$s]+="$(run $s $sec "${args[@]}") "; done
+    done
+    declare -A med=()
+    for s in qio qemu-nbd nbdkit; do med[$s]=$(echo "${res[$s]}" | tr ' ' '\n' | grep . | median); done
+    for b in qemu-nbd nbdkit; do
+      ratio=$(awk -v a="${med[qio]}" -v b="${med[$b]}" 'BEGIN {printf "%.2f", a / b}')
+      echo "bench name=nbd-read-$size-$sec-$mode-qio-vs-$b value=${med[qio]} unit=GiB/s baseline=${med[$b]} ratio=$ratio"
+    done
   done
-  declare -A med=()
-  for s in qio qemu-nbd nbdkit; do med[$s]=$(echo "${res[$s]}" | tr ' ' '\n' | grep . | median); done
-  for b in qemu-nbd nbdkit; do
-    ratio=$(awk -v a="${med[qio]}" -v b="${med[$b]}" 'BEGIN {printf "%.2f", a / b}')
-    echo "bench name=nbd-read-$size-plain-$mode-qio-vs-$b value=${med[qio]} unit=GiB/s baseline=${med[$b]} ratio=$ratio"
-  done
+  stop_servers
 done
