@@ -11,6 +11,7 @@
 #include <glib/gi18n-lib.h>
 
 #include <algorithm>
+#include <deque>
 #include <cstring>
 #include <list>
 #include <map>
@@ -26,6 +27,98 @@ constexpr guint32 kBaseAllocationId = 1;
  * request over a huge fragmented range cannot build a huge reply. */
 constexpr gsize kMaxExtents = 2048;
 constexpr gsize kDiscardChunk = 64 * 1024;
+/* Requests one connection may have in flight, and the bytes they may hold:
+ * enough to overlap file and network I/O, bounded against greedy clients. */
+constexpr guint kMaxInFlight = 16;
+constexpr gsize kMaxBytes = 64 * 1024 * 1024;
+constexpr gsize kKeepBuffer = 4 * 1024 * 1024;
+
+/* One request of the transmission phase with its buffer (write payload,
+ * read data, or the block status reply). */
+struct Job {
+  NBDRequest req = {};
+  guint32 err = 0;   /* NBD error found by validation: no command runs */
+  int host_err = 0;  /* errno of the command */
+  gsize extents = 0; /* block status extents in data */
+  guint8 *data = nullptr;
+  gsize capacity = 0;
+  gsize charged = 0; /* counted in bytes_in_flight */
+};
+
+void execute(NBDExport *exp, Job *job) noexcept;
+
+/* Whole replies of the concurrent request handlers of one connection go
+ * out one at a time.  Everything runs in one context and thread. */
+struct SendLock {
+  bool held = false;
+  std::deque<std::coroutine_handle<>> waiters;
+
+  struct Acquire {
+    SendLock *lock;
+    bool await_ready() noexcept {
+      if (lock->held) return false;
+      lock->held = true;
+      return true;
+    }
+    void await_suspend(std::coroutine_handle<> h) { lock->waiters.push_back(h); }
+    void await_resume() noexcept {}
+  };
+
+  void unlock(GMainContext *context) {
+    if (waiters.empty()) {
+      held = false;
+      return;
+    }
+    /* Handed over, and resumed from the loop rather than from here. */
+    std::coroutine_handle<> next = waiters.front();
+    waiters.pop_front();
+    qio::detail::start_in(context, next);
+  }
+};
+
+/* Parks the awaiting coroutine in *slot until someone resumes it. */
+struct Park {
+  std::coroutine_handle<> *slot;
+  bool await_ready() noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { *slot = h; }
+  void await_resume() noexcept {}
+};
+
+/* co_await runs one Job in GLib's worker threads and resumes in the
+ * awaiting task's context. */
+class InThread {
+ public:
+  InThread(NBDExport *exp, Job *job) noexcept : exp_(exp), job_(job) {}
+  InThread(const InThread &) = delete;
+  ~InThread() {
+    if (context_) g_main_context_unref(context_);
+  }
+  bool await_ready() noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    handle_ = h;
+    context_ = g_main_context_ref_thread_default();
+    GTask *task = g_task_new(nullptr, nullptr, on_done, this);
+    g_task_set_task_data(task, this, nullptr);
+    g_task_run_in_thread(task, run);
+    g_object_unref(task);
+  }
+  void await_resume() noexcept {}
+
+ private:
+  static void run(GTask *task, gpointer, gpointer data, GCancellable *) noexcept {
+    auto *self = static_cast<InThread *>(data);
+    execute(self->exp_, self->job_);
+    g_task_return_boolean(task, TRUE);
+  }
+  static void on_done(GObject *, GAsyncResult *, gpointer data) noexcept {
+    auto *self = static_cast<InThread *>(data);
+    qio::detail::resume_in(self->context_, self->handle_);
+  }
+  NBDExport *exp_;
+  Job *job_;
+  GMainContext *context_ = nullptr;
+  std::coroutine_handle<> handle_;
+};
 
 struct Conn;
 
@@ -104,28 +197,33 @@ struct Conn {
   bool base_allocation = false;
   std::string meta_export; /* the export SET_META_CONTEXT was for */
   std::vector<guint8> option;
-  guint8 *buf = nullptr; /* payload buffer, grown on demand up to NBD_MAX_PAYLOAD */
-  gsize buf_size = 0;
+  GMainContext *context = nullptr; /* the one the connection's tasks run in */
+
+  /* Transmission: requests run concurrently as Jobs; replies go out whole,
+   * one at a time (send_lock). */
+  guint in_flight = 0;
+  gsize bytes_in_flight = 0;
+  std::vector<Job *> idle_jobs;
+  std::coroutine_handle<> reader; /* transmission() waiting for room */
+  SendLock send_lock;
+  bool broken = false;
+  GError *send_error = nullptr;
 
   Conn(NBDServer *s, QIOChannel *c)
       : server(NBD_SERVER(g_object_ref(s))), ioc(QIO_CHANNEL(g_object_ref(c))),
         cancel(g_cancellable_new()), peer(qio_channel_get_name(c) ? qio_channel_get_name(c) : "?") {}
   ~Conn() {
-    g_free(buf);
+    for (Job *job : idle_jobs) {
+      g_free(job->data);
+      delete job;
+    }
+    g_clear_error(&send_error);
+    if (context) g_main_context_unref(context);
     if (exp) g_object_unref(exp);
     qio_channel_close(ioc, nullptr);
     g_object_unref(ioc);
     g_object_unref(cancel);
     g_object_unref(server);
-  }
-
-  guint8 *buffer(gsize len) {
-    if (len > buf_size) {
-      g_free(buf);
-      buf = static_cast<guint8 *>(g_malloc(len));
-      buf_size = len;
-    }
-    return buf;
   }
 
   bool fail(GError **error, const char *message) {
@@ -172,10 +270,11 @@ struct Conn {
   qio::Task<bool> handshake(GError **error);
   /* Serves requests until NBD_CMD_DISC, the end of file or an error. */
   qio::Task<bool> transmission(GError **error);
-  qio::Task<bool> send_simple(guint64 cookie, guint32 err, GError **error);
-  qio::Task<bool> send_error_chunk(guint64 cookie, guint32 err, GError **error);
-  qio::Task<bool> do_read(const NBDRequest &req, GError **error);
-  qio::Task<bool> do_block_status(const NBDRequest &req, GError **error);
+  Job *take_job(gsize len);
+  void release_job(Job *job);
+  qio::Task<bool> send_reply(Job *job, GError **error);
+  /* Runs one request and sends its reply. */
+  qio::Task<> handle(Job *job);
   qio::Task<GError *> serve();
 };
 
@@ -419,15 +518,7 @@ qio::Task<bool> Conn::handshake(GError **error) {
   }
 }
 
-qio::Task<bool> Conn::send_simple(guint64 cookie, guint32 err, GError **error) {
-  guint8 r[NBD_SIMPLE_REPLY_SIZE];
-  nbd_put32(r, NBD_SIMPLE_REPLY_MAGIC);
-  nbd_put32(r + 4, err);
-  nbd_put64(r + 8, cookie);
-  co_return co_await qio::write_all(ioc, r, sizeof r, error, cancel);
-}
-
-static void put_chunk_header(guint8 *h, guint16 flags, guint16 type, guint64 cookie,
+void put_chunk_header(guint8 *h, guint16 flags, guint16 type, guint64 cookie,
                              guint32 length) {
   nbd_put32(h, NBD_STRUCTURED_REPLY_MAGIC);
   nbd_put16(h + 4, flags);
@@ -436,49 +527,45 @@ static void put_chunk_header(guint8 *h, guint16 flags, guint16 type, guint64 coo
   nbd_put32(h + 16, length);
 }
 
-qio::Task<bool> Conn::send_error_chunk(guint64 cookie, guint32 err, GError **error) {
-  guint8 r[NBD_STRUCTURED_REPLY_HEADER_SIZE + 6];
-  put_chunk_header(r, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, cookie, 6);
-  nbd_put32(r + 20, err);
-  nbd_put16(r + 24, 0);
-  co_return co_await qio::write_all(ioc, r, sizeof r, error, cancel);
+int block_status_extents(NBDExport *exp, Job *job) noexcept;
+
+/* Runs the command of @job against @exp: in a worker thread, so that the
+ * file I/O of one request overlaps the network I/O of the others. */
+void execute(NBDExport *exp, Job *job) noexcept {
+  const NBDRequest &req = job->req;
+  bool fua = req.flags & NBD_CMD_FLAG_FUA;
+  switch (req.type) {
+    case NBD_CMD_READ:
+      job->host_err = nbd_export_read(exp, job->data, req.length, req.offset);
+      break;
+    case NBD_CMD_WRITE:
+      job->host_err = nbd_export_write(exp, job->data, req.length, req.offset, fua);
+      break;
+    case NBD_CMD_FLUSH:
+      job->host_err = nbd_export_flush(exp);
+      break;
+    case NBD_CMD_TRIM:
+      job->host_err = nbd_export_trim(exp, req.offset, req.length, fua);
+      break;
+    case NBD_CMD_WRITE_ZEROES:
+      job->host_err = nbd_export_write_zeroes(exp, req.offset, req.length,
+                                              !(req.flags & NBD_CMD_FLAG_NO_HOLE),
+                                              req.flags & NBD_CMD_FLAG_FAST_ZERO, fua);
+      break;
+    case NBD_CMD_CACHE:
+      job->host_err = nbd_export_cache(exp, req.offset, req.length);
+      break;
+    case NBD_CMD_BLOCK_STATUS:
+      job->host_err = block_status_extents(exp, job);
+      break;
+  }
 }
 
-qio::Task<bool> Conn::do_read(const NBDRequest &req, GError **error) {
-  guint8 *data = buffer(req.length);
-  int err = nbd_export_read(exp, data, req.length, req.offset);
-  if (err) {
-    guint32 e = nbd_errno_from_host(err);
-    co_return structured ? co_await send_error_chunk(req.cookie, e, error)
-                         : co_await send_simple(req.cookie, e, error);
-  }
-  guint8 hdr[NBD_STRUCTURED_REPLY_HEADER_SIZE + 8];
-  struct iovec iov[2];
-  gsize hlen;
-  if (!structured) {
-    nbd_put32(hdr, NBD_SIMPLE_REPLY_MAGIC);
-    nbd_put32(hdr + 4, 0);
-    nbd_put64(hdr + 8, req.cookie);
-    hlen = NBD_SIMPLE_REPLY_SIZE;
-  } else if (req.length == 0) {
-    /* A data chunk must carry data: finish with an empty chunk instead. */
-    put_chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, req.cookie, 0);
-    hlen = NBD_STRUCTURED_REPLY_HEADER_SIZE;
-  } else {
-    put_chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, req.cookie,
-                     8 + req.length);
-    nbd_put64(hdr + NBD_STRUCTURED_REPLY_HEADER_SIZE, req.offset);
-    hlen = sizeof hdr;
-  }
-  iov[0] = {hdr, hlen};
-  iov[1] = {data, req.length};
-  co_return co_await qio::writev_all(ioc, iov, req.length ? 2 : 1, error, cancel);
-}
-
-qio::Task<bool> Conn::do_block_status(const NBDRequest &req, GError **error) {
+/* Fills job->data after the chunk header and context id with extents. */
+int block_status_extents(NBDExport *exp, Job *job) noexcept {
+  const NBDRequest &req = job->req;
   gsize max = (req.flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : kMaxExtents;
-  guint8 *out = buffer(NBD_STRUCTURED_REPLY_HEADER_SIZE + 4 + 8 * max);
-  guint8 *p = out + NBD_STRUCTURED_REPLY_HEADER_SIZE + 4;
+  guint8 *p = job->data + NBD_STRUCTURED_REPLY_HEADER_SIZE + 4;
   guint64 offset = req.offset;
   guint64 end = req.offset + req.length;
   gsize n = 0;
@@ -487,7 +574,7 @@ qio::Task<bool> Conn::do_block_status(const NBDRequest &req, GError **error) {
     guint64 len = 0;
     guint32 flags = 0;
     int err = nbd_export_block_status(exp, offset, end - offset, &len, &flags);
-    if (err) co_return co_await send_error_chunk(req.cookie, nbd_errno_from_host(err), error);
+    if (err) return err;
     if (len == 0) {
       /* The file changed between the two seeks: call the rest data. */
       len = end - offset;
@@ -506,78 +593,164 @@ qio::Task<bool> Conn::do_block_status(const NBDRequest &req, GError **error) {
     last_flags = flags;
     offset += len;
   }
-  put_chunk_header(out, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, req.cookie,
-                   static_cast<guint32>(4 + 8 * n));
-  nbd_put32(out + NBD_STRUCTURED_REPLY_HEADER_SIZE, kBaseAllocationId);
-  co_return co_await qio::write_all(ioc, out, NBD_STRUCTURED_REPLY_HEADER_SIZE + 4 + 8 * n,
-                                    error, cancel);
+  job->extents = n;
+  return 0;
+}
+
+qio::Task<bool> Conn::send_reply(Job *job, GError **error) {
+  const NBDRequest &req = job->req;
+  guint32 err = job->err ? job->err : nbd_errno_from_host(job->host_err);
+  bool chunked = structured && (req.type == NBD_CMD_READ || req.type == NBD_CMD_BLOCK_STATUS);
+  guint8 hdr[NBD_STRUCTURED_REPLY_HEADER_SIZE + 8];
+  struct iovec iov[2];
+  gsize niov = 1;
+  if (err && chunked) {
+    put_chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, req.cookie, 6);
+    nbd_put32(hdr + 20, err);
+    nbd_put16(hdr + 24, 0);
+    iov[0] = {hdr, NBD_STRUCTURED_REPLY_HEADER_SIZE + 6};
+  } else if (err || !chunked) {
+    nbd_put32(hdr, NBD_SIMPLE_REPLY_MAGIC);
+    nbd_put32(hdr + 4, err);
+    nbd_put64(hdr + 8, req.cookie);
+    iov[0] = {hdr, NBD_SIMPLE_REPLY_SIZE};
+    if (!err && req.type == NBD_CMD_READ && req.length) {
+      iov[1] = {job->data, req.length};
+      niov = 2;
+    }
+  } else if (req.type == NBD_CMD_BLOCK_STATUS) {
+    gsize len = 4 + 8 * job->extents;
+    put_chunk_header(job->data, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, req.cookie,
+                     static_cast<guint32>(len));
+    nbd_put32(job->data + NBD_STRUCTURED_REPLY_HEADER_SIZE, kBaseAllocationId);
+    iov[0] = {job->data, NBD_STRUCTURED_REPLY_HEADER_SIZE + len};
+  } else if (req.length == 0) {
+    /* A data chunk must carry data: finish with an empty chunk instead. */
+    put_chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, req.cookie, 0);
+    iov[0] = {hdr, NBD_STRUCTURED_REPLY_HEADER_SIZE};
+  } else {
+    /* One data chunk for the whole read, so NBD_CMD_FLAG_DF always holds. */
+    put_chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, req.cookie,
+                     8 + req.length);
+    nbd_put64(hdr + NBD_STRUCTURED_REPLY_HEADER_SIZE, req.offset);
+    iov[0] = {hdr, sizeof hdr};
+    iov[1] = {job->data, req.length};
+    niov = 2;
+  }
+  co_return co_await qio::writev_all(ioc, iov, niov, error, cancel);
+}
+
+Job *Conn::take_job(gsize len) {
+  Job *job;
+  if (idle_jobs.empty()) {
+    job = new Job();
+  } else {
+    job = idle_jobs.back();
+    idle_jobs.pop_back();
+  }
+  if (job->capacity < len) {
+    g_free(job->data);
+    job->data = static_cast<guint8 *>(g_malloc(len));
+    job->capacity = len;
+  }
+  job->err = 0;
+  job->host_err = 0;
+  job->extents = 0;
+  in_flight++;
+  bytes_in_flight += len;
+  job->charged = len;
+  return job;
+}
+
+void Conn::release_job(Job *job) {
+  in_flight--;
+  bytes_in_flight -= job->charged;
+  /* Keep a few buffers for the next requests; big ones go back at once. */
+  if (idle_jobs.size() < kMaxInFlight && job->capacity <= kKeepBuffer) {
+    idle_jobs.push_back(job);
+  } else {
+    g_free(job->data);
+    delete job;
+  }
+  if (reader) qio::detail::start_in(context, std::exchange(reader, {}));
+}
+
+qio::Task<> Conn::handle(Job *job) {
+  if (!job->err) co_await InThread(exp, job);
+  co_await SendLock::Acquire{&send_lock};
+  GError *error = nullptr;
+  bool ok = !broken && co_await send_reply(job, &error);
+  send_lock.unlock(context);
+  if (!ok && !broken) {
+    /* The reply could not go out: stop reading requests too. */
+    broken = true;
+    send_error = error;
+    g_cancellable_cancel(cancel);
+  } else {
+    g_clear_error(&error);
+  }
+  release_job(job);
 }
 
 qio::Task<bool> Conn::transmission(GError **error) {
   guint64 size = nbd_export_get_size(exp);
-  for (;;) {
+  bool ok = true;
+  while (!broken) {
     guint8 raw[NBD_REQUEST_SIZE];
     int got = co_await qio::read_all_eof(ioc, raw, sizeof raw, error, cancel);
-    if (got <= 0) co_return got == 0;
+    if (got <= 0) {
+      ok = got == 0;
+      break;
+    }
     NBDRequest req;
-    if (!nbd_request_decode(raw, &req, error)) co_return false;
+    if (!nbd_request_decode(raw, &req, error)) {
+      ok = false;
+      break;
+    }
     guint32 err = nbd_request_check(&req, size, export_flags, structured, base_allocation);
-    guint8 *payload = nullptr;
-    if (req.type == NBD_CMD_WRITE) {
-      if (req.length > NBD_MAX_PAYLOAD) {
-        /* The payload cannot be held and skipping it gains nothing: hang up. */
-        g_set_error(error, NBD_ERROR, NBD_ERROR_PROTOCOL,
-                    _("NBD client %s sent a %u-byte write, above the %u-byte limit; "
-                      "disconnecting"),
-                    peer.c_str(), req.length, NBD_MAX_PAYLOAD);
-        co_return false;
-      }
-      payload = buffer(req.length);
-      if (req.length && !co_await qio::read_all(ioc, payload, req.length, error, cancel))
-        co_return false;
+    if (req.type == NBD_CMD_WRITE && req.length > NBD_MAX_PAYLOAD) {
+      /* The payload cannot be held and skipping it gains nothing: hang up. */
+      g_set_error(error, NBD_ERROR, NBD_ERROR_PROTOCOL,
+                  _("NBD client %s sent a %u-byte write, above the %u-byte limit; "
+                    "disconnecting"),
+                  peer.c_str(), req.length, NBD_MAX_PAYLOAD);
+      ok = false;
+      break;
     }
-    if (req.type == NBD_CMD_DISC && !err) co_return true;
-    if (err) {
-      bool chunk = structured && (req.type == NBD_CMD_READ || req.type == NBD_CMD_BLOCK_STATUS);
-      if (!(chunk ? co_await send_error_chunk(req.cookie, err, error)
-                  : co_await send_simple(req.cookie, err, error)))
-        co_return false;
-      continue;
+    if (req.type == NBD_CMD_DISC && !err) break;
+    gsize len = 0;
+    if (!err && (req.type == NBD_CMD_READ || req.type == NBD_CMD_WRITE)) len = req.length;
+    if (!err && req.type == NBD_CMD_BLOCK_STATUS)
+      len = NBD_STRUCTURED_REPLY_HEADER_SIZE + 4 + 8 * kMaxExtents;
+    if (req.type == NBD_CMD_WRITE) len = req.length; /* read even when refused */
+    /* Bound what the requests in flight may hold. */
+    while (in_flight >= kMaxInFlight || (in_flight > 0 && bytes_in_flight + len > kMaxBytes))
+      co_await Park{&reader};
+    if (broken) break;
+    Job *job = take_job(len);
+    job->req = req;
+    job->err = err;
+    if (req.type == NBD_CMD_WRITE && req.length &&
+        !co_await qio::read_all(ioc, job->data, req.length, error, cancel)) {
+      release_job(job);
+      ok = false;
+      break;
     }
-    bool fua = req.flags & NBD_CMD_FLAG_FUA;
-    int host_err = 0;
-    switch (req.type) {
-      case NBD_CMD_READ:
-        if (!co_await do_read(req, error)) co_return false;
-        continue;
-      case NBD_CMD_BLOCK_STATUS:
-        if (!co_await do_block_status(req, error)) co_return false;
-        continue;
-      case NBD_CMD_WRITE:
-        host_err = nbd_export_write(exp, payload, req.length, req.offset, fua);
-        break;
-      case NBD_CMD_FLUSH:
-        host_err = nbd_export_flush(exp);
-        break;
-      case NBD_CMD_TRIM:
-        host_err = nbd_export_trim(exp, req.offset, req.length, fua);
-        break;
-      case NBD_CMD_WRITE_ZEROES:
-        host_err = nbd_export_write_zeroes(exp, req.offset, req.length,
-                                           !(req.flags & NBD_CMD_FLAG_NO_HOLE),
-                                           req.flags & NBD_CMD_FLAG_FAST_ZERO, fua);
-        break;
-      case NBD_CMD_CACHE:
-        host_err = nbd_export_cache(exp, req.offset, req.length);
-        break;
-    }
-    if (!co_await send_simple(req.cookie, nbd_errno_from_host(host_err), error))
-      co_return false;
+    qio::spawn(handle(job), context);
   }
+  /* Let the requests in flight answer before the connection closes. */
+  while (in_flight > 0) co_await Park{&reader};
+  if (send_error) {
+    g_clear_error(error);
+    g_propagate_error(error, std::exchange(send_error, nullptr));
+    ok = false;
+  }
+  co_return ok;
 }
 
 qio::Task<GError *> Conn::serve() {
   GError *error = nullptr;
+  context = g_main_context_ref_thread_default();
   guint limit = server_priv(server)->handshake_max_seconds;
   bool ok;
   {
