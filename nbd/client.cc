@@ -521,40 +521,40 @@ gboolean simple_command(NBDClient *client, guint16 type, guint16 flags, guint64 
          read_reply_chunks(priv, type, cookie, offset, nullptr, 0, nullptr, error);
 }
 
+/* Calls @step(offset, done, n) for pieces of at most the server's maximum
+ * payload covering @len bytes from @offset. */
+template <typename F>
+gboolean for_each_piece(NBDClientPrivate *priv, guint64 offset, gsize len, F step) {
+  guint32 max = priv->info.max_block ? MIN(priv->info.max_block, NBD_MAX_PAYLOAD) : 1u << 20;
+  gsize done = 0;
+  do {
+    guint32 n = static_cast<guint32>(MIN(len - done, max));
+    if (!step(offset + done, done, n)) return FALSE;
+    done += n;
+  } while (done < len);
+  return TRUE;
+}
+
 }  // namespace
 
 gboolean nbd_client_read(NBDClient *client, guint64 offset, void *buf, gsize len,
                          GError **error) {
   NBDClientPrivate *priv = client_priv(client);
-  guint32 max = priv->info.max_block ? MIN(priv->info.max_block, NBD_MAX_PAYLOAD) : 1u << 20;
   auto *p = static_cast<guint8 *>(buf);
-  do {
-    guint32 n = static_cast<guint32>(MIN(len, max));
+  return for_each_piece(priv, offset, len, [&](guint64 at, gsize done, guint32 n) {
     guint64 cookie;
-    if (!send_request(priv, NBD_CMD_READ, 0, offset, n, nullptr, &cookie, error) ||
-        !read_reply_chunks(priv, NBD_CMD_READ, cookie, offset, p, n, nullptr, error))
-      return FALSE;
-    p += n;
-    offset += n;
-    len -= n;
-  } while (len > 0);
-  return TRUE;
+    return send_request(priv, NBD_CMD_READ, 0, at, n, nullptr, &cookie, error) &&
+           read_reply_chunks(priv, NBD_CMD_READ, cookie, at, p + done, n, nullptr, error);
+  });
 }
 
 gboolean nbd_client_write(NBDClient *client, guint64 offset, const void *buf, gsize len,
                           gboolean fua, GError **error) {
-  NBDClientPrivate *priv = client_priv(client);
-  guint32 max = priv->info.max_block ? MIN(priv->info.max_block, NBD_MAX_PAYLOAD) : 1u << 20;
   auto *p = static_cast<const guint8 *>(buf);
-  do {
-    guint32 n = static_cast<guint32>(MIN(len, max));
-    if (!simple_command(client, NBD_CMD_WRITE, fua ? NBD_CMD_FLAG_FUA : 0, offset, n, p, error))
-      return FALSE;
-    p += n;
-    offset += n;
-    len -= n;
-  } while (len > 0);
-  return TRUE;
+  return for_each_piece(client_priv(client), offset, len, [&](guint64 at, gsize done, guint32 n) {
+    return simple_command(client, NBD_CMD_WRITE, fua ? NBD_CMD_FLAG_FUA : 0, at, n, p + done,
+                          error);
+  });
 }
 
 gboolean nbd_client_flush(NBDClient *client, GError **error) {
