@@ -267,11 +267,12 @@ void bulk(bool blocking) {
   g_assert_no_error(w.error);
   g_assert_no_error(r.error);
   g_assert_true(src == dst);
-  /* 300 iovecs went out as full 16 KiB records (64 of them), not one
-   * record per iovec entry. */
+  /* 300 iovecs went out as 64 full 16 KiB records, four per socket write
+   * (not one record, let alone one write, per iovec entry); partial
+   * writes of a non-blocking socket may add a few. */
   unsigned writes = f.client_writes - writes_before;
   g_test_message("%u writes to the socket for 1 MiB in 300 iovecs", writes);
-  g_assert_cmpuint(writes, <=, 70);
+  g_assert_cmpuint(writes, <=, 32);
 }
 
 void test_bulk_blocking() { bulk(true); }
