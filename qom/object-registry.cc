@@ -12,6 +12,10 @@
 #include "qcrypto/tls-creds-psk.h"
 #include "qcrypto/tls-creds-x509.h"
 #include "qcrypto/secret.h"
+#include "qcrypto/tls-cipher-suites.h"
+#include "qcrypto/tls-creds-anon.h"
+#include "qcrypto/tls-creds-psk.h"
+#include "qcrypto/tls-creds-x509.h"
 
 #include <glib/gi18n-lib.h>
 
@@ -321,13 +325,15 @@ gboolean value_from_node(const char *id, GParamSpec *pspec, JsonNode *node, bool
   return FALSE;
 }
 
-/* The writable properties of @klass, for "unknown key" messages. */
+/* The properties options may set (writable, "id" aside), for "unknown
+ * key" messages. */
 std::string property_names(GObjectClass *klass) {
   guint n;
   g_autofree GParamSpec **pspecs = g_object_class_list_properties(klass, &n);
   std::vector<std::string> names;
   for (guint i = 0; i < n; i++)
-    if (pspecs[i]->flags & G_PARAM_WRITABLE) names.emplace_back(pspecs[i]->name);
+    if ((pspecs[i]->flags & G_PARAM_WRITABLE) && strcmp(pspecs[i]->name, "id") != 0)
+      names.emplace_back(pspecs[i]->name);
   std::sort(names.begin(), names.end());
   std::string out;
   for (const auto &name : names) out += (out.empty() ? "" : ", ") + name;

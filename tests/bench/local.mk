@@ -10,6 +10,15 @@ bench: bench-channel-socket
 bench-channel-socket: tests/bench/bench-channel-socket
 	$(builddir)/tests/bench/bench-channel-socket
 
+noinst_PROGRAMS += tests/bench/bench-channel-websock
+tests_bench_bench_channel_websock_SOURCES = tests/bench/bench-channel-websock.cc
+tests_bench_bench_channel_websock_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
+tests_bench_bench_channel_websock_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS)
+
+.PHONY: bench-channel-websock
+bench: bench-channel-websock
+bench-channel-websock: tests/bench/bench-channel-websock
+	$(builddir)/tests/bench/bench-channel-websock
 noinst_PROGRAMS += tests/bench/bench-channel-tls
 tests_bench_bench_channel_tls_SOURCES = tests/bench/bench-channel-tls.cc \
 	tests/unit/crypto-tls-x509-helpers.cc tests/unit/crypto-tls-x509-helpers.h

@@ -10,6 +10,15 @@ tests_unit_test_channel_buffer_SOURCES = tests/unit/test-channel-buffer.cc
 tests_unit_test_channel_buffer_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_channel_buffer_LDADD = $(UNIT_LDADD)
 
+unit_tests += tests/unit/test-guest
+tests_unit_test_guest_SOURCES = tests/unit/test-guest.cc
+tests_unit_test_guest_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_guest_LDADD = host/libhost.la $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-qmp-server
+tests_unit_test_qmp_server_SOURCES = tests/unit/test-qmp-server.cc
+tests_unit_test_qmp_server_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
+tests_unit_test_qmp_server_LDADD = monitor/libmonitor.la $(UNIT_LDADD) $(JSON_GLIB_LIBS)
 # TLS tests make their certificates with GnuTLS in code.
 TLS_TEST_HELPERS = tests/unit/crypto-tls-x509-helpers.cc tests/unit/crypto-tls-x509-helpers.h
 unit_tests += tests/unit/test-crypto-tlscredsx509
@@ -57,6 +66,10 @@ tests_unit_test_channel_tls_SOURCES = tests/unit/test-channel-tls.cc $(TLS_TEST_
 tests_unit_test_channel_tls_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_channel_tls_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
 
+unit_tests += tests/unit/test-channel-websock
+tests_unit_test_channel_websock_SOURCES = tests/unit/test-channel-websock.cc
+tests_unit_test_channel_websock_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_websock_LDADD = $(UNIT_LDADD)
 unit_tests += tests/unit/test-secret
 tests_unit_test_secret_SOURCES = tests/unit/test-secret.cc
 tests_unit_test_secret_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)

@@ -11,6 +11,7 @@
 #include "qcrypto/error.h"
 
 #include <glib/gstdio.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <initializer_list>
@@ -124,6 +125,51 @@ static void test_list_json() {
   }
   /* Failed updates left the rules alone. */
   g_assert_true(allowed(list, "CN=admin"));
+}
+
+/* Checks from other threads while the rules change: each check sees a
+ * whole rule list (copy on write), never a half-built one. */
+struct CheckerData {
+  QCryptoAuthzList *list;
+  gint stop;
+  gint wrong;
+};
+
+static gpointer checker_thread(gpointer data) {
+  auto *d = static_cast<CheckerData *>(data);
+  while (!g_atomic_int_get(&d->stop)) {
+    if (!qcrypto_authz_is_allowed(QCRYPTO_AUTHZ(d->list), "fred", nullptr))
+      g_atomic_int_inc(&d->wrong);
+    if (qcrypto_authz_is_allowed(QCRYPTO_AUTHZ(d->list), "zed", nullptr))
+      g_atomic_int_inc(&d->wrong);
+  }
+  return nullptr;
+}
+
+static void test_list_threads() {
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QCryptoAuthzList) list =
+      qcrypto_authz_list_new("list3", QCRYPTO_AUTHZ_LIST_POLICY_DENY, &error);
+  g_assert_true(qcrypto_authz_list_set_rules_json(
+      list, "[{\"match\": \"fred\", \"policy\": \"allow\"}]", &error));
+  CheckerData d = {list, 0, 0};
+  GThread *threads[2];
+  for (auto &t : threads) t = g_thread_new("checker", checker_thread, &d);
+  for (int i = 0; i < 3000; i++) {
+    g_autofree char *match = g_strdup_printf("user%d", i);
+    qcrypto_authz_list_append_rule(list, match, QCRYPTO_AUTHZ_LIST_POLICY_ALLOW,
+                                   QCRYPTO_AUTHZ_LIST_FORMAT_GLOB);
+    if (i % 50 == 49)
+      g_assert_true(qcrypto_authz_list_set_rules_json(
+          list, "[{\"match\": \"f*\", \"policy\": \"allow\", \"format\": \"glob\"}]",
+          &error));
+  }
+  g_atomic_int_set(&d.stop, 1);
+  for (auto *t : threads) g_thread_join(t);
+  g_assert_cmpint(d.wrong, ==, 0);
+  g_autoptr(GPtrArray) rules = qcrypto_authz_list_get_rules(list);
+  /* The last step replaced the list. */
+  g_assert_cmpuint(rules->len, ==, 1);
 }
 
 struct ListFileFixture {
@@ -298,11 +344,33 @@ static void test_pam() {
   assert_mentions(error, "'pam1'", "'qio-no-such-user-x9'");
 }
 
+/* The allow path needs a PAM stack that admits someone.  Debian's
+ * "other" service runs common-account (pam_unix), which admits root when
+ * run as root; elsewhere the case is skipped. */
+static void test_pam_allow() {
+  g_autofree char *other = nullptr;
+  g_autofree char *account = nullptr;
+  if (geteuid() != 0 || !g_file_get_contents("/etc/pam.d/other", &other, nullptr, nullptr) ||
+      !strstr(other, "common-account") ||
+      !g_file_get_contents("/etc/pam.d/common-account", &account, nullptr, nullptr) ||
+      !strstr(account, "pam_unix.so")) {
+    g_test_skip("needs root and Debian's PAM 'other' service with pam_unix");
+    return;
+  }
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QCryptoAuthzPAM) authz =
+      qcrypto_authz_pam_new("pam2", "qio-test-no-such-service", &error);
+  g_assert_no_error(error);
+  g_assert_true(qcrypto_authz_is_allowed(QCRYPTO_AUTHZ(authz), "root", &error));
+  g_assert_no_error(error);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, nullptr);
   g_test_add_func("/qcrypto/authz/simple", test_simple);
   g_test_add_func("/qcrypto/authz/list/rules", test_list_rules);
   g_test_add_func("/qcrypto/authz/list/json", test_list_json);
+  g_test_add_func("/qcrypto/authz/list/threads", test_list_threads);
   g_test_add("/qcrypto/authz/listfile/load", ListFileFixture, nullptr, listfile_setup,
              test_listfile_load, listfile_teardown);
   g_test_add("/qcrypto/authz/listfile/errors", ListFileFixture, nullptr, listfile_setup,
@@ -312,5 +380,6 @@ int main(int argc, char **argv) {
   g_test_add("/qcrypto/authz/listfile/no-refresh", ListFileFixture, nullptr, listfile_setup,
              test_listfile_no_refresh, listfile_teardown);
   g_test_add_func("/qcrypto/authz/pam", test_pam);
+  g_test_add_func("/qcrypto/authz/pam/allow", test_pam_allow);
   return g_test_run();
 }
