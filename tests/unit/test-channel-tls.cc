@@ -222,6 +222,34 @@ void test_handshake_fails_async() {
   g_assert_nonnull(strstr(server_error->message, "does not trust the CA"));
 }
 
+/* Cancelling a handshake that waits for a silent peer ends it at once. */
+void test_handshake_cancel() {
+  Fixture f;
+  f.set_blocking(false);
+  g_autoptr(GMainContext) ctx = g_main_context_new();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new();
+  GError *error = nullptr;
+  bool done = false;
+  struct Result {
+    GError **error;
+    bool *done;
+  } r{&error, &done};
+  qio_channel_tls_handshake(
+      f.server, cancellable,
+      [](GObject *source, GAsyncResult *res, gpointer data) noexcept {
+        auto *r = static_cast<Result *>(data);
+        qio_channel_tls_handshake_finish(QIO_CHANNEL_TLS(source), res, r->error);
+        *r->done = true;
+      },
+      &r, ctx);
+  for (int i = 0; i < 3; i++) g_main_context_iteration(ctx, FALSE);
+  g_assert_false(done);
+  g_cancellable_cancel(cancellable);
+  while (!done) g_main_context_iteration(ctx, TRUE);
+  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error(&error);
+}
+
 void test_io_before_handshake() {
   Fixture f;
   g_autoptr(GError) error = nullptr;
@@ -422,6 +450,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-tls/handshake-async", test_handshake_async);
   g_test_add_func("/qio/channel-tls/handshake-fails-async", test_handshake_fails_async);
   g_test_add_func("/qio/channel-tls/handshake-sync-thread", test_handshake_sync_thread);
+  g_test_add_func("/qio/channel-tls/handshake-cancel", test_handshake_cancel);
   g_test_add_func("/qio/channel-tls/io-before-handshake", test_io_before_handshake);
   g_test_add_func("/qio/channel-tls/bulk-blocking", test_bulk_blocking);
   g_test_add_func("/qio/channel-tls/bulk-nonblocking", test_bulk_nonblocking);
