@@ -405,8 +405,9 @@ void test_key_update_two_threads() {
   Duplex c{f.client, pattern(total, 1), std::vector<guint8>(total)};
   Duplex s{f.server, pattern(total, 2), std::vector<guint8>(total)};
   /* The client's writer asks for key updates on both sides; the server
-   * answers from whichever thread GnuTLS runs next.  (Updates started by
-   * both ends at the same moment break GnuTLS 3.7.9 itself.) */
+   * answers from whichever thread GnuTLS runs next.  (Updates requested by
+   * both ends at the same moment fail inside GnuTLS 3.7.9 even in a single
+   * thread: "An illegal parameter was found".) */
   c.update_keys = true;
   for (Duplex *d : {&c, &s}) {
     d->reader = g_thread_new("reader", duplex_reader, d);
