@@ -310,7 +310,11 @@ void test_reload() {
   TestCert leaf = test_tls_make_cert(req, &ca);
   write_dir(dir.path, true, ca.pem, leaf.pem);
   g_autoptr(GError) error = nullptr;
+  g_test_expect_message(nullptr, G_LOG_LEVEL_MESSAGE,
+                        "*'tls0': certificate '*server-cert.pem' (*CN=qio.test) expires on *"
+                        ", in * days; renew it*");
   g_autoptr(QCryptoTLSCreds) creds = new_x509(dir.path, true, &error);
+  g_test_assert_expected_messages();
   g_assert_no_error(error);
 
   g_autoptr(GPtrArray) soon = qcrypto_tls_creds_get_expiring(creds, 7);
