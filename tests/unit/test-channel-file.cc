@@ -167,9 +167,10 @@ gpointer reader_thread(gpointer p) {
   auto iov = split(t->data->data(), t->data->size(), t->niov, 61);
   t->ok = qio_channel_readv_all(t->ioc, iov.data(), iov.size(), &t->error);
   if (t->ok) {
-    /* Then the clean end of file. */
+    /* Then the clean end of file (waiting for it when non-blocking). */
     guint8 byte;
-    t->ok = qio_channel_read(t->ioc, &byte, 1, &t->error) == 0;
+    struct iovec one = {&byte, 1};
+    t->ok = qio_channel_readv_all_eof(t->ioc, &one, 1, &t->error) == 0;
   }
   return nullptr;
 }
