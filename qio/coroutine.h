@@ -309,6 +309,7 @@ class Sleep {
  * idle callback, even when called from another thread, and calls @done
  * with its result (no argument for Task<void>) in that context. */
 template <typename T, typename F>
+  requires(std::is_void_v<T> ? std::is_invocable_v<F> : std::is_invocable_v<F, T>)
 void spawn(Task<T> task, F done, GMainContext *context = nullptr) {
   detail::start_in(context, detail::drive(std::move(task), std::move(done)).handle);
 }

@@ -330,6 +330,15 @@ void test_context_destroyed() {
   g_assert_false(ran);
 }
 
+/* nullptr means the global default context, for spawn with and without
+ * a completion callback. */
+void test_default_context() {
+  bool ran = false, done = false;
+  qio::spawn(never_run(&ran), nullptr);
+  qio::spawn(sleeper(1), [&done](gint64) { done = true; });
+  while (!ran || !done) g_main_context_iteration(nullptr, TRUE);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -341,5 +350,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/coroutine/cancel", test_cancel);
   g_test_add_func("/qio/coroutine/blocking", test_blocking);
   g_test_add_func("/qio/coroutine/context-destroyed", test_context_destroyed);
+  g_test_add_func("/qio/coroutine/default-context", test_default_context);
   return g_test_run();
 }
