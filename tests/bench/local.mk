@@ -5,3 +5,12 @@ noinst_PROGRAMS += tests/bench/bench-pipe
 tests_bench_bench_pipe_SOURCES = tests/bench/bench-pipe.cc
 tests_bench_bench_pipe_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
 tests_bench_bench_pipe_LDADD = qio/libqio.la $(GLIB_LIBS)
+noinst_PROGRAMS += tests/bench/bench-channel-socket
+tests_bench_bench_channel_socket_SOURCES = tests/bench/bench-channel-socket.cc
+tests_bench_bench_channel_socket_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
+tests_bench_bench_channel_socket_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS)
+
+.PHONY: bench bench-channel-socket
+bench: bench-channel-socket
+bench-channel-socket: tests/bench/bench-channel-socket
+	$(builddir)/tests/bench/bench-channel-socket

@@ -42,3 +42,17 @@ EXTRA_DIST += tests/unit/gen-public-headers.sh
 tests/unit/public-headers.h: Makefile $(srcdir)/tests/unit/gen-public-headers.sh
 	$(AM_V_GEN)$(MKDIR_P) tests/unit && \
 	$(SHELL) $(srcdir)/tests/unit/gen-public-headers.sh $(qioinclude_HEADERS) $(qcryptoinclude_HEADERS) > $@
+unit_tests += tests/unit/test-socket-address
+tests_unit_test_socket_address_SOURCES = tests/unit/test-socket-address.cc
+tests_unit_test_socket_address_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_socket_address_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-channel-socket
+tests_unit_test_channel_socket_SOURCES = tests/unit/test-channel-socket.cc
+tests_unit_test_channel_socket_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_socket_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-net-listener
+tests_unit_test_net_listener_SOURCES = tests/unit/test-net-listener.cc
+tests_unit_test_net_listener_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_net_listener_LDADD = $(UNIT_LDADD)
