@@ -14,3 +14,7 @@ tests_bench_bench_channel_socket_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(G
 bench: bench-channel-socket
 bench-channel-socket: tests/bench/bench-channel-socket
 	$(builddir)/tests/bench/bench-channel-socket
+.PHONY: bench-pipe
+bench: bench-pipe
+bench-pipe: tests/bench/bench-pipe
+	$(builddir)/tests/bench/bench-pipe
