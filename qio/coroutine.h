@@ -25,9 +25,11 @@
  *
  * Cancellation: every awaitable takes an optional GCancellable, checked
  * before the first attempt and after every wakeup; cancelling wakes a
- * suspended task, which then fails with G_IO_ERROR_CANCELLED.  Destroying a
- * suspended Task also detaches its watches.  qio::CancelAfter cancels a
- * GCancellable after a delay, so a server can cap a handshake's duration.
+ * suspended task, which then fails with G_IO_ERROR_CANCELLED.  To stop a
+ * server, cancel its tasks and run the context until they finished: a task
+ * suspended when its context is destroyed is never resumed.
+ * qio::CancelAfter cancels a GCancellable after a delay, so a server can
+ * cap a handshake's duration.
  *
  * Threads: a task and its awaitables belong to one GMainContext, the one
  * the task was spawned on (while a task runs, that context is the thread's
