@@ -39,6 +39,16 @@ void report(const char *name, double value, double baseline) {
   fflush(stdout);
 }
 
+/* Runs a reader and a writer thread; returns the microseconds taken. */
+gint64 run_pair(GThreadFunc reader, gpointer r, GThreadFunc writer, gpointer w) {
+  gint64 start = g_get_monotonic_time();
+  GThread *rt = g_thread_new("reader", reader, r);
+  GThread *wt = g_thread_new("writer", writer, w);
+  g_thread_join(wt);
+  g_thread_join(rt);
+  return g_get_monotonic_time() - start;
+}
+
 /* --- raw baselines --- */
 
 struct RawEnd {
@@ -70,12 +80,7 @@ gint64 raw_threads() {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) < 0) abort();
   RawEnd r = {fds[0]}, w = {fds[1]};
-  gint64 start = g_get_monotonic_time();
-  GThread *rt = g_thread_new("raw-reader", raw_reader, &r);
-  GThread *wt = g_thread_new("raw-writer", raw_writer, &w);
-  g_thread_join(wt);
-  g_thread_join(rt);
-  gint64 elapsed = g_get_monotonic_time() - start;
+  gint64 elapsed = run_pair(raw_reader, &r, raw_writer, &w);
   close(fds[0]);
   return elapsed;
 }
@@ -91,12 +96,7 @@ gint64 raw_cat() {
                                 nullptr, nullptr, &pid, &in, &out, nullptr, nullptr))
     abort();
   RawEnd r = {out}, w = {in};
-  gint64 start = g_get_monotonic_time();
-  GThread *rt = g_thread_new("raw-reader", raw_reader, &r);
-  GThread *wt = g_thread_new("raw-writer", raw_writer, &w);
-  g_thread_join(wt);
-  g_thread_join(rt);
-  gint64 elapsed = g_get_monotonic_time() - start;
+  gint64 elapsed = run_pair(raw_reader, &r, raw_writer, &w);
   close(out);
   waitpid(pid, nullptr, 0);
   return elapsed;
@@ -162,12 +162,7 @@ gint64 qio_threads() {
   QIOChannelFile *rd, *wr;
   if (!qio_channel_file_new_pipe(&rd, &wr, nullptr)) abort();
   QioEnd r = {QIO_CHANNEL(rd)}, w = {QIO_CHANNEL(wr)};
-  gint64 start = g_get_monotonic_time();
-  GThread *rt = g_thread_new("qio-reader", qio_reader, &r);
-  GThread *wt = g_thread_new("qio-writer", qio_writer, &w);
-  g_thread_join(wt);
-  g_thread_join(rt);
-  gint64 elapsed = g_get_monotonic_time() - start;
+  gint64 elapsed = run_pair(qio_reader, &r, qio_writer, &w);
   g_object_unref(rd);
   g_object_unref(wr);
   return elapsed;
@@ -214,12 +209,7 @@ gint64 qio_cat() {
   QIOChannelCommand *cioc = qio_channel_command_new_spawn(argv, O_RDWR, nullptr);
   if (!cioc) abort();
   QioEnd end = {QIO_CHANNEL(cioc)};
-  gint64 start = g_get_monotonic_time();
-  GThread *rt = g_thread_new("cat-reader", qio_reader, &end);
-  GThread *wt = g_thread_new("cat-writer", qio_writer, &end);
-  g_thread_join(wt);
-  g_thread_join(rt);
-  gint64 elapsed = g_get_monotonic_time() - start;
+  gint64 elapsed = run_pair(qio_reader, &end, qio_writer, &end);
   qio_channel_close(QIO_CHANNEL(cioc), nullptr);
   g_object_unref(cioc);
   return elapsed;
