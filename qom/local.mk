@@ -1,1 +1,11 @@
 # qom/: add one line per file (+=).
+noinst_LTLIBRARIES += qom/libqom.la
+qom_libqom_la_SOURCES =
+qom_libqom_la_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS)
+qom_libqom_la_LIBADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS) $(JSON_GLIB_LIBS)
+qom_libqom_la_SOURCES += qom/error.h
+qom_libqom_la_SOURCES += qom/error.cc
+qom_libqom_la_SOURCES += qom/keyval.h
+qom_libqom_la_SOURCES += qom/keyval.cc
+qom_libqom_la_SOURCES += qom/object-registry.h
+qom_libqom_la_SOURCES += qom/object-registry.cc

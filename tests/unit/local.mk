@@ -42,6 +42,21 @@ EXTRA_DIST += tests/unit/gen-public-headers.sh
 tests/unit/public-headers.h: Makefile $(srcdir)/tests/unit/gen-public-headers.sh
 	$(AM_V_GEN)$(MKDIR_P) tests/unit && \
 	$(SHELL) $(srcdir)/tests/unit/gen-public-headers.sh $(qioinclude_HEADERS) $(qcryptoinclude_HEADERS) > $@
+
+unit_tests += tests/unit/test-secret
+tests_unit_test_secret_SOURCES = tests/unit/test-secret.cc
+tests_unit_test_secret_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_secret_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
+
+unit_tests += tests/unit/test-authz
+tests_unit_test_authz_SOURCES = tests/unit/test-authz.cc
+tests_unit_test_authz_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_authz_LDADD = $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-qom
+tests_unit_test_qom_SOURCES = tests/unit/test-qom.cc
+tests_unit_test_qom_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
+tests_unit_test_qom_LDADD = qom/libqom.la $(UNIT_LDADD) $(JSON_GLIB_LIBS)
 unit_tests += tests/unit/test-socket-address
 tests_unit_test_socket_address_SOURCES = tests/unit/test-socket-address.cc
 tests_unit_test_socket_address_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -56,3 +71,4 @@ unit_tests += tests/unit/test-net-listener
 tests_unit_test_net_listener_SOURCES = tests/unit/test-net-listener.cc
 tests_unit_test_net_listener_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_net_listener_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/unit/assert-mentions.h

@@ -167,10 +167,13 @@ gpointer reader_thread(gpointer p) {
   auto iov = split(t->data->data(), t->data->size(), t->niov, 61);
   t->ok = qio_channel_readv_all(t->ioc, iov.data(), iov.size(), &t->error);
   if (t->ok) {
-    /* Then the clean end of file (waiting for it when non-blocking). */
+    /* Then the clean end of file. */
     guint8 byte;
-    struct iovec one = {&byte, 1};
-    t->ok = qio_channel_readv_all_eof(t->ioc, &one, 1, &t->error) == 0;
+    gssize n;
+    /* A non-blocking reader may get here before the writer has closed. */
+    while ((n = qio_channel_read(t->ioc, &byte, 1, &t->error)) == QIO_CHANNEL_ERR_BLOCK)
+      qio_channel_wait(t->ioc, G_IO_IN);
+    t->ok = n == 0;
   }
   return nullptr;
 }
