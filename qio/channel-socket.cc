@@ -3,6 +3,7 @@
 #include "qio/channel-socket.h"
 #include "qio/channel-watch.h"
 #include "qio/error.h"
+#include "qio/socket-task.h"
 
 #include <glib/gi18n-lib.h>
 
@@ -284,32 +285,20 @@ gboolean do_listen(QIOChannelSocket *sioc, QIOSocketAddress *addr, int backlog,
   return TRUE;
 }
 
-struct TaskData {
-  QIOSocketAddress *addr;
-  int backlog;
-};
-
-void task_data_free(gpointer data) noexcept {
-  auto *td = static_cast<TaskData *>(data);
-  g_object_unref(td->addr);
-  g_free(td);
-}
-
-void connect_thread(GTask *task, gpointer source, gpointer data,
+void connect_thread(GTask *task, gpointer source, gpointer,
                     GCancellable *cancellable) noexcept {
-  auto *td = static_cast<TaskData *>(data);
   GError *error = nullptr;
-  if (do_connect(QIO_CHANNEL_SOCKET(source), td->addr, cancellable, &error))
+  if (do_connect(QIO_CHANNEL_SOCKET(source), qio_socket_task_get_address(task), cancellable,
+                 &error))
     g_task_return_boolean(task, TRUE);
   else
     g_task_return_error(task, error);
 }
 
-void listen_thread(GTask *task, gpointer source, gpointer data,
-                   GCancellable *cancellable) noexcept {
-  auto *td = static_cast<TaskData *>(data);
+void listen_thread(GTask *task, gpointer source, gpointer, GCancellable *cancellable) noexcept {
   GError *error = nullptr;
-  if (do_listen(QIO_CHANNEL_SOCKET(source), td->addr, td->backlog, cancellable, &error))
+  if (do_listen(QIO_CHANNEL_SOCKET(source), qio_socket_task_get_address(task),
+                qio_socket_task_get_backlog(task), cancellable, &error))
     g_task_return_boolean(task, TRUE);
   else
     g_task_return_error(task, error);
@@ -318,20 +307,12 @@ void listen_thread(GTask *task, gpointer source, gpointer data,
 void run_task(QIOChannelSocket *sioc, QIOSocketAddress *addr, int backlog,
               GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data,
               GMainContext *context, gpointer tag, GTaskThreadFunc func) {
-  /* GTask completes in the thread-default context current at creation. */
-  if (context) g_main_context_push_thread_default(context);
-  GTask *task = g_task_new(sioc, cancellable, callback, user_data);
-  if (context) g_main_context_pop_thread_default(context);
-  g_task_set_source_tag(task, tag);
+  g_autoptr(GTask) task = qio_socket_task_new(sioc, addr, backlog, cancellable, callback,
+                                              user_data, context, tag);
   /* The worker decides: a socket connected despite a late cancel is closed
    * there, so the result and the channel's state always agree. */
   g_task_set_check_cancellable(task, FALSE);
-  auto *td = g_new0(TaskData, 1);
-  td->addr = QIO_SOCKET_ADDRESS(g_object_ref(addr));
-  td->backlog = backlog;
-  g_task_set_task_data(task, td, task_data_free);
   g_task_run_in_thread(task, func);
-  g_object_unref(task);
 }
 
 }  // namespace

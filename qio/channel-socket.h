@@ -26,9 +26,10 @@ gboolean qio_channel_socket_new_pair(QIOChannelSocket **first, QIOChannelSocket 
  * blocking afterwards.  Errors name the address. */
 gboolean qio_channel_socket_connect_sync(QIOChannelSocket *sioc, QIOSocketAddress *addr,
                                          GError **error);
-/* As above in a worker thread.  @callback runs in @context (NULL: the
- * thread-default context of the caller).  Cancelling @cancellable aborts
- * name resolution's result and any connect in progress. */
+/* As above in a worker thread, which owns @sioc until @callback runs in
+ * @context (NULL: the thread-default context of the caller): do not use
+ * the channel meanwhile.  Cancelling @cancellable aborts a connect in
+ * progress and leaves the channel without a socket. */
 void qio_channel_socket_connect_async(QIOChannelSocket *sioc, QIOSocketAddress *addr,
                                       GCancellable *cancellable, GAsyncReadyCallback callback,
                                       gpointer user_data, GMainContext *context);

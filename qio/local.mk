@@ -29,3 +29,5 @@ qioinclude_HEADERS += qio/channel-null.h
 qio_libqio_la_SOURCES += qio/channel-null.cc
 qioinclude_HEADERS += qio/channel-command.h
 qio_libqio_la_SOURCES += qio/channel-command.cc
+qio_libqio_la_SOURCES += qio/socket-task.h
+qio_libqio_la_SOURCES += qio/socket-task.cc

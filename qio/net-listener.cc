@@ -2,10 +2,13 @@
 
 #include "qio/net-listener.h"
 #include "qio/error.h"
+#include "qio/socket-task.h"
 
 #include <glib/gi18n-lib.h>
 
+#include <algorithm>
 #include <new>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -54,6 +57,38 @@ static void name_socket(QIONetListenerPrivate *priv, QIOChannelSocket *sioc) {
   qio_channel_set_name(QIO_CHANNEL(sioc), name);
 }
 
+/* After a failed accept (descriptors or memory exhausted), the client is
+ * still queued and the socket stays readable: pause instead of spinning. */
+constexpr guint kAcceptBackoffMs = 100;
+
+static gboolean accept_ready(QIOChannel *ioc, GIOCondition, gpointer data) noexcept;
+
+/* An accept watch on @sioc, attached to the listener's context. */
+static GSource *attach_watch(QIONetListener *listener, QIOChannelSocket *sioc) {
+  GSource *source = qio_channel_create_watch(QIO_CHANNEL(sioc), G_IO_IN);
+  g_source_set_callback(source, G_SOURCE_FUNC(accept_ready), listener, nullptr);
+  g_source_attach(source, listener_priv(listener)->context);
+  return source;
+}
+
+namespace {
+
+struct Rearm {
+  QIONetListener *listener;
+  gsize index;
+};
+
+gboolean rearm_watch(gpointer data) noexcept {
+  auto *rearm = static_cast<Rearm *>(data);
+  QIONetListenerPrivate *priv = listener_priv(rearm->listener);
+  GSource *source = attach_watch(rearm->listener, priv->sockets[rearm->index]);
+  /* The timeout being dispatched is kept alive by GLib until it returns. */
+  g_source_unref(std::exchange(priv->sources[rearm->index], source));
+  return G_SOURCE_REMOVE;
+}
+
+}  // namespace
+
 static gboolean accept_ready(QIOChannel *ioc, GIOCondition, gpointer data) noexcept {
   auto *listener = QIO_NET_LISTENER(data);
   QIONetListenerPrivate *priv = listener_priv(listener);
@@ -62,9 +97,18 @@ static gboolean accept_ready(QIOChannel *ioc, GIOCondition, gpointer data) noexc
       qio_channel_socket_accept(QIO_CHANNEL_SOCKET(ioc), &error);
   if (!client) {
     /* Another thread took the client, or it went away before accept. */
-    if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-      g_warning("%s", error->message);
-    return G_SOURCE_CONTINUE;
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) return G_SOURCE_CONTINUE;
+    g_warning(_("%s; trying again in %u ms"), error->message, kAcceptBackoffMs);
+    auto it = std::find(priv->sources.begin(), priv->sources.end(), g_main_current_source());
+    g_return_val_if_fail(it != priv->sources.end(), G_SOURCE_REMOVE);
+    auto *rearm = g_new(Rearm, 1);
+    rearm->listener = listener;
+    rearm->index = static_cast<gsize>(it - priv->sources.begin());
+    GSource *timeout = g_timeout_source_new(kAcceptBackoffMs);
+    g_source_set_callback(timeout, rearm_watch, rearm, g_free);
+    g_source_attach(timeout, priv->context);
+    g_source_unref(std::exchange(*it, timeout));
+    return G_SOURCE_REMOVE;
   }
   /* The callback may drop the last reference or replace itself. */
   g_autoptr(QIONetListener) keep = QIO_NET_LISTENER(g_object_ref(listener));
@@ -73,11 +117,7 @@ static gboolean accept_ready(QIOChannel *ioc, GIOCondition, gpointer data) noexc
 }
 
 static void add_watch(QIONetListener *listener, QIOChannelSocket *sioc) {
-  QIONetListenerPrivate *priv = listener_priv(listener);
-  GSource *source = qio_channel_create_watch(QIO_CHANNEL(sioc), G_IO_IN);
-  g_source_set_callback(source, G_SOURCE_FUNC(accept_ready), listener, nullptr);
-  g_source_attach(source, priv->context);
-  priv->sources.push_back(source);
+  listener_priv(listener)->sources.push_back(attach_watch(listener, sioc));
 }
 
 static void qio_net_listener_finalize(GObject *object) {
@@ -118,16 +158,17 @@ void qio_net_listener_add(QIONetListener *listener, QIOChannelSocket *sioc) {
   if (priv->func) add_watch(listener, sioc);
 }
 
-gboolean qio_net_listener_open_sync(QIONetListener *listener, QIOSocketAddress *addr,
-                                    int backlog, GError **error) {
-  g_return_val_if_fail(QIO_IS_NET_LISTENER(listener), FALSE);
-  g_return_val_if_fail(QIO_IS_SOCKET_ADDRESS(addr), FALSE);
+/* Binds every address @addr resolves to; the listening channels, or NULL
+ * with nothing left open. */
+static GPtrArray *open_sockets(QIOSocketAddress *addr, int backlog, GCancellable *cancellable,
+                               GError **error) {
   g_autoptr(GPtrArray) list = qio_socket_address_resolve(addr, TRUE, error);
-  if (!list) return FALSE;
+  if (!list) return nullptr;
   g_autoptr(GPtrArray) opened = g_ptr_array_new_with_free_func(g_object_unref);
   g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, nullptr);
   guint32 port = 0;
   for (guint i = 0; i < list->len; i++) {
+    if (g_cancellable_set_error_if_cancelled(cancellable, error)) return nullptr;
     auto *one = QIO_SOCKET_ADDRESS(g_ptr_array_index(list, i));
     g_autoptr(QIOSocketAddress) bind_addr = QIO_SOCKET_ADDRESS(g_object_ref(one));
     /* Port 0: every address shares the port the kernel gave the first. */
@@ -140,16 +181,62 @@ gboolean qio_net_listener_open_sync(QIONetListener *listener, QIOSocketAddress *
     char *key = qio_socket_address_to_string(bind_addr);
     if (!g_hash_table_add(seen, key)) continue; /* getaddrinfo repeats itself */
     g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
-    if (!qio_channel_socket_listen_sync(sioc, bind_addr, backlog, error)) return FALSE;
+    if (!qio_channel_socket_listen_sync(sioc, bind_addr, backlog, error)) return nullptr;
     if (qio_socket_address_get_kind(one) == QIO_SOCKET_ADDRESS_INET && !port) {
       g_autoptr(QIOSocketAddress) local = qio_channel_socket_get_local_address(sioc, error);
-      if (!local) return FALSE;
+      if (!local) return nullptr;
       port = qio_socket_address_get_port(local);
     }
     g_ptr_array_add(opened, g_object_ref(sioc));
   }
+  return static_cast<GPtrArray *>(g_steal_pointer(&opened));
+}
+
+static void add_all(QIONetListener *listener, GPtrArray *opened) {
   for (guint i = 0; i < opened->len; i++)
     qio_net_listener_add(listener, QIO_CHANNEL_SOCKET(g_ptr_array_index(opened, i)));
+}
+
+gboolean qio_net_listener_open_sync(QIONetListener *listener, QIOSocketAddress *addr,
+                                    int backlog, GError **error) {
+  g_return_val_if_fail(QIO_IS_NET_LISTENER(listener), FALSE);
+  g_return_val_if_fail(QIO_IS_SOCKET_ADDRESS(addr), FALSE);
+  g_autoptr(GPtrArray) opened = open_sockets(addr, backlog, nullptr, error);
+  if (!opened) return FALSE;
+  add_all(listener, opened);
+  return TRUE;
+}
+
+static void open_thread(GTask *task, gpointer, gpointer, GCancellable *cancellable) noexcept {
+  GError *error = nullptr;
+  GPtrArray *opened = open_sockets(qio_socket_task_get_address(task),
+                                   qio_socket_task_get_backlog(task), cancellable, &error);
+  if (opened)
+    g_task_return_pointer(task, opened, reinterpret_cast<GDestroyNotify>(g_ptr_array_unref));
+  else
+    g_task_return_error(task, error);
+}
+
+void qio_net_listener_open_async(QIONetListener *listener, QIOSocketAddress *addr, int backlog,
+                                 GCancellable *cancellable, GAsyncReadyCallback callback,
+                                 gpointer user_data, GMainContext *context) {
+  g_return_if_fail(QIO_IS_NET_LISTENER(listener));
+  g_return_if_fail(QIO_IS_SOCKET_ADDRESS(addr));
+  g_autoptr(GTask) task =
+      qio_socket_task_new(listener, addr, backlog, cancellable, callback, user_data, context,
+                          reinterpret_cast<gpointer>(qio_net_listener_open_async));
+  g_task_run_in_thread(task, open_thread);
+}
+
+gboolean qio_net_listener_open_finish(QIONetListener *listener, GAsyncResult *result,
+                                      GError **error) {
+  g_return_val_if_fail(g_task_is_valid(result, listener), FALSE);
+  /* The sockets join the listener here, in the caller's context, so that
+   * its state is only ever touched there. */
+  g_autoptr(GPtrArray) opened =
+      static_cast<GPtrArray *>(g_task_propagate_pointer(G_TASK(result), error));
+  if (!opened) return FALSE;
+  add_all(listener, opened);
   return TRUE;
 }
 

@@ -26,6 +26,14 @@ void qio_net_listener_set_name(QIONetListener *listener, const char *name);
  * nothing opened, if any address cannot be bound. */
 gboolean qio_net_listener_open_sync(QIONetListener *listener, QIOSocketAddress *addr,
                                     int backlog, GError **error);
+/* As above, resolving and binding in a worker thread; @callback runs in
+ * @context (NULL: the caller's thread-default context), and
+ * qio_net_listener_open_finish() adds the sockets to the listener. */
+void qio_net_listener_open_async(QIONetListener *listener, QIOSocketAddress *addr, int backlog,
+                                 GCancellable *cancellable, GAsyncReadyCallback callback,
+                                 gpointer user_data, GMainContext *context);
+gboolean qio_net_listener_open_finish(QIONetListener *listener, GAsyncResult *result,
+                                      GError **error);
 /* Adds an already listening channel. */
 void qio_net_listener_add(QIONetListener *listener, QIOChannelSocket *sioc);
 

@@ -312,9 +312,14 @@ const char *qio_socket_address_get_fd_name(QIOSocketAddress *addr) {
 char *qio_socket_address_to_string(QIOSocketAddress *addr) {
   g_return_val_if_fail(QIO_IS_SOCKET_ADDRESS(addr), nullptr);
   switch (addr->kind) {
-    case QIO_SOCKET_ADDRESS_INET:
+    case QIO_SOCKET_ADDRESS_INET: {
       if (strchr(addr->host, ':')) return g_strdup_printf("[%s]:%u", addr->host, addr->port);
-      return g_strdup_printf("%s:%u", addr->host, addr->port);
+      /* A host named like a prefix ("unix:1") needs the explicit inet:. */
+      bool prefix_word = false;
+      for (const char *word : {"inet", "unix", "vsock", "fd"})
+        prefix_word = prefix_word || strcmp(addr->host, word) == 0;
+      return g_strdup_printf("%s%s:%u", prefix_word ? "inet:" : "", addr->host, addr->port);
+    }
     case QIO_SOCKET_ADDRESS_UNIX:
       return g_strdup_printf("unix:%s%s", addr->abstract ? "@" : "", addr->path);
     case QIO_SOCKET_ADDRESS_VSOCK:

@@ -4,3 +4,15 @@ noinst_PROGRAMS += tools/qio-demo
 tools_qio_demo_SOURCES = tools/qio-demo.cc
 tools_qio_demo_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
 tools_qio_demo_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS)
+
+bin_PROGRAMS += tools/qiod
+tools_qiod_SOURCES = tools/qiod.cc tools/qiod-options.h tools/qiod-options.cc
+tools_qiod_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS)
+tools_qiod_LDADD = monitor/libmonitor.la host/libhost.la qom/libqom.la qio/libqio.la \
+	qcrypto/libqcrypto.la $(JSON_GLIB_LIBS) $(GLIB_LIBS)
+
+bin_PROGRAMS += tools/qio-ctl
+tools_qio_ctl_SOURCES = tools/qio-ctl.cc tools/qmp-client.h tools/qmp-client.cc
+tools_qio_ctl_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS)
+tools_qio_ctl_LDADD = monitor/libmonitor.la qio/libqio.la qcrypto/libqcrypto.la \
+	$(JSON_GLIB_LIBS) $(GLIB_LIBS)

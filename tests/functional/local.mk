@@ -5,3 +5,6 @@ EXTRA_DIST += $(functional_tests)
 
 functional_tests += tests/functional/test-layering.sh
 functional_tests += tests/functional/test-po.sh
+functional_tests += tests/functional/test-qiod.py
+EXTRA_DIST += tests/functional/qiodtest.py
+functional_tests += tests/functional/test-qio-ctl.py

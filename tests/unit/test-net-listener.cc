@@ -4,7 +4,11 @@
 #include "qio/error.h"
 #include "qio/net-listener.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 
 #include <cstring>
 #include <set>
@@ -237,6 +241,104 @@ void test_open_fails() {
   g_assert_error(error, G_RESOLVER_ERROR, G_RESOLVER_ERROR_NOT_FOUND);
 }
 
+struct OpenState {
+  GMainContext *context;
+  bool done = false;
+  gboolean ok = FALSE;
+  bool in_context = false;
+  GError *error = nullptr;
+};
+
+void open_done(GObject *source, GAsyncResult *result, gpointer data) noexcept {
+  auto *st = static_cast<OpenState *>(data);
+  st->in_context = g_main_context_is_owner(st->context);
+  st->ok = qio_net_listener_open_finish(QIO_NET_LISTENER(source), result, &st->error);
+  st->done = true;
+}
+
+void test_open_async() {
+  g_autoptr(GMainContext) context = g_main_context_new();
+  g_autoptr(QIONetListener) listener = qio_net_listener_new();
+  g_autoptr(QIOSocketAddress) addr = parse("localhost:0");
+  OpenState st{context};
+  qio_net_listener_open_async(listener, addr, 8, nullptr, open_done, &st, context);
+  while (!st.done) g_main_context_iteration(context, TRUE);
+  g_assert_no_error(st.error);
+  g_assert_true(st.ok);
+  g_assert_true(st.in_context);
+  g_assert_cmpuint(qio_net_listener_get_n_sockets(listener), >=, 1);
+  Clients c{context};
+  qio_net_listener_set_client_func(listener, on_client, &c, nullptr, context);
+  g_autoptr(QIOSocketAddress) local = qio_net_listener_get_address(listener, 0, nullptr);
+  connect_and_check(&c, local);
+  clients_free(&c);
+
+  /* Cancelled before it ran: nothing opened. */
+  g_autoptr(QIONetListener) other = qio_net_listener_new();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new();
+  g_cancellable_cancel(cancellable);
+  OpenState cs{context};
+  qio_net_listener_open_async(other, addr, 8, cancellable, open_done, &cs, context);
+  while (!cs.done) g_main_context_iteration(context, TRUE);
+  g_assert_false(cs.ok);
+  g_assert_error(cs.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_error_free(cs.error);
+  g_assert_cmpuint(qio_net_listener_get_n_sockets(other), ==, 0);
+
+  /* A busy port fails with an error naming it. */
+  OpenState bs{context};
+  qio_net_listener_open_async(other, local, 8, nullptr, open_done, &bs, context);
+  while (!bs.done) g_main_context_iteration(context, TRUE);
+  g_assert_false(bs.ok);
+  g_assert_error(bs.error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
+  g_autofree char *str = qio_socket_address_to_string(local);
+  g_assert_nonnull(strstr(bs.error->message, str));
+  g_error_free(bs.error);
+  g_assert_cmpuint(qio_net_listener_get_n_sockets(other), ==, 0);
+}
+
+/* Out of descriptors: accept fails, the listener warns and pauses instead
+ * of spinning on the still-readable socket, then takes the client. */
+void test_accept_backoff() {
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QIONetListener) listener = qio_net_listener_new();
+  g_autoptr(QIOSocketAddress) addr = parse("127.0.0.1:0");
+  g_assert_true(qio_net_listener_open_sync(listener, addr, 8, &error));
+  g_autoptr(QIOSocketAddress) local = qio_net_listener_get_address(listener, 0, nullptr);
+  g_autoptr(GMainContext) context = g_main_context_new();
+  Clients c{context};
+  qio_net_listener_set_client_func(listener, on_client, &c, nullptr, context);
+  g_autoptr(QIOChannelSocket) client = qio_channel_socket_new();
+  g_assert_true(qio_channel_socket_connect_sync(client, local, &error));
+
+  struct rlimit saved;
+  g_assert_cmpint(getrlimit(RLIMIT_NOFILE, &saved), ==, 0);
+  struct rlimit low = saved;
+  low.rlim_cur = std::min<rlim_t>(saved.rlim_cur, 256);
+  g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &low), ==, 0);
+  std::vector<int> hogs;
+  for (int fd; (fd = dup(0)) >= 0;) hogs.push_back(fd);
+  g_assert_cmpint(errno, ==, EMFILE);
+
+  g_test_expect_message(nullptr, G_LOG_LEVEL_WARNING, "*trying again in 100 ms*");
+  g_main_context_iteration(context, TRUE);
+  g_test_assert_expected_messages();
+  g_assert_cmpuint(c.accepted.size(), ==, 0);
+  /* Paused: nothing dispatches during the next 50 ms. */
+  int dispatched = 0;
+  for (gint64 end = g_get_monotonic_time() + 50000; g_get_monotonic_time() < end;) {
+    if (g_main_context_iteration(context, FALSE)) dispatched++;
+    g_usleep(1000);
+  }
+  g_assert_cmpint(dispatched, ==, 0);
+
+  for (int fd : hogs) close(fd);
+  g_assert_cmpint(setrlimit(RLIMIT_NOFILE, &saved), ==, 0);
+  while (c.accepted.empty()) g_main_context_iteration(context, TRUE);
+  g_assert_cmpuint(c.accepted.size(), ==, 1);
+  clients_free(&c);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -246,5 +348,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/net-listener/wait-client-unix", test_wait_client_unix);
   g_test_add_func("/qio/net-listener/disconnect", test_disconnect_stops);
   g_test_add_func("/qio/net-listener/open-fails", test_open_fails);
+  g_test_add_func("/qio/net-listener/open-async", test_open_async);
+  g_test_add_func("/qio/net-listener/accept-backoff", test_accept_backoff);
   return g_test_run();
 }

@@ -1,0 +1,90 @@
+#include "config.h"
+
+#include "host/guest-disk.h"
+#include "host/guest-ram.h"
+
+#include <gio/gio.h>
+#include <glib/gi18n-lib.h>
+#include <glib/gstdio.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace qio::host {
+
+static void set_errno_error(GError **error, int err, const char *fmt, const char *id,
+                            const char *path) {
+  g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), fmt, id, path, g_strerror(err));
+}
+
+GuestDisk::GuestDisk(std::string id, std::string path, int fd, guint64 size)
+    : id_(std::move(id)), path_(std::move(path)), fd_(fd), size_(size) {}
+
+GuestDisk::~GuestDisk() { g_close(fd_, nullptr); }
+
+std::unique_ptr<GuestDisk> GuestDisk::open(const char *id, const char *path, GError **error) {
+  int fd = ::open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    set_errno_error(error, errno,
+                    _("Drive '%s': cannot open image '%s': %s; create it first "
+                      "(qemu-img create -f raw FILE SIZE)"),
+                    id, path);
+    return nullptr;
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0) {
+    int err = errno;
+    g_close(fd, nullptr);
+    set_errno_error(error, err, _("Drive '%s': cannot read the size of '%s': %s"), id, path);
+    return nullptr;
+  }
+  return std::unique_ptr<GuestDisk>(
+      new GuestDisk(id, path, fd, static_cast<guint64>(st.st_size)));
+}
+
+guint64 GuestDisk::blocks_written() const {
+  std::lock_guard guard(lock_);
+  return written_;
+}
+
+bool GuestDisk::write_block(guint64 block, guint64 seed, guint64 generation, GError **error) {
+  guint64 buf[kGuestBlockSize / 8];
+  guint64 state = seed ^ (block * 0xA0761D6478BD642FULL) ^ (generation << 1);
+  for (auto &w : buf) w = splitmix64(state);
+  std::lock_guard guard(lock_);
+  ssize_t n;
+  do {
+    n = pwrite(fd_, buf, sizeof buf, static_cast<off_t>(block * kGuestBlockSize));
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(sizeof buf)) {
+    set_errno_error(error, n < 0 ? errno : ENOSPC, _("Drive '%s': writing '%s' failed: %s"),
+                    id_.c_str(), path_.c_str());
+    return false;
+  }
+  written_++;
+  return true;
+}
+
+std::string GuestDisk::digest(GError **error) const {
+  g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+  std::vector<guint8> buf(1 << 20);
+  std::lock_guard guard(lock_);
+  for (guint64 off = 0; off < size_;) {
+    ssize_t n = pread(fd_, buf.data(), MIN(buf.size(), size_ - off), static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      set_errno_error(error, n < 0 ? errno : EIO, _("Drive '%s': reading '%s' failed: %s"),
+                      id_.c_str(), path_.c_str());
+      return {};
+    }
+    g_checksum_update(sum, buf.data(), n);
+    off += static_cast<guint64>(n);
+  }
+  return g_checksum_get_string(sum);
+}
+
+}  // namespace qio::host

@@ -1,0 +1,90 @@
+#include "config.h"
+
+#include "host/guest.h"
+#include "qio/error.h"
+
+#include <glib/gi18n-lib.h>
+
+namespace qio::host {
+
+Guest::~Guest() = default;
+
+std::unique_ptr<Guest> Guest::create(const GuestConfig &config, GError **error) {
+  std::unique_ptr<Guest> guest(new Guest());
+  guest->ram_ = GuestRam::create(config.ram_size, config.seed, error);
+  if (!guest->ram_) return nullptr;
+  std::vector<GuestDisk *> disks;
+  for (const auto &drive : config.drives) {
+    if (guest->find_disk(drive.id)) {
+      g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                  _("Drive id '%s' is used twice; give every -drive its own id="),
+                  drive.id.c_str());
+      return nullptr;
+    }
+    auto disk = GuestDisk::open(drive.id.c_str(), drive.file.c_str(), error);
+    if (!disk) return nullptr;
+    disks.push_back(disk.get());
+    guest->disks_.push_back(std::move(disk));
+  }
+  guest->workload_ = std::make_unique<Workload>(*guest->ram_, std::move(disks), config.seed);
+  guest->workload_->set_dirty_rate(config.dirty_rate);
+  guest->workload_->set_disk_rate(config.disk_rate);
+
+  Guest *g = guest.get();
+  SerialShell::Backend backend{
+      [g] { return g->status_line(); },
+      [g] { return g->ram_->digest(); },
+      [g](guint64 rate) { g->workload_->set_dirty_rate(rate); },
+  };
+  guest->shell_ = std::make_unique<SerialShell>(std::move(backend), [g](std::string_view out) {
+    g->framebuffer_.put_text(out);
+    if (g->capture_) g->capture_->append(out);
+    if (g->serial_output_) g->serial_output_(out);
+  });
+  guest->shell_->start();
+  guest->cont();
+  return guest;
+}
+
+GuestDisk *Guest::find_disk(std::string_view id) const {
+  for (const auto &disk : disks_)
+    if (disk->id() == id) return disk.get();
+  return nullptr;
+}
+
+bool Guest::stop() {
+  if (!running_) return false;
+  workload_->pause();
+  running_ = false;
+  return true;
+}
+
+bool Guest::cont() {
+  if (running_) return false;
+  workload_->resume();
+  running_ = true;
+  return true;
+}
+
+std::string Guest::serial_input(std::string_view bytes) {
+  std::string out;
+  capture_ = &out;
+  shell_->input(bytes);
+  capture_ = nullptr;
+  return out;
+}
+
+void Guest::set_serial_output(std::function<void(std::string_view)> sink) {
+  serial_output_ = std::move(sink);
+}
+
+std::string Guest::status_line() const {
+  g_autofree char *line = g_strdup_printf(
+      "%s ram=%" G_GUINT64_FORMAT " dirty-rate=%" G_GUINT64_FORMAT
+      " disk-rate=%" G_GUINT64_FORMAT " pages-written=%" G_GUINT64_FORMAT,
+      running_ ? "running" : "paused", ram_->size(), workload_->dirty_rate(),
+      workload_->disk_rate(), workload_->pages_written());
+  return line;
+}
+
+}  // namespace qio::host

@@ -1,0 +1,75 @@
+/*
+ * Guest: the synthetic guest qiod hosts instead of a CPU — RAM, disks, a
+ * workload thread, a serial port with a line shell, and a framebuffer
+ * showing the serial console.  Starts running; stop()/cont() pause and
+ * resume the workload (RAM and disks then stay fixed).
+ */
+#pragma once
+
+#include "host/framebuffer.h"
+#include "host/guest-disk.h"
+#include "host/guest-ram.h"
+#include "host/serial-shell.h"
+#include "host/workload.h"
+
+#include <glib.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qio::host {
+
+struct DriveConfig {
+  std::string id;
+  std::string file;
+};
+
+struct GuestConfig {
+  guint64 ram_size = G_GUINT64_CONSTANT(128) << 20;
+  guint64 seed = 1;
+  guint64 dirty_rate = 0;
+  guint64 disk_rate = 0;
+  std::vector<DriveConfig> drives;
+};
+
+class Guest {
+ public:
+  static std::unique_ptr<Guest> create(const GuestConfig &config, GError **error);
+  ~Guest();
+
+  bool running() const { return running_; }
+  /* Both return false when already in that state. */
+  bool stop();
+  bool cont();
+
+  GuestRam &ram() { return *ram_; }
+  Workload &workload() { return *workload_; }
+  Framebuffer &framebuffer() { return framebuffer_; }
+  const std::vector<std::unique_ptr<GuestDisk>> &disks() const { return disks_; }
+  GuestDisk *find_disk(std::string_view id) const;
+
+  /* Serial port: bytes typed into the guest, and where its output goes
+   * besides the framebuffer (a chardev); nullptr detaches. */
+  /* Returns what the guest printed in response (echo included). */
+  std::string serial_input(std::string_view bytes);
+  void set_serial_output(std::function<void(std::string_view)> sink);
+
+  /* One line for `status` on the serial shell and for logs. */
+  std::string status_line() const;
+
+ private:
+  Guest() = default;
+
+  std::unique_ptr<GuestRam> ram_;
+  std::vector<std::unique_ptr<GuestDisk>> disks_;
+  std::unique_ptr<Workload> workload_;
+  Framebuffer framebuffer_;
+  std::unique_ptr<SerialShell> shell_;
+  std::function<void(std::string_view)> serial_output_;
+  std::string *capture_ = nullptr;
+  bool running_ = false;
+};
+
+}  // namespace qio::host

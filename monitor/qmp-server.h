@@ -1,0 +1,107 @@
+/*
+ * QmpServer: a QMP monitor, wire-compatible with QEMU's, serving clients
+ * on any QIOChannel (a UNIX or TCP socket today, a TLS chardev later) from
+ * a GMainContext.  Holds the command table, checks argument types before a
+ * handler runs, and broadcasts events to every negotiated client.
+ */
+#pragma once
+
+#include "qio/channel.h"
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qio::monitor {
+
+class QmpSession;
+
+enum class QmpArgType { String, Int, Bool, Number, Object, Array, Any };
+
+struct QmpArg {
+  const char *name;
+  QmpArgType type;
+  bool optional = false;
+};
+
+struct QmpCommand {
+  std::string name;
+  std::vector<QmpArg> args;
+  /* Arguments beyond @args are passed through unchecked (object-add takes
+   * the new object's properties). */
+  bool extra_args = false;
+  /* Returns the "return" value (owned), or nullptr with @error set. */
+  std::function<JsonNode *(JsonObject *args, GError **error)> handler;
+};
+
+struct QmpLimits {
+  gsize max_message = 1 << 20;   /* bytes in one request */
+  guint max_depth = 64;          /* nesting of one request */
+  gsize max_output = 8u << 20;   /* queued reply/event bytes per client */
+  guint max_clients = 64;
+};
+
+class QmpServer {
+ public:
+  explicit QmpServer(GMainContext *context = nullptr, QmpLimits limits = {});
+  ~QmpServer();
+  QmpServer(const QmpServer &) = delete;
+  QmpServer &operator=(const QmpServer &) = delete;
+
+  void add_command(QmpCommand command);
+  std::vector<std::string> command_names() const;
+  const QmpLimits &limits() const { return limits_; }
+  GMainContext *context() const { return context_; }
+
+  /* Serves a new client on @ioc (made non-blocking; a reference is
+   * taken).  Returns false and closes @ioc when the client limit is hit. */
+  bool add_client(QIOChannel *ioc);
+  gsize client_count() const { return sessions_.size(); }
+
+  /* Sends {"event": @name, "data": @data, "timestamp": ...} to every client
+   * past capabilities negotiation; takes ownership of @data (may be null). */
+  void emit_event(const char *name, JsonNode *data);
+
+  /* Stops reading from all clients, lets their queued output drain, and
+   * calls @done once all are gone or after @timeout_ms. */
+  void drain(guint timeout_ms, std::function<void()> done);
+
+  /* Runs one request (for the sessions and for tests); returns the reply. */
+  JsonNode *dispatch(QmpSession &session, JsonNode *request);
+  /* The greeting a new client receives. */
+  JsonNode *greeting() const;
+
+  /* Called by a session that has closed; destroyed from an idle. */
+  void session_closed(QmpSession *session);
+
+ private:
+  JsonNode *run_command(const QmpCommand &command, JsonObject *args, GError **error);
+  void check_drained();
+
+  GMainContext *context_;
+  QmpLimits limits_;
+  std::map<std::string, QmpCommand> commands_;
+  std::map<QmpSession *, std::unique_ptr<QmpSession>> sessions_;
+  std::vector<std::unique_ptr<QmpSession>> dead_;
+  guint reap_source_ = 0;
+  guint64 next_session_id_ = 1;
+  std::function<void()> drained_;
+  guint drain_timer_ = 0;
+};
+
+/* Serialises @node as one compact line terminated by CRLF, as QEMU does. */
+std::string qmp_to_line(JsonNode *node);
+/* {}, the return value of commands that have nothing to report. */
+JsonNode *qmp_empty_object();
+/* A node holding @obj / @arr; the caller's reference moves into it. */
+JsonNode *qmp_take_object(JsonObject *obj);
+JsonNode *qmp_take_array(JsonArray *arr);
+/* {"error": {"class": ..., "desc": ...}} with @id (borrowed, may be null). */
+JsonNode *qmp_error_reply(const GError *error, JsonNode *id);
+
+}  // namespace qio::monitor

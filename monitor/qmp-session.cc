@@ -1,0 +1,185 @@
+#include "config.h"
+
+#include "monitor/qmp-session.h"
+#include "monitor/qmp-error.h"
+#include "monitor/qmp-server.h"
+
+#include <glib/gi18n-lib.h>
+#include <json-glib/json-glib.h>
+
+namespace qio::monitor {
+
+/* A client that keeps the loop busy gets at most this many reads per
+ * wake-up, so many clients share the daemon fairly. */
+static constexpr int kReadsPerWakeup = 4;
+
+QmpSession::QmpSession(QmpServer &server, QIOChannel *ioc, guint64 id)
+    : server_(server), ioc_(QIO_CHANNEL(g_object_ref(ioc))), id_(id),
+      splitter_(server.limits().max_message, server.limits().max_depth) {}
+
+QmpSession::~QmpSession() {
+  close();
+  g_object_unref(ioc_);
+}
+
+const char *QmpSession::name() const { return qio_channel_get_name(ioc_); }
+
+void QmpSession::remove_source(guint &id) {
+  if (!id) return;
+  GSource *source = g_main_context_find_source_by_id(server_.context(), id);
+  if (source) g_source_destroy(source);
+  id = 0;
+}
+
+void QmpSession::start() {
+  g_autoptr(GError) error = nullptr;
+  if (!qio_channel_set_blocking(ioc_, FALSE, &error)) {
+    g_message(_("QMP client '%s': cannot make the channel non-blocking: %s; dropping it"),
+              name(), error->message);
+    close();
+    return;
+  }
+  g_autoptr(JsonNode) hello = server_.greeting();
+  send(qmp_to_line(hello));
+  read_watch_ = qio_channel_add_watch_full(
+      ioc_, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR), on_readable, this,
+      nullptr, server_.context());
+}
+
+void QmpSession::close() {
+  if (closed_) return;
+  closed_ = true;
+  remove_source(read_watch_);
+  remove_source(write_watch_);
+  qio_channel_close(ioc_, nullptr);
+  server_.session_closed(this);
+}
+
+void QmpSession::close_when_flushed() {
+  closing_ = true;
+  remove_source(read_watch_);
+  if (queued() == 0) close();
+}
+
+void QmpSession::send(const std::string &line) {
+  if (closed_) return;
+  if (queued() + line.size() > server_.limits().max_output) {
+    g_message(_("QMP client '%s' does not read its replies (%llu bytes queued); disconnecting it"),
+              name(), static_cast<unsigned long long>(queued()));
+    close();
+    return;
+  }
+  if (out_offset_ == out_.size()) {
+    out_.clear();
+    out_offset_ = 0;
+  }
+  out_ += line;
+  if (!write_watch_ && flush_some()) watch_output();
+}
+
+void QmpSession::watch_output() {
+  if (closed_ || write_watch_ || queued() == 0) return;
+  write_watch_ = qio_channel_add_watch_full(
+      ioc_, static_cast<GIOCondition>(G_IO_OUT | G_IO_HUP | G_IO_ERR), on_writable, this,
+      nullptr, server_.context());
+}
+
+/* Writes what the channel takes now; false once the session closed. */
+bool QmpSession::flush_some() {
+  while (queued() > 0) {
+    g_autoptr(GError) error = nullptr;
+    gssize n = qio_channel_write(ioc_, out_.data() + out_offset_, queued(), &error);
+    if (n == QIO_CHANNEL_ERR_BLOCK) return true;
+    if (n < 0) {
+      g_info("QMP client '%s' went away: %s", name(), error->message);
+      close();
+      return false;
+    }
+    out_offset_ += static_cast<gsize>(n);
+  }
+  if (closing_) {
+    close();
+    return false;
+  }
+  return true;
+}
+
+gboolean QmpSession::on_writable(QIOChannel *, GIOCondition, gpointer data) noexcept {
+  auto *self = static_cast<QmpSession *>(data);
+  if (!self->flush_some()) {
+    self->write_watch_ = 0;
+    return G_SOURCE_REMOVE;
+  }
+  if (self->queued() > 0) return G_SOURCE_CONTINUE;
+  self->write_watch_ = 0;
+  return G_SOURCE_REMOVE;
+}
+
+gboolean QmpSession::on_readable(QIOChannel *, GIOCondition, gpointer data) noexcept {
+  auto *self = static_cast<QmpSession *>(data);
+  if (self->read_some()) return G_SOURCE_CONTINUE;
+  self->read_watch_ = 0;
+  return G_SOURCE_REMOVE;
+}
+
+/* False when reading stops (EOF, error, or a fatal framing fault). */
+bool QmpSession::read_some() {
+  for (int i = 0; i < kReadsPerWakeup && !closed_ && !closing_; i++) {
+    g_autoptr(GError) error = nullptr;
+    gssize n = qio_channel_read(ioc_, inbuf_.data(), inbuf_.size(), &error);
+    if (n == QIO_CHANNEL_ERR_BLOCK) return true;
+    if (n <= 0) {
+      if (n < 0) g_info("QMP client '%s' went away: %s", name(), error->message);
+      /* The peer may have half-closed after its last request: answer it
+       * before closing. */
+      read_watch_ = 0;
+      close_when_flushed();
+      return false;
+    }
+    bool ok = splitter_.feed(
+        std::string_view(inbuf_.data(), static_cast<gsize>(n)),
+        [this](std::string_view text) { handle_message(text); },
+        [this](JsonSplitter::Fault fault) {
+          const char *desc = nullptr;
+          switch (fault) {
+            case JsonSplitter::Fault::TooLarge:
+              desc = _("QMP request is larger than the limit; the connection is closed");
+              break;
+            case JsonSplitter::Fault::TooDeep:
+              desc = _("QMP request is nested too deeply; it was ignored");
+              break;
+            case JsonSplitter::Fault::Unbalanced:
+              desc = _("JSON parse error: unexpected closing bracket; it was ignored");
+              break;
+          }
+          g_autoptr(GError) e = g_error_new_literal(QMP_ERROR, QMP_ERROR_GENERIC, desc);
+          g_autoptr(JsonNode) reply = qmp_error_reply(e, nullptr);
+          send(qmp_to_line(reply));
+        });
+    if (!ok) {
+      g_message(_("QMP client '%s' sent a request over %llu bytes; disconnecting it"), name(),
+                static_cast<unsigned long long>(server_.limits().max_message));
+      read_watch_ = 0;
+      close_when_flushed();
+      return false;
+    }
+  }
+  return !closed_ && !closing_;
+}
+
+void QmpSession::handle_message(std::string_view text) {
+  if (closed_ || closing_) return;
+  g_autoptr(JsonParser) parser = json_parser_new_immutable();
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(JsonNode) reply = nullptr;
+  if (!json_parser_load_from_data(parser, text.data(), static_cast<gssize>(text.size()), &error)) {
+    g_autoptr(GError) e =
+        g_error_new(QMP_ERROR, QMP_ERROR_GENERIC, _("JSON parse error: %s"), error->message);
+    reply = qmp_error_reply(e, nullptr);
+  } else {
+    reply = server_.dispatch(*this, json_parser_get_root(parser));
+  }
+  send(qmp_to_line(reply));
+}
+
+}  // namespace qio::monitor

@@ -1,0 +1,66 @@
+/*
+ * QmpSession: one QMP client of a QmpServer.  Reads requests through a
+ * JsonSplitter, queues replies and events on a capped output queue (a
+ * client that stops reading is disconnected once the cap is hit), and is
+ * driven entirely by channel watches on the server's main context.
+ */
+#pragma once
+
+#include "monitor/json-splitter.h"
+#include "qio/channel.h"
+
+#include <glib.h>
+
+#include <array>
+#include <string>
+
+namespace qio::monitor {
+
+class QmpServer;
+
+class QmpSession {
+ public:
+  QmpSession(QmpServer &server, QIOChannel *ioc, guint64 id);
+  ~QmpSession();
+  QmpSession(const QmpSession &) = delete;
+  QmpSession &operator=(const QmpSession &) = delete;
+
+  /* Sends the greeting and starts reading. */
+  void start();
+  /* Queues one serialised message; disconnects when over the cap. */
+  void send(const std::string &line);
+  /* Stop reading; close once the output queue is empty. */
+  void close_when_flushed();
+  void close();
+
+  bool negotiated() const { return negotiated_; }
+  void set_negotiated() { negotiated_ = true; }
+  bool closed() const { return closed_; }
+  guint64 id() const { return id_; }
+  const char *name() const;
+  gsize queued() const { return out_.size() - out_offset_; }
+
+ private:
+  static gboolean on_readable(QIOChannel *ioc, GIOCondition cond, gpointer data) noexcept;
+  static gboolean on_writable(QIOChannel *ioc, GIOCondition cond, gpointer data) noexcept;
+  bool read_some();
+  bool flush_some();
+  void handle_message(std::string_view text);
+  void remove_source(guint &id);
+  void watch_output();
+
+  QmpServer &server_;
+  QIOChannel *ioc_;
+  guint64 id_;
+  JsonSplitter splitter_;
+  std::string out_;
+  gsize out_offset_ = 0;
+  guint read_watch_ = 0;
+  guint write_watch_ = 0;
+  bool negotiated_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+  std::array<char, 65536> inbuf_;
+};
+
+}  // namespace qio::monitor

@@ -1,0 +1,164 @@
+"""Helpers for the qiod functional tests: TAP output, starting qiod on a
+temporary UNIX socket, and a minimal QMP client speaking raw JSON."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILDDIR = os.environ.get("QIO_BUILDDIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+QIOD = os.path.join(BUILDDIR, "tools", "qiod")
+QIO_CTL = os.path.join(BUILDDIR, "tools", "qio-ctl")
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        if cond:
+            print(f"ok {self.n} - {name}")
+        else:
+            self.failed += 1
+            print(f"not ok {self.n} - {name}")
+            if diag is not None:
+                for line in str(diag).splitlines() or [""]:
+                    print(f"# {line}")
+        sys.stdout.flush()
+        return cond
+
+    def done(self):
+        print(f"1..{self.n}")
+        sys.exit(0)
+
+
+class Qmp:
+    """One QMP connection; replies and events are told apart."""
+
+    def __init__(self, path, negotiate=True, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        self.events = []
+        self.greeting = self.recv()
+        if negotiate:
+            r = self.cmd("qmp_capabilities")
+            assert "return" in r, r
+
+    def recv(self):
+        while b"\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("qiod closed the connection")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def reply(self):
+        while True:
+            msg = self.recv()
+            if "event" in msg:
+                self.events.append(msg)
+                continue
+            return msg
+
+    def cmd(self, name, args=None, **extra):
+        req = {"execute": name}
+        if args is not None:
+            req["arguments"] = args
+        req.update(extra)
+        self.send_raw(json.dumps(req).encode() + b"\n")
+        return self.reply()
+
+    def event(self, name, timeout=10):
+        deadline = time.time() + timeout
+        while True:
+            for i, e in enumerate(self.events):
+                if e["event"] == name:
+                    return self.events.pop(i)
+            left = deadline - time.time()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                msg = self.recv()
+            except (socket.timeout, EOFError):
+                return None
+            if "event" in msg:
+                self.events.append(msg)
+
+    def close(self):
+        self.sock.close()
+
+
+class Qiod:
+    """A qiod process with its QMP socket in a temporary directory."""
+
+    def __init__(self, *args, qmp=True, wait=True, images=None):
+        self.dir = tempfile.mkdtemp(prefix="qiod-test-")
+        for name, size in (images or {}).items():
+            with open(os.path.join(self.dir, name), "wb") as f:
+                f.truncate(size)
+        self.sock = os.path.join(self.dir, "qmp.sock")
+        cmd = [QIOD]
+        if qmp:
+            cmd += ["-qmp", f"unix:{self.sock},server=on,wait=off"]
+        cmd += [a.replace("@DIR@", self.dir) for a in args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if qmp and wait:
+            self.wait_socket()
+
+    def wait_socket(self, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("qiod exited: " + self.proc.stderr.read().decode())
+            if os.path.exists(self.sock):
+                try:
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.connect(self.sock)
+                    s.close()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError("qiod did not listen on " + self.sock)
+
+    def qmp(self, **kw):
+        return Qmp(self.sock, **kw)
+
+    def wait(self, timeout=20):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            if self.wait() is None:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_qiod(*args, timeout=20):
+    """Runs qiod to completion (for command-line errors)."""
+    try:
+        p = subprocess.run([QIOD, *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, "", "qiod did not exit"
+    return p.returncode, p.stdout, p.stderr

@@ -1,0 +1,40 @@
+/*
+ * qiod's command line, QEMU style: single-dash long options each taking
+ * one argument (or none), key=value lists with ",," escaping a comma.
+ */
+#pragma once
+
+#include "host/guest.h"
+
+#include <glib.h>
+
+#include <string>
+#include <vector>
+
+namespace qio::tools {
+
+struct MonitorOption {
+  std::string address; /* as qio_socket_address_parse() accepts it */
+  bool wait = false;   /* wait=on: block start-up until a client connects */
+};
+
+struct QiodOptions {
+  enum class Action { Run, Help, Version } action = Action::Run;
+  std::vector<std::string> objects;
+  host::GuestConfig guest;
+  bool start_paused = false;
+  std::vector<MonitorOption> monitors;
+  std::string incoming;
+  std::string name;
+  std::string pidfile;
+  std::string logfile;
+  bool daemonize = false;
+};
+
+/* Fills @opts from argv; on failure @error names the option and what is
+ * wrong with it. */
+bool qiod_parse_options(int argc, char **argv, QiodOptions &opts, GError **error);
+/* The --help text. */
+const char *qiod_usage();
+
+}  // namespace qio::tools

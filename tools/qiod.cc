@@ -1,0 +1,233 @@
+/*
+ * qiod: the qio VM host daemon.  Hosts the synthetic guest, creates the
+ * -object objects, and serves QMP on every -qmp/-mon address from one
+ * GMainLoop.  SIGTERM and SIGINT shut it down cleanly.
+ */
+#include "config.h"
+
+#include "host/guest.h"
+#include "monitor/qmp-commands.h"
+#include "monitor/qmp-listener.h"
+#include "monitor/qmp-object-commands.h"
+#include "monitor/qmp-server.h"
+#include "qom/object-registry.h"
+#include "tools/qiod-options.h"
+
+#include <glib-unix.h>
+#include <glib/gi18n-lib.h>
+#include <glib/gstdio.h>
+
+#include <cerrno>
+#include <clocale>
+#include <csignal>
+#include <cstdio>
+#include <fcntl.h>
+#include <memory>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+using namespace qio;
+
+namespace {
+
+FILE *log_file = nullptr;
+
+GLogWriterOutput log_to_file(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+                             gpointer) noexcept {
+  if (level & G_LOG_LEVEL_DEBUG) return G_LOG_WRITER_HANDLED;
+  const char *message = "";
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_str_equal(fields[i].key, "MESSAGE")) message = static_cast<const char *>(fields[i].value);
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+  g_autofree char *stamp = g_date_time_format_iso8601(now);
+  const char *what = (level & G_LOG_LEVEL_ERROR)      ? "error"
+                     : (level & G_LOG_LEVEL_CRITICAL) ? "critical"
+                     : (level & G_LOG_LEVEL_WARNING)  ? "warning"
+                     : (level & G_LOG_LEVEL_MESSAGE)  ? "message"
+                                                      : "info";
+  fprintf(log_file, "%s qiod[%d] %s: %s\n", stamp, static_cast<int>(getpid()), what, message);
+  fflush(log_file);
+  return G_LOG_WRITER_HANDLED;
+}
+
+struct Daemon {
+  tools::QiodOptions opts;
+  GMainLoop *loop = nullptr;
+  std::unique_ptr<host::Guest> guest;
+  std::unique_ptr<monitor::QmpServer> server;
+  std::vector<std::unique_ptr<monitor::QmpListener>> listeners;
+  bool shutting_down = false;
+
+  ~Daemon() {
+    listeners.clear();
+    server.reset();
+    guest.reset();
+    qom_object_del_all();
+    if (!opts.pidfile.empty()) g_unlink(opts.pidfile.c_str());
+    if (loop) g_main_loop_unref(loop);
+  }
+
+  /* SHUTDOWN goes to every client, their queues drain (at most 2 s for
+   * clients that do not read), then the loop ends. */
+  void shutdown(const char *reason) {
+    if (shutting_down) return;
+    shutting_down = true;
+    g_info(_("shutting down (%s)"), reason);
+    guest->stop();
+    JsonObject *data = json_object_new();
+    json_object_set_boolean_member(data, "guest", FALSE);
+    json_object_set_string_member(data, "reason", reason);
+    server->emit_event("SHUTDOWN", monitor::qmp_take_object(data));
+    for (auto &l : listeners) l->disconnect();
+    server->drain(2000, [this] { g_main_loop_quit(loop); });
+  }
+
+  bool serve_monitor(const tools::MonitorOption &mon, GError **error) {
+    auto listener = monitor::QmpListener::open(*server, {mon.address, mon.wait}, error);
+    if (!listener) return false;
+    listeners.push_back(std::move(listener));
+    return true;
+  }
+
+  bool write_pidfile(GError **error) {
+    g_autofree char *pid = g_strdup_printf("%d\n", static_cast<int>(getpid()));
+    return g_file_set_contents(opts.pidfile.c_str(), pid, -1, error);
+  }
+};
+
+/* Forks; the parent waits until the child reports start-up (one byte on a
+ * pipe: 0 ok, 1 failed) and exits with that status. */
+int daemonize(int *ready_fd) {
+  int fds[2];
+  g_autoptr(GError) error = nullptr;
+  if (!g_unix_open_pipe(fds, FD_CLOEXEC, &error)) {
+    fprintf(stderr, "qiod: %s\n", error->message);
+    return 1;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, _("qiod: -daemonize: fork failed: %s\n"), g_strerror(errno));
+    return 1;
+  }
+  if (pid > 0) {
+    close(fds[1]);
+    char status = 1;
+    ssize_t n;
+    do n = read(fds[0], &status, 1);
+    while (n < 0 && errno == EINTR);
+    _exit(n == 1 ? status : 1);
+  }
+  close(fds[0]);
+  setsid();
+  *ready_fd = fds[1];
+  return 0;
+}
+
+void report_ready(int ready_fd, char status) {
+  if (ready_fd < 0) return;
+  if (write(ready_fd, &status, 1) != 1) {
+    /* The parent is gone; nothing left to tell. */
+  }
+  close(ready_fd);
+  if (status != 0) return;
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) return;
+  dup2(null, STDIN_FILENO);
+  dup2(null, STDOUT_FILENO);
+  dup2(null, STDERR_FILENO);
+  close(null);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  setlocale(LC_ALL, "");
+  bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+  signal(SIGPIPE, SIG_IGN);
+
+  Daemon d;
+  g_autoptr(GError) error = nullptr;
+  if (!tools::qiod_parse_options(argc, argv, d.opts, &error)) {
+    fprintf(stderr, "qiod: %s\n", error->message);
+    return 1;
+  }
+  if (d.opts.action == tools::QiodOptions::Action::Help) {
+    fputs(tools::qiod_usage(), stdout);
+    return 0;
+  }
+  if (d.opts.action == tools::QiodOptions::Action::Version) {
+    printf("qiod (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+    return 0;
+  }
+  if (!d.opts.incoming.empty()) {
+    fprintf(stderr, _("qiod: -incoming %s: incoming migration is not available yet in this "
+                      "qiod; start without -incoming\n"), d.opts.incoming.c_str());
+    return 1;
+  }
+  if (!d.opts.logfile.empty()) {
+    log_file = fopen(d.opts.logfile.c_str(), "ae");
+    if (!log_file) {
+      fprintf(stderr, _("qiod: -D: cannot open log file '%s': %s\n"), d.opts.logfile.c_str(),
+              g_strerror(errno));
+      return 1;
+    }
+    g_log_set_writer_func(log_to_file, nullptr, nullptr);
+  }
+  int ready_fd = -1;
+  if (d.opts.daemonize && daemonize(&ready_fd) != 0) return 1;
+
+  auto fail = [&](const GError *e) {
+    fprintf(stderr, "qiod: %s\n", e->message);
+    if (log_file) g_warning("%s", e->message);
+    report_ready(ready_fd, 1);
+    return 1;
+  };
+
+  qom_init();
+  for (const auto &obj : d.opts.objects)
+    if (!qom_object_add_from_string(obj.c_str(), &error)) return fail(error);
+
+  d.guest = host::Guest::create(d.opts.guest, &error);
+  if (!d.guest) return fail(error);
+  if (d.opts.start_paused) d.guest->stop();
+
+  d.loop = g_main_loop_new(nullptr, FALSE);
+  d.server = std::make_unique<monitor::QmpServer>();
+  monitor::qmp_register_core_commands(*d.server, *d.guest, [&d] {
+    g_idle_add_full(
+        G_PRIORITY_DEFAULT,
+        [](gpointer data) noexcept -> gboolean {
+          static_cast<Daemon *>(data)->shutdown("host-qmp-quit");
+          return G_SOURCE_REMOVE;
+        },
+        &d, nullptr);
+  });
+  monitor::qmp_register_object_commands(*d.server, nullptr);
+  std::string name = d.opts.name;
+  d.server->add_command({"query-name", {}, false, [name](JsonObject *, GError **) {
+                           JsonObject *obj = json_object_new();
+                           if (!name.empty()) json_object_set_string_member(obj, "name", name.c_str());
+                           return monitor::qmp_take_object(obj);
+                         }});
+
+  for (const auto &mon : d.opts.monitors)
+    if (!d.serve_monitor(mon, &error)) return fail(error);
+  if (!d.opts.pidfile.empty() && !d.write_pidfile(&error)) return fail(error);
+
+  auto on_signal = [](gpointer data) noexcept -> gboolean {
+    static_cast<Daemon *>(data)->shutdown("host-signal");
+    return G_SOURCE_CONTINUE;
+  };
+  g_unix_signal_add(SIGTERM, on_signal, &d);
+  g_unix_signal_add(SIGINT, on_signal, &d);
+  g_unix_signal_add(SIGHUP, on_signal, &d);
+
+  g_info(_("qiod %s started: guest with %llu bytes of RAM, %u QMP address(es)"),
+            PACKAGE_VERSION, static_cast<unsigned long long>(d.opts.guest.ram_size),
+            static_cast<unsigned>(d.opts.monitors.size()));
+  report_ready(ready_fd, 0);
+  g_main_loop_run(d.loop);
+  return 0;
+}
