@@ -99,3 +99,8 @@ tests_unit_test_net_listener_SOURCES = tests/unit/test-net-listener.cc
 tests_unit_test_net_listener_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_net_listener_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/unit/assert-mentions.h
+
+unit_tests += tests/unit/test-crypto-hash
+tests_unit_test_crypto_hash_SOURCES = tests/unit/test-crypto-hash.cc
+tests_unit_test_crypto_hash_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_crypto_hash_LDADD = $(UNIT_LDADD)
