@@ -8,6 +8,10 @@
 #include "qcrypto/authz-pam.h"
 #include "qcrypto/authz-simple.h"
 #include "qcrypto/secret.h"
+#include "qcrypto/tls-cipher-suites.h"
+#include "qcrypto/tls-creds-anon.h"
+#include "qcrypto/tls-creds-psk.h"
+#include "qcrypto/tls-creds-x509.h"
 
 #include <glib/gi18n-lib.h>
 
@@ -492,6 +496,10 @@ void qom_init(void) {
   qom_type_register("authz-list", QCRYPTO_TYPE_AUTHZ_LIST);
   qom_type_register("authz-listfile", QCRYPTO_TYPE_AUTHZ_LIST_FILE);
   qom_type_register("authz-pam", QCRYPTO_TYPE_AUTHZ_PAM);
+  qom_type_register("tls-creds-x509", QCRYPTO_TYPE_TLS_CREDS_X509);
+  qom_type_register("tls-creds-psk", QCRYPTO_TYPE_TLS_CREDS_PSK);
+  qom_type_register("tls-creds-anon", QCRYPTO_TYPE_TLS_CREDS_ANON);
+  qom_type_register("tls-cipher-suites", QCRYPTO_TYPE_TLS_CIPHER_SUITES);
   qom_property_type_register(QCRYPTO_TYPE_AUTHZ_LIST_RULES, parse_authz_rules);
   qcrypto_secret_set_lookup_func(registry_secret_lookup, nullptr);
   g_once_init_leave(&done, 1);

@@ -9,6 +9,8 @@
 #include "qcrypto/authz-simple.h"
 #include "qcrypto/error.h"
 #include "qcrypto/secret.h"
+#include "qcrypto/tls-creds-anon.h"
+#include "qcrypto/tls-creds-x509.h"
 #include "qom/keyval.h"
 #include "qom/object-registry.h"
 
@@ -401,6 +403,29 @@ static void test_other_types() {
   g_rmdir(dir);
 }
 
+/* TLS credentials go through the same -object path and complete step. */
+static void test_tls_creds() {
+  g_autoptr(GError) error = nullptr;
+  GObject *anon = qom_object_add_from_string("tls-creds-anon,id=anon0,endpoint=server", &error);
+  g_assert_no_error(error);
+  g_assert_true(QCRYPTO_IS_TLS_CREDS_ANON(anon));
+  g_assert_cmpint(qcrypto_tls_creds_get_endpoint(QCRYPTO_TLS_CREDS(anon)), ==,
+                  QCRYPTO_TLS_CREDS_ENDPOINT_SERVER);
+  /* A missing directory fails the complete step, naming the object and the file. */
+  add_fails("tls-creds-x509,id=x0,endpoint=server,dir=/nonexistent/qio-pki", "'x0'",
+            "/nonexistent/qio-pki");
+  g_assert_null(qom_object_lookup("x0"));
+  add_fails("tls-creds-x509,id=x1,endpoint=sideways", "'x1'", "endpoint");
+  gpointer creds = qom_object_ref_typed("anon0", QCRYPTO_TYPE_TLS_CREDS, "TLS credentials", &error);
+  g_assert_no_error(error);
+  g_assert_false(qom_object_del("anon0", &error));
+  g_assert_error(error, QOM_ERROR, QOM_ERROR_IN_USE);
+  g_clear_error(&error);
+  g_object_unref(creds);
+  g_assert_true(qom_object_del("anon0", &error));
+  g_assert_no_error(error);
+}
+
 static JsonObject *json_args(const char *text) {
   g_autoptr(JsonNode) node = json_from_string(text, nullptr);
   g_assert_nonnull(node);
@@ -488,9 +513,10 @@ static void test_in_use_and_typed_lookup() {
 static void test_types() {
   g_autofree char *list = qom_type_list();
   g_assert_cmpstr(list, ==,
-                  "authz-list, authz-listfile, authz-pam, authz-simple, secret, test-thing");
+                  "authz-list, authz-listfile, authz-pam, authz-simple, secret, test-thing, "
+                  "tls-cipher-suites, tls-creds-anon, tls-creds-psk, tls-creds-x509");
   g_assert_true(qom_type_lookup("authz-pam") == QCRYPTO_TYPE_AUTHZ_PAM);
-  g_assert_true(qom_type_lookup("tls-creds-x509") == G_TYPE_INVALID);
+  g_assert_true(qom_type_lookup("tls-creds-x509") == QCRYPTO_TYPE_TLS_CREDS_X509);
   g_assert_cmpstr(qom_type_name(QCRYPTO_TYPE_SECRET), ==, "secret");
   g_assert_null(qom_type_name(G_TYPE_OBJECT));
 }
@@ -509,6 +535,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qom/qmp", test_qmp);
   g_test_add_func("/qom/in-use-and-typed-lookup", test_in_use_and_typed_lookup);
   g_test_add_func("/qom/types", test_types);
+  g_test_add_func("/qom/tls-creds", test_tls_creds);
   int rc = g_test_run();
   qom_object_del_all();
   return rc;
