@@ -117,6 +117,18 @@ async def run_qio_client():
                   f"close code {code}")
 
 
+def send_read_head(s, data):
+    """Sends @data on socket @s and reads up to the end of an HTTP head."""
+    s.sendall(data)
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    return reply
+
+
 def raw_exchange(port, data):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(data)
@@ -151,13 +163,7 @@ def raw_cases(port):
             if status == b"HTTP/1.1 101 ":
                 # The server keeps the connection: read only the head.
                 with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-                    s.sendall(request)
-                    reply = b""
-                    while b"\r\n\r\n" not in reply:
-                        chunk = s.recv(4096)
-                        if not chunk:
-                            break
-                        reply += chunk
+                    reply = send_read_head(s, request)
             else:
                 reply = raw_exchange(port, request)
             check(reply.startswith(status) and text in reply,
@@ -213,13 +219,7 @@ def wss_raw_bad_handshake(port, ctx):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
-                s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                reply = b""
-                while b"\r\n\r\n" not in reply:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    reply += chunk
+                reply = send_read_head(s, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         check(reply.startswith(b"HTTP/1.1 400 "), "wss raw handshake without Upgrade -> 400",
               reply.decode(errors="replace"))
     except Exception as e:
