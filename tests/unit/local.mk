@@ -67,9 +67,9 @@ tests_unit_test_channel_tls_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_channel_tls_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
 
 unit_tests += tests/unit/test-channel-websock
-tests_unit_test_channel_websock_SOURCES = tests/unit/test-channel-websock.cc
-tests_unit_test_channel_websock_CPPFLAGS = $(UNIT_CPPFLAGS)
-tests_unit_test_channel_websock_LDADD = $(UNIT_LDADD)
+tests_unit_test_channel_websock_SOURCES = tests/unit/test-channel-websock.cc $(TLS_TEST_HELPERS)
+tests_unit_test_channel_websock_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_channel_websock_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
 unit_tests += tests/unit/test-secret
 tests_unit_test_secret_SOURCES = tests/unit/test-secret.cc
 tests_unit_test_secret_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
