@@ -37,22 +37,8 @@ wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/nul
 
 # Certificates for the TLS cases (certtool; BASELINES.md's layout).
 pki=$dir/pki
-mkdir -p "$pki/srv" "$pki/cli"
-(
-  cd "$pki" || exit 1
-  certtool --generate-privkey --key-type=ecdsa --outfile ca-key.pem 2>/dev/null
-  printf 'cn = "bench CA"\nca\ncert_signing_key\nexpiration_days = 2\n' >ca.info
-  certtool --generate-self-signed --load-privkey ca-key.pem --template ca.info --outfile ca.pem 2>/dev/null
-  for leaf in server client; do
-    certtool --generate-privkey --key-type=ecdsa --outfile $leaf-key.pem 2>/dev/null
-    printf 'cn = "%s"\ndns_name = "localhost"\nip_address = "127.0.0.1"\ntls_www_%s\nsigning_key\nencryption_key\nexpiration_days = 2\n' \
-      "$( [ $leaf = server ] && echo localhost || echo client)" $leaf >$leaf.info
-    certtool --generate-certificate --load-privkey $leaf-key.pem --load-ca-certificate ca.pem \
-      --load-ca-privkey ca-key.pem --template $leaf.info --outfile $leaf-cert.pem 2>/dev/null
-  done
-  cp ca.pem srv/ca-cert.pem; cp server-cert.pem server-key.pem srv/
-  cp ca.pem cli/ca-cert.pem; cp client-cert.pem client-key.pem cli/
-) || exit 1
+mkdir -p "$pki"
+bash "$(dirname "$0")/../functional/nbd-pki.sh" "$pki" || { echo "bench-nbd: certtool failed" >&2; exit 1; }
 
 declare -A port
 start_servers() { # plain|tls

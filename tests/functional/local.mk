@@ -31,3 +31,4 @@ tests_functional_tls_endpoint_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
 tests_functional_tls_endpoint_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS)
 functional_tests += tests/functional/test-nbd-tls.sh
 functional_tests += tests/functional/test-qiod-tls.py
+EXTRA_DIST += tests/functional/nbd-pki.sh
