@@ -320,7 +320,7 @@ int main(int argc, char **argv) {
        N_("With --list: the name to check the server certificate against"), N_("NAME")},
       {"version", 'V', 0, G_OPTION_ARG_NONE, &o.version, N_("Print the version and exit"),
        nullptr},
-      {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o.files, nullptr, N_("FILE")},
+      {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o.files, nullptr, nullptr},
       {},
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new(N_("[FILE]"));
