@@ -4,23 +4,25 @@
 #include "monitor/qmp-error.h"
 #include "monitor/qmp-server.h"
 
-#include <glib/gstdio.h>
 #include <glib/gi18n-lib.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
 namespace qio::monitor {
 
-/* A client that keeps the loop busy gets at most this many reads per
- * wake-up, so many clients share the daemon fairly. */
+/* A client that keeps the loop busy yields to the others after this many
+ * reads, so many clients share the daemon fairly. */
 static constexpr int kReadsPerWakeup = 4;
 
 QmpSession::QmpSession(QmpServer &server, QIOChannel *ioc, guint64 id)
     : server_(server), ioc_(QIO_CHANNEL(g_object_ref(ioc))), id_(id),
-      splitter_(server.limits().max_message, server.limits().max_depth) {}
+      splitter_(server.limits().max_message, server.limits().max_depth),
+      cancellable_(g_cancellable_new()) {}
 
 QmpSession::~QmpSession() {
   close();
   for (int fd : fds_) g_close(fd, nullptr);
+  g_object_unref(cancellable_);
   g_object_unref(ioc_);
 }
 
@@ -43,15 +45,13 @@ void QmpSession::start() {
   }
   g_autoptr(JsonNode) hello = server_.greeting();
   send(qmp_to_line(hello));
-  read_watch_ = qio_channel_add_watch_full(
-      ioc_, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR), on_readable, this,
-      nullptr, server_.context());
+  qio::spawn(read_loop(shared_from_this()), server_.context());
 }
 
 void QmpSession::close() {
   if (closed_) return;
   closed_ = true;
-  remove_source(read_watch_);
+  g_cancellable_cancel(cancellable_);
   remove_source(write_watch_);
   qio_channel_close(ioc_, nullptr);
   server_.session_closed(this);
@@ -59,7 +59,7 @@ void QmpSession::close() {
 
 void QmpSession::close_when_flushed() {
   closing_ = true;
-  remove_source(read_watch_);
+  g_cancellable_cancel(cancellable_);
   if (queued() == 0) close();
 }
 
@@ -117,64 +117,71 @@ gboolean QmpSession::on_writable(QIOChannel *, GIOCondition, gpointer data) noex
   return G_SOURCE_REMOVE;
 }
 
-gboolean QmpSession::on_readable(QIOChannel *, GIOCondition, gpointer data) noexcept {
-  auto *self = static_cast<QmpSession *>(data);
-  if (self->read_some()) return G_SOURCE_CONTINUE;
-  self->read_watch_ = 0;
-  return G_SOURCE_REMOVE;
+/* Answers a framing fault; only TooLarge ends the session (false). */
+bool QmpSession::feed(gsize n) {
+  bool ok = splitter_.feed(
+      std::string_view(inbuf_.data(), n), [this](std::string_view text) { handle_message(text); },
+      [this](JsonSplitter::Fault fault) {
+        const char *desc = nullptr;
+        switch (fault) {
+          case JsonSplitter::Fault::TooLarge:
+            desc = _("QMP request is larger than the limit; the connection is closed");
+            break;
+          case JsonSplitter::Fault::TooDeep:
+            desc = _("QMP request is nested too deeply; it was ignored");
+            break;
+          case JsonSplitter::Fault::Unbalanced:
+            desc = _("JSON parse error: unexpected closing bracket; it was ignored");
+            break;
+        }
+        g_autoptr(GError) e = g_error_new_literal(QMP_ERROR, QMP_ERROR_GENERIC, desc);
+        g_autoptr(JsonNode) reply = qmp_error_reply(e, nullptr);
+        send(qmp_to_line(reply));
+      });
+  if (!ok)
+    g_message(_("QMP client '%s' sent a request over %llu bytes; disconnecting it"), name(),
+              static_cast<unsigned long long>(server_.limits().max_message));
+  return ok;
 }
 
-/* False when reading stops (EOF, error, or a fatal framing fault). */
-bool QmpSession::read_some() {
-  for (int i = 0; i < kReadsPerWakeup && !closed_ && !closing_; i++) {
+/* The request side, top to bottom: read, frame, dispatch, until the peer
+ * closes or the session ends.  Holds the session alive while suspended. */
+qio::Task<void> QmpSession::read_loop(std::shared_ptr<QmpSession> self) {
+  for (int reads = 1; !self->closed_ && !self->closing_; reads++) {
     g_autoptr(GError) error = nullptr;
-    struct iovec iov = {inbuf_.data(), inbuf_.size()};
-    int *fds = nullptr;
-    gsize nfds = 0;
-    /* Descriptors arrive beside a command that names them (getfd). */
-    bool fd_pass = qio_channel_has_feature(ioc_, QIO_CHANNEL_FEATURE_FD_PASS);
-    gssize n = qio_channel_readv_full(ioc_, &iov, 1, fd_pass ? &fds : nullptr,
-                                      fd_pass ? &nfds : nullptr, &error);
-    for (gsize k = 0; k < nfds; k++) fds_.push_back(fds[k]);
-    g_free(fds);
-    if (n == QIO_CHANNEL_ERR_BLOCK) return true;
+    /* Descriptors arrive beside a command that names them (getfd), so a
+     * UNIX socket is read with readv_full. */
+    bool fd_pass = qio_channel_has_feature(self->ioc_, QIO_CHANNEL_FEATURE_FD_PASS);
+    gssize n;
+    for (;;) {
+      struct iovec iov = {self->inbuf_.data(), self->inbuf_.size()};
+      int *fds = nullptr;
+      gsize nfds = 0;
+      n = qio_channel_readv_full(self->ioc_, &iov, 1, fd_pass ? &fds : nullptr,
+                                 fd_pass ? &nfds : nullptr, &error);
+      for (gsize k = 0; k < nfds; k++) self->fds_.push_back(fds[k]);
+      g_free(fds);
+      if (n != QIO_CHANNEL_ERR_BLOCK) break;
+      if (co_await qio::wait_io(self->ioc_, G_IO_IN, nullptr, self->cancellable_) == 0) {
+        n = 0; /* cancelled: the session is ending */
+        break;
+      }
+    }
+    if (self->closed_ || self->closing_) break;
     if (n <= 0) {
-      if (n < 0) g_info("QMP client '%s' went away: %s", name(), error->message);
+      if (n < 0) g_info("QMP client '%s' went away: %s", self->name(), error->message);
       /* The peer may have half-closed after its last request: answer it
        * before closing. */
-      read_watch_ = 0;
-      close_when_flushed();
-      return false;
+      self->close_when_flushed();
+      break;
     }
-    bool ok = splitter_.feed(
-        std::string_view(inbuf_.data(), static_cast<gsize>(n)),
-        [this](std::string_view text) { handle_message(text); },
-        [this](JsonSplitter::Fault fault) {
-          const char *desc = nullptr;
-          switch (fault) {
-            case JsonSplitter::Fault::TooLarge:
-              desc = _("QMP request is larger than the limit; the connection is closed");
-              break;
-            case JsonSplitter::Fault::TooDeep:
-              desc = _("QMP request is nested too deeply; it was ignored");
-              break;
-            case JsonSplitter::Fault::Unbalanced:
-              desc = _("JSON parse error: unexpected closing bracket; it was ignored");
-              break;
-          }
-          g_autoptr(GError) e = g_error_new_literal(QMP_ERROR, QMP_ERROR_GENERIC, desc);
-          g_autoptr(JsonNode) reply = qmp_error_reply(e, nullptr);
-          send(qmp_to_line(reply));
-        });
-    if (!ok) {
-      g_message(_("QMP client '%s' sent a request over %llu bytes; disconnecting it"), name(),
-                static_cast<unsigned long long>(server_.limits().max_message));
-      read_watch_ = 0;
-      close_when_flushed();
-      return false;
+    if (!self->feed(static_cast<gsize>(n))) {
+      self->close_when_flushed();
+      break;
     }
+    /* A client that always has data must still let the others run. */
+    if (reads % kReadsPerWakeup == 0) co_await qio::sleep(0);
   }
-  return !closed_ && !closing_;
 }
 
 int QmpSession::take_fd() {

@@ -12,6 +12,7 @@
 #include "monitor/qmp-fd-commands.h"
 #include "monitor/qmp-listener.h"
 #include "monitor/qmp-object-commands.h"
+#include "monitor/qmp-tls-commands.h"
 #include "monitor/qmp-server.h"
 #include "qom/object-registry.h"
 #include "tools/qiod-options.h"
@@ -90,7 +91,8 @@ struct Daemon {
   }
 
   bool serve_monitor(const tools::MonitorOption &mon, GError **error) {
-    auto listener = monitor::QmpListener::open(*server, {mon.address, mon.wait}, error);
+    auto listener = monitor::QmpListener::open(
+        *server, {mon.address, mon.wait, mon.tls_creds, mon.tls_authz}, error);
     if (!listener) return false;
     listeners.push_back(std::move(listener));
     return true;
@@ -206,7 +208,10 @@ int main(int argc, char **argv) {
         },
         &d, nullptr);
   });
-  monitor::qmp_register_object_commands(*d.server, nullptr);
+  monitor::qmp_register_object_commands(*d.server, [&d] {
+    monitor::qmp_check_tls_expiry(*d.server, monitor::kExpiryWarningDays);
+  });
+  monitor::qmp_register_tls_commands(*d.server);
   monitor::qmp_register_fd_commands(*d.server);
   d.migration = std::make_unique<migration::Migration>(
       *d.guest, [&d](const char *name, JsonNode *data) { d.server->emit_event(name, data); },
@@ -244,6 +249,17 @@ int main(int argc, char **argv) {
     static_cast<Daemon *>(data)->shutdown("host-signal");
     return G_SOURCE_CONTINUE;
   };
+  /* Certificates expiring soon: logged at start-up, then an event and a
+   * log line for each once a day. */
+  monitor::qmp_check_tls_expiry(*d.server, monitor::kExpiryWarningDays);
+  g_timeout_add_seconds(
+      24 * 60 * 60,
+      [](gpointer data) noexcept -> gboolean {
+        monitor::qmp_check_tls_expiry(*static_cast<Daemon *>(data)->server,
+                                      monitor::kExpiryWarningDays);
+        return G_SOURCE_CONTINUE;
+      },
+      &d);
   g_unix_signal_add(SIGTERM, on_signal, &d);
   g_unix_signal_add(SIGINT, on_signal, &d);
   g_unix_signal_add(SIGHUP, on_signal, &d);

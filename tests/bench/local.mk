@@ -1,5 +1,10 @@
 # Benchmarks: built by 'make bench'-style targets; add one block per benchmark.
 
+# Pipe throughput of the file, command and coroutine paths: ./tests/bench/bench-pipe [MiB]
+noinst_PROGRAMS += tests/bench/bench-pipe
+tests_bench_bench_pipe_SOURCES = tests/bench/bench-pipe.cc
+tests_bench_bench_pipe_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
+tests_bench_bench_pipe_LDADD = qio/libqio.la $(GLIB_LIBS)
 noinst_PROGRAMS += tests/bench/bench-channel-socket
 tests_bench_bench_channel_socket_SOURCES = tests/bench/bench-channel-socket.cc
 tests_bench_bench_channel_socket_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
@@ -10,6 +15,11 @@ bench: bench-channel-socket
 bench-channel-socket: tests/bench/bench-channel-socket
 	$(builddir)/tests/bench/bench-channel-socket
 
+EXTRA_DIST += tests/bench/bench-nbd.sh
+.PHONY: bench-nbd
+bench: bench-nbd
+bench-nbd: tools/qio-nbd
+	QIO_BUILDDIR=$(abs_top_builddir) $(SHELL) $(srcdir)/tests/bench/bench-nbd.sh
 noinst_PROGRAMS += tests/bench/bench-channel-websock
 tests_bench_bench_channel_websock_SOURCES = tests/bench/bench-channel-websock.cc
 tests_bench_bench_channel_websock_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
@@ -44,3 +54,7 @@ EXTRA_DIST += tests/bench/bench-migration.py
 .PHONY: bench-migration
 bench-migration: tests/bench/bench-stream-baseline tools/qiod
 	QIO_BUILDDIR=$(abs_builddir) /usr/bin/python3 $(srcdir)/tests/bench/bench-migration.py
+.PHONY: bench-pipe
+bench: bench-pipe
+bench-pipe: tests/bench/bench-pipe
+	$(builddir)/tests/bench/bench-pipe
