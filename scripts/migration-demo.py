@@ -120,7 +120,7 @@ def main():
             ram = info.get("ram", {})
             line = (f"  {status:<10} sent {gib(ram.get('transferred', 0)):6.2f} GiB  "
                     f"remaining {ram.get('remaining', 0) >> 20:5d} MiB  "
-                    f"round {info.get('iterations', 0) + 1:2d}  "
+                    f"rounds done {info.get('iterations', 0):2d}  "
                     f"{ram.get('bandwidth', 0) / (1 << 30):5.2f} GiB/s")
             print(("\r" + line + "\033[K") if tty else line, end="" if tty else "\n",
                   flush=True)
