@@ -2,6 +2,7 @@
 a source and a destination qiod, running a migration to its end, and
 comparing the guests' digests."""
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -133,6 +134,16 @@ class Pair:
                 pass
         self.src.stop()
         self.dst.stop()
+
+
+def free_port():
+    """A loopback TCP port nobody listens on right now (tests run in
+    parallel, so fixed or sequential ports collide)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def tmpdir():

@@ -6,12 +6,12 @@ multifd channel-count mismatches; malformed streams; bad URIs and
 parameters.  After every failure the source runs on with its digests
 unchanged, and a failed destination exits 1 with a message."""
 import os
-import random
 import shutil
 import signal
 import socket
 import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -29,14 +29,11 @@ srv = pki.creds_dir("srv", "server", "destination")
 cli = pki.creds_dir("cli", "client", "source")
 evil = pki.creds_dir("evil", "client", "source", ca="evil", trust="evil")
 expired = pki.creds_dir("expired", "client", "source", expired=True)
-port = 30000 + random.randrange(20000)
 MAGIC = b"QIOMIGR\n"
 
 
 def next_uri():
-    global port
-    port += 1
-    return f"tcp:127.0.0.1:{port}"
+    return f"tcp:127.0.0.1:{mt.free_port()}"
 
 
 def source_intact(p, before, name):
@@ -123,6 +120,65 @@ for multifd in (False, True):
     finally:
         p.close()
 
+def cut_proxy(listen_port, target_port, cut_after):
+    """Forwards one connection to @target_port and cuts both directions
+    once @cut_after bytes went from the source to the destination."""
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", listen_port))
+    lsock.listen(1)
+
+    def run():
+        a, _ = lsock.accept()
+        b = socket.create_connection(("127.0.0.1", target_port))
+        moved = [0]
+
+        def pump(src, dst, count):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+                    if count:
+                        moved[0] += len(data)
+                        if moved[0] >= cut_after:
+                            break
+            except OSError:
+                pass
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        back = threading.Thread(target=pump, args=(b, a, False), daemon=True)
+        back.start()
+        pump(a, b, True)
+        lsock.close()
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+# A network cut mid-way: a proxy between the two drops the connection.
+proxy_port, dst_port = mt.free_port(), mt.free_port()
+p = mt.Pair(f"tcp:127.0.0.1:{proxy_port}", ram="128M")
+try:
+    dst_uri = f"tcp:127.0.0.1:{dst_port}"
+    p.setup(params={"max-bandwidth": 64 << 20})
+    before = p.digests(p.s)
+    p.d.cmd("migrate-incoming", {"uri": dst_uri})
+    cut_proxy(proxy_port, dst_port, 24 << 20)
+    p.s.cmd("migrate", {"uri": f"tcp:127.0.0.1:{proxy_port}"})
+    info = p.wait()
+    t.ok(info.get("status") == "failed" and info.get("error-desc"),
+         "network cut: source fails and says why", info)
+    rc, out = p.dst_exit()
+    t.ok(rc == 1 and "Incoming migration" in out, "network cut: destination exits 1", (rc, out))
+    source_intact(p, before, "network cut")
+finally:
+    p.close()
+
 # Multifd channel count mismatch: 2 on the source, 3 on the destination.
 p = mt.Pair(next_uri())
 try:
@@ -190,29 +246,22 @@ def hello(version=1, kind=0, channels=0, ram=64 << 20):
         struct.pack(">Q", ram)
 
 
-port += 1
-ans = fake_source(port, hello(version=2), "stream version 2 from the source",
+ans = fake_source(mt.free_port(), hello(version=2), "stream version 2 from the source",
                   "uses stream version 2 but this qiod reads version 1")
 t.ok(b"version 2" in ans, "stream version 2: the destination tells the source why", ans)
-port += 1
-fake_source(port, b"GET / HTTP/1.1\r\n\r\n" + b"\0" * 40, "not a migration stream",
+fake_source(mt.free_port(), b"GET / HTTP/1.1\r\n\r\n" + b"\0" * 40, "not a migration stream",
             "bad magic")
-port += 1
-fake_source(port, hello(ram=32 << 20), "RAM size mismatch", "start the destination with the same -m")
-port += 1
-fake_source(port, hello() + struct.pack(">IIQ", 1, 1, 0) + struct.pack(">Q", 1 << 40),
+fake_source(mt.free_port(), hello(ram=32 << 20), "RAM size mismatch",
+            "start the destination with the same -m")
+fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 1, 1, 0) + struct.pack(">Q", 1 << 40),
             "page beyond the guest's RAM", "beyond the guest's")
-port += 1
-fake_source(port, hello() + struct.pack(">IIQ", 1, 100000, 0), "oversized RAM record",
+fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 1, 100000, 0), "oversized RAM record",
             "at most 128 are allowed")
-port += 1
-fake_source(port, hello() + struct.pack(">IIQ", 99, 0, 0), "unknown record type",
+fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 99, 0, 0), "unknown record type",
             "unexpected record (type 99")
-port += 1
-fake_source(port, hello() + struct.pack(">IIQ", 3, 5, 0) + b"nope}" + struct.pack(">IIQ", 4, 0, 0),
+fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 3, 5, 0) + b"nope}" + struct.pack(">IIQ", 4, 0, 0),
             "malformed device state", "device state is malformed")
-port += 1
-fake_source(port, hello()[:20], "truncated hello", "Incoming migration")
+fake_source(mt.free_port(), hello()[:20], "truncated hello", "Incoming migration")
 
 # A destination speaking another stream version answers with it.
 lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

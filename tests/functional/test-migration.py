@@ -5,7 +5,6 @@ multifd, zero-copy-send, convergence under a dirtying workload, -incoming
 on the command line, and the guest resuming on the destination.  After
 each migration the RAM and disk digests of both guests must be equal."""
 import os
-import random
 import shutil
 import socket
 import sys
@@ -26,12 +25,11 @@ pki = mt.Pki(root)
 srv = pki.creds_dir("srv", "server", "destination")
 cli = pki.creds_dir("cli", "client", "source")
 psk = mt.make_psk(root)
-base_port = 30000 + random.randrange(20000)
 
 
 def uri_for(kind, n):
     if kind == "tcp":
-        return f"tcp:127.0.0.1:{base_port + n}"
+        return f"tcp:127.0.0.1:{mt.free_port()}"
     if kind == "unix":
         return f"unix:{root}/mig{n}.sock"
     return kind
