@@ -26,6 +26,16 @@ namespace {
 constexpr guchar kIac = 255, kSb = 250, kSe = 240, kWill = 251, kDont = 254, kDo = 253;
 constexpr guchar kOptEcho = 1, kOptSga = 3, kOptLinemode = 34;
 
+bool connected_to_itself(QIOChannelSocket *sioc) {
+  g_autoptr(QIOSocketAddress) local = qio_channel_socket_get_local_address(sioc, nullptr);
+  g_autoptr(QIOSocketAddress) remote = qio_channel_socket_get_remote_address(sioc, nullptr);
+  if (!local || !remote || qio_socket_address_get_kind(local) != QIO_SOCKET_ADDRESS_INET)
+    return false;
+  g_autofree char *a = qio_socket_address_to_string(local);
+  g_autofree char *b = qio_socket_address_to_string(remote);
+  return g_str_equal(a, b);
+}
+
 }  // namespace
 
 ChardevSocket::ChardevSocket(const std::string &id, GMainContext *context)
@@ -423,8 +433,15 @@ void ChardevSocket::on_connected(GObject *source, GAsyncResult *result, gpointer
   ChardevSocket *self = p->self;
   if (!self) return;
   self->pending_ = nullptr;
+  if (ok && connected_to_itself(sioc)) {
+    /* With no server on a port in the ephemeral range, the kernel may
+     * pick that very port for the client: a TCP self-connection. */
+    g_set_error(&error, QIO_ERROR, QIO_ERROR_FAILED, _("connected to itself"));
+    ok = FALSE;
+  }
   if (!ok) {
     g_debug("chardev '%s': reconnect failed: %s", self->id().c_str(), error->message);
+    qio_channel_close(QIO_CHANNEL(sioc), nullptr);
     self->schedule_reconnect();
     return;
   }

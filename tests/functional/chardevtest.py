@@ -1,6 +1,7 @@
 """Helpers for the chardev tests: a certtool-made PKI, TCP ports, reading
 with a deadline, and a gnutls-cli client driven through pipes."""
 import os
+import random
 import select
 import socket
 import subprocess
@@ -72,11 +73,18 @@ class Pki:
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free port below the ephemeral range, so that a client retrying
+    it cannot be given the same port for itself."""
+    while True:
+        port = random.randint(20000, 32000)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
 
 
 def read_until(fileobj_or_sock, needle, timeout=10):

@@ -25,3 +25,4 @@ tests_functional_tls_endpoint_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
 tests_functional_tls_endpoint_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS)
 functional_tests += tests/functional/test-chardev-tls.py
 EXTRA_DIST += tests/functional/chardevtest.py
+functional_tests += tests/functional/test-chardev.py
