@@ -59,6 +59,43 @@ void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) 
                       }});
   server.add_command({"query-chardev", {}, false,
                       [&set](JsonObject *, GError **) { return set.query(); }});
+  /* qiod's extensions (x-): talk over a chardev that has no frontend,
+   * to test and diagnose peers (QEMU's monitor over TLS, for one). */
+  server.add_command({"x-chardev-write",
+                      {{"id", QmpArgType::String}, {"data", QmpArgType::String}},
+                      false,
+                      [&set](JsonObject *args, GError **error) -> JsonNode * {
+                        const char *id = json_object_get_string_member(args, "id");
+                        Chardev *dev = set.lookup(id, error);
+                        if (!dev) return nullptr;
+                        if (dev->frontend()) {
+                          g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                                      _("Chardev '%s' is busy: a frontend (serial port or "
+                                        "monitor) uses it"),
+                                      id);
+                          return nullptr;
+                        }
+                        const char *data = json_object_get_string_member(args, "data");
+                        JsonObject *ret = json_object_new();
+                        json_object_set_int_member(ret, "written",
+                                                   static_cast<gint64>(dev->write(data)));
+                        return monitor::qmp_take_object(ret);
+                      }});
+  server.add_command({"x-chardev-read",
+                      {{"id", QmpArgType::String}, {"size", QmpArgType::Int}},
+                      false,
+                      [&set](JsonObject *args, GError **error) -> JsonNode * {
+                        Chardev *dev = set.lookup(json_object_get_string_member(args, "id"),
+                                                  error);
+                        if (!dev) return nullptr;
+                        gint64 size = json_object_get_int_member(args, "size");
+                        std::string bytes = dev->take_unclaimed(size < 0 ? 0 : static_cast<gsize>(size));
+                        g_autofree char *text =
+                            g_utf8_make_valid(bytes.data(), static_cast<gssize>(bytes.size()));
+                        JsonNode *node = json_node_new(JSON_NODE_VALUE);
+                        json_node_set_string(node, text);
+                        return node;
+                      }});
   server.add_command(
       {"ringbuf-write",
        {{"device", QmpArgType::String},

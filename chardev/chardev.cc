@@ -76,7 +76,18 @@ void Chardev::drop_channels(bool close) {
 void Chardev::hangup() { drop_channels(); }
 
 void Chardev::deliver(std::string_view bytes) {
-  if (frontend_ && !bytes.empty()) frontend_->read(bytes);
+  if (frontend_) {
+    if (!bytes.empty()) frontend_->read(bytes);
+    return;
+  }
+  unclaimed_.append(bytes);
+  if (unclaimed_.size() > kMaxUnclaimed) unclaimed_.erase(0, unclaimed_.size() - kMaxUnclaimed);
+}
+
+std::string Chardev::take_unclaimed(gsize max) {
+  std::string out = unclaimed_.substr(0, max);
+  unclaimed_.erase(0, out.size());
+  return out;
 }
 
 void Chardev::accept_input() {
@@ -92,8 +103,8 @@ void Chardev::watch_input() {
 
 gboolean Chardev::on_readable(QIOChannel *, GIOCondition, gpointer data) noexcept {
   auto *self = static_cast<Chardev *>(data);
-  /* Without a frontend, bytes are read and dropped so the peer never
-   * stalls (as QEMU does with an unattached chardev). */
+  /* Without a frontend, bytes are read (and only the newest kept) so the
+   * peer never stalls. */
   gsize room = self->frontend_ ? self->frontend_->can_read() : self->inbuf_.size();
   if (room == 0) {
     self->read_watch_ = 0;

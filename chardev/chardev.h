@@ -52,6 +52,11 @@ class Chardev {
   /* Adds backend-specific members (TLS peer, ring size) to @info. */
   virtual void describe(JsonObject *info) const;
 
+  /* Input that arrived while no frontend was attached: the newest
+   * kMaxUnclaimed bytes, for QMP x-chardev-read.  Removes what it returns. */
+  std::string take_unclaimed(gsize max);
+  static constexpr gsize kMaxUnclaimed = 65536;
+
   /* Bytes queued for the backend's channel and not yet written. */
   gsize pending_output() const { return out_.size() - out_offset_; }
   static constexpr gsize kMaxQueued = 1 << 20;
@@ -95,6 +100,7 @@ class Chardev {
   guint write_watch_ = 0;
   std::string out_;
   gsize out_offset_ = 0;
+  std::string unclaimed_;
   bool open_ = false;
   std::array<char, 4096> inbuf_;
 };

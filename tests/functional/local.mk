@@ -26,3 +26,4 @@ tests_functional_tls_endpoint_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB
 functional_tests += tests/functional/test-chardev-tls.py
 EXTRA_DIST += tests/functional/chardevtest.py
 functional_tests += tests/functional/test-chardev.py
+functional_tests += tests/functional/test-chardev-qemu.py
