@@ -2,6 +2,7 @@
 
 #include "chardev/chardev-set.h"
 #include "chardev/chardev-file.h"
+#include "chardev/chardev-mux.h"
 #include "chardev/chardev-null.h"
 #include "chardev/chardev-pipe.h"
 #include "chardev/chardev-pty.h"
@@ -43,8 +44,12 @@ Chardev *ChardevSet::add(ChardevOptions &opts, GError **error) {
                 opts.id().c_str());
     return nullptr;
   }
+  bool mux = false;
+  if (!opts.take_bool("mux", false, &mux, error)) return nullptr;
   std::unique_ptr<Chardev> dev = make(opts, context_, error);
-  if (!dev || !opts.check_all_taken(error) || !dev->open(error)) return nullptr;
+  if (!dev || !opts.check_all_taken(error)) return nullptr;
+  if (mux) dev = std::make_unique<ChardevMux>(std::move(dev), context_);
+  if (!dev->open(error)) return nullptr;
   Chardev *raw = dev.get();
   devs_.emplace(opts.id(), std::move(dev));
   return raw;

@@ -36,15 +36,16 @@ class Chardev {
 
   /* One frontend at a time; it receives Opened at once if the backend is
    * already open. */
-  bool attach(ChardevFrontend *frontend, GError **error);
-  void detach(ChardevFrontend *frontend);
-  ChardevFrontend *frontend() const { return frontend_; }
+  virtual bool attach(ChardevFrontend *frontend, GError **error);
+  virtual void detach(ChardevFrontend *frontend);
+  /* The frontend that receives input (for a mux, the focused one). */
+  virtual ChardevFrontend *frontend() const { return frontend_; }
 
   /* Sends @data to the backend; returns the bytes accepted (bytes written
    * while a socket has no peer are dropped, as on a real serial line). */
   virtual gsize write(std::string_view data);
   /* The frontend calls this when can_read() may have grown again. */
-  void accept_input();
+  virtual void accept_input();
   bool is_open() const { return open_; }
 
   /* QEMU's query-chardev "filename" for this backend. */

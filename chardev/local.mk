@@ -18,3 +18,4 @@ chardev_libchardev_la_SOURCES += chardev/chardev-set.h chardev/chardev-set.cc
 chardev_libchardev_la_SOURCES += chardev/chardev-qmp.h chardev/chardev-qmp.cc
 chardev_libchardev_la_SOURCES += chardev/serial-frontend.h chardev/serial-frontend.cc
 chardev_libchardev_la_SOURCES += chardev/monitor-frontend.h chardev/monitor-frontend.cc
+chardev_libchardev_la_SOURCES += chardev/chardev-mux.h chardev/chardev-mux.cc

@@ -282,6 +282,37 @@ if pki:
     t.ok(b"no-cert\r\nguest> " not in got, "wss without a client certificate is refused", got)
     d.stop()
 
+# --- mux=on: serial shell and QMP monitor on one socket -------------------
+mport = free_port()
+d = Qiod("-m", "16M",
+         "-chardev", f"socket,id=x0,host=127.0.0.1,port={mport},server=on,wait=off,mux=on",
+         "-serial", "chardev:x0", "-mon", "chardev=x0,mode=control")
+q = d.qmp()
+c = socket.create_connection(("127.0.0.1", mport))
+greeting = read_until(c, b'"capabilities"')
+out = serial_exchange(c, "echo focus-on-serial")
+t.ok(b'"QMP"' in greeting and b"focus-on-serial\r\nguest> " in out,
+     "mux: the monitor greets, the serial shell has the focus", greeting + out)
+c.sendall(b"\x01c" + b'{"execute":"qmp_capabilities"}\n{"execute":"query-status","id":5}\n')
+out = read_until(c, b'"id":5')
+t.ok(b'"running":true' in out and b"guest> " not in out and chardev_info(q, "x0")["focus"] == 1,
+     "mux: C-a c moves the focus to the QMP monitor", out)
+c.sendall(b"\x01h")
+out = read_until(c, b"C-a C-a")
+t.ok(b"C-a c" in out, "mux: C-a h prints the escape keys", out)
+c.sendall(b"\x01c")
+out = serial_exchange(c, "echo back-to-serial")
+t.ok(b"back-to-serial\r\nguest> " in out and chardev_info(q, "x0")["focus"] == 0,
+     "mux: C-a c again returns to the serial shell", out)
+# C-a C-a c: the C-a goes to the shell (which ignores control bytes) and
+# the 'c' is typed, not taken as an escape.
+c.sendall(b"echo a\x01\x01c\r")
+out = read_until(c, b"ac\r\n" + GUEST_PROMPT)
+t.ok(b"ac\r\nguest> " in out and chardev_info(q, "x0")["focus"] == 0,
+     "mux: C-a C-a sends C-a to the focused frontend, ending the escape", out)
+c.close()
+d.stop()
+
 # --- malformed options -----------------------------------------------------
 bad = [
     (["-chardev", "socket,id=s"], "exactly one address"),
@@ -307,6 +338,7 @@ bad = [
     (["-mon", "chardev=nope,mode=control"], "'nope'"),
     (["-chardev", "null,id=n", "-mon", "chardev=n,mode=readline"], "mode 'readline'"),
     (["-chardev", "null,id=n", "-serial", "chardev:n", "-mon", "chardev=n"], "already in use"),
+    (["-chardev", "null,id=n,mux=perhaps"], "mux='perhaps'"),
 ]
 for args, part in bad:
     rc, out, err = run_qiod("-m", "16M", *args)
