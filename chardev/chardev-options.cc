@@ -67,7 +67,10 @@ std::optional<ChardevOptions> ChardevOptions::parse(const char *text, GError **e
 std::optional<ChardevOptions> ChardevOptions::from_qmp(JsonObject *args, GError **error) {
   ChardevOptions opts;
   opts.id_ = json_object_get_string_member_with_default(args, "id", "");
-  JsonObject *backend = json_object_get_object_member(args, "backend");
+  JsonNode *backend_node = json_object_get_member(args, "backend");
+  JsonObject *backend =
+      backend_node && JSON_NODE_HOLDS_OBJECT(backend_node) ? json_node_get_object(backend_node)
+                                                           : nullptr;
   JsonNode *type = backend ? json_object_get_member(backend, "type") : nullptr;
   if (opts.id_.empty() || !type || !JSON_NODE_HOLDS_VALUE(type) ||
       json_node_get_value_type(type) != G_TYPE_STRING) {

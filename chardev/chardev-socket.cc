@@ -94,6 +94,7 @@ std::unique_ptr<ChardevSocket> ChardevSocket::create(ChardevOptions &opts, GMain
       return nullptr;
     }
     self->fd_ = static_cast<int>(n);
+    self->fd_text_ = fd;
   }
   if (!opts.take_bool("server", false, &self->server_, error) ||
       !opts.take_bool("wait", true, &self->wait_, error) ||
@@ -156,7 +157,7 @@ void ChardevSocket::remove_source(guint &id) {
 }
 
 std::string ChardevSocket::address_text() const {
-  if (!addr_) return "fd:" + std::to_string(fd_);
+  if (!addr_) return "fd:" + fd_text_;
   g_autofree char *text = qio_socket_address_to_string(addr_);
   if (qio_socket_address_get_kind(addr_) != QIO_SOCKET_ADDRESS_INET) return text;
   /* QEMU names TCP chardevs tcp:HOST:PORT. */
@@ -368,8 +369,8 @@ void ChardevSocket::session_ready(QIOChannel *top) {
   top_ = QIO_CHANNEL(g_object_ref(top));
   connects_++;
   telnet_state_ = 0;
-  g_info(_("chardev '%s': connected %s"), id().c_str(), filename().c_str());
   set_channels(top_, top_);
+  g_info(_("chardev '%s': connected %s"), id().c_str(), filename().c_str());
   if (telnet_) {
     static const guchar offer[] = {kIac, kWill, kOptEcho, kIac, kWill, kOptSga,
                                    kIac, kDont, kOptLinemode, kIac, kDo, kOptSga};

@@ -64,6 +64,7 @@ class ChardevSocket final : public Chardev {
 
   QIOSocketAddress *addr_ = nullptr;
   int fd_ = -1;
+  std::string fd_text_; /* fd=N as given, for messages */
   bool server_ = false;
   bool wait_ = true;
   bool nodelay_ = false;
