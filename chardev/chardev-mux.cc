@@ -93,9 +93,14 @@ void ChardevMux::escape(char c) {
       accept_input();
       break;
     case 'h':
-      backend_->write(_("\r\nC-a h    print this help\r\n"
-                        "C-a c    switch between the frontends (serial port, monitor)\r\n"
-                        "C-a C-a  send C-a\r\n"));
+      /* A terminal in raw mode needs CR LF. */
+      for (const char *line : {_("C-a h    print this help"),
+                               _("C-a c    switch between the frontends (serial port, monitor)"),
+                               _("C-a C-a  send C-a")}) {
+        backend_->write("\r\n");
+        backend_->write(line);
+      }
+      backend_->write("\r\n");
       break;
     default:
       /* Unknown escapes (QEMU's x, s, b, t) do nothing here. */

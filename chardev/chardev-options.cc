@@ -162,8 +162,8 @@ bool ChardevOptions::take_uint(const char *key, guint64 def, guint64 max, guint6
   guint64 n = 0;
   if (!g_ascii_string_to_unsigned(v.c_str(), 10, 0, max, &n, nullptr)) {
     g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
-                _("chardev '%s': %s='%s' is not a number from 0 to %" G_GUINT64_FORMAT),
-                id_.c_str(), key, v.c_str(), max);
+                _("chardev '%s': %s='%s' is not a number from 0 to %llu"), id_.c_str(), key,
+                v.c_str(), static_cast<unsigned long long>(max));
     return false;
   }
   *out = n;

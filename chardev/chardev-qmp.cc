@@ -131,8 +131,8 @@ void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) 
          gint64 size = json_object_get_int_member(args, "size");
          if (size < 0) {
            g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
-                       _("Parameter 'size' must not be negative (got %" G_GINT64_FORMAT ")"),
-                       size);
+                       _("Parameter 'size' must not be negative (got %lld)"),
+                       static_cast<long long>(size));
            return nullptr;
          }
          std::string bytes = ring->read(static_cast<gsize>(size));

@@ -18,9 +18,8 @@ std::unique_ptr<ChardevRingbuf> ChardevRingbuf::create(ChardevOptions &opts,
   /* A power of two, as QEMU requires, so positions wrap with a mask. */
   if (size == 0 || (size & (size - 1)) != 0) {
     g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
-                _("chardev '%s': ringbuf size %" G_GUINT64_FORMAT
-                  " must be a power of two (for instance 65536)"),
-                opts.id().c_str(), size);
+                _("chardev '%s': ringbuf size %llu must be a power of two (for instance 65536)"),
+                opts.id().c_str(), static_cast<unsigned long long>(size));
     return nullptr;
   }
   return std::unique_ptr<ChardevRingbuf>(

@@ -205,8 +205,8 @@ bool ChardevSocket::open(GError **error) {
                                      id().c_str());
           return false;
         }
-        g_message(_("chardev '%s': %s; trying again every %" G_GUINT64_FORMAT " ms"),
-                  id().c_str(), local->message, reconnect_ms_);
+        g_message(_("chardev '%s': %s; trying again every %llu ms"), id().c_str(),
+                  local->message, static_cast<unsigned long long>(reconnect_ms_));
         schedule_reconnect();
         return true;
       }
