@@ -1,6 +1,6 @@
 /*
- * ChardevSocket: the "socket" backend.  A TCP or UNIX socket (or an
- * inherited descriptor), listening (server=on, one client at a time, as
+ * ChardevSocket: the "socket" backend: a TCP or UNIX socket, or an
+ * inherited descriptor; listening (server=on, one client at a time, as
  * QEMU does) or connecting (server=off, optionally reconnecting every
  * reconnect-ms after the peer goes away).  With tls-creds the TLS
  * handshake completes before any byte reaches the frontend; websocket=on

@@ -103,7 +103,9 @@ class Chardev {
   gsize out_offset_ = 0;
   std::string unclaimed_;
   bool open_ = false;
-  std::array<char, 4096> inbuf_;
+  /* Large reads keep the per-call cost low on bulk input (a TLS record
+   * is up to 16 KiB). */
+  std::array<char, 65536> inbuf_;
 };
 
 }  // namespace qio::chardev

@@ -18,7 +18,7 @@ class SerialFrontend final : public ChardevFrontend {
                                                 GError **error);
   ~SerialFrontend() override;
 
-  gsize can_read() override { return 4096; }
+  gsize can_read() override { return 65536; }
   void read(std::string_view bytes) override;
   void event(ChardevEvent) override {}
 
