@@ -13,17 +13,16 @@ using monitor::QmpArgType;
 
 namespace {
 
-/* ringbuf-* take format "utf8" (the default) or "base64". */
-bool get_base64(JsonObject *args, bool *base64, GError **error) {
+/* ringbuf-write and ringbuf-read: the ringbuf named by "device", and
+ * whether "format" is base64 (or utf8, the default). */
+ChardevRingbuf *ringbuf_args(ChardevSet &set, JsonObject *args, bool *base64, GError **error) {
   const char *format = json_object_get_string_member_with_default(args, "format", "utf8");
   *base64 = g_str_equal(format, "base64");
-  if (*base64 || g_str_equal(format, "utf8")) return true;
-  g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
-              _("Parameter 'format': '%s' is not a data format; use utf8 or base64"), format);
-  return false;
-}
-
-ChardevRingbuf *find_ringbuf(ChardevSet &set, JsonObject *args, GError **error) {
+  if (!*base64 && !g_str_equal(format, "utf8")) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                _("Parameter 'format': '%s' is not a data format; use utf8 or base64"), format);
+    return nullptr;
+  }
   const char *id = json_object_get_string_member(args, "device");
   Chardev *dev = set.lookup(id, error);
   if (!dev) return nullptr;
@@ -104,8 +103,7 @@ void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) 
        false,
        [&set](JsonObject *args, GError **error) -> JsonNode * {
          bool base64 = false;
-         if (!get_base64(args, &base64, error)) return nullptr;
-         ChardevRingbuf *ring = find_ringbuf(set, args, error);
+         ChardevRingbuf *ring = ringbuf_args(set, args, &base64, error);
          if (!ring) return nullptr;
          const char *data = json_object_get_string_member(args, "data");
          if (!base64) {
@@ -125,8 +123,7 @@ void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) 
        false,
        [&set](JsonObject *args, GError **error) -> JsonNode * {
          bool base64 = false;
-         if (!get_base64(args, &base64, error)) return nullptr;
-         ChardevRingbuf *ring = find_ringbuf(set, args, error);
+         ChardevRingbuf *ring = ringbuf_args(set, args, &base64, error);
          if (!ring) return nullptr;
          gint64 size = json_object_get_int_member(args, "size");
          if (size < 0) {

@@ -21,7 +21,7 @@
 #include "qio/channel-socket.h"
 #include "qio/channel-tls.h"
 #include "qom/object-registry.h"
-#include "tests/unit/crypto-tls-x509-helpers.h"
+#include "tests/bench/bench-util.h"
 
 #include <glib/gstdio.h>
 
@@ -41,57 +41,6 @@ int rounds = 3;
 int rtts = 3000;
 guint64 bulk_bytes = 256ULL << 20;
 constexpr gsize kChunk = 1 << 20;
-
-guint64 parse_size(const char *s) {
-  char *end = nullptr;
-  guint64 v = g_ascii_strtoull(s, &end, 10);
-  switch (g_ascii_toupper(*end)) {
-    case 'K': return v << 10;
-    case 'M': return v << 20;
-    case 'G': return v << 30;
-    default: return v;
-  }
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-void print_bench(const char *name, double value, const char *unit, double baseline) {
-  printf("bench name=%s value=%.3f unit=%s baseline=%.3f ratio=%.3f\n", name, value, unit,
-         baseline, baseline > 0 ? value / baseline : 0.0);
-  fflush(stdout);
-}
-
-struct Pki {
-  char *top = test_tls_mkdir();
-  char *server = g_build_filename(top, "server", nullptr);
-  char *client = g_build_filename(top, "client", nullptr);
-  Pki() {
-    g_mkdir(server, 0700);
-    g_mkdir(client, 0700);
-    TestCert ca = test_tls_make_cert(test_tls_ca_req("bench CA"), nullptr);
-    auto sreq = test_tls_server_req("localhost");
-    sreq.ip1 = "127.0.0.1";
-    TestCert srv = test_tls_make_cert(sreq, &ca);
-    TestCert cli = test_tls_make_cert(test_tls_client_req("bench client"), &ca);
-    test_tls_write(server, "ca-cert.pem", ca.pem);
-    test_tls_write(server, "server-cert.pem", srv.pem);
-    test_tls_write(server, "server-key.pem", test_tls_key_pem(1));
-    test_tls_write(client, "ca-cert.pem", ca.pem);
-    test_tls_write(client, "client-cert.pem", cli.pem);
-    test_tls_write(client, "client-key.pem", test_tls_key_pem(1));
-  }
-  ~Pki() {
-    test_tls_rmdir(server);
-    test_tls_rmdir(client);
-    test_tls_rmdir(top);
-    g_free(server);
-    g_free(client);
-    g_free(top);
-  }
-};
 
 QCryptoTLSCreds *creds(const char *id) {
   return static_cast<QCryptoTLSCreds *>(
@@ -246,10 +195,10 @@ double channel_bulk(QCryptoTLSCreds *server_creds, QCryptoTLSCreds *client_creds
 int main() {
   if (const char *r = g_getenv("QIO_BENCH_ROUNDS")) rounds = std::max(1, atoi(r));
   if (const char *r = g_getenv("QIO_BENCH_RTTS")) rtts = std::max(100, atoi(r));
-  if (const char *s = g_getenv("QIO_BENCH_SIZE")) bulk_bytes = std::max(kChunk, parse_size(s));
+  if (const char *s = g_getenv("QIO_BENCH_SIZE")) bulk_bytes = std::max(kChunk, bench_parse_size(s));
   bulk_bytes -= bulk_bytes % kChunk;
   qom_init();
-  Pki pki;
+  BenchPki pki;
   g_autoptr(GError) error = nullptr;
   g_autofree char *s = g_strdup_printf("tls-creds-x509,id=stls,dir=%s,endpoint=server",
                                        pki.server);
@@ -268,8 +217,8 @@ int main() {
       bulk.push_back(chardev_bulk(host.port(true), client_creds));
       base.push_back(channel_bulk(server_creds, client_creds));
     }
-    print_bench("chardev-serial-echo-rtt-tls-vs-plain", median(tls), "us", median(plain));
-    print_bench("chardev-tls-bulk-vs-tls-channel", median(bulk), "MB/s", median(base));
+    bench_print("chardev-serial-echo-rtt-tls-vs-plain", bench_median(tls), "us", bench_median(plain));
+    bench_print("chardev-tls-bulk-vs-tls-channel", bench_median(bulk), "MB/s", bench_median(base));
   }
   qom_object_del_all();
   return 0;

@@ -43,3 +43,4 @@ tests_bench_bench_chardev_LDADD = chardev/libchardev.la monitor/libmonitor.la ho
 bench: bench-chardev
 bench-chardev: tests/bench/bench-chardev
 	$(builddir)/tests/bench/bench-chardev
+EXTRA_DIST += tests/bench/bench-util.h

@@ -122,6 +122,18 @@ def chardev_info(qmp, label):
     return None
 
 
+def wait_connected(qmp, label, want=True, timeout=15):
+    """query-chardev's entry for @label once "connected" is @want (or the
+    last one seen after @timeout seconds)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        info = chardev_info(qmp, label)
+        if info and info.get("connected") == want:
+            return info
+        time.sleep(0.05)
+    return chardev_info(qmp, label)
+
+
 class GnutlsCli:
     """gnutls-cli connected to 127.0.0.1:@port; send() and read_until()."""
 

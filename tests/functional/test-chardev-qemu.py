@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qiodtest import Qiod, Tap  # noqa: E402
-from chardevtest import Pki, chardev_info, free_port  # noqa: E402
+from chardevtest import Pki, chardev_info, free_port, wait_connected  # noqa: E402
 
 QEMU = shutil.which("qemu-system-x86_64")
 t = Tap()
@@ -56,16 +56,6 @@ def read_chardev(q, label, needle, timeout=15):
         got += q.cmd("x-chardev-read", {"id": label, "size": 65536})["return"]
         time.sleep(0.05)
     return got
-
-
-def wait_connected(q, label, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        info = chardev_info(q, label)
-        if info["connected"]:
-            return info
-        time.sleep(0.05)
-    return chardev_info(q, label)
 
 
 def info_version(q, label):

@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qiodtest import Qiod, Tap  # noqa: E402
 from chardevtest import (GUEST_PROMPT, GnutlsCli, Pki, chardev_info, free_port,  # noqa: E402
-                         read_until)
+                         wait_connected)
 
 t = Tap()
 for tool in ("gnutls-cli", "certtool", "psktool"):
@@ -35,16 +35,6 @@ def client_cert(name):
 
 def dirty_rate(q):
     return q.cmd("query-guest")["return"]["dirty-rate"]
-
-
-def wait_connected(q, label, want, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        info = chardev_info(q, label)
-        if info["connected"] == want:
-            return info
-        time.sleep(0.05)
-    return chardev_info(q, label)
 
 
 port = free_port()
