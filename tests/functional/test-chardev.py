@@ -9,15 +9,17 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import tty
 
 import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qiodtest import Qiod, Tap, run_qiod  # noqa: E402
+from qiodtest import QIOD, Qiod, Tap, run_qiod  # noqa: E402
 from chardevtest import GUEST_PROMPT, Pki, chardev_info, chardev_port, free_port, read_until  # noqa: E402,E501
 
 t = Tap()
@@ -281,6 +283,30 @@ if pki:
         got = repr(e).encode()
     t.ok(b"no-cert\r\nguest> " not in got, "wss without a client certificate is refused", got)
     d.stop()
+
+# --- pty and stdio ---------------------------------------------------------
+d = Qiod("-m", "16M", "-chardev", "pty,id=p0", "-serial", "chardev:p0")
+q = d.qmp()
+pty = chardev_info(q, "p0")["filename"][len("pty:"):]
+fd = os.open(pty, os.O_RDWR | os.O_NOCTTY)
+tty.setraw(fd)
+os.write(fd, b"echo via-pty\r")
+out = read_until(Fd(fd), b"via-pty\r\n" + GUEST_PROMPT)
+os.close(fd)
+t.ok(pty.startswith("/dev/pts/") and b"via-pty\r\nguest> " in out,
+     "pty: the serial shell answers on the reported /dev/pts/N", out)
+d.stop()
+
+p = subprocess.Popen([QIOD, "-m", "16M", "-chardev", "stdio,id=io", "-serial", "chardev:io"],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+p.stdin.write(b"echo via-stdio\r")
+p.stdin.flush()
+out = read_until(p.stdout, b"via-stdio\r\n" + GUEST_PROMPT)
+p.terminate()
+p.wait(10)
+for f in (p.stdin, p.stdout, p.stderr):
+    f.close()
+t.ok(b"via-stdio\r\nguest> " in out, "stdio: the serial shell on qiod's standard streams", out)
 
 # --- mux=on: serial shell and QMP monitor on one socket -------------------
 mport = free_port()
