@@ -33,6 +33,11 @@ struct Recorder : ChardevFrontend {
   void event(ChardevEvent e) override { events.push_back(e); }
 };
 
+/* Keeps a returned std::string alive while it is compared. */
+void assert_str(const std::string &got, const char *want) {
+  g_assert_cmpstr(got.c_str(), ==, want);
+}
+
 void iterate_until(const std::function<bool()> &done) {
   gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
   while (!done() && g_get_monotonic_time() < deadline) g_main_context_iteration(nullptr, FALSE);
@@ -58,7 +63,7 @@ void test_options_parse() {
   g_assert_true(opts.has_value());
   g_assert_cmpstr(opts->backend().c_str(), ==, "socket");
   g_assert_cmpstr(opts->id().c_str(), ==, "s0");
-  g_assert_cmpstr(opts->take_string("path").c_str(), ==, "/tmp/a,b");
+  assert_str(opts->take_string("path"), "/tmp/a,b");
   bool server = false;
   g_assert_true(opts->take_bool("server", false, &server, &error));
   g_assert_true(server);
@@ -96,10 +101,10 @@ void test_options_qmp() {
   g_assert_no_error(error);
   auto opts = ChardevOptions::from_qmp(json_node_get_object(node), &error);
   g_assert_no_error(error);
-  g_assert_cmpstr(opts->take_string("host").c_str(), ==, "127.0.0.1");
-  g_assert_cmpstr(opts->take_string("port").c_str(), ==, "99");
-  g_assert_cmpstr(opts->take_string("server").c_str(), ==, "on");
-  g_assert_cmpstr(opts->take_string("reconnect-ms").c_str(), ==, "5");
+  assert_str(opts->take_string("host"), "127.0.0.1");
+  assert_str(opts->take_string("port"), "99");
+  assert_str(opts->take_string("server"), "on");
+  assert_str(opts->take_string("reconnect-ms"), "5");
 
   const char *bad[] = {
       "{\"id\":\"c\"}",
@@ -123,11 +128,11 @@ void test_ringbuf_wrap() {
   auto *ring = dynamic_cast<ChardevRingbuf *>(set.add_from_string("ringbuf,id=r,size=8", &error));
   g_assert_nonnull(ring);
   ring->write("abc");
-  g_assert_cmpstr(ring->read(2).c_str(), ==, "ab");
+  assert_str(ring->read(2), "ab");
   ring->write("defghijklm");  // 11 written in all, 2 read: the newest 8 stay
   g_assert_cmpuint(ring->count(), ==, 8);
-  g_assert_cmpstr(ring->read(100).c_str(), ==, "fghijklm");
-  g_assert_cmpstr(ring->read(100).c_str(), ==, "");
+  assert_str(ring->read(100), "fghijklm");
+  assert_str(ring->read(100), "");
   g_assert_null(set.add_from_string("ringbuf,id=r2,size=0", &error));
   g_assert_nonnull(strstr(error->message, "power of two"));
 }
