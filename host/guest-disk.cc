@@ -2,6 +2,7 @@
 
 #include "host/guest-disk.h"
 #include "host/guest-ram.h"
+#include "qcrypto/hash.h"
 
 #include <gio/gio.h>
 #include <glib/gi18n-lib.h>
@@ -70,7 +71,7 @@ bool GuestDisk::write_block(guint64 block, guint64 seed, guint64 generation, GEr
 }
 
 std::string GuestDisk::digest(GError **error) const {
-  g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+  g_autoptr(QCryptoHash) sum = qcrypto_hash_new_sha256();
   std::vector<guint8> buf(1 << 20);
   std::lock_guard guard(lock_);
   for (guint64 off = 0; off < size_;) {
@@ -81,10 +82,11 @@ std::string GuestDisk::digest(GError **error) const {
                       id_.c_str(), path_.c_str());
       return {};
     }
-    g_checksum_update(sum, buf.data(), n);
+    qcrypto_hash_update(sum, buf.data(), static_cast<gsize>(n));
     off += static_cast<guint64>(n);
   }
-  return g_checksum_get_string(sum);
+  g_autofree char *hex = qcrypto_hash_finish_hex(sum);
+  return hex;
 }
 
 }  // namespace qio::host

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "host/guest-ram.h"
+#include "qcrypto/hash.h"
 #include "qio/error.h"
 
 #include <glib/gi18n-lib.h>
@@ -73,15 +74,11 @@ guint64 GuestRam::page_checksum(guint64 page) const {
 }
 
 std::string GuestRam::digest() const {
-  g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+  g_autoptr(QCryptoHash) sum = qcrypto_hash_new_sha256();
   std::lock_guard guard(lock_);
-  /* GChecksum takes a gssize length: feed it in 1 MiB slices. */
-  for (guint64 off = 0; off < size_;) {
-    guint64 n = MIN(size_ - off, G_GUINT64_CONSTANT(1) << 20);
-    g_checksum_update(sum, mem_ + off, static_cast<gssize>(n));
-    off += n;
-  }
-  return g_checksum_get_string(sum);
+  qcrypto_hash_update(sum, mem_, size_);
+  g_autofree char *hex = qcrypto_hash_finish_hex(sum);
+  return hex;
 }
 
 void GuestRam::mark_dirty(guint64 page) {

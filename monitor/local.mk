@@ -11,3 +11,4 @@ monitor_libmonitor_la_SOURCES += monitor/qmp-session.h monitor/qmp-session.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-commands.h monitor/qmp-commands.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-object-commands.h monitor/qmp-object-commands.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-listener.h monitor/qmp-listener.cc
+monitor_libmonitor_la_SOURCES += monitor/qmp-tls-commands.h monitor/qmp-tls-commands.cc

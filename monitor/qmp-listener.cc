@@ -1,6 +1,10 @@
 #include "config.h"
 
 #include "monitor/qmp-listener.h"
+#include "qio/channel-tls.h"
+#include "qio/coroutine.h"
+#include "qio/error.h"
+#include "qom/object-registry.h"
 
 #include <glib/gi18n-lib.h>
 #include <glib/gstdio.h>
@@ -16,6 +20,53 @@ QmpListener::~QmpListener() {
   disconnect();
   g_object_unref(listener_);
   if (!unix_path_.empty()) g_unlink(unix_path_.c_str());
+  if (creds_) g_object_unref(creds_);
+  if (authz_) g_object_unref(authz_);
+}
+
+/* A client whose TLS handshake takes longer is dropped. */
+static constexpr guint kHandshakeTimeoutMs = 10000;
+
+struct QmpListener::Handshake {
+  std::weak_ptr<int> alive;
+  QmpListener *listener;
+  QIOChannelTLS *tioc;
+  GCancellable *cancellable;
+  qio::CancelAfter timeout;
+
+  Handshake(QmpListener *l, QIOChannelTLS *t)
+      : alive(l->alive_), listener(l), tioc(t), cancellable(g_cancellable_new()),
+        timeout(cancellable, kHandshakeTimeoutMs) {}
+  ~Handshake() {
+    g_object_unref(tioc);
+    g_object_unref(cancellable);
+  }
+};
+
+bool QmpListener::setup_tls(const QmpListenerConfig &config, GError **error) {
+  if (config.tls_creds.empty()) {
+    if (config.tls_authz.empty()) return true;
+    g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                _("QMP monitor on '%s': tls-authz needs tls-creds as well"),
+                config.address.c_str());
+    return false;
+  }
+  creds_ = static_cast<QCryptoTLSCreds *>(qom_object_ref_typed(
+      config.tls_creds.c_str(), QCRYPTO_TYPE_TLS_CREDS, _("TLS credentials"), error));
+  if (!creds_) return false;
+  if (qcrypto_tls_creds_get_endpoint(creds_) != QCRYPTO_TLS_CREDS_ENDPOINT_SERVER) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                _("QMP monitor on '%s': TLS credentials '%s' are for a client; create them "
+                  "with endpoint=server"),
+                config.address.c_str(), config.tls_creds.c_str());
+    return false;
+  }
+  if (!config.tls_authz.empty()) {
+    authz_ = static_cast<QCryptoAuthz *>(qom_object_ref_typed(
+        config.tls_authz.c_str(), QCRYPTO_TYPE_AUTHZ, _("an authorization object"), error));
+    if (!authz_) return false;
+  }
+  return true;
 }
 
 void QmpListener::disconnect() { qio_net_listener_disconnect(listener_); }
@@ -25,6 +76,7 @@ std::unique_ptr<QmpListener> QmpListener::open(QmpServer &server, const QmpListe
   g_autoptr(QIOSocketAddress) addr = qio_socket_address_parse(config.address.c_str(), error);
   if (!addr) return nullptr;
   std::unique_ptr<QmpListener> self(new QmpListener(server));
+  if (!self->setup_tls(config, error)) return nullptr;
   if (!qio_net_listener_open_sync(self->listener_, addr, 16, error)) return nullptr;
   if (qio_socket_address_get_kind(addr) == QIO_SOCKET_ADDRESS_UNIX &&
       !qio_socket_address_is_abstract(addr))
@@ -49,6 +101,40 @@ std::unique_ptr<QmpListener> QmpListener::open(QmpServer &server, const QmpListe
   return self;
 }
 
-void QmpListener::take_client(QIOChannelSocket *client) { server_.add_client(QIO_CHANNEL(client)); }
+void QmpListener::take_client(QIOChannelSocket *client) {
+  if (!creds_) {
+    server_.add_client(QIO_CHANNEL(client));
+    return;
+  }
+  g_autoptr(GError) error = nullptr;
+  if (!qio_channel_set_blocking(QIO_CHANNEL(client), FALSE, &error)) {
+    g_message(_("QMP: dropping client '%s': %s"), qio_channel_get_name(QIO_CHANNEL(client)),
+              error->message);
+    return;
+  }
+  QIOChannelTLS *tioc = qio_channel_tls_new_server(QIO_CHANNEL(client), creds_, authz_, &error);
+  if (!tioc) {
+    g_message(_("QMP: dropping client '%s': %s"), qio_channel_get_name(QIO_CHANNEL(client)),
+              error->message);
+    return;
+  }
+  auto *hs = new Handshake(this, tioc);
+  qio_channel_tls_handshake(tioc, hs->cancellable, on_handshake, hs, server_.context());
+}
+
+void QmpListener::on_handshake(GObject *, GAsyncResult *result, gpointer data) noexcept {
+  std::unique_ptr<Handshake> hs(static_cast<Handshake *>(data));
+  g_autoptr(GError) error = nullptr;
+  bool ok = qio_channel_tls_handshake_finish(hs->tioc, result, &error);
+  if (hs->alive.expired()) return;
+  if (!ok) {
+    g_message(_("QMP: TLS handshake with '%s' failed: %s"),
+              qio_channel_get_name(QIO_CHANNEL(hs->tioc)),
+              hs->timeout.expired() ? _("it took too long") : error->message);
+    qio_channel_close(QIO_CHANNEL(hs->tioc), nullptr);
+    return;
+  }
+  hs->listener->server_.add_client(QIO_CHANNEL(hs->tioc));
+}
 
 }  // namespace qio::monitor

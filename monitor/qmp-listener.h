@@ -1,11 +1,16 @@
 /*
  * QmpListener: a listening address whose clients become QMP sessions of a
- * QmpServer.  Owns the QIONetListener and removes its UNIX socket file
- * when destroyed.
+ * QmpServer, optionally behind TLS: with tls-creds every client first
+ * completes a TLS handshake (at most 10 s), checked against tls-authz when
+ * given.  Holds references on those objects while it exists, so that
+ * object-del refuses to delete them.  Owns the QIONetListener and removes
+ * its UNIX socket file when destroyed.
  */
 #pragma once
 
 #include "monitor/qmp-server.h"
+#include "qcrypto/authz.h"
+#include "qcrypto/tls-creds.h"
 #include "qio/net-listener.h"
 
 #include <memory>
@@ -16,6 +21,8 @@ namespace qio::monitor {
 struct QmpListenerConfig {
   std::string address;  /* as qio_socket_address_parse() accepts it */
   bool wait = false;    /* block in open() until a first client connects */
+  std::string tls_creds; /* id of server TLS credentials, or empty */
+  std::string tls_authz; /* id of an authorization object, or empty */
 };
 
 class QmpListener {
@@ -32,10 +39,18 @@ class QmpListener {
  private:
   explicit QmpListener(QmpServer &server);
   void take_client(QIOChannelSocket *client);
+  bool setup_tls(const QmpListenerConfig &config, GError **error);
+  struct Handshake;
+  static void on_handshake(GObject *source, GAsyncResult *result, gpointer data) noexcept;
 
   QmpServer &server_;
   QIONetListener *listener_;
   std::string unix_path_;
+  QCryptoTLSCreds *creds_ = nullptr;
+  QCryptoAuthz *authz_ = nullptr;
+  /* Handshakes in flight hold a weak reference: one finishing after the
+   * listener is gone drops its client. */
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace qio::monitor

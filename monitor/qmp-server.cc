@@ -95,7 +95,7 @@ bool QmpServer::add_client(QIOChannel *ioc) {
     qio_channel_close(ioc, nullptr);
     return false;
   }
-  auto session = std::make_unique<QmpSession>(*this, ioc, next_session_id_++);
+  auto session = std::make_shared<QmpSession>(*this, ioc, next_session_id_++);
   QmpSession *s = session.get();
   sessions_[s] = std::move(session);
   s->start();

@@ -86,8 +86,10 @@ class QmpServer {
   GMainContext *context_;
   QmpLimits limits_;
   std::map<std::string, QmpCommand> commands_;
-  std::map<QmpSession *, std::unique_ptr<QmpSession>> sessions_;
-  std::vector<std::unique_ptr<QmpSession>> dead_;
+  /* Shared with each session's reader coroutine, which may outlive the
+   * server's hold while it wakes from cancellation. */
+  std::map<QmpSession *, std::shared_ptr<QmpSession>> sessions_;
+  std::vector<std::shared_ptr<QmpSession>> dead_;
   guint reap_source_ = 0;
   guint64 next_session_id_ = 1;
   std::function<void()> drained_;

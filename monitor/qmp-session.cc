@@ -9,16 +9,18 @@
 
 namespace qio::monitor {
 
-/* A client that keeps the loop busy gets at most this many reads per
- * wake-up, so many clients share the daemon fairly. */
+/* A client that keeps the loop busy yields to the others after this many
+ * reads, so many clients share the daemon fairly. */
 static constexpr int kReadsPerWakeup = 4;
 
 QmpSession::QmpSession(QmpServer &server, QIOChannel *ioc, guint64 id)
     : server_(server), ioc_(QIO_CHANNEL(g_object_ref(ioc))), id_(id),
-      splitter_(server.limits().max_message, server.limits().max_depth) {}
+      splitter_(server.limits().max_message, server.limits().max_depth),
+      cancellable_(g_cancellable_new()) {}
 
 QmpSession::~QmpSession() {
   close();
+  g_object_unref(cancellable_);
   g_object_unref(ioc_);
 }
 
@@ -41,15 +43,13 @@ void QmpSession::start() {
   }
   g_autoptr(JsonNode) hello = server_.greeting();
   send(qmp_to_line(hello));
-  read_watch_ = qio_channel_add_watch_full(
-      ioc_, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR), on_readable, this,
-      nullptr, server_.context());
+  qio::spawn(read_loop(shared_from_this()), server_.context());
 }
 
 void QmpSession::close() {
   if (closed_) return;
   closed_ = true;
-  remove_source(read_watch_);
+  g_cancellable_cancel(cancellable_);
   remove_source(write_watch_);
   qio_channel_close(ioc_, nullptr);
   server_.session_closed(this);
@@ -57,7 +57,7 @@ void QmpSession::close() {
 
 void QmpSession::close_when_flushed() {
   closing_ = true;
-  remove_source(read_watch_);
+  g_cancellable_cancel(cancellable_);
   if (queued() == 0) close();
 }
 
@@ -115,56 +115,55 @@ gboolean QmpSession::on_writable(QIOChannel *, GIOCondition, gpointer data) noex
   return G_SOURCE_REMOVE;
 }
 
-gboolean QmpSession::on_readable(QIOChannel *, GIOCondition, gpointer data) noexcept {
-  auto *self = static_cast<QmpSession *>(data);
-  if (self->read_some()) return G_SOURCE_CONTINUE;
-  self->read_watch_ = 0;
-  return G_SOURCE_REMOVE;
+/* Answers a framing fault; only TooLarge ends the session (false). */
+bool QmpSession::feed(gsize n) {
+  bool ok = splitter_.feed(
+      std::string_view(inbuf_.data(), n), [this](std::string_view text) { handle_message(text); },
+      [this](JsonSplitter::Fault fault) {
+        const char *desc = nullptr;
+        switch (fault) {
+          case JsonSplitter::Fault::TooLarge:
+            desc = _("QMP request is larger than the limit; the connection is closed");
+            break;
+          case JsonSplitter::Fault::TooDeep:
+            desc = _("QMP request is nested too deeply; it was ignored");
+            break;
+          case JsonSplitter::Fault::Unbalanced:
+            desc = _("JSON parse error: unexpected closing bracket; it was ignored");
+            break;
+        }
+        g_autoptr(GError) e = g_error_new_literal(QMP_ERROR, QMP_ERROR_GENERIC, desc);
+        g_autoptr(JsonNode) reply = qmp_error_reply(e, nullptr);
+        send(qmp_to_line(reply));
+      });
+  if (!ok)
+    g_message(_("QMP client '%s' sent a request over %llu bytes; disconnecting it"), name(),
+              static_cast<unsigned long long>(server_.limits().max_message));
+  return ok;
 }
 
-/* False when reading stops (EOF, error, or a fatal framing fault). */
-bool QmpSession::read_some() {
-  for (int i = 0; i < kReadsPerWakeup && !closed_ && !closing_; i++) {
+/* The request side, top to bottom: read, frame, dispatch, until the peer
+ * closes or the session ends.  Holds the session alive while suspended. */
+qio::Task<void> QmpSession::read_loop(std::shared_ptr<QmpSession> self) {
+  for (int reads = 1; !self->closed_ && !self->closing_; reads++) {
     g_autoptr(GError) error = nullptr;
-    gssize n = qio_channel_read(ioc_, inbuf_.data(), inbuf_.size(), &error);
-    if (n == QIO_CHANNEL_ERR_BLOCK) return true;
+    gssize n = co_await qio::read(self->ioc_, self->inbuf_.data(), self->inbuf_.size(), &error,
+                                  self->cancellable_);
+    if (self->closed_ || self->closing_) break;
     if (n <= 0) {
-      if (n < 0) g_info("QMP client '%s' went away: %s", name(), error->message);
+      if (n < 0) g_info("QMP client '%s' went away: %s", self->name(), error->message);
       /* The peer may have half-closed after its last request: answer it
        * before closing. */
-      read_watch_ = 0;
-      close_when_flushed();
-      return false;
+      self->close_when_flushed();
+      break;
     }
-    bool ok = splitter_.feed(
-        std::string_view(inbuf_.data(), static_cast<gsize>(n)),
-        [this](std::string_view text) { handle_message(text); },
-        [this](JsonSplitter::Fault fault) {
-          const char *desc = nullptr;
-          switch (fault) {
-            case JsonSplitter::Fault::TooLarge:
-              desc = _("QMP request is larger than the limit; the connection is closed");
-              break;
-            case JsonSplitter::Fault::TooDeep:
-              desc = _("QMP request is nested too deeply; it was ignored");
-              break;
-            case JsonSplitter::Fault::Unbalanced:
-              desc = _("JSON parse error: unexpected closing bracket; it was ignored");
-              break;
-          }
-          g_autoptr(GError) e = g_error_new_literal(QMP_ERROR, QMP_ERROR_GENERIC, desc);
-          g_autoptr(JsonNode) reply = qmp_error_reply(e, nullptr);
-          send(qmp_to_line(reply));
-        });
-    if (!ok) {
-      g_message(_("QMP client '%s' sent a request over %llu bytes; disconnecting it"), name(),
-                static_cast<unsigned long long>(server_.limits().max_message));
-      read_watch_ = 0;
-      close_when_flushed();
-      return false;
+    if (!self->feed(static_cast<gsize>(n))) {
+      self->close_when_flushed();
+      break;
     }
+    /* A client that always has data must still let the others run. */
+    if (reads % kReadsPerWakeup == 0) co_await qio::sleep(0);
   }
-  return !closed_ && !closing_;
 }
 
 void QmpSession::handle_message(std::string_view text) {

@@ -1,24 +1,28 @@
 /*
- * QmpSession: one QMP client of a QmpServer.  Reads requests through a
- * JsonSplitter, queues replies and events on a capped output queue (a
- * client that stops reading is disconnected once the cap is hit), and is
- * driven entirely by channel watches on the server's main context.
+ * QmpSession: one QMP client of a QmpServer.  A coroutine on the server's
+ * main context reads requests through a JsonSplitter and dispatches them;
+ * replies and events go to a capped output queue that a channel watch
+ * drains (a client that stops reading is disconnected once the cap is
+ * hit).  The output side stays a watch because events are queued at any
+ * time, not in the order of the request loop.
  */
 #pragma once
 
 #include "monitor/json-splitter.h"
 #include "qio/channel.h"
+#include "qio/coroutine.h"
 
 #include <glib.h>
 
 #include <array>
+#include <memory>
 #include <string>
 
 namespace qio::monitor {
 
 class QmpServer;
 
-class QmpSession {
+class QmpSession : public std::enable_shared_from_this<QmpSession> {
  public:
   QmpSession(QmpServer &server, QIOChannel *ioc, guint64 id);
   ~QmpSession();
@@ -41,9 +45,9 @@ class QmpSession {
   gsize queued() const { return out_.size() - out_offset_; }
 
  private:
-  static gboolean on_readable(QIOChannel *ioc, GIOCondition cond, gpointer data) noexcept;
   static gboolean on_writable(QIOChannel *ioc, GIOCondition cond, gpointer data) noexcept;
-  bool read_some();
+  static qio::Task<void> read_loop(std::shared_ptr<QmpSession> self);
+  bool feed(gsize n);
   bool flush_some();
   void handle_message(std::string_view text);
   void remove_source(guint &id);
@@ -55,7 +59,7 @@ class QmpSession {
   JsonSplitter splitter_;
   std::string out_;
   gsize out_offset_ = 0;
-  guint read_watch_ = 0;
+  GCancellable *cancellable_; /* wakes and ends the reader */
   guint write_watch_ = 0;
   bool negotiated_ = false;
   bool closing_ = false;

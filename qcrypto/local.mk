@@ -39,3 +39,5 @@ qcryptoinclude_HEADERS += qcrypto/authz-listfile.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/authz-listfile.cc
 qcryptoinclude_HEADERS += qcrypto/authz-pam.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/authz-pam.cc
+qcryptoinclude_HEADERS += qcrypto/hash.h
+qcrypto_libqcrypto_la_SOURCES += qcrypto/hash.cc

@@ -20,6 +20,9 @@ enum {
   N_PROPS,
 };
 
+/* How early loading logs that a certificate expires. */
+constexpr gint64 kExpiryWarningDays = 30;
+
 struct QCryptoTLSCredsPrivate {
   char *id;
   char *dir;
@@ -161,6 +164,17 @@ static QCryptoTLSCredsState *creds_load(QCryptoTLSCreds *creds, GError **error) 
   }
   std::sort(state->certs.begin(), state->certs.end(),
             [](const auto &a, const auto &b) { return a.expiry < b.expiry; });
+  /* A log line well before a certificate expires, at every (re)load. */
+  gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+  for (const auto &cert : state->certs) {
+    if (cert.expiry < now || cert.expiry > now + kExpiryWarningDays * 86400) continue;
+    g_autoptr(GDateTime) when = g_date_time_new_from_unix_utc(cert.expiry);
+    g_autofree char *date = g_date_time_format(when, "%Y-%m-%d %H:%M:%S UTC");
+    g_message(_("TLS credentials '%s': certificate '%s' (%s) expires on %s, in %d days; "
+                "renew it and reload the credentials"),
+              creds_priv(creds)->id, cert.file.c_str(), cert.subject.c_str(), date,
+              static_cast<int>((cert.expiry - now) / 86400));
+  }
   return state;
 }
 

@@ -77,7 +77,9 @@ gssize qcrypto_tls_session_write(QCryptoTLSSession *sess, const void *buf, gsize
  * up to 64 KiB ahead and writes them in one transport write. */
 gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *iov,
                                   gsize niov, GError **error);
-/* Decrypted bytes already held, readable without touching the transport. */
+/* Decrypted bytes already held, readable without touching the transport
+ * (or 1 for a whole record read ahead).  Call it from the reading thread
+ * (or the thread whose main loop runs the channel's watches). */
 gsize qcrypto_tls_session_check_pending(QCryptoTLSSession *sess);
 
 /* Sends close_notify: 1 done, 0 would block (call again), -1 error. */

@@ -22,6 +22,7 @@ struct _QIOChannelCommand {
   QIOChannel parent_instance;
   GPid pid;
   int pidfd;             /* readable once the child exited; -1 if unsupported */
+  GMutex reap_lock;      /* a reader and a writer thread may both reap */
   int wait_status;
   gboolean reaped;
   char *command;         /* argv joined, for messages */
@@ -37,19 +38,17 @@ G_DEFINE_FINAL_TYPE(QIOChannelCommand, qio_channel_command, QIO_TYPE_CHANNEL)
 
 /* Reaps the child if it has exited; TRUE once it has. */
 static gboolean command_reap(QIOChannelCommand *cioc) {
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&cioc->reap_lock);
   if (cioc->reaped) return TRUE;
   pid_t ret;
   do {
     ret = waitpid(cioc->pid, &cioc->wait_status, WNOHANG);
   } while (ret < 0 && errno == EINTR);
   if (ret == 0) return FALSE;
-  /* ECHILD: somebody else reaped it; its status is lost. */
+  /* ECHILD: somebody else (a SIGCHLD handler of the program) reaped it;
+   * its status is lost. */
   if (ret < 0) cioc->wait_status = -1;
   cioc->reaped = TRUE;
-  if (cioc->pidfd >= 0) {
-    close(cioc->pidfd);
-    cioc->pidfd = -1;
-  }
   return TRUE;
 }
 
@@ -193,7 +192,10 @@ static gboolean command_shutdown(QIOChannel *ioc, QIOChannelShutdown how, GError
 }
 
 static void command_signal(QIOChannelCommand *cioc, int sig) {
-  if (command_reap(cioc)) return;
+  /* Until qio reaps it, the child's pid (even a zombie's) cannot be
+   * reused: signalling under the lock never hits a stranger. */
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&cioc->reap_lock);
+  if (cioc->reaped) return;
   cioc->signalled = TRUE;
   /* The whole process group: a shell's children die with it. */
   if (kill(-cioc->pid, sig) < 0) kill(cioc->pid, sig);
@@ -232,6 +234,7 @@ static void qio_channel_command_dispose(GObject *object) {
 static void qio_channel_command_finalize(GObject *object) {
   auto *cioc = QIO_CHANNEL_COMMAND(object);
   if (cioc->pidfd >= 0) close(cioc->pidfd);
+  g_mutex_clear(&cioc->reap_lock);
   g_free(cioc->command);
   G_OBJECT_CLASS(qio_channel_command_parent_class)->finalize(object);
 }
@@ -251,6 +254,7 @@ static void qio_channel_command_class_init(QIOChannelCommandClass *klass) {
 static void qio_channel_command_init(QIOChannelCommand *cioc) {
   cioc->close_timeout_ms = 1000;
   cioc->pidfd = -1;
+  g_mutex_init(&cioc->reap_lock);
   qio_channel_set_feature(QIO_CHANNEL(cioc), QIO_CHANNEL_FEATURE_SHUTDOWN);
 }
 

@@ -5,6 +5,8 @@
 
 #include <glib/gi18n-lib.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <initializer_list>
 
@@ -126,12 +128,13 @@ gboolean IoOp::on_cancelled(GCancellable *, gpointer data) noexcept {
 }
 
 bool IovAll::step() noexcept {
-  while (index_ < niov_) {
-    if (iov_[index_].iov_len == offset_) {
+  for (;;) {
+    while (index_ < niov_ && iov_[index_].iov_len == offset_) {
       index_++;
       offset_ = 0;
-      continue;
     }
+    /* Descriptors to send go out even without data, as in the C helpers. */
+    if (index_ == niov_ && !(write_ && fds_.send_nfds)) break;
     /* Whole entries go straight from the caller's array; after a short
      * transfer the rest of the split entry needs an adjusted copy. */
     struct iovec local[64];
@@ -144,17 +147,37 @@ bool IovAll::step() noexcept {
       local[0].iov_len -= offset_;
       vec = local;
     }
-    gssize len = write_ ? qio_channel_writev(ioc_, vec, n, error_)
-                        : qio_channel_readv(ioc_, vec, n, error_);
+    gssize len;
+    if (write_) {
+      len = qio_channel_writev_full(ioc_, vec, n, fds_.send_fds, fds_.send_nfds, fds_.flags,
+                                    error_);
+    } else {
+      /* Descriptors are taken from the first message that carries some. */
+      bool want = fds_.recv_fds && !got_fds_;
+      int *new_fds = nullptr;
+      gsize new_nfds = 0;
+      len = qio_channel_readv_full(ioc_, vec, n, want ? &new_fds : nullptr,
+                                   want ? &new_nfds : nullptr, error_);
+      if (new_nfds) {
+        got_fds_ = new_fds;
+        got_nfds_ = new_nfds;
+      } else {
+        g_free(new_fds);
+      }
+    }
     if (len == QIO_CHANNEL_ERR_BLOCK) return false;
     if (len < 0) {
       result_ = -1;
       return true;
     }
+    if (write_) {
+      fds_.send_fds = nullptr;
+      fds_.send_nfds = 0;
+    }
     if (len == 0 && !write_) {
-      if (!moved_ && eof_ok_) {
+      if (!moved_ && !got_fds_ && eof_ok_) {
         result_ = 0;
-      } else if (!moved_) {
+      } else if (!moved_ && !got_fds_) {
         g_set_error(error_, QIO_ERROR, QIO_ERROR_EOF,
                     _("Channel '%s' was closed by the peer before a message arrived"),
                     qio_channel_get_name(ioc_));
@@ -182,6 +205,21 @@ bool IovAll::step() noexcept {
   }
   result_ = 1;
   return true;
+}
+
+int IovAll::await_resume() noexcept {
+  int result = cancelled_ ? -1 : result_;
+  if (result == 1 && fds_.recv_fds) {
+    *fds_.recv_fds = std::exchange(got_fds_, nullptr);
+    *fds_.recv_nfds = std::exchange(got_nfds_, 0);
+  }
+  return result;
+}
+
+IovAll::~IovAll() {
+  /* Received but not handed over (failure or cancellation): close them. */
+  for (gsize i = 0; i < got_nfds_; i++) close(got_fds_[i]);
+  g_free(got_fds_);
 }
 
 bool ReadSome::step() noexcept {

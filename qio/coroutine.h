@@ -25,9 +25,11 @@
  *
  * Cancellation: every awaitable takes an optional GCancellable, checked
  * before the first attempt and after every wakeup; cancelling wakes a
- * suspended task, which then fails with G_IO_ERROR_CANCELLED.  Destroying a
- * suspended Task also detaches its watches.  qio::CancelAfter cancels a
- * GCancellable after a delay, so a server can cap a handshake's duration.
+ * suspended task, which then fails with G_IO_ERROR_CANCELLED.  To stop a
+ * server, cancel its tasks and run the context until they finished: a task
+ * suspended when its context is destroyed is never resumed.
+ * qio::CancelAfter cancels a GCancellable after a delay, so a server can
+ * cap a handshake's duration.
  *
  * Threads: a task and its awaitables belong to one GMainContext, the one
  * the task was spawned on (while a task runs, that context is the thread's
@@ -242,15 +244,29 @@ class WaitIo final : public IoOp {
 };
 
 /* Moves every byte of an iovec array; the caller's array is not modified
- * and nothing is allocated. */
+ * and nothing is allocated.  Descriptors: a read hands those that arrived
+ * to *fds / *nfds (only on success); a write sends them with the first
+ * byte. */
+struct FdArgs {
+  int **recv_fds = nullptr;
+  gsize *recv_nfds = nullptr;
+  const int *send_fds = nullptr;
+  gsize send_nfds = 0;
+  int flags = 0;
+};
+
 class IovAll final : public IoOp {
  public:
   IovAll(QIOChannel *ioc, bool write, bool eof_ok, const struct iovec *iov, gsize niov,
-         GCancellable *cancellable, GError **error) noexcept
+         GCancellable *cancellable, GError **error, FdArgs fds = {}) noexcept
       : IoOp(ioc, write ? G_IO_OUT : G_IO_IN, nullptr, cancellable, error), iov_(iov),
-        niov_(niov), write_(write), eof_ok_(eof_ok) {}
+        niov_(niov), write_(write), eof_ok_(eof_ok), fds_(fds) {
+    if (fds_.recv_fds) *fds_.recv_fds = nullptr;
+    if (fds_.recv_nfds) *fds_.recv_nfds = 0;
+  }
+  ~IovAll();
   /* 1 done, 0 clean end of file before the first byte (eof_ok), -1 error. */
-  int await_resume() noexcept { return cancelled_ ? -1 : result_; }
+  int await_resume() noexcept;
 
  private:
   bool step() noexcept override;
@@ -262,6 +278,9 @@ class IovAll final : public IoOp {
   bool eof_ok_;
   bool moved_ = false;
   int result_ = -1;
+  FdArgs fds_;
+  int *got_fds_ = nullptr; /* received, not yet handed over */
+  gsize got_nfds_ = 0;
 };
 
 /* One read that waits until at least one byte or the end of file. */
@@ -309,6 +328,7 @@ class Sleep {
  * idle callback, even when called from another thread, and calls @done
  * with its result (no argument for Task<void>) in that context. */
 template <typename T, typename F>
+  requires(std::is_void_v<T> ? std::is_invocable_v<F> : std::is_invocable_v<F, T>)
 void spawn(Task<T> task, F done, GMainContext *context = nullptr) {
   detail::start_in(context, detail::drive(std::move(task), std::move(done)).handle);
 }
@@ -367,6 +387,29 @@ inline detail::IovAll readv_all_eof(QIOChannel *ioc, const struct iovec *iov, gs
                                     GError **error,
                                     GCancellable *cancellable = nullptr) noexcept {
   return detail::IovAll(ioc, false, true, iov, niov, cancellable, error);
+}
+
+/* With file descriptors (channels with QIO_CHANNEL_FEATURE_FD_PASS), as
+ * qio_channel_readv_full_all_eof / _readv_full_all / _writev_full_all:
+ * received descriptors come back in a g_new() array the caller frees and
+ * closes; none are returned when the read fails. */
+inline detail::IovAll readv_full_all_eof(QIOChannel *ioc, const struct iovec *iov,
+                                         gsize niov, int **fds, gsize *nfds, GError **error,
+                                         GCancellable *cancellable = nullptr) noexcept {
+  return detail::IovAll(ioc, false, true, iov, niov, cancellable, error, {fds, nfds});
+}
+
+inline detail::Boolify readv_full_all(QIOChannel *ioc, const struct iovec *iov, gsize niov,
+                                      int **fds, gsize *nfds, GError **error,
+                                      GCancellable *cancellable = nullptr) noexcept {
+  return {detail::IovAll(ioc, false, false, iov, niov, cancellable, error, {fds, nfds})};
+}
+
+inline detail::Boolify writev_full_all(QIOChannel *ioc, const struct iovec *iov, gsize niov,
+                                       const int *fds, gsize nfds, int flags, GError **error,
+                                       GCancellable *cancellable = nullptr) noexcept {
+  return {detail::IovAll(ioc, true, false, iov, niov, cancellable, error,
+                         {nullptr, nullptr, fds, nfds, flags})};
 }
 
 }  // namespace qio

@@ -48,6 +48,13 @@ const GOptionEntry kEntries[] = {
      N_("seconds to wait for a reply or an event (0: forever; default 30)"), N_("SECONDS")},
     {}};
 
+/* The object member @name, or NULL when it is absent or not an object
+ * (json_object_get_object_member() complains about absent ones). */
+JsonObject *object_member(JsonObject *obj, const char *name) {
+  JsonNode *node = obj ? json_object_get_member(obj, name) : nullptr;
+  return node && JSON_NODE_HOLDS_OBJECT(node) ? json_node_get_object(node) : nullptr;
+}
+
 gint64 timeout_ms() { return opt_timeout > 0 ? static_cast<gint64>(opt_timeout) * 1000 : -1; }
 
 /* key=value: true/false become booleans, integers numbers, text starting
@@ -160,7 +167,7 @@ void print_event(JsonNode *event) {
     return;
   }
   JsonObject *obj = json_node_get_object(event);
-  JsonObject *ts = json_object_get_object_member(obj, "timestamp");
+  JsonObject *ts = object_member(obj, "timestamp");
   gint64 secs = ts ? json_object_get_int_member_with_default(ts, "seconds", 0) : 0;
   gint64 usecs = ts ? json_object_get_int_member_with_default(ts, "microseconds", 0) : 0;
   g_autoptr(GDateTime) when = g_date_time_new_from_unix_utc(secs);
@@ -196,7 +203,7 @@ int follow_job(tools::QmpClient &client, const char *command) {
       return kExitTransport;
     }
     JsonObject *obj = json_node_get_object(reply);
-    if (JsonObject *err = json_object_get_object_member(obj, "error")) {
+    if (JsonObject *err = object_member(obj, "error")) {
       fprintf(stderr, _("qio-ctl: %s failed: %s\n"), query,
               json_object_get_string_member_with_default(err, "desc", "?"));
       return kExitCommandFailed;
@@ -207,7 +214,7 @@ int follow_job(tools::QmpClient &client, const char *command) {
     if (migration && JSON_NODE_HOLDS_OBJECT(ret)) {
       JsonObject *m = json_node_get_object(ret);
       status = json_object_get_string_member_with_default(m, "status", "none");
-      if (JsonObject *ram = json_object_get_object_member(m, "ram")) {
+      if (JsonObject *ram = object_member(m, "ram")) {
         done = static_cast<double>(json_object_get_int_member_with_default(ram, "transferred", 0));
         total = static_cast<double>(json_object_get_int_member_with_default(ram, "total", 0));
       }
@@ -322,7 +329,7 @@ int main(int argc, char **argv) {
     return kExitTransport;
   }
   JsonObject *obj = json_node_get_object(reply);
-  if (JsonObject *err = json_object_get_object_member(obj, "error")) {
+  if (JsonObject *err = object_member(obj, "error")) {
     if (opt_json) print_json(json_object_get_member(obj, "error"));
     fprintf(stderr, _("qio-ctl: %s failed: %s: %s\n"), command,
             json_object_get_string_member_with_default(err, "class", "?"),

@@ -151,6 +151,10 @@ bool parse_monitor(const char *opt, const char *arg, QiodOptions &opts, GError *
       if (!parse_bool(opt, "server", v, &server, error)) return false;
     } else if (k == "wait") {
       if (!parse_bool(opt, "wait", v, &mon.wait, error)) return false;
+    } else if (k == "tls-creds") {
+      mon.tls_creds = v;
+    } else if (k == "tls-authz") {
+      mon.tls_authz = v;
     } else if (k == "chardev" && g_str_equal(opt, "-mon")) {
       mon.chardev = v;
     } else if (k == "mode" && g_str_equal(opt, "-mon")) {
@@ -168,7 +172,8 @@ bool parse_monitor(const char *opt, const char *arg, QiodOptions &opts, GError *
         return false;
       }
     } else {
-      OPT_ERROR(error, _("%s: unknown parameter '%s'; accepted: server, wait"), opt, k.c_str());
+      OPT_ERROR(error, _("%s: unknown parameter '%s'; accepted: server, wait, tls-creds, tls-authz"),
+                opt, k.c_str());
       return false;
     }
   }
@@ -177,8 +182,9 @@ bool parse_monitor(const char *opt, const char *arg, QiodOptions &opts, GError *
     return false;
   }
   if (!mon.chardev.empty()) {
-    if (!mon.address.empty()) {
-      OPT_ERROR(error, _("%s: give either chardev=ID or an address, not both"), opt);
+    if (!mon.address.empty() || !mon.tls_creds.empty() || !mon.tls_authz.empty()) {
+      OPT_ERROR(error, _("%s: give either chardev=ID or an address, not both (a chardev "
+                         "takes tls-creds and tls-authz itself)"), opt);
       return false;
     }
     opts.monitors.push_back(std::move(mon));
@@ -217,9 +223,9 @@ const char *qiod_usage() {
            "                            a raw disk image the guest writes\n"
            "  -S                        start with the guest paused\n"
            "  -object TYPE,id=ID,...    create an object (TLS credentials, secret, ...)\n"
-           "  -qmp ADDRESS[,server=on][,wait=off]\n"
-           "  -mon ADDRESS[,server=on][,wait=off]\n"
-           "                            serve QMP on unix:PATH or tcp:HOST:PORT\n"
+           "  -qmp ADDRESS[,server=on][,wait=off][,tls-creds=ID][,tls-authz=ID]\n"
+           "  -mon ADDRESS[,...]        serve QMP on unix:PATH or tcp:HOST:PORT,\n"
+           "                            with TLS when tls-creds is given\n"
            "  -incoming URI|defer       wait for an incoming migration\n"
            "  -name NAME                the guest's name\n"
            "  -pidfile PATH             write the daemon's process id to PATH\n"

@@ -16,6 +16,8 @@ namespace qio::tools {
 struct MonitorOption {
   std::string address; /* as qio_socket_address_parse() accepts it */
   bool wait = false;   /* wait=on: block start-up until a client connects */
+  std::string tls_creds; /* tls-creds=ID: clients speak TLS */
+  std::string tls_authz; /* tls-authz=ID: and must pass this check */
   std::string chardev; /* -mon chardev=ID: QMP over that chardev instead */
 };
 

@@ -13,6 +13,7 @@
 #include "monitor/qmp-commands.h"
 #include "monitor/qmp-listener.h"
 #include "monitor/qmp-object-commands.h"
+#include "monitor/qmp-tls-commands.h"
 #include "monitor/qmp-server.h"
 #include "qom/object-registry.h"
 #include "tools/qiod-options.h"
@@ -105,7 +106,8 @@ struct Daemon {
       chardev_monitors.push_back(std::move(fe));
       return true;
     }
-    auto listener = monitor::QmpListener::open(*server, {mon.address, mon.wait}, error);
+    auto listener = monitor::QmpListener::open(
+        *server, {mon.address, mon.wait, mon.tls_creds, mon.tls_authz}, error);
     if (!listener) return false;
     listeners.push_back(std::move(listener));
     return true;
@@ -226,7 +228,10 @@ int main(int argc, char **argv) {
         },
         &d, nullptr);
   });
-  monitor::qmp_register_object_commands(*d.server, nullptr);
+  monitor::qmp_register_object_commands(*d.server, [&d] {
+    monitor::qmp_check_tls_expiry(*d.server, monitor::kExpiryWarningDays);
+  });
+  monitor::qmp_register_tls_commands(*d.server);
   std::string name = d.opts.name;
   d.server->add_command({"query-name", {}, false, [name](JsonObject *, GError **) {
                            JsonObject *obj = json_object_new();
@@ -255,6 +260,17 @@ int main(int argc, char **argv) {
     static_cast<Daemon *>(data)->shutdown("host-signal");
     return G_SOURCE_CONTINUE;
   };
+  /* Certificates expiring soon: logged at start-up, then an event and a
+   * log line for each once a day. */
+  monitor::qmp_check_tls_expiry(*d.server, monitor::kExpiryWarningDays);
+  g_timeout_add_seconds(
+      24 * 60 * 60,
+      [](gpointer data) noexcept -> gboolean {
+        monitor::qmp_check_tls_expiry(*static_cast<Daemon *>(data)->server,
+                                      monitor::kExpiryWarningDays);
+        return G_SOURCE_CONTINUE;
+      },
+      &d);
   g_unix_signal_add(SIGTERM, on_signal, &d);
   g_unix_signal_add(SIGINT, on_signal, &d);
   g_unix_signal_add(SIGHUP, on_signal, &d);

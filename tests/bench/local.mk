@@ -1,5 +1,10 @@
 # Benchmarks: built by 'make bench'-style targets; add one block per benchmark.
 
+# Pipe throughput of the file, command and coroutine paths: ./tests/bench/bench-pipe [MiB]
+noinst_PROGRAMS += tests/bench/bench-pipe
+tests_bench_bench_pipe_SOURCES = tests/bench/bench-pipe.cc
+tests_bench_bench_pipe_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
+tests_bench_bench_pipe_LDADD = qio/libqio.la $(GLIB_LIBS)
 noinst_PROGRAMS += tests/bench/bench-channel-socket
 tests_bench_bench_channel_socket_SOURCES = tests/bench/bench-channel-socket.cc
 tests_bench_bench_channel_socket_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
@@ -44,3 +49,7 @@ bench: bench-chardev
 bench-chardev: tests/bench/bench-chardev
 	$(builddir)/tests/bench/bench-chardev
 EXTRA_DIST += tests/bench/bench-util.h
+.PHONY: bench-pipe
+bench: bench-pipe
+bench-pipe: tests/bench/bench-pipe
+	$(builddir)/tests/bench/bench-pipe

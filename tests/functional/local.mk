@@ -27,3 +27,4 @@ functional_tests += tests/functional/test-chardev-tls.py
 EXTRA_DIST += tests/functional/chardevtest.py
 functional_tests += tests/functional/test-chardev.py
 functional_tests += tests/functional/test-chardev-qemu.py
+functional_tests += tests/functional/test-qiod-tls.py

@@ -365,6 +365,8 @@ bad = [
     (["-chardev", "null,id=n", "-mon", "chardev=n,mode=readline"], "mode 'readline'"),
     (["-chardev", "null,id=n", "-serial", "chardev:n", "-mon", "chardev=n"], "already in use"),
     (["-chardev", "null,id=n,mux=perhaps"], "mux='perhaps'"),
+    (["-chardev", "null,id=n", "-mon", "chardev=n,tls-creds=t"], "either chardev=ID or an address"),
+    (["-mon", "unix:/tmp/x.sock,chardev=n"], "either chardev=ID or an address"),
 ]
 for args, part in bad:
     rc, out, err = run_qiod("-m", "16M", *args)

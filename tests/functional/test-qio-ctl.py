@@ -17,9 +17,14 @@ from qiodtest import QIO_CTL, Qiod, Tap  # noqa: E402
 t = Tap()
 
 
+criticals = []
+
+
 def ctl(sock, *args, timeout=30):
     p = subprocess.run([QIO_CTL, "-s", f"unix:{sock}", *args], capture_output=True, text=True,
                        timeout=timeout)
+    if "CRITICAL" in p.stderr or "WARNING" in p.stderr:
+        criticals.append((args, p.stderr))
     return p.returncode, p.stdout, p.stderr
 
 
@@ -165,4 +170,5 @@ fake.polls = 0
 rc, out, err = ctl(fake_path, "--progress", "drive-mirror", "device=d0")
 t.ok(rc == 0 and "query-block-jobs: completed" in out, "--progress follows a block job",
      (rc, out, err))
+t.ok(not criticals, "qio-ctl never logs a GLib warning or critical", criticals)
 t.done()

@@ -93,7 +93,8 @@ r = q.cmd("query-commands")
 names = {c["name"] for c in r["return"]}
 expected = {"qmp_capabilities", "query-version", "query-commands", "query-status", "stop",
             "cont", "quit", "object-add", "object-del", "qom-list-types", "query-guest",
-            "guest-set-workload", "query-name", "screendump", "guest-serial-write"}
+            "guest-set-workload", "query-name", "screendump", "guest-serial-write",
+            "query-tls-creds"}
 t.ok(expected <= names, "query-commands lists every command", expected - names)
 r = q.cmd("query-name")
 t.ok(r["return"] == {"name": "vm1"}, "query-name returns -name", r)

@@ -48,9 +48,13 @@ port() { echo $((20000 + RANDOM % 20000)); }
 wait_port() { for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 start_endpoint_server() { # port args...
   local p=$1; shift
-  "$endpoint" server "$p" "$@" > server.out 2>&1 &
+  # Truncate here, not in the child: the child's redirection may run after
+  # the first grep below and let it read the previous server's "listening".
+  : > server.out
+  "$endpoint" server "$p" "$@" >> server.out 2>&1 </dev/null &
   pids+=($!); srv_pid=$!
-  for _ in $(seq 50); do grep -q listening server.out && return 0; sleep 0.1; done
+  for _ in $(seq 100); do grep -q listening server.out && return 0; sleep 0.1; done
+  echo "# the qio server did not start listening on port $p: $(cat server.out)"
 }
 
 # 1. gnutls-cli (x509, client certificate) -> qio server

@@ -4,8 +4,10 @@ as the client, and against raw malformed handshakes.  Prints TAP."""
 import asyncio
 import os
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 
 import websockets
 
@@ -115,6 +117,18 @@ async def run_qio_client():
                   f"close code {code}")
 
 
+def send_read_head(s, data):
+    """Sends @data on socket @s and reads up to the end of an HTTP head."""
+    s.sendall(data)
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    return reply
+
+
 def raw_exchange(port, data):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(data)
@@ -149,13 +163,7 @@ def raw_cases(port):
             if status == b"HTTP/1.1 101 ":
                 # The server keeps the connection: read only the head.
                 with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-                    s.sendall(request)
-                    reply = b""
-                    while b"\r\n\r\n" not in reply:
-                        chunk = s.recv(4096)
-                        if not chunk:
-                            break
-                        reply += chunk
+                    reply = send_read_head(s, request)
             else:
                 reply = raw_exchange(port, request)
             check(reply.startswith(status) and text in reply,
@@ -165,27 +173,115 @@ def raw_cases(port):
             check(False, f"raw handshake: {name}", repr(e))
 
 
+def make_pki(top):
+    """A CA and a server certificate for localhost and 127.0.0.1, by certtool,
+    in the layout of the x509 credentials directory."""
+    def certtool(*args, template=None):
+        if template:
+            with open(os.path.join(top, "t.info"), "w") as f:
+                f.write(template)
+            args += ("--template", os.path.join(top, "t.info"))
+        subprocess.run(["certtool", *args], check=True, capture_output=True)
+    p = lambda name: os.path.join(top, name)
+    os.makedirs(p("srv"))
+    certtool("--generate-privkey", "--key-type=ecdsa", "--outfile", p("ca-key.pem"))
+    certtool("--generate-self-signed", "--load-privkey", p("ca-key.pem"),
+             "--outfile", p("srv/ca-cert.pem"),
+             template='cn = "websock test CA"\nca\ncert_signing_key\nexpiration_days = 2\n')
+    certtool("--generate-privkey", "--key-type=ecdsa", "--outfile", p("srv/server-key.pem"))
+    certtool("--generate-certificate", "--load-privkey", p("srv/server-key.pem"),
+             "--load-ca-certificate", p("srv/ca-cert.pem"),
+             "--load-ca-privkey", p("ca-key.pem"), "--outfile", p("srv/server-cert.pem"),
+             template='cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\n'
+                      'tls_www_server\nsigning_key\nencryption_key\nexpiration_days = 2\n')
+    return p("srv")
+
+
+async def run_wss(url, ctx):
+    """wss: websockets over qio's TLS channel."""
+    try:
+        async with websockets.connect(url, ssl=ctx, subprotocols=["binary"],
+                                      max_size=None) as ws:
+            check(ws.subprotocol == "binary", "wss handshake over QIOChannelTLS")
+            check(await echo(ws, "über TLS", "über TLS".encode()), "wss text frame echoed")
+            big = os.urandom(2 * 1024 * 1024)
+            check(await echo(ws, big, big), "wss 2 MiB message echoed")
+            await asyncio.wait_for(await ws.ping(b"tls"), 10)
+            check(True, "wss ping answered with pong")
+            await ws.close()
+            check(ws.close_code == 1000, "wss close echoed with 1000",
+                  f"close code {ws.close_code}")
+    except Exception as e:
+        check(False, "wss session", repr(e))
+
+
+def wss_raw_bad_handshake(port, ctx):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                reply = send_read_head(s, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        check(reply.startswith(b"HTTP/1.1 400 "), "wss raw handshake without Upgrade -> 400",
+              reply.decode(errors="replace"))
+    except Exception as e:
+        check(False, "wss raw handshake without Upgrade -> 400", repr(e))
+
+
+def start_server(*args):
+    server = subprocess.Popen([SERVER, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    line = server.stdout.readline().decode()
+    if not line.startswith("port "):
+        server.stdin.close()
+        server.wait()
+        return server, None
+    return server, int(line.split()[1])
+
+
+def stop_server(server, name):
+    server.stdin.close()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    check(server.returncode == 0, f"{name} exited cleanly", f"exit status {server.returncode}")
+
+
+def wss_cases():
+    with tempfile.TemporaryDirectory() as top:
+        try:
+            srv = make_pki(top)
+        except (OSError, subprocess.CalledProcessError) as e:
+            check(False, "certtool makes a PKI for wss", repr(e))
+            return
+        server, port = start_server("--tls", srv)
+        check(port is not None, "wss echo server listening")
+        if port is None:
+            return
+        try:
+            ctx = ssl.create_default_context(cafile=os.path.join(srv, "ca-cert.pem"))
+            asyncio.run(run_wss(f"wss://127.0.0.1:{port}/", ctx))
+            wss_raw_bad_handshake(port, ctx)
+        finally:
+            stop_server(server, "wss echo server")
+
+
 def main():
     if not os.access(SERVER, os.X_OK):
         print(f"1..0 # SKIP {SERVER} not built")
         return 0
-    server = subprocess.Popen([SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        line = server.stdout.readline().decode()
-        port = int(line.split()[1])
-        check(True, f"echo server listening on 127.0.0.1:{port}")
-        asyncio.run(run_clients(f"ws://127.0.0.1:{port}/"))
-        raw_cases(port)
-        asyncio.run(run_qio_client())
-    finally:
-        server.stdin.close()
+    server, port = start_server()
+    check(port is not None, f"echo server listening on 127.0.0.1:{port}")
+    if port is not None:
         try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-    check(server.returncode == 0, "echo server exited cleanly",
-          f"exit status {server.returncode}")
+            asyncio.run(run_clients(f"ws://127.0.0.1:{port}/"))
+            raw_cases(port)
+            try:
+                asyncio.run(run_qio_client())
+            except Exception as e:
+                check(False, "qio client against python3-websockets", repr(e))
+        finally:
+            stop_server(server, "echo server")
+    wss_cases()
     print(f"1..{len(results)}")
     return 0 if all(results) else 1
 

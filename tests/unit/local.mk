@@ -23,8 +23,8 @@ tests_unit_test_qmp_server_LDADD = monitor/libmonitor.la $(UNIT_LDADD) $(JSON_GL
 TLS_TEST_HELPERS = tests/unit/crypto-tls-x509-helpers.cc tests/unit/crypto-tls-x509-helpers.h
 unit_tests += tests/unit/test-crypto-tlscredsx509
 tests_unit_test_crypto_tlscredsx509_SOURCES = tests/unit/test-crypto-tlscredsx509.cc $(TLS_TEST_HELPERS)
-tests_unit_test_crypto_tlscredsx509_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
-tests_unit_test_crypto_tlscredsx509_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
+tests_unit_test_crypto_tlscredsx509_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS) $(JSON_GLIB_CFLAGS)
+tests_unit_test_crypto_tlscredsx509_LDADD = qom/libqom.la $(UNIT_LDADD) $(GNUTLS_LIBS) $(JSON_GLIB_LIBS)
 unit_tests += tests/unit/test-crypto-tlssession
 tests_unit_test_crypto_tlssession_SOURCES = tests/unit/test-crypto-tlssession.cc $(TLS_TEST_HELPERS)
 tests_unit_test_crypto_tlssession_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
@@ -67,9 +67,9 @@ tests_unit_test_channel_tls_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
 tests_unit_test_channel_tls_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
 
 unit_tests += tests/unit/test-channel-websock
-tests_unit_test_channel_websock_SOURCES = tests/unit/test-channel-websock.cc
-tests_unit_test_channel_websock_CPPFLAGS = $(UNIT_CPPFLAGS)
-tests_unit_test_channel_websock_LDADD = $(UNIT_LDADD)
+tests_unit_test_channel_websock_SOURCES = tests/unit/test-channel-websock.cc $(TLS_TEST_HELPERS)
+tests_unit_test_channel_websock_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
+tests_unit_test_channel_websock_LDADD = $(UNIT_LDADD) $(GNUTLS_LIBS)
 unit_tests += tests/unit/test-secret
 tests_unit_test_secret_SOURCES = tests/unit/test-secret.cc
 tests_unit_test_secret_CPPFLAGS = $(UNIT_CPPFLAGS) $(GNUTLS_CFLAGS)
@@ -104,3 +104,8 @@ tests_unit_test_chardev_SOURCES = tests/unit/test-chardev.cc
 tests_unit_test_chardev_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
 tests_unit_test_chardev_LDADD = chardev/libchardev.la monitor/libmonitor.la host/libhost.la \
 	qom/libqom.la $(UNIT_LDADD) $(JSON_GLIB_LIBS)
+
+unit_tests += tests/unit/test-crypto-hash
+tests_unit_test_crypto_hash_SOURCES = tests/unit/test-crypto-hash.cc
+tests_unit_test_crypto_hash_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_crypto_hash_LDADD = $(UNIT_LDADD)

@@ -222,6 +222,34 @@ void test_handshake_fails_async() {
   g_assert_nonnull(strstr(server_error->message, "does not trust the CA"));
 }
 
+/* Cancelling a handshake that waits for a silent peer ends it at once. */
+void test_handshake_cancel() {
+  Fixture f;
+  f.set_blocking(false);
+  g_autoptr(GMainContext) ctx = g_main_context_new();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new();
+  GError *error = nullptr;
+  bool done = false;
+  struct Result {
+    GError **error;
+    bool *done;
+  } r{&error, &done};
+  qio_channel_tls_handshake(
+      f.server, cancellable,
+      [](GObject *source, GAsyncResult *res, gpointer data) noexcept {
+        auto *r = static_cast<Result *>(data);
+        qio_channel_tls_handshake_finish(QIO_CHANNEL_TLS(source), res, r->error);
+        *r->done = true;
+      },
+      &r, ctx);
+  for (int i = 0; i < 3; i++) g_main_context_iteration(ctx, FALSE);
+  g_assert_false(done);
+  g_cancellable_cancel(cancellable);
+  while (!done) g_main_context_iteration(ctx, TRUE);
+  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error(&error);
+}
+
 void test_io_before_handshake() {
   Fixture f;
   g_autoptr(GError) error = nullptr;
@@ -267,11 +295,12 @@ void bulk(bool blocking) {
   g_assert_no_error(w.error);
   g_assert_no_error(r.error);
   g_assert_true(src == dst);
-  /* 300 iovecs went out as full 16 KiB records (64 of them), not one
-   * record per iovec entry. */
+  /* 300 iovecs went out as 64 full 16 KiB records, four per socket write
+   * (not one record, let alone one write, per iovec entry); partial
+   * writes of a non-blocking socket may add a few. */
   unsigned writes = f.client_writes - writes_before;
   g_test_message("%u writes to the socket for 1 MiB in 300 iovecs", writes);
-  g_assert_cmpuint(writes, <=, 70);
+  g_assert_cmpuint(writes, <=, 32);
 }
 
 void test_bulk_blocking() { bulk(true); }
@@ -376,8 +405,9 @@ void test_key_update_two_threads() {
   Duplex c{f.client, pattern(total, 1), std::vector<guint8>(total)};
   Duplex s{f.server, pattern(total, 2), std::vector<guint8>(total)};
   /* The client's writer asks for key updates on both sides; the server
-   * answers from whichever thread GnuTLS runs next.  (Updates started by
-   * both ends at the same moment break GnuTLS 3.7.9 itself.) */
+   * answers from whichever thread GnuTLS runs next.  (Updates requested by
+   * both ends at the same moment fail inside GnuTLS 3.7.9 even in a single
+   * thread: "An illegal parameter was found".) */
   c.update_keys = true;
   for (Duplex *d : {&c, &s}) {
     d->reader = g_thread_new("reader", duplex_reader, d);
@@ -421,6 +451,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-tls/handshake-async", test_handshake_async);
   g_test_add_func("/qio/channel-tls/handshake-fails-async", test_handshake_fails_async);
   g_test_add_func("/qio/channel-tls/handshake-sync-thread", test_handshake_sync_thread);
+  g_test_add_func("/qio/channel-tls/handshake-cancel", test_handshake_cancel);
   g_test_add_func("/qio/channel-tls/io-before-handshake", test_io_before_handshake);
   g_test_add_func("/qio/channel-tls/bulk-blocking", test_bulk_blocking);
   g_test_add_func("/qio/channel-tls/bulk-nonblocking", test_bulk_nonblocking);

@@ -2,10 +2,13 @@
  * between qio's server and client sides and against hand-made frames. */
 #include "config.h"
 
+#include "qcrypto/tls-creds.h"
 #include "qio/channel-socket.h"
+#include "qio/channel-tls.h"
 #include "qio/channel-watch.h"
 #include "qio/channel-websock.h"
 #include "qio/error.h"
+#include "tests/unit/crypto-tls-x509-helpers.h"
 
 #include <glib-unix.h>
 
@@ -253,6 +256,19 @@ static std::string pattern(gsize len) {
   return data;
 }
 
+static std::string read_string(QIOChannel *ioc, gsize len) {
+  std::string out(len, '\0');
+  g_autoptr(GError) error = nullptr;
+  g_assert_true(qio_channel_read_all(ioc, out.data(), len, &error));
+  g_assert_no_error(error);
+  return out;
+}
+
+static gboolean count_cb(QIOChannel *, GIOCondition cond, gpointer data) {
+  if (cond & G_IO_IN) ++*static_cast<int *>(data);
+  return G_SOURCE_CONTINUE;
+}
+
 /* ---- handshake between qio's two sides -------------------------------- */
 
 struct Pair {
@@ -469,6 +485,83 @@ static void test_full_duplex() {
   g_thread_join(td);
 }
 
+/* wss: websock over QIOChannelTLS over a socket pair.  Both handshakes of
+ * both ends run in one main context; then data both ways, and a reader's
+ * watch wakes through both layers. */
+static void tls_done(GObject *source, GAsyncResult *result, gpointer data) {
+  g_autoptr(GError) error = nullptr;
+  g_assert_true(qio_channel_tls_handshake_finish(QIO_CHANNEL_TLS(source), result, &error));
+  g_assert_no_error(error);
+  --*static_cast<int *>(data);
+}
+
+static void test_wss() {
+  TestTLSDir server_dir, client_dir;
+  TestCert ca = test_tls_make_cert(test_tls_ca_req("websock CA"), nullptr);
+  TestCert cert = test_tls_make_cert(test_tls_server_req("qio.test"), &ca);
+  test_tls_write(server_dir.path, "ca-cert.pem", ca.pem);
+  test_tls_write(server_dir.path, "server-cert.pem", cert.pem);
+  test_tls_write(server_dir.path, "server-key.pem", test_tls_key_pem(1));
+  test_tls_write(client_dir.path, "ca-cert.pem", ca.pem);
+  /* Browsers have no client certificate. */
+  g_autoptr(QCryptoTLSCreds) server_creds = test_tls_x509_creds(server_dir.path, true, false);
+  g_autoptr(QCryptoTLSCreds) client_creds = test_tls_x509_creds(client_dir.path, false);
+
+  QIOChannelSocket *sa, *sb;
+  g_assert_true(qio_channel_socket_new_pair(&sa, &sb, nullptr));
+  g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(sa), FALSE, nullptr));
+  g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(sb), FALSE, nullptr));
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QIOChannelTLS) tls_server =
+      qio_channel_tls_new_server(QIO_CHANNEL(sa), server_creds, nullptr, &error);
+  g_assert_no_error(error);
+  g_autoptr(QIOChannelTLS) tls_client =
+      qio_channel_tls_new_client(QIO_CHANNEL(sb), client_creds, "qio.test", &error);
+  g_assert_no_error(error);
+  g_object_unref(sa);
+  g_object_unref(sb);
+  g_autoptr(GMainContext) context = g_main_context_new();
+  int pending = 2;
+  qio_channel_tls_handshake(tls_server, nullptr, tls_done, &pending, context);
+  qio_channel_tls_handshake(tls_client, nullptr, tls_done, &pending, context);
+  while (pending > 0) g_main_context_iteration(context, TRUE);
+
+  Pair pair;
+  pair.server = qio_channel_websock_new_server(QIO_CHANNEL(tls_server));
+  pair.client = qio_channel_websock_new_client(QIO_CHANNEL(tls_client), "qio.test", "/");
+  pending = 2;
+  qio_channel_websock_handshake(pair.server, context, nullptr, handshake_done, &pending);
+  qio_channel_websock_handshake(pair.client, context, nullptr, handshake_done, &pending);
+  while (pending > 0) g_main_context_iteration(context, TRUE);
+
+  int fired = 0;
+  GSource *source = qio_channel_create_watch(QIO_CHANNEL(pair.server), G_IO_IN);
+  g_source_set_callback(source, G_SOURCE_FUNC(count_cb), &fired, nullptr);
+  g_source_attach(source, context);
+  while (g_main_context_iteration(context, FALSE)) {}
+  g_assert_cmpint(fired, ==, 0);
+  g_assert_true(qio_channel_write_all(QIO_CHANNEL(pair.client), "ping?", 5, &error));
+  while (fired == 0) g_main_context_iteration(context, TRUE);
+  g_source_destroy(source);
+  g_source_unref(source);
+
+  g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(pair.server), TRUE, nullptr));
+  g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(pair.client), TRUE, nullptr));
+  g_assert_true(read_string(QIO_CHANNEL(pair.server), 5) == "ping?");
+  std::string data = pattern(1024 * 1024);
+  for (int dir = 0; dir < 2; dir++) {
+    Writer w = {QIO_CHANNEL(dir ? pair.server : pair.client), &data, 300};
+    GThread *thread = g_thread_new("writer", writer_thread, &w);
+    read_and_compare(QIO_CHANNEL(dir ? pair.client : pair.server), data);
+    g_thread_join(thread);
+  }
+  g_assert_true(qio_channel_close(QIO_CHANNEL(pair.client), &error));
+  char c;
+  g_assert_cmpint(qio_channel_read(QIO_CHANNEL(pair.server), &c, 1, &error), ==, 0);
+  g_assert_no_error(error);
+  g_assert_cmpuint(qio_channel_websock_get_peer_close_code(pair.server), ==, 1000);
+}
+
 /* Non-blocking writes into a full pipe: BLOCK comes back, and after
  * draining the frames carry exactly the bytes writev reported. */
 static void test_would_block() {
@@ -533,13 +626,6 @@ static void test_would_block() {
 
 /* ---- framing against hand-made frames --------------------------------- */
 
-static std::string read_string(QIOChannel *ioc, gsize len) {
-  std::string out(len, '\0');
-  g_autoptr(GError) error = nullptr;
-  g_assert_true(qio_channel_read_all(ioc, out.data(), len, &error));
-  g_assert_no_error(error);
-  return out;
-}
 
 static void test_fragmentation_and_ping() {
   Raw raw;
@@ -755,10 +841,6 @@ static void test_eof_mid_frame() {
 
 /* ---- watches ---------------------------------------------------------- */
 
-static gboolean count_cb(QIOChannel *, GIOCondition cond, gpointer data) {
-  if (cond & G_IO_IN) ++*static_cast<int *>(data);
-  return G_SOURCE_CONTINUE;
-}
 
 /* Data already decoded wakes a reader although the pipe is empty. */
 static void test_watch_buffered() {
@@ -1007,6 +1089,7 @@ int main(int argc, char **argv) {
   g_test_add_data_func("/qio/websock/data/both-ways-1MiB/socketpair", GINT_TO_POINTER(1),
                        test_data_both_ways);
   g_test_add_func("/qio/websock/data/full-duplex", test_full_duplex);
+  g_test_add_func("/qio/websock/data/wss", test_wss);
   g_test_add_func("/qio/websock/data/would-block", test_would_block);
   g_test_add_func("/qio/websock/data/not-ready", test_not_ready);
   g_test_add_func("/qio/websock/frame/fragmentation-ping", test_fragmentation_and_ping);

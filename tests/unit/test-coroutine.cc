@@ -2,8 +2,11 @@
 #include "config.h"
 
 #include "qio/channel-file.h"
+#include "qio/channel-socket.h"
 #include "qio/coroutine.h"
 #include "qio/error.h"
+
+#include <unistd.h>
 
 #include <stdexcept>
 #include <string>
@@ -330,6 +333,85 @@ void test_context_destroyed() {
   g_assert_false(ran);
 }
 
+/* --- descriptors travel with the data --- */
+
+qio::Task<bool> send_fd(QIOChannel *ioc, int fd, GError **error) {
+  struct iovec iov[2] = {{const_cast<char *>("fd"), 2}, {const_cast<char *>("!"), 1}};
+  co_return co_await qio::writev_full_all(ioc, iov, 2, &fd, 1, 0, error);
+}
+
+qio::Task<int> recv_fd(QIOChannel *ioc, int **fds, gsize *nfds, GError **error) {
+  char buf[3];
+  struct iovec iov = {buf, sizeof buf};
+  int ret = co_await qio::readv_full_all_eof(ioc, &iov, 1, fds, nfds, error);
+  if (ret == 1) g_assert_cmpmem(buf, 3, "fd!", 3);
+  co_return ret;
+}
+
+qio::Task<bool> recv_fd_bool(QIOChannel *ioc, int **fds, gsize *nfds, GError **error) {
+  char buf[3];
+  struct iovec iov = {buf, sizeof buf};
+  co_return co_await qio::readv_full_all(ioc, &iov, 1, fds, nfds, error);
+}
+
+void test_fd_passing() {
+  QIOChannelSocket *a, *b;
+  g_autoptr(GError) error = nullptr;
+  g_assert_true(qio_channel_socket_new_pair(&a, &b, &error));
+  QIOChannel *ca = QIO_CHANNEL(a), *cb = QIO_CHANNEL(b);
+  g_assert_true(qio_channel_set_blocking(ca, FALSE, &error));
+  g_assert_true(qio_channel_set_blocking(cb, FALSE, &error));
+  Pipe pipe;
+
+  /* The receiver waits first, so it suspends; then the sender runs. */
+  GMainContext *context = g_main_context_new();
+  int *fds = nullptr;
+  gsize nfds = 0;
+  int received = -2;
+  bool sent = false;
+  qio::spawn(recv_fd(cb, &fds, &nfds, &error), [&received](int r) { received = r; }, context);
+  g_main_context_iteration(context, FALSE);
+  g_assert_cmpint(received, ==, -2);
+  qio::spawn(send_fd(ca, qio_channel_file_get_fd(pipe.wr), &error),
+             [&sent](bool ok) { sent = ok; }, context);
+  while (received == -2 || !sent) g_main_context_iteration(context, TRUE);
+  g_assert_no_error(error);
+  g_assert_cmpint(received, ==, 1);
+  g_assert_cmpuint(nfds, ==, 1);
+  /* The received descriptor is the pipe's write end. */
+  g_assert_cmpint(write(fds[0], "via", 3), ==, 3);
+  char buf[3];
+  g_assert_cmpint(qio_channel_read(pipe.r(), buf, 3, &error), ==, 3);
+  g_assert_cmpmem(buf, 3, "via", 3);
+  close(fds[0]);
+  g_free(fds);
+
+  /* The peer closes before anything: clean EOF, no descriptors. */
+  g_assert_true(qio_channel_close(ca, &error));
+  fds = nullptr;
+  g_assert_cmpint(qio::block_on(recv_fd(cb, &fds, &nfds, &error), context), ==, 0);
+  g_assert_no_error(error);
+  g_assert_null(fds);
+  g_assert_cmpuint(nfds, ==, 0);
+  g_main_context_unref(context);
+
+  /* A pipe cannot carry descriptors: a clear error, not a hang. */
+  g_assert_false(qio::block_on(recv_fd_bool(pipe.r(), &fds, &nfds, &error)));
+  g_assert_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED);
+  g_assert_nonnull(strstr(error->message, "read end"));
+  g_object_unref(a);
+  g_object_unref(b);
+}
+
+/* nullptr means the global default context, for spawn with and without
+ * a completion callback. */
+void test_default_context() {
+  bool ran = false, done = false;
+  qio::spawn(never_run(&ran), nullptr);
+  qio::spawn(sleeper(1), [&done](gint64) { done = true; });
+  while (!ran || !done) g_main_context_iteration(nullptr, TRUE);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -341,5 +423,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/coroutine/cancel", test_cancel);
   g_test_add_func("/qio/coroutine/blocking", test_blocking);
   g_test_add_func("/qio/coroutine/context-destroyed", test_context_destroyed);
+  g_test_add_func("/qio/coroutine/default-context", test_default_context);
+  g_test_add_func("/qio/coroutine/fd-passing", test_fd_passing);
   return g_test_run();
 }

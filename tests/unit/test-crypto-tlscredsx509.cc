@@ -7,6 +7,7 @@
 #include "qcrypto/tls-creds-anon.h"
 #include "qcrypto/tls-creds-psk.h"
 #include "qcrypto/tls-creds-x509.h"
+#include "qom/object-registry.h"
 #include "tests/unit/crypto-tls-x509-helpers.h"
 
 #include <vector>
@@ -309,7 +310,11 @@ void test_reload() {
   TestCert leaf = test_tls_make_cert(req, &ca);
   write_dir(dir.path, true, ca.pem, leaf.pem);
   g_autoptr(GError) error = nullptr;
+  g_test_expect_message(nullptr, G_LOG_LEVEL_MESSAGE,
+                        "*'tls0': certificate '*server-cert.pem' (*CN=qio.test) expires on *"
+                        ", in * days; renew it*");
   g_autoptr(QCryptoTLSCreds) creds = new_x509(dir.path, true, &error);
+  g_test_assert_expected_messages();
   g_assert_no_error(error);
 
   g_autoptr(GPtrArray) soon = qcrypto_tls_creds_get_expiring(creds, 7);
@@ -399,6 +404,36 @@ void test_anon_and_suites() {
   g_assert_cmpuint(ids[1], ==, 0x01);
 }
 
+/* The same objects through -object and its secret lookup. */
+void test_object_option() {
+  TestTLSDir dir;
+  TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
+  TestCert leaf = test_tls_make_cert(test_tls_server_req("qio.test"), &ca);
+  write_dir(dir.path, true, ca.pem, leaf.pem);
+  test_tls_write(dir.path, "server-key.pem", test_tls_key_pem(1, "s3cret"));
+  qom_init();
+  g_autoptr(GError) error = nullptr;
+  g_assert_nonnull(qom_object_add_from_string("secret,id=keypass,data=s3cret", &error));
+  g_assert_no_error(error);
+  g_autofree char *opts = g_strdup_printf(
+      "tls-creds-x509,id=tlsobj,endpoint=server,dir=%s,verify-peer=off,passwordid=keypass",
+      dir.path);
+  GObject *obj = qom_object_add_from_string(opts, &error);
+  g_assert_no_error(error);
+  g_assert_true(QCRYPTO_IS_TLS_CREDS_X509(obj));
+  g_assert_false(qcrypto_tls_creds_get_verify_peer(QCRYPTO_TLS_CREDS(obj)));
+  g_autofree char *bad = g_strdup_printf("tls-creds-x509,id=tlsbad,endpoint=server,dir=%s",
+                                         dir.path);
+  g_assert_null(qom_object_add_from_string(bad, &error));
+  g_assert_nonnull(strstr(error->message, "'tlsbad'"));
+  g_assert_nonnull(strstr(error->message, "set passwordid"));
+  g_clear_error(&error);
+  g_assert_nonnull(qom_object_add_from_string(
+      "tls-cipher-suites,id=suites,priority=NORMAL:-VERS-ALL:+VERS-TLS1.3", &error));
+  g_assert_no_error(error);
+  qom_object_del_all();
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -422,5 +457,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/qcrypto/tlscredsx509/reload", test_reload);
   g_test_add_func("/qcrypto/tlscredspsk/load", test_psk);
   g_test_add_func("/qcrypto/tlscredsanon/anon-and-cipher-suites", test_anon_and_suites);
+  g_test_add_func("/qcrypto/tlscredsx509/object-option", test_object_option);
   return g_test_run();
 }

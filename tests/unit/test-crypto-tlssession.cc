@@ -4,6 +4,7 @@
 
 #include "qcrypto/authz-simple.h"
 #include "qcrypto/error.h"
+#include "qcrypto/tls-creds-anon.h"
 #include "qcrypto/tls-creds-psk.h"
 #include "qcrypto/tls-creds-x509.h"
 #include "qcrypto/tls-session.h"
@@ -345,6 +346,36 @@ void test_psk() {
   g_assert_error(denied.server_error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED);
 }
 
+/* Anonymous credentials (TLS 1.2: TLS 1.3 has no anonymous key exchange),
+ * with the server's DH parameters. */
+void test_anon() {
+  TestTLSDir dir;
+  test_tls_write(dir.path, "dh-params.pem", test_tls_dh_params_pem());
+  g_autoptr(GError) error = nullptr;
+  auto make = [&](bool server) {
+    auto *creds = QCRYPTO_TLS_CREDS(g_object_new(
+        QCRYPTO_TYPE_TLS_CREDS_ANON, "id", server ? "anon-server" : "anon-client", "dir",
+        dir.path, "endpoint",
+        server ? QCRYPTO_TLS_CREDS_ENDPOINT_SERVER : QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT, nullptr));
+    g_assert_true(g_initable_init(G_INITABLE(creds), nullptr, &error));
+    return creds;
+  };
+  g_autoptr(QCryptoTLSCreds) sc = make(true);
+  g_autoptr(QCryptoTLSCreds) cc = make(false);
+  Link link(cc, sc, nullptr);
+  link.expect_ok();
+  exchange(link.client, link.server, "anonymous");
+  g_autoptr(QCryptoTLSSessionReport) report = qcrypto_tls_session_get_report(link.server);
+  g_assert_cmpstr(report->protocol, ==, "TLS1.2");
+  g_assert_null(report->peer_identity);
+  /* Authorization needs an identity, which anonymous peers lack. */
+  g_autoptr(QCryptoAuthz) authz = authz_simple("anyone");
+  Link denied(cc, sc, nullptr, authz);
+  denied.handshake();
+  g_assert_error(denied.server_error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED);
+  g_assert_nonnull(strstr(denied.server_error->message, "no identity to authorize"));
+}
+
 /* A peer offering only TLS 1.0/1.1 is refused with a clear message. */
 void test_old_versions_refused() {
   Pki pki;
@@ -533,6 +564,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qcrypto/tlssession/verifypeeroff", test_verify_peer_off);
   g_test_add_func("/qcrypto/tlssession/psk", test_psk);
   g_test_add_func("/qcrypto/tlssession/oldversions", test_old_versions_refused);
+  g_test_add_func("/qcrypto/tlssession/anon", test_anon);
   g_test_add_func("/qcrypto/tlssession/bye-and-premature-close", test_bye_and_premature_close);
   g_test_add_func("/qcrypto/tlssession/keyupdate", test_key_update);
   g_test_add_func("/qcrypto/tlssession/reload-during-handshake", test_reload_during_handshake);

@@ -1,0 +1,93 @@
+#include "config.h"
+
+#include "monitor/qmp-tls-commands.h"
+#include "qcrypto/tls-creds.h"
+#include "qom/object-registry.h"
+
+#include <glib/gi18n-lib.h>
+
+#include <set>
+#include <string>
+
+namespace qio::monitor {
+
+static constexpr gint64 kSecondsPerDay = 24 * 60 * 60;
+
+/* One certificate as query-tls-creds and TLS_CREDS_EXPIRING show it. */
+static JsonObject *cert_info(const QCryptoTLSCertExpiry *cert) {
+  JsonObject *c = json_object_new();
+  json_object_set_string_member(c, "file", cert->file);
+  json_object_set_string_member(c, "subject", cert->subject);
+  g_autoptr(GDateTime) when = g_date_time_new_from_unix_utc(cert->expiry);
+  g_autofree char *iso = when ? g_date_time_format_iso8601(when) : g_strdup("");
+  json_object_set_string_member(c, "expiry", iso);
+  json_object_set_int_member(c, "expiry-seconds", cert->expiry);
+  gint64 left = cert->expiry - g_get_real_time() / G_USEC_PER_SEC;
+  json_object_set_int_member(c, "days-left", left / kSecondsPerDay);
+  return c;
+}
+
+template <typename F>
+static void for_each_tls_creds(F &&f) {
+  g_auto(GStrv) ids = qom_object_list_ids();
+  for (char **id = ids; id && *id; id++) {
+    GObject *obj = qom_object_lookup(*id);
+    if (obj && QCRYPTO_IS_TLS_CREDS(obj)) f(*id, QCRYPTO_TLS_CREDS(obj));
+  }
+}
+
+static JsonNode *query_tls_creds() {
+  JsonArray *list = json_array_new();
+  for_each_tls_creds([list](const char *id, QCryptoTLSCreds *creds) {
+    JsonObject *o = json_object_new();
+    json_object_set_string_member(o, "id", id);
+    const char *type = qom_type_name(G_OBJECT_TYPE(creds));
+    json_object_set_string_member(o, "type", type ? type : G_OBJECT_TYPE_NAME(creds));
+    json_object_set_string_member(o, "endpoint",
+                                  qcrypto_tls_creds_get_endpoint(creds) ==
+                                          QCRYPTO_TLS_CREDS_ENDPOINT_SERVER
+                                      ? "server"
+                                      : "client");
+    const char *dir = qcrypto_tls_creds_get_dir(creds);
+    if (dir) json_object_set_string_member(o, "dir", dir);
+    json_object_set_boolean_member(o, "verify-peer", qcrypto_tls_creds_get_verify_peer(creds));
+    /* Every certificate: "expiring within G_MAXUINT days" is all of them. */
+    g_autoptr(GPtrArray) certs = qcrypto_tls_creds_get_expiring(creds, G_MAXUINT);
+    JsonArray *arr = json_array_new();
+    for (guint i = 0; certs && i < certs->len; i++)
+      json_array_add_object_element(
+          arr, cert_info(static_cast<QCryptoTLSCertExpiry *>(g_ptr_array_index(certs, i))));
+    json_object_set_array_member(o, "certificates", arr);
+    json_array_add_object_element(list, o);
+  });
+  return qmp_take_array(list);
+}
+
+void qmp_check_tls_expiry(QmpServer &server, guint days) {
+  /* Warned certificates: id, file and expiry, so a reloaded certificate
+   * with a new date is reported again. */
+  static std::set<std::string> warned;
+  for_each_tls_creds([&](const char *id, QCryptoTLSCreds *creds) {
+    g_autoptr(GPtrArray) certs = qcrypto_tls_creds_get_expiring(creds, days);
+    for (guint i = 0; certs && i < certs->len; i++) {
+      auto *cert = static_cast<QCryptoTLSCertExpiry *>(g_ptr_array_index(certs, i));
+      g_autofree char *key = g_strdup_printf("%s\n%s\n%" G_GINT64_FORMAT, id, cert->file,
+                                             cert->expiry);
+      if (!warned.insert(key).second) continue;
+      JsonObject *data = cert_info(cert);
+      json_object_set_string_member(data, "id", id);
+      g_message(_("TLS credentials '%s': certificate '%s' (%s) expires on %s; renew it and "
+                  "reload the credentials"),
+                id, cert->file, cert->subject, json_object_get_string_member(data, "expiry"));
+      server.emit_event("TLS_CREDS_EXPIRING", json_node_init_object(json_node_alloc(), data));
+      json_object_unref(data);
+    }
+  });
+}
+
+void qmp_register_tls_commands(QmpServer &server) {
+  server.add_command({"query-tls-creds", {}, false,
+                      [](JsonObject *, GError **) { return query_tls_creds(); }});
+}
+
+}  // namespace qio::monitor

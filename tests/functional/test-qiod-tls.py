@@ -1,0 +1,195 @@
+#!/usr/bin/python3
+"""QMP over TLS (tls-creds, tls-authz), credentials in use, query-tls-creds
+and the expiry warning, with certificates made by certtool."""
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qiodtest import Qiod, Qmp, Tap  # noqa: E402
+
+t = Tap()
+pki = tempfile.mkdtemp(prefix="qiod-pki-")
+
+
+def certtool(*args):
+    subprocess.run(["certtool", *args], check=True, capture_output=True)
+
+
+def template(name, text):
+    path = os.path.join(pki, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def make_cert(dirname, cn, days, usage, key_name, cert_name):
+    os.makedirs(dirname, exist_ok=True)
+    key = os.path.join(dirname, key_name)
+    certtool("--generate-privkey", "--outfile", key)
+    tmpl = template(f"{cn}-{days}.info", f"cn = {cn}\n{usage}\nsigning_key\nencryption_key\n"
+                    f"expiration_days = {days}\n")
+    certtool("--generate-certificate", "--load-privkey", key,
+             "--load-ca-certificate", ca_cert, "--load-ca-privkey", ca_key,
+             "--template", tmpl, "--outfile", os.path.join(dirname, cert_name))
+
+
+ca_key = os.path.join(pki, "ca-key.pem")
+ca_cert = os.path.join(pki, "ca-cert.pem")
+certtool("--generate-privkey", "--outfile", ca_key)
+certtool("--generate-self-signed", "--load-privkey", ca_key, "--template",
+         template("ca.info", "cn = qio test CA\nca\ncert_signing_key\nexpiration_days = 365\n"),
+         "--outfile", ca_cert)
+server_dir = os.path.join(pki, "server")
+soon_dir = os.path.join(pki, "soon")
+client_dir = os.path.join(pki, "client")
+other_dir = os.path.join(pki, "other")
+for d in (server_dir, soon_dir, client_dir):
+    os.makedirs(d, exist_ok=True)
+    with open(ca_cert) as src, open(os.path.join(d, "ca-cert.pem"), "w") as dst:
+        dst.write(src.read())
+make_cert(server_dir, "qiod.test", 365, "tls_www_server", "server-key.pem", "server-cert.pem")
+make_cert(soon_dir, "soon.test", 10, "tls_www_server", "server-key.pem", "server-cert.pem")
+make_cert(client_dir, "admin", 365, "tls_www_client", "client-key.pem", "client-cert.pem")
+make_cert(other_dir, "mallory", 365, "tls_www_client", "client-key.pem", "client-cert.pem")
+
+
+def tls_qmp(path, client=None):
+    ctx = ssl.create_default_context(cafile=ca_cert)
+    ctx.check_hostname = False
+    if client:
+        ctx.load_cert_chain(os.path.join(client, "client-cert.pem"),
+                            os.path.join(client, "client-key.pem"))
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    raw.settimeout(15)
+    raw.connect(path)
+    s = ctx.wrap_socket(raw)
+    f = s.makefile("rwb")
+    greeting = json.loads(f.readline())
+    f.write(b'{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n')
+    f.flush()
+    json.loads(f.readline())
+    reply = json.loads(f.readline())
+    s.close()
+    return greeting, reply
+
+
+d = Qiod("-m", "8M",
+         "-object", f"tls-creds-x509,id=tls0,dir={server_dir},endpoint=server,verify-peer=off",
+         "-object", f"tls-creds-x509,id=tls1,dir={server_dir},endpoint=server,verify-peer=on",
+         "-object", "authz-simple,id=auth0,identity=CN=admin",
+         "-qmp", "unix:@DIR@/tls.sock,server=on,wait=off,tls-creds=tls0",
+         "-qmp", "unix:@DIR@/authz.sock,server=on,wait=off,tls-creds=tls1,tls-authz=auth0")
+tls_sock = os.path.join(d.dir, "tls.sock")
+authz_sock = os.path.join(d.dir, "authz.sock")
+try:
+    greeting, reply = tls_qmp(tls_sock)
+except Exception as e:  # noqa: BLE001
+    greeting, reply = {"exception": repr(e)}, {}
+t.ok("QMP" in greeting and reply.get("return", {}).get("status") == "running",
+     "QMP over TLS: greeting and a command", (greeting, reply))
+
+# A plaintext client on the TLS socket gets nothing and is dropped.
+raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+raw.settimeout(15)
+raw.connect(tls_sock)
+raw.sendall(b'{"execute":"qmp_capabilities"}\n')
+data = b""
+try:
+    while True:
+        chunk = raw.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+except OSError:
+    pass
+t.ok(b"QMP" not in data and b"return" not in data, "no plaintext on a TLS monitor", data)
+raw.close()
+
+try:
+    greeting, reply = tls_qmp(authz_sock, client=client_dir)
+except Exception as e:  # noqa: BLE001
+    greeting, reply = {"exception": repr(e)}, {}
+t.ok("return" in reply, "tls-authz: the allowed client is served", (greeting, reply))
+refused = False
+try:
+    tls_qmp(authz_sock, client=other_dir)
+except (ssl.SSLError, OSError, ValueError):
+    refused = True
+t.ok(refused, "tls-authz: another client certificate is refused")
+refused = False
+try:
+    tls_qmp(authz_sock)
+except (ssl.SSLError, OSError, ValueError):
+    refused = True
+t.ok(refused, "verify-peer=on: a client without a certificate is refused")
+
+q = d.qmp()
+r = q.cmd("object-del", {"id": "tls0"})
+t.ok("error" in r and "tls0" in r["error"]["desc"], "object-del refuses credentials in use", r)
+r = q.cmd("object-del", {"id": "auth0"})
+t.ok("error" in r and "auth0" in r["error"]["desc"], "object-del refuses an authz in use", r)
+
+r = q.cmd("query-tls-creds")
+by_id = {c["id"]: c for c in r.get("return", [])}
+c0 = by_id.get("tls0", {})
+subjects = [c["subject"] for c in c0.get("certificates", [])]
+files = [c["file"] for c in c0.get("certificates", [])]
+t.ok(c0.get("type") == "tls-creds-x509" and c0.get("endpoint") == "server"
+     and c0.get("dir") == server_dir and any("qiod.test" in s for s in subjects)
+     and os.path.join(server_dir, "server-cert.pem") in files,
+     "query-tls-creds: files, subjects", r)
+days = [c["days-left"] for c in c0.get("certificates", []) if "qiod.test" in c["subject"]]
+t.ok(days and 360 <= days[0] <= 365 and all(c["expiry"].endswith("Z") or "+" in c["expiry"]
+                                            for c in c0["certificates"]),
+     "query-tls-creds: expiry dates", c0)
+
+# Unused credentials: added and deleted; an expiring certificate warns.
+r = q.cmd("object-add", {"qom-type": "tls-creds-x509", "id": "tls2", "dir": soon_dir,
+                         "endpoint": "server", "verify-peer": False})
+ev = q.event("TLS_CREDS_EXPIRING")
+t.ok(r == {"return": {}} and ev and ev["data"]["id"] == "tls2"
+     and "soon.test" in ev["data"]["subject"] and 8 <= ev["data"]["days-left"] <= 10,
+     "TLS_CREDS_EXPIRING for a certificate that expires in 10 days", (r, ev))
+r = q.cmd("object-del", {"id": "tls2"})
+t.ok(r == {"return": {}}, "object-del of unused TLS credentials", r)
+for typ in ("tls-creds-anon", "tls-creds-psk"):
+    args = {"qom-type": typ, "id": "t-" + typ, "endpoint": "server"}
+    if typ == "tls-creds-psk":
+        psk_dir = os.path.join(pki, "psk")
+        os.makedirs(psk_dir, exist_ok=True)
+        with open(os.path.join(psk_dir, "keys.psk"), "w") as f:
+            f.write("qemu:" + "ab" * 32 + "\n")
+        args["dir"] = psk_dir
+    r1 = q.cmd("object-add", args)
+    r2 = q.cmd("object-del", {"id": args["id"]})
+    t.ok(r1 == {"return": {}} and r2 == {"return": {}}, f"object-add/object-del {typ}", (r1, r2))
+r = q.cmd("object-add", {"qom-type": "tls-creds-x509", "id": "tls3", "dir": "/nonexistent/pki",
+                         "endpoint": "server"})
+t.ok("error" in r and "/nonexistent/pki" in r["error"]["desc"],
+     "object-add of credentials with a missing dir: error naming it", r)
+
+rc_before = d.proc.poll()
+q.cmd("quit")
+t.ok(rc_before is None and d.wait() == 0, "qiod with TLS monitors quits cleanly")
+d.stop()
+
+# Start-up errors of TLS monitors.
+from qiodtest import run_qiod  # noqa: E402
+rc, out, err = run_qiod("-qmp", "unix:/tmp/x.sock,server=on,wait=off,tls-creds=nope")
+t.ok(rc == 1 and "nope" in err, "tls-creds naming no object: exit 1", err)
+rc, out, err = run_qiod("-object", "secret,id=s0,data=x",
+                        "-qmp", "unix:/tmp/x.sock,server=on,wait=off,tls-creds=s0")
+t.ok(rc == 1 and "s0" in err and "TLS credentials" in err, "tls-creds naming a secret: exit 1",
+     err)
+rc, out, err = run_qiod("-object", f"tls-creds-x509,id=c0,dir={client_dir},endpoint=client",
+                        "-qmp", "unix:/tmp/x.sock,server=on,wait=off,tls-creds=c0")
+t.ok(rc == 1 and "endpoint=server" in err, "client credentials on a monitor: exit 1", err)
+rc, out, err = run_qiod("-qmp", "unix:/tmp/x.sock,server=on,wait=off,tls-authz=a0")
+t.ok(rc == 1 and "tls-authz needs tls-creds" in err, "tls-authz without tls-creds: exit 1", err)
+t.done()
