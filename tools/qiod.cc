@@ -5,6 +5,10 @@
  */
 #include "config.h"
 
+#include "chardev/chardev-qmp.h"
+#include "chardev/chardev-set.h"
+#include "chardev/monitor-frontend.h"
+#include "chardev/serial-frontend.h"
 #include "host/guest.h"
 #include "monitor/qmp-commands.h"
 #include "monitor/qmp-listener.h"
@@ -58,10 +62,16 @@ struct Daemon {
   std::unique_ptr<host::Guest> guest;
   std::unique_ptr<monitor::QmpServer> server;
   std::vector<std::unique_ptr<monitor::QmpListener>> listeners;
+  std::unique_ptr<chardev::ChardevSet> chardevs;
+  std::unique_ptr<chardev::SerialFrontend> serial;
+  std::vector<std::unique_ptr<chardev::MonitorFrontend>> chardev_monitors;
   bool shutting_down = false;
 
   ~Daemon() {
     listeners.clear();
+    chardev_monitors.clear();
+    serial.reset();
+    chardevs.reset();
     server.reset();
     guest.reset();
     qom_object_del_all();
@@ -85,6 +95,17 @@ struct Daemon {
   }
 
   bool serve_monitor(const tools::MonitorOption &mon, GError **error) {
+    if (!mon.chardev.empty()) {
+      chardev::Chardev *dev = chardevs->lookup(mon.chardev, error);
+      if (!dev) {
+        g_prefix_error(error, "-mon: ");
+        return false;
+      }
+      auto fe = chardev::MonitorFrontend::attach(*server, *dev, error);
+      if (!fe) return false;
+      chardev_monitors.push_back(std::move(fe));
+      return true;
+    }
     auto listener = monitor::QmpListener::open(
         *server, {mon.address, mon.wait, mon.tls_creds, mon.tls_authz}, error);
     if (!listener) return false;
@@ -157,6 +178,7 @@ int main(int argc, char **argv) {
   }
   if (d.opts.action == tools::QiodOptions::Action::Help) {
     fputs(tools::qiod_usage(), stdout);
+    fputs(tools::qiod_usage_chardev(), stdout);
     return 0;
   }
   if (d.opts.action == tools::QiodOptions::Action::Version) {
@@ -216,6 +238,19 @@ int main(int argc, char **argv) {
                            if (!name.empty()) json_object_set_string_member(obj, "name", name.c_str());
                            return monitor::qmp_take_object(obj);
                          }});
+
+  d.chardevs = std::make_unique<chardev::ChardevSet>();
+  chardev::qmp_register_chardev_commands(*d.server, *d.chardevs);
+  for (const auto &text : d.opts.chardevs)
+    if (!d.chardevs->add_from_string(text.c_str(), &error)) return fail(error);
+  if (!d.opts.serial_chardev.empty()) {
+    chardev::Chardev *dev = d.chardevs->lookup(d.opts.serial_chardev, &error);
+    if (dev) d.serial = chardev::SerialFrontend::attach(*d.guest, *dev, &error);
+    if (!d.serial) {
+      g_prefix_error(&error, "-serial: ");
+      return fail(error);
+    }
+  }
 
   for (const auto &mon : d.opts.monitors)
     if (!d.serve_monitor(mon, &error)) return fail(error);
