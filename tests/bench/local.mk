@@ -15,6 +15,11 @@ bench: bench-channel-socket
 bench-channel-socket: tests/bench/bench-channel-socket
 	$(builddir)/tests/bench/bench-channel-socket
 
+EXTRA_DIST += tests/bench/bench-nbd.sh
+.PHONY: bench-nbd
+bench: bench-nbd
+bench-nbd: tools/qio-nbd
+	QIO_BUILDDIR=$(abs_top_builddir) $(SHELL) $(srcdir)/tests/bench/bench-nbd.sh
 noinst_PROGRAMS += tests/bench/bench-channel-websock
 tests_bench_bench_channel_websock_SOURCES = tests/bench/bench-channel-websock.cc
 tests_bench_bench_channel_websock_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)

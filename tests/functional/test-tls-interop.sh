@@ -51,7 +51,8 @@ start_endpoint_server() { # port args...
   # Truncate here, not in the child: the child's redirection may run after
   # the first grep below and let it read the previous server's "listening".
   : > server.out
-  "$endpoint" server "$p" "$@" >> server.out 2>&1 </dev/null &
+  # Bounded, so a client that never arrives cannot hang the suite.
+  timeout 60 "$endpoint" server "$p" "$@" >> server.out 2>&1 </dev/null &
   pids+=($!); srv_pid=$!
   for _ in $(seq 100); do grep -q listening server.out && return 0; sleep 0.1; done
   echo "# the qio server did not start listening on port $p: $(cat server.out)"

@@ -105,6 +105,15 @@ tests_unit_test_chardev_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
 tests_unit_test_chardev_LDADD = chardev/libchardev.la monitor/libmonitor.la host/libhost.la \
 	qom/libqom.la $(UNIT_LDADD) $(JSON_GLIB_LIBS)
 
+unit_tests += tests/unit/test-nbd-protocol
+tests_unit_test_nbd_protocol_SOURCES = tests/unit/test-nbd-protocol.cc
+tests_unit_test_nbd_protocol_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_nbd_protocol_LDADD = nbd/libnbd-qio.la $(UNIT_LDADD)
+
+unit_tests += tests/unit/test-nbd-server
+tests_unit_test_nbd_server_SOURCES = tests/unit/test-nbd-server.cc
+tests_unit_test_nbd_server_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_nbd_server_LDADD = nbd/libnbd-qio.la $(UNIT_LDADD)
 unit_tests += tests/unit/test-crypto-hash
 tests_unit_test_crypto_hash_SOURCES = tests/unit/test-crypto-hash.cc
 tests_unit_test_crypto_hash_CPPFLAGS = $(UNIT_CPPFLAGS)

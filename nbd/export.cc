@@ -1,0 +1,254 @@
+#include "config.h"
+
+#include "nbd/export.h"
+
+#include "nbd/error.h"
+#include "nbd/protocol.h"
+
+#include <glib/gi18n-lib.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <new>
+#include <string>
+
+struct NBDExportPrivate {
+  std::string name;
+  std::string path;
+  std::string description;
+  int fd = -1;
+  guint64 size = 0;
+  bool read_only = false;
+  bool multi_conn = true;
+  bool block_device = false;
+};
+
+struct _NBDExport {
+  GObject parent_instance;
+};
+
+G_DEFINE_FINAL_TYPE_WITH_PRIVATE(NBDExport, nbd_export, G_TYPE_OBJECT)
+
+static NBDExportPrivate *export_priv(NBDExport *exp) {
+  return static_cast<NBDExportPrivate *>(nbd_export_get_instance_private(exp));
+}
+
+static void nbd_export_finalize(GObject *object) {
+  NBDExportPrivate *priv = export_priv(NBD_EXPORT(object));
+  if (priv->fd >= 0) close(priv->fd);
+  priv->~NBDExportPrivate();
+  G_OBJECT_CLASS(nbd_export_parent_class)->finalize(object);
+}
+
+static void nbd_export_class_init(NBDExportClass *klass) {
+  G_OBJECT_CLASS(klass)->finalize = nbd_export_finalize;
+}
+
+static void nbd_export_init(NBDExport *exp) { new (export_priv(exp)) NBDExportPrivate(); }
+
+NBDExport *nbd_export_new(const char *name, const char *path, gboolean read_only,
+                          GError **error) {
+  if (strlen(name) > NBD_MAX_STRING) {
+    g_set_error(error, NBD_ERROR, NBD_ERROR_EXPORT,
+                _("Export name for '%s' is longer than %u bytes; choose a shorter name"), path,
+                NBD_MAX_STRING);
+    return nullptr;
+  }
+  int fd = g_open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
+  if (fd < 0 && errno == EISDIR) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_IS_DIRECTORY,
+                _("Cannot export '%s': it is not a regular file or block device"), path);
+    return nullptr;
+  }
+  if (fd < 0) {
+    int err = errno;
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+                _("Cannot open '%s' for export '%s': %s; check the path and its permissions "
+                  "(or export it read-only)"),
+                path, name, g_strerror(err));
+    return nullptr;
+  }
+  struct stat st;
+  off_t end = -1;
+  if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+    end = lseek(fd, 0, SEEK_END);
+  else
+    errno = EINVAL;
+  if (end < 0) {
+    int err = errno;
+    close(fd);
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+                _("Cannot export '%s': it is not a regular file or block device whose size "
+                  "can be read (%s)"),
+                path, g_strerror(err));
+    return nullptr;
+  }
+  auto *exp = NBD_EXPORT(g_object_new(NBD_TYPE_EXPORT, nullptr));
+  NBDExportPrivate *priv = export_priv(exp);
+  priv->name = name;
+  priv->path = path;
+  priv->fd = fd;
+  priv->size = static_cast<guint64>(end);
+  priv->read_only = read_only;
+  priv->block_device = S_ISBLK(st.st_mode);
+  return exp;
+}
+
+const char *nbd_export_get_name(NBDExport *exp) { return export_priv(exp)->name.c_str(); }
+const char *nbd_export_get_path(NBDExport *exp) { return export_priv(exp)->path.c_str(); }
+guint64 nbd_export_get_size(NBDExport *exp) { return export_priv(exp)->size; }
+gboolean nbd_export_is_read_only(NBDExport *exp) { return export_priv(exp)->read_only; }
+
+void nbd_export_set_description(NBDExport *exp, const char *description) {
+  export_priv(exp)->description = description ? description : "";
+}
+
+const char *nbd_export_get_description(NBDExport *exp) {
+  return export_priv(exp)->description.c_str();
+}
+
+void nbd_export_set_multi_conn(NBDExport *exp, gboolean multi_conn) {
+  export_priv(exp)->multi_conn = multi_conn;
+}
+
+gboolean nbd_export_get_multi_conn(NBDExport *exp) { return export_priv(exp)->multi_conn; }
+
+guint16 nbd_export_get_flags(NBDExport *exp) {
+  NBDExportPrivate *priv = export_priv(exp);
+  guint16 flags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
+                  NBD_FLAG_SEND_CACHE | NBD_FLAG_SEND_DF;
+  if (priv->read_only)
+    flags |= NBD_FLAG_READ_ONLY;
+  else
+    flags |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_SEND_FAST_ZERO;
+  if (priv->multi_conn) flags |= NBD_FLAG_CAN_MULTI_CONN;
+  return flags;
+}
+
+int nbd_export_read(NBDExport *exp, void *buf, gsize len, guint64 offset) {
+  int fd = export_priv(exp)->fd;
+  auto *p = static_cast<char *>(buf);
+  while (len > 0) {
+    ssize_t n = pread(fd, p, len, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (n == 0) {
+      /* The file shrank under us: what is past its end reads as zeroes. */
+      memset(p, 0, len);
+      return 0;
+    }
+    p += n;
+    len -= static_cast<gsize>(n);
+    offset += static_cast<guint64>(n);
+  }
+  return 0;
+}
+
+int nbd_export_flush(NBDExport *exp) {
+  return fdatasync(export_priv(exp)->fd) == 0 ? 0 : errno;
+}
+
+int nbd_export_write(NBDExport *exp, const void *buf, gsize len, guint64 offset,
+                     gboolean fua) {
+  int fd = export_priv(exp)->fd;
+  auto *p = static_cast<const char *>(buf);
+  while (len > 0) {
+    ssize_t n = pwrite(fd, p, len, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += n;
+    len -= static_cast<gsize>(n);
+    offset += static_cast<guint64>(n);
+  }
+  return fua ? nbd_export_flush(exp) : 0;
+}
+
+int nbd_export_trim(NBDExport *exp, guint64 offset, guint64 len, gboolean fua) {
+  NBDExportPrivate *priv = export_priv(exp);
+  if (len > 0 && fallocate(priv->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                           static_cast<off_t>(offset), static_cast<off_t>(len)) < 0) {
+    /* A trim is a hint: where holes cannot be punched, nothing happens. */
+    if (errno != EOPNOTSUPP && errno != ENOSYS) return errno;
+  }
+  return fua ? nbd_export_flush(exp) : 0;
+}
+
+static int write_zero_buffers(NBDExport *exp, guint64 offset, guint64 len) {
+  static const gsize kChunk = 1 << 20;
+  g_autofree void *zeroes = g_malloc0(std::min<guint64>(len, kChunk));
+  while (len > 0) {
+    gsize n = static_cast<gsize>(std::min<guint64>(len, kChunk));
+    int err = nbd_export_write(exp, zeroes, n, offset, FALSE);
+    if (err) return err;
+    offset += n;
+    len -= n;
+  }
+  return 0;
+}
+
+int nbd_export_write_zeroes(NBDExport *exp, guint64 offset, guint64 len, gboolean may_trim,
+                            gboolean fast, gboolean fua) {
+  NBDExportPrivate *priv = export_priv(exp);
+  if (len == 0) return fua ? nbd_export_flush(exp) : 0;
+  int modes[2] = {may_trim ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : 0,
+                  FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE};
+  int err = ENOTSUP;
+  for (int mode : modes) {
+    if (!mode) continue;
+    if (fallocate(priv->fd, mode, static_cast<off_t>(offset), static_cast<off_t>(len)) == 0) {
+      err = 0;
+      break;
+    }
+    if (errno != EOPNOTSUPP && errno != ENOSYS) return errno;
+  }
+  if (err) {
+    if (fast) return ENOTSUP;
+    err = write_zero_buffers(exp, offset, len);
+    if (err) return err;
+  }
+  return fua ? nbd_export_flush(exp) : 0;
+}
+
+int nbd_export_cache(NBDExport *exp, guint64 offset, guint64 len) {
+  return posix_fadvise(export_priv(exp)->fd, static_cast<off_t>(offset),
+                       static_cast<off_t>(len), POSIX_FADV_WILLNEED);
+}
+
+int nbd_export_block_status(NBDExport *exp, guint64 offset, guint64 max_len, guint64 *len,
+                            guint32 *flags) {
+  NBDExportPrivate *priv = export_priv(exp);
+  guint64 end = std::min(priv->size, offset + max_len);
+  off_t data = lseek(priv->fd, static_cast<off_t>(offset), SEEK_DATA);
+  if (data < 0 && errno != ENXIO) {
+    /* No SEEK_DATA here (or a block device): report everything as data. */
+    if (errno == EINVAL || errno == EOPNOTSUPP) {
+      *len = end - offset;
+      *flags = 0;
+      return 0;
+    }
+    return errno;
+  }
+  if (data < 0 || static_cast<guint64>(data) > offset) {
+    /* A hole up to the next data (ENXIO: up to the end of the file). */
+    guint64 stop = data < 0 ? end : std::min(end, static_cast<guint64>(data));
+    *len = stop - offset;
+    *flags = NBD_STATE_HOLE | NBD_STATE_ZERO;
+    return 0;
+  }
+  off_t hole = lseek(priv->fd, static_cast<off_t>(offset), SEEK_HOLE);
+  if (hole < 0) return errno;
+  *len = std::min(end, static_cast<guint64>(hole)) - offset;
+  *flags = 0;
+  return 0;
+}

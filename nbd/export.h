@@ -1,0 +1,60 @@
+/*
+ * NBDExport: one named export of an NBD server, backed by a raw file or a
+ * block device.  The export owns the descriptor; the I/O functions are
+ * plain positional system calls, safe from any thread, and return 0 or a
+ * host errno (the server maps it to the NBD error on the wire).
+ */
+#pragma once
+
+#include <glib-object.h>
+
+G_BEGIN_DECLS
+
+#define NBD_TYPE_EXPORT (nbd_export_get_type())
+G_DECLARE_FINAL_TYPE(NBDExport, nbd_export, NBD, EXPORT, GObject)
+
+/* Opens @path (a regular file or a block device) read-write, or read-only
+ * when @read_only.  @name is the export name clients ask for. */
+NBDExport *nbd_export_new(const char *name, const char *path, gboolean read_only,
+                          GError **error);
+
+const char *nbd_export_get_name(NBDExport *exp);
+const char *nbd_export_get_path(NBDExport *exp);
+guint64 nbd_export_get_size(NBDExport *exp);
+gboolean nbd_export_is_read_only(NBDExport *exp);
+
+/* Free text shown by NBD_OPT_LIST / NBD_INFO_DESCRIPTION. */
+void nbd_export_set_description(NBDExport *exp, const char *description);
+const char *nbd_export_get_description(NBDExport *exp);
+
+/* Whether several connections may write and flush consistently (default
+ * TRUE: every connection uses the same descriptor, and a flush syncs all
+ * of them). */
+void nbd_export_set_multi_conn(NBDExport *exp, gboolean multi_conn);
+gboolean nbd_export_get_multi_conn(NBDExport *exp);
+
+/* The NBD_FLAG_* transmission flags this export advertises. */
+guint16 nbd_export_get_flags(NBDExport *exp);
+
+/* I/O, ranges already checked by the caller.  Return 0 or an errno. */
+int nbd_export_read(NBDExport *exp, void *buf, gsize len, guint64 offset);
+/* @fua: the data is on stable storage when this returns. */
+int nbd_export_write(NBDExport *exp, const void *buf, gsize len, guint64 offset,
+                     gboolean fua);
+int nbd_export_flush(NBDExport *exp);
+/* Punches a hole (advisory: a file system without hole support ignores it). */
+int nbd_export_trim(NBDExport *exp, guint64 offset, guint64 len, gboolean fua);
+/* @may_trim: a hole is fine (no NBD_CMD_FLAG_NO_HOLE); @fast: fail with
+ * ENOTSUP instead of writing zeroes by hand. */
+int nbd_export_write_zeroes(NBDExport *exp, guint64 offset, guint64 len, gboolean may_trim,
+                            gboolean fast, gboolean fua);
+/* Read-ahead hint. */
+int nbd_export_cache(NBDExport *exp, guint64 offset, guint64 len);
+
+/* The allocation status at @offset: sets *@len to the length (at most
+ * @max_len) of the run starting at @offset with the same status and
+ * *@flags to NBD_STATE_HOLE|NBD_STATE_ZERO for a hole, 0 for data. */
+int nbd_export_block_status(NBDExport *exp, guint64 offset, guint64 max_len, guint64 *len,
+                            guint32 *flags);
+
+G_END_DECLS

@@ -1,0 +1,910 @@
+#include "config.h"
+
+#include "nbd/server.h"
+
+#include "nbd/error.h"
+#include "nbd/protocol.h"
+#include "qio/channel-tls.h"
+#include "qio/coroutine.h"
+#include "qio/error.h"
+
+#include <glib/gi18n-lib.h>
+
+#include <algorithm>
+#include <deque>
+#include <cstring>
+#include <list>
+#include <map>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr guint32 kBaseAllocationId = 1;
+/* Extents per block status reply: enough for sparse images, bounded so a
+ * request over a huge fragmented range cannot build a huge reply. */
+constexpr gsize kMaxExtents = 2048;
+constexpr gsize kDiscardChunk = 64 * 1024;
+/* Requests one connection may have in flight, and the bytes they may hold:
+ * enough to overlap file and network I/O, bounded against greedy clients. */
+constexpr guint kMaxInFlight = 16;
+constexpr gsize kMaxBytes = 64 * 1024 * 1024;
+constexpr gsize kKeepBuffer = 4 * 1024 * 1024;
+
+/* One request of the transmission phase with its buffer (write payload,
+ * read data, or the block status reply). */
+struct Job {
+  NBDRequest req = {};
+  guint32 err = 0;   /* NBD error found by validation: no command runs */
+  int host_err = 0;  /* errno of the command */
+  gsize extents = 0; /* block status extents in data */
+  guint8 *data = nullptr;
+  gsize capacity = 0;
+  gsize charged = 0; /* counted in bytes_in_flight */
+};
+
+void execute(NBDExport *exp, Job *job) noexcept;
+
+/* Whole replies of the concurrent request handlers of one connection go
+ * out one at a time.  Everything runs in one context and thread. */
+struct SendLock {
+  bool held = false;
+  std::deque<std::coroutine_handle<>> waiters;
+
+  struct Acquire {
+    SendLock *lock;
+    bool await_ready() noexcept {
+      if (lock->held) return false;
+      lock->held = true;
+      return true;
+    }
+    void await_suspend(std::coroutine_handle<> h) { lock->waiters.push_back(h); }
+    void await_resume() noexcept {}
+  };
+
+  void unlock(GMainContext *context) {
+    if (waiters.empty()) {
+      held = false;
+      return;
+    }
+    /* Handed over, and resumed from the loop rather than from here. */
+    std::coroutine_handle<> next = waiters.front();
+    waiters.pop_front();
+    qio::detail::start_in(context, next);
+  }
+};
+
+/* Parks the awaiting coroutine in *slot until someone resumes it. */
+struct Park {
+  std::coroutine_handle<> *slot;
+  bool await_ready() noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { *slot = h; }
+  void await_resume() noexcept {}
+};
+
+/* co_await runs one Job in GLib's worker threads and resumes in the
+ * awaiting task's context. */
+class InThread {
+ public:
+  InThread(NBDExport *exp, Job *job) noexcept : exp_(exp), job_(job) {}
+  InThread(const InThread &) = delete;
+  ~InThread() {
+    if (context_) g_main_context_unref(context_);
+  }
+  bool await_ready() noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    handle_ = h;
+    context_ = g_main_context_ref_thread_default();
+    GTask *task = g_task_new(nullptr, nullptr, on_done, this);
+    g_task_set_task_data(task, this, nullptr);
+    g_task_run_in_thread(task, run);
+    g_object_unref(task);
+  }
+  void await_resume() noexcept {}
+
+ private:
+  static void run(GTask *task, gpointer, gpointer data, GCancellable *) noexcept {
+    auto *self = static_cast<InThread *>(data);
+    execute(self->exp_, self->job_);
+    g_task_return_boolean(task, TRUE);
+  }
+  static void on_done(GObject *, GAsyncResult *, gpointer data) noexcept {
+    auto *self = static_cast<InThread *>(data);
+    qio::detail::resume_in(self->context_, self->handle_);
+  }
+  NBDExport *exp_;
+  Job *job_;
+  GMainContext *context_ = nullptr;
+  std::coroutine_handle<> handle_;
+};
+
+struct Conn;
+
+}  // namespace
+
+struct NBDServerPrivate {
+  GMainContext *context = nullptr;
+  QIONetListener *listener = nullptr;
+  std::map<std::string, NBDExport *> exports;
+  std::vector<std::string> export_order; /* NBD_OPT_LIST in insertion order */
+  guint max_connections = 0;
+  guint handshake_max_seconds = 10;
+  QCryptoTLSCreds *tls_creds = nullptr;
+  QCryptoAuthz *tls_authz = nullptr;
+  std::list<Conn *> conns;
+};
+
+struct _NBDServer {
+  GObject parent_instance;
+};
+
+G_DEFINE_FINAL_TYPE_WITH_PRIVATE(NBDServer, nbd_server, G_TYPE_OBJECT)
+
+enum { SIGNAL_CLIENT_CLOSED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+static NBDServerPrivate *server_priv(NBDServer *server) {
+  return static_cast<NBDServerPrivate *>(nbd_server_get_instance_private(server));
+}
+
+namespace {
+
+/* co_await runs the TLS handshake of @tioc in the task's context and gives
+ * whether it succeeded. */
+class TlsHandshake {
+ public:
+  TlsHandshake(QIOChannelTLS *tioc, GCancellable *cancellable, GError **error) noexcept
+      : tioc_(tioc), cancellable_(cancellable), error_(error) {}
+  TlsHandshake(const TlsHandshake &) = delete;
+  ~TlsHandshake() {
+    if (context_) g_main_context_unref(context_);
+  }
+  bool await_ready() noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    handle_ = h;
+    context_ = g_main_context_ref_thread_default();
+    qio_channel_tls_handshake(tioc_, cancellable_, on_done, this, context_);
+  }
+  bool await_resume() noexcept { return ok_; }
+
+ private:
+  static void on_done(GObject *, GAsyncResult *result, gpointer data) noexcept {
+    auto *self = static_cast<TlsHandshake *>(data);
+    self->ok_ = qio_channel_tls_handshake_finish(self->tioc_, result, self->error_);
+    qio::detail::resume_in(self->context_, self->handle_);
+  }
+  QIOChannelTLS *tioc_;
+  GCancellable *cancellable_;
+  GError **error_;
+  GMainContext *context_ = nullptr;
+  std::coroutine_handle<> handle_;
+  bool ok_ = false;
+};
+
+/* One client connection. */
+struct Conn {
+  NBDServer *server;
+  QIOChannel *ioc;
+  GCancellable *cancel;
+  std::string peer;
+  NBDExport *exp = nullptr;
+  guint16 export_flags = 0;
+  bool no_zeroes = false;
+  bool tls = false; /* STARTTLS done */
+  bool structured = false;
+  bool base_allocation = false;
+  std::string meta_export; /* the export SET_META_CONTEXT was for */
+  std::vector<guint8> option;
+  GMainContext *context = nullptr; /* the one the connection's tasks run in */
+
+  /* Transmission: requests run concurrently as Jobs; replies go out whole,
+   * one at a time (send_lock). */
+  guint in_flight = 0;
+  gsize bytes_in_flight = 0;
+  std::vector<Job *> idle_jobs;
+  std::coroutine_handle<> reader; /* transmission() waiting for room */
+  SendLock send_lock;
+  bool broken = false;
+  GError *send_error = nullptr;
+
+  Conn(NBDServer *s, QIOChannel *c)
+      : server(NBD_SERVER(g_object_ref(s))), ioc(QIO_CHANNEL(g_object_ref(c))),
+        cancel(g_cancellable_new()), peer(qio_channel_get_name(c) ? qio_channel_get_name(c) : "?") {}
+  ~Conn() {
+    for (Job *job : idle_jobs) {
+      g_free(job->data);
+      delete job;
+    }
+    g_clear_error(&send_error);
+    if (context) g_main_context_unref(context);
+    if (exp) g_object_unref(exp);
+    qio_channel_close(ioc, nullptr);
+    g_object_unref(ioc);
+    g_object_unref(cancel);
+    g_object_unref(server);
+  }
+
+  bool fail(GError **error, const char *message) {
+    g_set_error(error, NBD_ERROR, NBD_ERROR_PROTOCOL, _("NBD client %s: %s"), peer.c_str(),
+                message);
+    return false;
+  }
+
+  qio::Task<bool> send_rep(guint32 opt, guint32 type, const void *data, gsize len,
+                           GError **error) {
+    guint8 hdr[NBD_OPTION_REPLY_HEADER_SIZE];
+    nbd_put64(hdr, NBD_REP_MAGIC);
+    nbd_put32(hdr + 8, opt);
+    nbd_put32(hdr + 12, type);
+    nbd_put32(hdr + 16, static_cast<guint32>(len));
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {const_cast<void *>(data), len}};
+    co_return co_await qio::writev_all(ioc, iov, len ? 2 : 1, error, cancel);
+  }
+
+  qio::Task<bool> send_rep_error(guint32 opt, guint32 type, const char *message,
+                                 GError **error) {
+    co_return co_await send_rep(opt, type, message, strlen(message), error);
+  }
+
+  /* Reads and drops @len bytes, to skip an option too big to hold. */
+  qio::Task<bool> discard(guint64 len, GError **error) {
+    guint8 sink[kDiscardChunk];
+    while (len > 0) {
+      gsize n = static_cast<gsize>(std::min<guint64>(len, sizeof sink));
+      if (!co_await qio::read_all(ioc, sink, n, error, cancel)) co_return false;
+      len -= n;
+    }
+    co_return true;
+  }
+
+  qio::Task<bool> send_export_info(guint32 opt, NBDExport *e, GArray *infos,
+                                   GError **error);
+  qio::Task<bool> meta_context(guint32 opt, GError **error);
+  qio::Task<bool> starttls(GError **error);
+  /* Returns 1 when the client chose an export, 0 to go on, -1 to end
+   * (with @error set unless the client aborted). */
+  qio::Task<int> option_step(GError **error);
+  /* True when the client entered the transmission phase. */
+  qio::Task<bool> handshake(GError **error);
+  /* Serves requests until NBD_CMD_DISC, the end of file or an error. */
+  qio::Task<bool> transmission(GError **error);
+  Job *take_job(gsize len);
+  void release_job(Job *job);
+  qio::Task<bool> send_reply(Job *job, GError **error);
+  /* Runs one request and sends its reply. */
+  qio::Task<> handle(Job *job);
+  qio::Task<GError *> serve();
+};
+
+qio::Task<bool> Conn::send_export_info(guint32 opt, NBDExport *e, GArray *infos,
+                                       GError **error) {
+  guint8 info[12];
+  nbd_put16(info, NBD_INFO_EXPORT);
+  nbd_put64(info + 2, nbd_export_get_size(e));
+  nbd_put16(info + 10, export_flags);
+  if (!co_await send_rep(opt, NBD_REP_INFO, info, 12, error)) co_return false;
+  for (guint i = 0; infos && i < infos->len; i++) {
+    guint16 type = g_array_index(infos, guint16, i);
+    const char *text = type == NBD_INFO_NAME          ? nbd_export_get_name(e)
+                       : type == NBD_INFO_DESCRIPTION ? nbd_export_get_description(e)
+                                                      : nullptr;
+    if (!text) continue;
+    std::vector<guint8> payload(2 + strlen(text));
+    nbd_put16(payload.data(), type);
+    memcpy(payload.data() + 2, text, payload.size() - 2);
+    if (!co_await send_rep(opt, NBD_REP_INFO, payload.data(), payload.size(), error))
+      co_return false;
+  }
+  /* Always sent: clients learn the payload cap and that any alignment works. */
+  guint8 bs[14];
+  nbd_put16(bs, NBD_INFO_BLOCK_SIZE);
+  nbd_put32(bs + 2, 1);
+  nbd_put32(bs + 6, 4096);
+  nbd_put32(bs + 10, NBD_MAX_PAYLOAD);
+  co_return co_await send_rep(opt, NBD_REP_INFO, bs, sizeof bs, error);
+}
+
+qio::Task<bool> Conn::meta_context(guint32 opt, GError **error) {
+  g_autofree char *name = nullptr;
+  g_autoptr(GPtrArray) queries = nullptr;
+  g_autoptr(GError) parse_error = nullptr;
+  if (!structured)
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID,
+                                      "negotiate NBD_OPT_STRUCTURED_REPLY first", error);
+  if (!nbd_parse_meta_context_request(option.data(), option.size(), &name, &queries,
+                                      &parse_error))
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID, parse_error->message, error);
+  if (!nbd_server_lookup_export(server, name))
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_UNKNOWN, "no such export", error);
+  bool set = opt == NBD_OPT_SET_META_CONTEXT;
+  bool match = false;
+  if (queries->len == 0) {
+    match = !set; /* an empty LIST lists everything; an empty SET selects nothing */
+  }
+  for (guint i = 0; i < queries->len; i++) {
+    const char *q = static_cast<const char *>(queries->pdata[i]);
+    if (strcmp(q, NBD_META_CONTEXT_BASE_ALLOCATION) == 0 || (!set && strcmp(q, "base:") == 0))
+      match = true;
+  }
+  if (set) {
+    base_allocation = match;
+    meta_export = name;
+  }
+  if (match) {
+    const char *ctx = NBD_META_CONTEXT_BASE_ALLOCATION;
+    std::vector<guint8> payload(4 + strlen(ctx));
+    nbd_put32(payload.data(), set ? kBaseAllocationId : 0);
+    memcpy(payload.data() + 4, ctx, strlen(ctx));
+    if (!co_await send_rep(opt, NBD_REP_META_CONTEXT, payload.data(), payload.size(), error))
+      co_return false;
+  }
+  co_return co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error);
+}
+
+qio::Task<bool> Conn::starttls(GError **error) {
+  NBDServerPrivate *priv = server_priv(server);
+  const guint32 opt = NBD_OPT_STARTTLS;
+  if (!priv->tls_creds)
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_UNSUP,
+                                      "TLS is not configured on this server", error);
+  if (tls) co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID, "TLS is already on", error);
+  if (!option.empty())
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data",
+                                      error);
+  if (!co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error)) co_return false;
+  g_autoptr(QIOChannelTLS) tioc =
+      qio_channel_tls_new_server(ioc, priv->tls_creds, priv->tls_authz, error);
+  if (!tioc) co_return false;
+  qio_channel_set_name(QIO_CHANNEL(tioc), peer.c_str());
+  if (!co_await TlsHandshake(tioc, cancel, error)) {
+    g_prefix_error(error, _("NBD client %s: TLS handshake failed: "), peer.c_str());
+    co_return false;
+  }
+  g_object_unref(ioc);
+  ioc = QIO_CHANNEL(g_steal_pointer(&tioc));
+  tls = true;
+  /* Nothing agreed in plaintext survives into the TLS session
+   * (CVE-2021-3716): the client negotiates again. */
+  structured = false;
+  base_allocation = false;
+  meta_export.clear();
+  export_flags = 0;
+  co_return true;
+}
+
+qio::Task<int> Conn::option_step(GError **error) {
+  NBDServerPrivate *priv = server_priv(server);
+  guint8 hdr[NBD_OPTION_HEADER_SIZE];
+  if (!co_await qio::read_all(ioc, hdr, sizeof hdr, error, cancel)) co_return -1;
+  if (nbd_get64(hdr) != NBD_OPTS_MAGIC) {
+    fail(error, _("option without the IHAVEOPT magic; disconnecting"));
+    co_return -1;
+  }
+  guint32 opt = nbd_get32(hdr + 8);
+  guint32 len = nbd_get32(hdr + 12);
+  if (len > NBD_MAX_OPTION_LENGTH) {
+    if (opt == NBD_OPT_EXPORT_NAME) {
+      fail(error, _("NBD_OPT_EXPORT_NAME longer than an export name can be; disconnecting"));
+      co_return -1;
+    }
+    if (!co_await discard(len, error)) co_return -1;
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_TOO_BIG, "option too long", error)
+        ? 0
+        : -1;
+  }
+  option.resize(len);
+  if (len && !co_await qio::read_all(ioc, option.data(), len, error, cancel)) co_return -1;
+
+  if (priv->tls_creds && !tls && opt != NBD_OPT_STARTTLS && opt != NBD_OPT_ABORT) {
+    if (opt == NBD_OPT_EXPORT_NAME) {
+      /* No error reply exists for this option: hang up. */
+      fail(error, _("NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS on a server that requires "
+                    "TLS; disconnecting"));
+      co_return -1;
+    }
+    co_return co_await send_rep_error(opt, NBD_REP_ERR_TLS_REQD,
+                                      "TLS is required: send NBD_OPT_STARTTLS first", error)
+        ? 0 : -1;
+  }
+
+  switch (opt) {
+    case NBD_OPT_ABORT:
+      /* Best effort: the client may already have closed. */
+      co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, nullptr);
+      co_return -1;
+
+    case NBD_OPT_EXPORT_NAME: {
+      std::string name(reinterpret_cast<const char *>(option.data()), option.size());
+      NBDExport *e = name.size() <= NBD_MAX_STRING ? nbd_server_lookup_export(server, name.c_str())
+                                                  : nullptr;
+      if (!e) {
+        /* This option has no error reply: the only answer is to hang up. */
+        g_set_error(error, NBD_ERROR, NBD_ERROR_UNKNOWN_EXPORT,
+                    _("NBD client %s asked for export '%s', which does not exist"),
+                    peer.c_str(), name.c_str());
+        co_return -1;
+      }
+      exp = NBD_EXPORT(g_object_ref(e));
+      base_allocation = false; /* NBD_OPT_EXPORT_NAME cannot use meta contexts */
+      structured = false;
+      guint8 reply[8 + 2 + 124] = {};
+      nbd_put64(reply, nbd_export_get_size(e));
+      nbd_put16(reply + 8, export_flags);
+      gsize n = no_zeroes ? 10 : sizeof reply;
+      co_return co_await qio::write_all(ioc, reply, n, error, cancel) ? 1 : -1;
+    }
+
+    case NBD_OPT_LIST:
+      if (len)
+        co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID,
+                                          "NBD_OPT_LIST takes no data", error) ? 0 : -1;
+      for (const std::string &name : priv->export_order) {
+        NBDExport *e = priv->exports[name];
+        const char *desc = nbd_export_get_description(e);
+        std::vector<guint8> payload(4 + name.size() + strlen(desc));
+        nbd_put32(payload.data(), static_cast<guint32>(name.size()));
+        memcpy(payload.data() + 4, name.data(), name.size());
+        memcpy(payload.data() + 4 + name.size(), desc, strlen(desc));
+        if (!co_await send_rep(opt, NBD_REP_SERVER, payload.data(), payload.size(), error))
+          co_return -1;
+      }
+      co_return co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error) ? 0 : -1;
+
+    case NBD_OPT_STARTTLS:
+      co_return co_await starttls(error) ? 0 : -1;
+
+    case NBD_OPT_INFO:
+    case NBD_OPT_GO: {
+      g_autofree char *name = nullptr;
+      g_autoptr(GArray) infos = nullptr;
+      g_autoptr(GError) parse_error = nullptr;
+      if (!nbd_parse_info_request(option.data(), option.size(), &name, &infos, &parse_error))
+        co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID, parse_error->message,
+                                          error) ? 0 : -1;
+      NBDExport *e = nbd_server_lookup_export(server, name);
+      if (!e)
+        co_return co_await send_rep_error(opt, NBD_REP_ERR_UNKNOWN, "no such export", error)
+            ? 0 : -1;
+      export_flags = nbd_export_get_flags(e);
+      if (!nbd_export_get_multi_conn(e) || priv->max_connections == 1)
+        export_flags &= static_cast<guint16>(~NBD_FLAG_CAN_MULTI_CONN);
+      if (!structured) export_flags &= static_cast<guint16>(~NBD_FLAG_SEND_DF);
+      if (!co_await send_export_info(opt, e, infos, error)) co_return -1;
+      if (!co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error)) co_return -1;
+      if (opt == NBD_OPT_INFO) co_return 0;
+      exp = NBD_EXPORT(g_object_ref(e));
+      /* Contexts chosen for another export do not apply to this one. */
+      if (meta_export != name) base_allocation = false;
+      co_return 1;
+    }
+
+    case NBD_OPT_STRUCTURED_REPLY:
+      if (len)
+        co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID,
+                                          "NBD_OPT_STRUCTURED_REPLY takes no data", error)
+            ? 0 : -1;
+      structured = true;
+      co_return co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error) ? 0 : -1;
+
+    case NBD_OPT_LIST_META_CONTEXT:
+    case NBD_OPT_SET_META_CONTEXT:
+      co_return co_await meta_context(opt, error) ? 0 : -1;
+
+    default:
+      co_return co_await send_rep_error(opt, NBD_REP_ERR_UNSUP, "unsupported option", error)
+          ? 0 : -1;
+  }
+}
+
+qio::Task<bool> Conn::handshake(GError **error) {
+  guint8 hello[18];
+  nbd_put64(hello, NBD_INIT_MAGIC);
+  nbd_put64(hello + 8, NBD_OPTS_MAGIC);
+  nbd_put16(hello + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+  if (!co_await qio::write_all(ioc, hello, sizeof hello, error, cancel)) co_return false;
+  guint8 cflags_buf[4];
+  if (!co_await qio::read_all(ioc, cflags_buf, 4, error, cancel)) co_return false;
+  guint32 cflags = nbd_get32(cflags_buf);
+  if (!(cflags & NBD_FLAG_C_FIXED_NEWSTYLE) ||
+      (cflags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)))
+    co_return fail(error, _("unsupported client flags (only fixed newstyle is served)"));
+  no_zeroes = cflags & NBD_FLAG_C_NO_ZEROES;
+  for (;;) {
+    int r = co_await option_step(error);
+    if (r < 0) co_return false;
+    if (r > 0) co_return true;
+  }
+}
+
+void put_chunk_header(guint8 *h, guint16 flags, guint16 type, guint64 cookie,
+                             guint32 length) {
+  nbd_put32(h, NBD_STRUCTURED_REPLY_MAGIC);
+  nbd_put16(h + 4, flags);
+  nbd_put16(h + 6, type);
+  nbd_put64(h + 8, cookie);
+  nbd_put32(h + 16, length);
+}
+
+int block_status_extents(NBDExport *exp, Job *job) noexcept;
+
+/* Runs the command of @job against @exp: in a worker thread, so that the
+ * file I/O of one request overlaps the network I/O of the others. */
+void execute(NBDExport *exp, Job *job) noexcept {
+  const NBDRequest &req = job->req;
+  bool fua = req.flags & NBD_CMD_FLAG_FUA;
+  switch (req.type) {
+    case NBD_CMD_READ:
+      job->host_err = nbd_export_read(exp, job->data, req.length, req.offset);
+      break;
+    case NBD_CMD_WRITE:
+      job->host_err = nbd_export_write(exp, job->data, req.length, req.offset, fua);
+      break;
+    case NBD_CMD_FLUSH:
+      job->host_err = nbd_export_flush(exp);
+      break;
+    case NBD_CMD_TRIM:
+      job->host_err = nbd_export_trim(exp, req.offset, req.length, fua);
+      break;
+    case NBD_CMD_WRITE_ZEROES:
+      job->host_err = nbd_export_write_zeroes(exp, req.offset, req.length,
+                                              !(req.flags & NBD_CMD_FLAG_NO_HOLE),
+                                              req.flags & NBD_CMD_FLAG_FAST_ZERO, fua);
+      break;
+    case NBD_CMD_CACHE:
+      job->host_err = nbd_export_cache(exp, req.offset, req.length);
+      break;
+    case NBD_CMD_BLOCK_STATUS:
+      job->host_err = block_status_extents(exp, job);
+      break;
+  }
+}
+
+/* Fills job->data after the chunk header and context id with extents. */
+int block_status_extents(NBDExport *exp, Job *job) noexcept {
+  const NBDRequest &req = job->req;
+  gsize max = (req.flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : kMaxExtents;
+  guint8 *p = job->data + NBD_STRUCTURED_REPLY_HEADER_SIZE + 4;
+  guint64 offset = req.offset;
+  guint64 end = req.offset + req.length;
+  gsize n = 0;
+  guint32 last_flags = 0;
+  while (offset < end && n < max) {
+    guint64 len = 0;
+    guint32 flags = 0;
+    int err = nbd_export_block_status(exp, offset, end - offset, &len, &flags);
+    if (err) return err;
+    if (len == 0) {
+      /* The file changed between the two seeks: call the rest data. */
+      len = end - offset;
+      flags = 0;
+    }
+    /* Extent lengths are 32-bit; keep them 4 KiB multiples when split. */
+    len = std::min<guint64>(len, G_MAXUINT32 & ~G_GUINT64_CONSTANT(4095));
+    if (n > 0 && flags == last_flags && nbd_get32(p - 8) + len <= G_MAXUINT32 - 4095) {
+      nbd_put32(p - 8, static_cast<guint32>(nbd_get32(p - 8) + len));
+    } else {
+      nbd_put32(p, static_cast<guint32>(len));
+      nbd_put32(p + 4, flags);
+      p += 8;
+      n++;
+    }
+    last_flags = flags;
+    offset += len;
+  }
+  job->extents = n;
+  return 0;
+}
+
+qio::Task<bool> Conn::send_reply(Job *job, GError **error) {
+  const NBDRequest &req = job->req;
+  guint32 err = job->err ? job->err : nbd_errno_from_host(job->host_err);
+  bool chunked = structured && (req.type == NBD_CMD_READ || req.type == NBD_CMD_BLOCK_STATUS);
+  guint8 hdr[NBD_STRUCTURED_REPLY_HEADER_SIZE + 8];
+  struct iovec iov[2];
+  gsize niov = 1;
+  if (err && chunked) {
+    put_chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, req.cookie, 6);
+    nbd_put32(hdr + 20, err);
+    nbd_put16(hdr + 24, 0);
+    iov[0] = {hdr, NBD_STRUCTURED_REPLY_HEADER_SIZE + 6};
+  } else if (err || !chunked) {
+    nbd_put32(hdr, NBD_SIMPLE_REPLY_MAGIC);
+    nbd_put32(hdr + 4, err);
+    nbd_put64(hdr + 8, req.cookie);
+    iov[0] = {hdr, NBD_SIMPLE_REPLY_SIZE};
+    if (!err && req.type == NBD_CMD_READ && req.length) {
+      iov[1] = {job->data, req.length};
+      niov = 2;
+    }
+  } else if (req.type == NBD_CMD_BLOCK_STATUS) {
+    gsize len = 4 + 8 * job->extents;
+    put_chunk_header(job->data, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, req.cookie,
+                     static_cast<guint32>(len));
+    nbd_put32(job->data + NBD_STRUCTURED_REPLY_HEADER_SIZE, kBaseAllocationId);
+    iov[0] = {job->data, NBD_STRUCTURED_REPLY_HEADER_SIZE + len};
+  } else if (req.length == 0) {
+    /* A data chunk must carry data: finish with an empty chunk instead. */
+    put_chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, req.cookie, 0);
+    iov[0] = {hdr, NBD_STRUCTURED_REPLY_HEADER_SIZE};
+  } else {
+    /* One data chunk for the whole read, so NBD_CMD_FLAG_DF always holds. */
+    put_chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, req.cookie,
+                     8 + req.length);
+    nbd_put64(hdr + NBD_STRUCTURED_REPLY_HEADER_SIZE, req.offset);
+    iov[0] = {hdr, sizeof hdr};
+    iov[1] = {job->data, req.length};
+    niov = 2;
+  }
+  co_return co_await qio::writev_all(ioc, iov, niov, error, cancel);
+}
+
+Job *Conn::take_job(gsize len) {
+  Job *job;
+  if (idle_jobs.empty()) {
+    job = new Job();
+  } else {
+    job = idle_jobs.back();
+    idle_jobs.pop_back();
+  }
+  if (job->capacity < len) {
+    g_free(job->data);
+    job->data = static_cast<guint8 *>(g_malloc(len));
+    job->capacity = len;
+  }
+  job->err = 0;
+  job->host_err = 0;
+  job->extents = 0;
+  in_flight++;
+  bytes_in_flight += len;
+  job->charged = len;
+  return job;
+}
+
+void Conn::release_job(Job *job) {
+  in_flight--;
+  bytes_in_flight -= job->charged;
+  /* Keep a few buffers for the next requests; big ones go back at once. */
+  if (idle_jobs.size() < kMaxInFlight && job->capacity <= kKeepBuffer) {
+    idle_jobs.push_back(job);
+  } else {
+    g_free(job->data);
+    delete job;
+  }
+  if (reader) qio::detail::start_in(context, std::exchange(reader, {}));
+}
+
+qio::Task<> Conn::handle(Job *job) {
+  if (!job->err) co_await InThread(exp, job);
+  co_await SendLock::Acquire{&send_lock};
+  GError *error = nullptr;
+  bool ok = !broken && co_await send_reply(job, &error);
+  send_lock.unlock(context);
+  if (!ok && !broken) {
+    /* The reply could not go out: stop reading requests too. */
+    broken = true;
+    send_error = error;
+    g_cancellable_cancel(cancel);
+  } else {
+    g_clear_error(&error);
+  }
+  release_job(job);
+}
+
+qio::Task<bool> Conn::transmission(GError **error) {
+  guint64 size = nbd_export_get_size(exp);
+  bool ok = true;
+  while (!broken) {
+    guint8 raw[NBD_REQUEST_SIZE];
+    int got = co_await qio::read_all_eof(ioc, raw, sizeof raw, error, cancel);
+    if (got <= 0) {
+      ok = got == 0;
+      break;
+    }
+    NBDRequest req;
+    if (!nbd_request_decode(raw, &req, error)) {
+      ok = false;
+      break;
+    }
+    guint32 err = nbd_request_check(&req, size, export_flags, structured, base_allocation);
+    if (req.type == NBD_CMD_WRITE && req.length > NBD_MAX_PAYLOAD) {
+      /* The payload cannot be held and skipping it gains nothing: hang up. */
+      g_set_error(error, NBD_ERROR, NBD_ERROR_PROTOCOL,
+                  _("NBD client %s sent a %u-byte write, above the %u-byte limit; "
+                    "disconnecting"),
+                  peer.c_str(), req.length, NBD_MAX_PAYLOAD);
+      ok = false;
+      break;
+    }
+    if (req.type == NBD_CMD_DISC && !err) break;
+    gsize len = 0;
+    if (!err && (req.type == NBD_CMD_READ || req.type == NBD_CMD_WRITE)) len = req.length;
+    if (!err && req.type == NBD_CMD_BLOCK_STATUS)
+      len = NBD_STRUCTURED_REPLY_HEADER_SIZE + 4 + 8 * kMaxExtents;
+    if (req.type == NBD_CMD_WRITE) len = req.length; /* read even when refused */
+    /* Bound what the requests in flight may hold. */
+    while (in_flight >= kMaxInFlight || (in_flight > 0 && bytes_in_flight + len > kMaxBytes))
+      co_await Park{&reader};
+    if (broken) break;
+    Job *job = take_job(len);
+    job->req = req;
+    job->err = err;
+    if (req.type == NBD_CMD_WRITE && req.length &&
+        !co_await qio::read_all(ioc, job->data, req.length, error, cancel)) {
+      release_job(job);
+      ok = false;
+      break;
+    }
+    qio::spawn(handle(job), context);
+  }
+  /* Let the requests in flight answer before the connection closes. */
+  while (in_flight > 0) co_await Park{&reader};
+  if (send_error) {
+    g_clear_error(error);
+    g_propagate_error(error, std::exchange(send_error, nullptr));
+    ok = false;
+  }
+  co_return ok;
+}
+
+qio::Task<GError *> Conn::serve() {
+  GError *error = nullptr;
+  context = g_main_context_ref_thread_default();
+  guint limit = server_priv(server)->handshake_max_seconds;
+  bool ok;
+  {
+    std::unique_ptr<qio::CancelAfter> timer;
+    if (limit) timer = std::make_unique<qio::CancelAfter>(cancel, limit * 1000);
+    ok = co_await handshake(&error);
+    if (!ok && timer && timer->expired()) {
+      g_clear_error(&error);
+      g_set_error(&error, QIO_ERROR, QIO_ERROR_TIMEOUT,
+                  _("NBD client %s did not finish the handshake within %u seconds "
+                    "(handshake-max-seconds); disconnected"),
+                  peer.c_str(), limit);
+    }
+  }
+  /* A handshake that ends without an error (NBD_OPT_ABORT) is clean. */
+  if (ok) co_await transmission(&error);
+  /* A peer that simply went away during the handshake is not an error. */
+  if (error && g_error_matches(error, QIO_ERROR, QIO_ERROR_EOF) && !exp) g_clear_error(&error);
+  co_return error;
+}
+
+void conn_finished(Conn *conn, GError *error) noexcept {
+  NBDServer *server = NBD_SERVER(g_object_ref(conn->server));
+  NBDServerPrivate *priv = server_priv(server);
+  priv->conns.remove(conn);
+  delete conn;
+  g_signal_emit(server, signals[SIGNAL_CLIENT_CLOSED], 0, error,
+                static_cast<guint>(priv->conns.size()));
+  g_clear_error(&error);
+  g_object_unref(server);
+}
+
+void on_client(QIONetListener *listener, QIOChannelSocket *client, gpointer data) noexcept {
+  nbd_server_add_client(NBD_SERVER(data), QIO_CHANNEL(client));
+}
+
+}  // namespace
+
+static void nbd_server_dispose(GObject *object) {
+  nbd_server_shutdown(NBD_SERVER(object));
+  G_OBJECT_CLASS(nbd_server_parent_class)->dispose(object);
+}
+
+static void nbd_server_finalize(GObject *object) {
+  NBDServerPrivate *priv = server_priv(NBD_SERVER(object));
+  for (auto &[name, exp] : priv->exports) g_object_unref(exp);
+  g_clear_object(&priv->tls_creds);
+  g_clear_object(&priv->tls_authz);
+  g_clear_object(&priv->listener);
+  if (priv->context) g_main_context_unref(priv->context);
+  priv->~NBDServerPrivate();
+  G_OBJECT_CLASS(nbd_server_parent_class)->finalize(object);
+}
+
+static void nbd_server_class_init(NBDServerClass *klass) {
+  G_OBJECT_CLASS(klass)->dispose = nbd_server_dispose;
+  G_OBJECT_CLASS(klass)->finalize = nbd_server_finalize;
+  signals[SIGNAL_CLIENT_CLOSED] =
+      g_signal_new("client-closed", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr,
+                   nullptr, nullptr, G_TYPE_NONE, 2, G_TYPE_POINTER, G_TYPE_UINT);
+}
+
+static void nbd_server_init(NBDServer *server) { new (server_priv(server)) NBDServerPrivate(); }
+
+NBDServer *nbd_server_new(GMainContext *context) {
+  auto *server = NBD_SERVER(g_object_new(NBD_TYPE_SERVER, nullptr));
+  server_priv(server)->context = g_main_context_ref(context ? context : g_main_context_default());
+  return server;
+}
+
+gboolean nbd_server_add_export(NBDServer *server, NBDExport *exp, GError **error) {
+  NBDServerPrivate *priv = server_priv(server);
+  std::string name = nbd_export_get_name(exp);
+  if (priv->exports.count(name)) {
+    g_set_error(error, NBD_ERROR, NBD_ERROR_EXPORT,
+                _("An NBD export named '%s' already exists; choose another export name"),
+                name.c_str());
+    return FALSE;
+  }
+  priv->exports[name] = NBD_EXPORT(g_object_ref(exp));
+  priv->export_order.push_back(name);
+  return TRUE;
+}
+
+NBDExport *nbd_server_lookup_export(NBDServer *server, const char *name) {
+  NBDServerPrivate *priv = server_priv(server);
+  auto it = priv->exports.find(name);
+  return it == priv->exports.end() ? nullptr : it->second;
+}
+
+void nbd_server_set_max_connections(NBDServer *server, guint max_connections) {
+  server_priv(server)->max_connections = max_connections;
+}
+
+guint nbd_server_get_max_connections(NBDServer *server) {
+  return server_priv(server)->max_connections;
+}
+
+void nbd_server_set_handshake_max_seconds(NBDServer *server, guint seconds) {
+  server_priv(server)->handshake_max_seconds = seconds;
+}
+
+void nbd_server_set_tls(NBDServer *server, QCryptoTLSCreds *creds, QCryptoAuthz *authz) {
+  NBDServerPrivate *priv = server_priv(server);
+  g_set_object(&priv->tls_creds, creds);
+  g_set_object(&priv->tls_authz, authz);
+}
+
+gboolean nbd_server_listen(NBDServer *server, QIOSocketAddress *addr, GError **error) {
+  NBDServerPrivate *priv = server_priv(server);
+  if (!priv->listener) {
+    priv->listener = qio_net_listener_new();
+    qio_net_listener_set_name(priv->listener, "nbd-server");
+  }
+  if (!qio_net_listener_open_sync(priv->listener, addr, 16, error)) return FALSE;
+  qio_net_listener_set_client_func(priv->listener, on_client, server, nullptr, priv->context);
+  return TRUE;
+}
+
+QIONetListener *nbd_server_get_listener(NBDServer *server) {
+  return server_priv(server)->listener;
+}
+
+void nbd_server_add_client(NBDServer *server, QIOChannel *ioc) {
+  NBDServerPrivate *priv = server_priv(server);
+  if (priv->max_connections && priv->conns.size() >= priv->max_connections) {
+    /* Refused before any byte: the client sees the connection close. */
+    qio_channel_close(ioc, nullptr);
+    g_autoptr(GError) error = g_error_new(
+        NBD_ERROR, NBD_ERROR_POLICY,
+        _("NBD client %s refused: %u connections already (max-connections); raise the "
+          "limit to serve more clients at once"),
+        qio_channel_get_name(ioc), priv->max_connections);
+    g_signal_emit(server, signals[SIGNAL_CLIENT_CLOSED], 0, error,
+                  static_cast<guint>(priv->conns.size()));
+    return;
+  }
+  qio_channel_set_blocking(ioc, FALSE, nullptr);
+  qio_channel_set_delay(ioc, FALSE);
+  auto *conn = new Conn(server, ioc);
+  priv->conns.push_back(conn);
+  qio::spawn(conn->serve(), [conn](GError *error) { conn_finished(conn, error); },
+             priv->context);
+}
+
+guint nbd_server_get_n_clients(NBDServer *server) {
+  return static_cast<guint>(server_priv(server)->conns.size());
+}
+
+void nbd_server_shutdown(NBDServer *server) {
+  NBDServerPrivate *priv = server_priv(server);
+  if (priv->listener) qio_net_listener_disconnect(priv->listener);
+  for (Conn *conn : priv->conns) {
+    g_cancellable_cancel(conn->cancel);
+    qio_channel_shutdown(conn->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+  }
+}
