@@ -66,6 +66,7 @@ struct Daemon {
   std::unique_ptr<chardev::SerialFrontend> serial;
   std::vector<std::unique_ptr<chardev::MonitorFrontend>> chardev_monitors;
   bool shutting_down = false;
+  gint64 chardev_flush_deadline = 0;
 
   ~Daemon() {
     listeners.clear();
@@ -91,7 +92,22 @@ struct Daemon {
     json_object_set_string_member(data, "reason", reason);
     server->emit_event("SHUTDOWN", monitor::qmp_take_object(data));
     for (auto &l : listeners) l->disconnect();
-    server->drain(2000, [this] { g_main_loop_quit(loop); });
+    server->drain(2000, [this] { quit_when_chardevs_flushed(); });
+  }
+
+  /* QMP sessions on chardevs end with their output in the chardev's
+   * queue: give it up to a second to reach the peer. */
+  void quit_when_chardevs_flushed() {
+    chardev_flush_deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
+    g_timeout_add(10, [](gpointer data) noexcept -> gboolean {
+      auto *self = static_cast<Daemon *>(data);
+      bool flushed = true;
+      for (auto &fe : self->chardev_monitors) flushed &= fe->flushed();
+      if (!flushed && g_get_monotonic_time() < self->chardev_flush_deadline)
+        return G_SOURCE_CONTINUE;
+      g_main_loop_quit(self->loop);
+      return G_SOURCE_REMOVE;
+    }, this);
   }
 
   bool serve_monitor(const tools::MonitorOption &mon, GError **error) {
