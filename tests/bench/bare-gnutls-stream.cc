@@ -12,7 +12,7 @@ constexpr gsize kRecord = 16 * 1024;
 }  // namespace
 
 /* The baseline: bare GnuTLS on the same kind of connection. */
-static gnutls_session_t bare_session(const Pki &pki, bool server, int fd, const std::string &prio,
+static gnutls_session_t bare_session(const BenchPki &pki, bool server, int fd, const std::string &prio,
                               gnutls_certificate_credentials_t *cred) {
   gnutls_certificate_allocate_credentials(cred);
   gnutls_certificate_set_x509_trust_file(*cred, pki.file(server, "ca-cert.pem").c_str(),
@@ -31,7 +31,7 @@ static gnutls_session_t bare_session(const Pki &pki, bool server, int fd, const 
   return s;
 }
 
-double bench_bare_gnutls_stream(const Pki &pki, const std::string &prio, guint64 total_bytes) {
+double bench_bare_gnutls_stream(const BenchPki &pki, const std::string &prio, guint64 total_bytes) {
   Conn conn;
   gnutls_certificate_credentials_t scred, ccred;
   gnutls_session_t ss = bare_session(pki, true, qio_channel_socket_get_fd(conn.server), prio,

@@ -17,7 +17,7 @@
 #include "qio/channel-socket.h"
 #include "qio/channel-tls.h"
 #include "tests/bench/bare-gnutls-stream.h"
-#include "tests/unit/crypto-tls-x509-helpers.h"
+#include "tests/bench/bench-util.h"
 
 #include <glib/gstdio.h>
 #include <gnutls/crypto.h>
@@ -38,33 +38,11 @@ constexpr gsize kChunk = 1024 * 1024; /* per qio writev/readv call */
 guint64 total_bytes = 4ULL << 30;
 int rounds = 3;
 
-guint64 parse_size(const char *s) {
-  char *end = nullptr;
-  guint64 v = g_ascii_strtoull(s, &end, 10);
-  switch (g_ascii_toupper(*end)) {
-    case 'K': return v << 10;
-    case 'M': return v << 20;
-    case 'G': return v << 30;
-    default: return v;
-  }
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-void print_bench(const char *name, double value, const char *unit, double baseline) {
-  printf("bench name=%s value=%.3f unit=%s baseline=%.3f ratio=%.3f\n", name, value, unit,
-         baseline, baseline > 0 ? value / baseline : 0.0);
-  fflush(stdout);
-}
-
 std::string priority_for(const char *cipher) {
   return std::string("NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+") + cipher;
 }
 
-QCryptoTLSCreds *make_creds(const Pki &pki, bool server, const std::string &prio) {
+QCryptoTLSCreds *make_creds(const BenchPki &pki, bool server, const std::string &prio) {
   g_autoptr(GError) error = nullptr;
   auto *creds = QCRYPTO_TLS_CREDS(g_object_new(
       QCRYPTO_TYPE_TLS_CREDS_X509, "id", server ? "bench-server" : "bench-client", "dir",
@@ -76,7 +54,7 @@ QCryptoTLSCreds *make_creds(const Pki &pki, bool server, const std::string &prio
 }
 
 /* qio: one QIOChannelTLS each way, blocking, writev/readv of 1 MiB. */
-double run_qio(const Pki &pki, const std::string &prio, std::string *cipher_seen) {
+double run_qio(const BenchPki &pki, const std::string &prio, std::string *cipher_seen) {
   Conn conn;
   g_autoptr(QCryptoTLSCreds) sc = make_creds(pki, true, prio);
   g_autoptr(QCryptoTLSCreds) cc = make_creds(pki, false, prio);
@@ -140,7 +118,7 @@ double cipher_rate(gnutls_cipher_algorithm_t algo) {
 
 /* gnutls-cli piping N bytes into gnutls-serv --echo (and reading them
  * back): what a tunnel made of the stock tools moves. */
-double tools_rate(const Pki &pki, guint64 bytes) {
+double tools_rate(const BenchPki &pki, guint64 bytes) {
   g_autofree char *gnutls_serv = g_find_program_in_path("gnutls-serv");
   g_autofree char *gnutls_cli = g_find_program_in_path("gnutls-cli");
   if (!gnutls_serv || !gnutls_cli) return 0;
@@ -273,16 +251,16 @@ void bench_handshakes(const char *id, int key) {
   g_subprocess_force_exit(serv);
   g_subprocess_wait(serv, nullptr, nullptr);
   g_autofree char *name = g_strdup_printf("handshake-%s-qio-server-vs-gnutls-serv", id);
-  print_bench(name, qio, "handshakes/s", base);
+  bench_print(name, qio, "handshakes/s", base);
 }
 
 }  // namespace
 
 int main() {
-  if (const char *s = g_getenv("QIO_BENCH_SIZE")) total_bytes = parse_size(s);
+  if (const char *s = g_getenv("QIO_BENCH_SIZE")) total_bytes = bench_parse_size(s);
   if (const char *r = g_getenv("QIO_BENCH_ROUNDS")) rounds = std::max(1, atoi(r));
   total_bytes = std::max<guint64>(total_bytes / kChunk, 1) * kChunk;
-  Pki pki;
+  BenchPki pki;
   struct Case {
     const char *id, *prio;
     gnutls_cipher_algorithm_t algo;
@@ -299,16 +277,16 @@ int main() {
       qio.push_back(run_qio(pki, prio, &seen));
     }
     if (seen != c.prio) g_error("negotiated %s, wanted %s", seen.c_str(), c.prio);
-    double q = median(qio), b = median(bare), core = cipher_rate(c.algo);
+    double q = bench_median(qio), b = bench_median(bare), core = cipher_rate(c.algo);
     if (c.algo == GNUTLS_CIPHER_AES_128_GCM) qio128 = q;
     g_autofree char *n1 = g_strdup_printf("tls13-%s-vs-bare-gnutls", c.id);
     g_autofree char *n2 = g_strdup_printf("tls13-%s-vs-cipher-1core", c.id);
-    print_bench(n1, q, "GiB/s", b);
-    print_bench(n2, q, "GiB/s", core);
+    bench_print(n1, q, "GiB/s", b);
+    bench_print(n2, q, "GiB/s", core);
   }
   guint64 tool_bytes = std::min<guint64>(total_bytes, 256ULL << 20);
   double tools = tools_rate(pki, tool_bytes);
-  if (tools > 0) print_bench("tls13-aes128gcm-vs-gnutls-cli-serv", qio128, "GiB/s", tools);
+  if (tools > 0) bench_print("tls13-aes128gcm-vs-gnutls-cli-serv", qio128, "GiB/s", tools);
   bench_handshakes("ecdsa-p256", 1);
   bench_handshakes("rsa-2048", 3);
   return 0;

@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
     cpu0 = cpu_seconds();
     gibps = run_raw(total);
   } else {
-    Pki pki;
+    BenchPki pki;
     cpu0 = cpu_seconds();
     gibps = bench_bare_gnutls_stream(
         pki, "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM", total);
