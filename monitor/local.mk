@@ -11,4 +11,5 @@ monitor_libmonitor_la_SOURCES += monitor/qmp-session.h monitor/qmp-session.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-commands.h monitor/qmp-commands.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-object-commands.h monitor/qmp-object-commands.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-listener.h monitor/qmp-listener.cc
+monitor_libmonitor_la_SOURCES += monitor/qmp-fd-commands.h monitor/qmp-fd-commands.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-tls-commands.h monitor/qmp-tls-commands.cc

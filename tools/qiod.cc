@@ -10,7 +10,10 @@
 #include "chardev/monitor-frontend.h"
 #include "chardev/serial-frontend.h"
 #include "host/guest.h"
+#include "migration/migration.h"
+#include "migration/qmp-migration-commands.h"
 #include "monitor/qmp-commands.h"
+#include "monitor/qmp-fd-commands.h"
 #include "monitor/qmp-listener.h"
 #include "monitor/qmp-object-commands.h"
 #include "monitor/qmp-tls-commands.h"
@@ -61,14 +64,17 @@ struct Daemon {
   GMainLoop *loop = nullptr;
   std::unique_ptr<host::Guest> guest;
   std::unique_ptr<monitor::QmpServer> server;
+  std::unique_ptr<migration::Migration> migration;
   std::vector<std::unique_ptr<monitor::QmpListener>> listeners;
   std::unique_ptr<chardev::ChardevSet> chardevs;
   std::unique_ptr<chardev::SerialFrontend> serial;
   std::vector<std::unique_ptr<chardev::MonitorFrontend>> chardev_monitors;
   bool shutting_down = false;
+  int exit_status = 0;
   gint64 chardev_flush_deadline = 0;
 
   ~Daemon() {
+    migration.reset();
     listeners.clear();
     chardev_monitors.clear();
     serial.reset();
@@ -201,11 +207,6 @@ int main(int argc, char **argv) {
     printf("qiod (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
     return 0;
   }
-  if (!d.opts.incoming.empty()) {
-    fprintf(stderr, _("qiod: -incoming %s: incoming migration is not available yet in this "
-                      "qiod; start without -incoming\n"), d.opts.incoming.c_str());
-    return 1;
-  }
   if (!d.opts.logfile.empty()) {
     log_file = fopen(d.opts.logfile.c_str(), "ae");
     if (!log_file) {
@@ -231,7 +232,8 @@ int main(int argc, char **argv) {
 
   d.guest = host::Guest::create(d.opts.guest, &error);
   if (!d.guest) return fail(error);
-  if (d.opts.start_paused) d.guest->stop();
+  if (d.opts.start_paused || !d.opts.incoming.empty()) d.guest->stop();
+  if (!d.opts.incoming.empty()) d.guest->set_status("inmigrate");
 
   d.loop = g_main_loop_new(nullptr, FALSE);
   d.server = std::make_unique<monitor::QmpServer>();
@@ -248,6 +250,21 @@ int main(int argc, char **argv) {
     monitor::qmp_check_tls_expiry(*d.server, monitor::kExpiryWarningDays);
   });
   monitor::qmp_register_tls_commands(*d.server);
+  monitor::qmp_register_fd_commands(*d.server);
+  d.migration = std::make_unique<migration::Migration>(
+      *d.guest, [&d](const char *name, JsonNode *data) { d.server->emit_event(name, data); },
+      !d.opts.start_paused, [&d](const GError *e) {
+        if (!e) {
+          g_info(_("incoming migration completed"));
+          return;
+        }
+        /* A destination whose migration failed holds no usable guest. */
+        fprintf(stderr, "qiod: %s\n", e->message);
+        if (log_file) g_warning("%s", e->message);
+        d.exit_status = 1;
+        d.shutdown("host-error");
+      });
+  migration::qmp_register_migration_commands(*d.server, *d.migration);
   std::string name = d.opts.name;
   d.server->add_command({"query-name", {}, false, [name](JsonObject *, GError **) {
                            JsonObject *obj = json_object_new();
@@ -270,6 +287,13 @@ int main(int argc, char **argv) {
 
   for (const auto &mon : d.opts.monitors)
     if (!d.serve_monitor(mon, &error)) return fail(error);
+  if (!d.opts.incoming.empty()) {
+    d.migration->set_deferred();
+    if (d.opts.incoming != "defer" && !d.migration->incoming(d.opts.incoming.c_str(), &error)) {
+      g_prefix_error(&error, "-incoming: ");
+      return fail(error);
+    }
+  }
   if (!d.opts.pidfile.empty() && !d.write_pidfile(&error)) return fail(error);
 
   auto on_signal = [](gpointer data) noexcept -> gboolean {
@@ -296,5 +320,5 @@ int main(int argc, char **argv) {
             static_cast<unsigned>(d.opts.monitors.size()));
   report_ready(ready_fd, 0);
   g_main_loop_run(d.loop);
-  return 0;
+  return d.exit_status;
 }
