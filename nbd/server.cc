@@ -944,8 +944,6 @@ QIONetListener *nbd_server_get_listener(NBDServer *server) {
 void nbd_server_add_client(NBDServer *server, QIOChannel *ioc) {
   NBDServerPrivate *priv = server_priv(server);
   if (priv->max_connections && priv->conns.size() >= priv->max_connections) {
-    /* Refused before any byte: the client sees the connection close. */
-    qio_channel_close(ioc, nullptr);
     g_autoptr(GError) error = g_error_new(
         NBD_ERROR, NBD_ERROR_POLICY,
         _("NBD client %s refused: %u connections already (max-connections); raise the "
@@ -953,6 +951,9 @@ void nbd_server_add_client(NBDServer *server, QIOChannel *ioc) {
         qio_channel_get_name(ioc), priv->max_connections);
     g_signal_emit(server, signals[SIGNAL_CLIENT_CLOSED], 0, error,
                   static_cast<guint>(priv->conns.size()));
+    /* Refused before any byte: the client sees the connection close, after
+     * the signal so that whoever watches it knows by then. */
+    qio_channel_close(ioc, nullptr);
     return;
   }
   qio_channel_set_blocking(ioc, FALSE, nullptr);
