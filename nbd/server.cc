@@ -166,6 +166,7 @@ struct Conn {
   std::vector<Job *> ready; /* replies to send, in completion order */
   std::vector<Job *> sent;  /* replies gone out, for the context to release */
   bool stop_sender = false;
+  bool sender_idle = false; /* waiting on send_cond */
   bool sender_failed = false;
   GError *sender_error = nullptr; /* why the write failed */
   GThread *sender = nullptr;
@@ -655,7 +656,8 @@ void Conn::release_job(Job *job) {
 void Conn::queue_reply(Job *job) {
   g_mutex_lock(&send_mutex);
   ready.push_back(job);
-  g_cond_signal(&send_cond);
+  /* A busy sender finds the job when its write returns: no wakeup. */
+  if (sender_idle) g_cond_signal(&send_cond);
   g_mutex_unlock(&send_mutex);
 }
 
@@ -674,7 +676,11 @@ void Conn::send_loop() {
   bool failed = false;
   g_mutex_lock(&send_mutex);
   for (;;) {
-    while (ready.empty() && !stop_sender) g_cond_wait(&send_cond, &send_mutex);
+    while (ready.empty() && !stop_sender) {
+      sender_idle = true;
+      g_cond_wait(&send_cond, &send_mutex);
+      sender_idle = false;
+    }
     if (ready.empty()) break;
     batch.swap(ready);
     g_mutex_unlock(&send_mutex);
