@@ -225,8 +225,8 @@ int main(int argc, char **argv) {
     static_cast<Daemon *>(data)->shutdown("host-signal");
     return G_SOURCE_CONTINUE;
   };
-  /* Certificates expiring soon: logged at start-up, then an event and a
-   * log line for each once a day. */
+  /* Certificates expiring soon: qcrypto logs them when it loads them; the
+   * monitor's clients get an event after object-add and from a daily check. */
   monitor::qmp_check_tls_expiry(*d.server, monitor::kExpiryWarningDays);
   g_timeout_add_seconds(
       24 * 60 * 60,
