@@ -5,6 +5,10 @@
  */
 #include "config.h"
 
+#include "chardev/chardev-qmp.h"
+#include "chardev/chardev-set.h"
+#include "chardev/monitor-frontend.h"
+#include "chardev/serial-frontend.h"
 #include "host/guest.h"
 #include "monitor/qmp-commands.h"
 #include "monitor/qmp-listener.h"
@@ -58,10 +62,17 @@ struct Daemon {
   std::unique_ptr<host::Guest> guest;
   std::unique_ptr<monitor::QmpServer> server;
   std::vector<std::unique_ptr<monitor::QmpListener>> listeners;
+  std::unique_ptr<chardev::ChardevSet> chardevs;
+  std::unique_ptr<chardev::SerialFrontend> serial;
+  std::vector<std::unique_ptr<chardev::MonitorFrontend>> chardev_monitors;
   bool shutting_down = false;
+  gint64 chardev_flush_deadline = 0;
 
   ~Daemon() {
     listeners.clear();
+    chardev_monitors.clear();
+    serial.reset();
+    chardevs.reset();
     server.reset();
     guest.reset();
     qom_object_del_all();
@@ -81,10 +92,36 @@ struct Daemon {
     json_object_set_string_member(data, "reason", reason);
     server->emit_event("SHUTDOWN", monitor::qmp_take_object(data));
     for (auto &l : listeners) l->disconnect();
-    server->drain(2000, [this] { g_main_loop_quit(loop); });
+    server->drain(2000, [this] { quit_when_chardevs_flushed(); });
+  }
+
+  /* QMP sessions on chardevs end with their output in the chardev's
+   * queue: give it up to a second to reach the peer. */
+  void quit_when_chardevs_flushed() {
+    chardev_flush_deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
+    g_timeout_add(10, [](gpointer data) noexcept -> gboolean {
+      auto *self = static_cast<Daemon *>(data);
+      bool flushed = true;
+      for (auto &fe : self->chardev_monitors) flushed &= fe->flushed();
+      if (!flushed && g_get_monotonic_time() < self->chardev_flush_deadline)
+        return G_SOURCE_CONTINUE;
+      g_main_loop_quit(self->loop);
+      return G_SOURCE_REMOVE;
+    }, this);
   }
 
   bool serve_monitor(const tools::MonitorOption &mon, GError **error) {
+    if (!mon.chardev.empty()) {
+      chardev::Chardev *dev = chardevs->lookup(mon.chardev, error);
+      if (!dev) {
+        g_prefix_error(error, "-mon: ");
+        return false;
+      }
+      auto fe = chardev::MonitorFrontend::attach(*server, *dev, error);
+      if (!fe) return false;
+      chardev_monitors.push_back(std::move(fe));
+      return true;
+    }
     auto listener = monitor::QmpListener::open(
         *server, {mon.address, mon.wait, mon.tls_creds, mon.tls_authz}, error);
     if (!listener) return false;
@@ -157,6 +194,7 @@ int main(int argc, char **argv) {
   }
   if (d.opts.action == tools::QiodOptions::Action::Help) {
     fputs(tools::qiod_usage(), stdout);
+    fputs(tools::qiod_usage_chardev(), stdout);
     return 0;
   }
   if (d.opts.action == tools::QiodOptions::Action::Version) {
@@ -216,6 +254,19 @@ int main(int argc, char **argv) {
                            if (!name.empty()) json_object_set_string_member(obj, "name", name.c_str());
                            return monitor::qmp_take_object(obj);
                          }});
+
+  d.chardevs = std::make_unique<chardev::ChardevSet>();
+  chardev::qmp_register_chardev_commands(*d.server, *d.chardevs);
+  for (const auto &text : d.opts.chardevs)
+    if (!d.chardevs->add_from_string(text.c_str(), &error)) return fail(error);
+  if (!d.opts.serial_chardev.empty()) {
+    chardev::Chardev *dev = d.chardevs->lookup(d.opts.serial_chardev, &error);
+    if (dev) d.serial = chardev::SerialFrontend::attach(*d.guest, *dev, &error);
+    if (!d.serial) {
+      g_prefix_error(&error, "-serial: ");
+      return fail(error);
+    }
+  }
 
   for (const auto &mon : d.opts.monitors)
     if (!d.serve_monitor(mon, &error)) return fail(error);

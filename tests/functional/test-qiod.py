@@ -50,7 +50,7 @@ bad_cmdlines = [
     (["-qmp", "unix:/tmp/q.sock,wait=maybe"], "wait='maybe'"),
     (["-qmp", "unix:/tmp/q.sock,colour=red"], "unknown parameter 'colour'"),
     (["-qmp", "server=on"], "has no address"),
-    (["-mon", "chardev=mon0,mode=control"], "chardevs are not available"),
+    (["-mon", "chardev=mon0,mode=control"], "'mon0' not found"),
     (["-qmp", "bogus-address"], "bogus-address"),
     (["-qmp", "unix:/nonexistent-dir/q.sock,server=on,wait=off"], "/nonexistent-dir/q.sock"),
     (["-incoming", "carrier-pigeon"], "not a migration URI"),
