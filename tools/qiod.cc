@@ -6,8 +6,10 @@
 #include "config.h"
 
 #include "host/guest.h"
+#include "monitor/qmp-block-jobs.h"
 #include "monitor/qmp-commands.h"
 #include "monitor/qmp-listener.h"
+#include "monitor/qmp-nbd-commands.h"
 #include "monitor/qmp-object-commands.h"
 #include "monitor/qmp-tls-commands.h"
 #include "monitor/qmp-server.h"
@@ -58,6 +60,8 @@ struct Daemon {
   std::unique_ptr<host::Guest> guest;
   std::unique_ptr<monitor::QmpServer> server;
   std::vector<std::unique_ptr<monitor::QmpListener>> listeners;
+  /* For migration's switch-over: completes the ready mirrors. */
+  std::weak_ptr<monitor::BlockJobs> block_jobs;
   bool shutting_down = false;
 
   ~Daemon() {
@@ -210,6 +214,8 @@ int main(int argc, char **argv) {
     monitor::qmp_check_tls_expiry(*d.server, monitor::kExpiryWarningDays);
   });
   monitor::qmp_register_tls_commands(*d.server);
+  monitor::qmp_register_nbd_commands(*d.server, *d.guest);
+  monitor::qmp_register_block_job_commands(*d.server, *d.guest, &d.block_jobs);
   std::string name = d.opts.name;
   d.server->add_command({"query-name", {}, false, [name](JsonObject *, GError **) {
                            JsonObject *obj = json_object_new();
