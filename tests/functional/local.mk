@@ -32,3 +32,4 @@ tests_functional_tls_endpoint_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB
 functional_tests += tests/functional/test-nbd-tls.sh
 functional_tests += tests/functional/test-qiod-tls.py
 EXTRA_DIST += tests/functional/nbd-pki.sh
+functional_tests += tests/functional/test-qiod-nbd.py
