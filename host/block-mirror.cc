@@ -6,6 +6,7 @@
 #include <glib/gi18n-lib.h>
 
 #include <chrono>
+#include <utility>
 
 namespace qio::host {
 
@@ -29,7 +30,7 @@ struct MirrorSource {
 }  // namespace
 
 BlockMirror::BlockMirror(GuestDisk &disk, const MirrorConfig &config, GMainContext *context,
-                         std::function<void(BlockMirror &)> ready, DoneFunc done)
+                         ReadyFunc ready, DoneFunc done)
     : disk_(disk), config_(config), ready_cb_(std::move(ready)), done_cb_(std::move(done)) {
   if (config_.tls_creds) g_object_ref(config_.tls_creds);
   /* The worker wakes the main context through this source's ready time,
@@ -84,19 +85,24 @@ gboolean BlockMirror::dispatch(GSource *source, GSourceFunc, gpointer) noexcept 
   g_source_set_ready_time(source, -1);
   BlockMirror *self = reinterpret_cast<MirrorSource *>(source)->mirror;
   bool ready = false, finished = false;
+  Progress at = {};
   {
     std::lock_guard guard(self->lock_);
     if (self->status_ == Status::Ready && !self->ready_reported_) {
       self->ready_reported_ = true;
       ready = true;
+      at = self->ready_at_;
     }
     finished = self->finished_;
   }
-  if (ready && self->ready_cb_) self->ready_cb_(*self);
+  if (ready && self->ready_cb_) self->ready_cb_(*self, at);
   if (finished) {
     self->thread_.join();
-    /* Last: the callback may destroy the mirror. */
-    self->done_cb_(*self, self->error_, self->cancelled_);
+    /* The callback may destroy the mirror: what it is given must not live
+     * in the mirror. */
+    DoneFunc done = self->done_cb_;
+    g_autoptr(GError) error = std::exchange(self->error_, nullptr);
+    done(*self, error, self->cancelled_);
   }
   return G_SOURCE_CONTINUE;
 }
@@ -206,6 +212,7 @@ void BlockMirror::run() {
     if (complete_) break;
     if (status_ == Status::Running && copied <= kConvergedBlocks) {
       status_ = Status::Ready;
+      ready_at_ = {len_, offset_, status_};
       guard.unlock();
       notify();
       continue;

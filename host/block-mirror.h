@@ -44,11 +44,14 @@ class BlockMirror {
   /* @error is null on success; @cancelled: cancel() before ready. */
   using DoneFunc = std::function<void(BlockMirror &, const GError *error, bool cancelled)>;
 
+  /* The progress at the moment the job became ready (offset == len). */
+  using ReadyFunc = std::function<void(BlockMirror &, const Progress &at)>;
+
   /* Starts the worker; @disk must outlive the mirror and not be mirrored
    * twice at once.  @ready is called once, when the job becomes ready;
    * @done once at the end (the mirror may be destroyed from it). */
   BlockMirror(GuestDisk &disk, const MirrorConfig &config, GMainContext *context,
-              std::function<void(BlockMirror &)> ready, DoneFunc done);
+              ReadyFunc ready, DoneFunc done);
   /* Cancels and waits for the worker. */
   ~BlockMirror();
   BlockMirror(const BlockMirror &) = delete;
@@ -76,7 +79,8 @@ class BlockMirror {
 
   GuestDisk &disk_;
   MirrorConfig config_;
-  std::function<void(BlockMirror &)> ready_cb_;
+  ReadyFunc ready_cb_;
+  Progress ready_at_ = {};
   DoneFunc done_cb_;
   GSource *source_;
   mutable std::mutex lock_;

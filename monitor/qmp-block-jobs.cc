@@ -12,8 +12,7 @@
 namespace qio::monitor {
 
 /* The fields QEMU's block job events and query-block-jobs share. */
-static JsonObject *job_info(const host::BlockMirror &job) {
-  host::BlockMirror::Progress p = job.progress();
+static JsonObject *job_info(const host::BlockMirror &job, const host::BlockMirror::Progress &p) {
   JsonObject *o = json_object_new();
   json_object_set_string_member(o, "type", "mirror");
   json_object_set_string_member(o, "device", job.job_id().c_str());
@@ -26,8 +25,8 @@ static JsonObject *job_info(const host::BlockMirror &job) {
 JsonNode *BlockJobs::query() const {
   JsonArray *list = json_array_new();
   for (const auto &[id, job] : jobs_) {
-    JsonObject *o = job_info(*job);
     host::BlockMirror::Progress p = job->progress();
+    JsonObject *o = job_info(*job, p);
     bool ready = p.status == host::BlockMirror::Status::Ready;
     json_object_set_boolean_member(o, "busy", !ready);
     json_object_set_boolean_member(o, "paused", FALSE);
@@ -131,8 +130,8 @@ JsonNode *BlockJobs::drive_mirror(JsonObject *args, GError **error) {
   config.tls_hostname = json_object_get_string_member_with_default(args, "tls-hostname", "");
   jobs_[job_id] = std::make_unique<host::BlockMirror>(
       *disk, config, server_.context(),
-      [this](host::BlockMirror &job) {
-        server_.emit_event("BLOCK_JOB_READY", qmp_take_object(job_info(job)));
+      [this](host::BlockMirror &job, const host::BlockMirror::Progress &at) {
+        server_.emit_event("BLOCK_JOB_READY", qmp_take_object(job_info(job, at)));
       },
       [this](host::BlockMirror &job, const GError *err, bool cancelled) {
         on_done(job, err, cancelled);
@@ -141,7 +140,7 @@ JsonNode *BlockJobs::drive_mirror(JsonObject *args, GError **error) {
 }
 
 void BlockJobs::on_done(host::BlockMirror &job, const GError *error, bool cancelled) {
-  JsonObject *data = job_info(job);
+  JsonObject *data = job_info(job, job.progress());
   if (error) {
     json_object_set_string_member(data, "error", error->message);
     g_warning("%s", error->message);

@@ -53,7 +53,7 @@ void set_error(GError **error, const char *fmt, ...) {
 bool get_port(JsonObject *obj, const char *member, guint32 max, guint32 *port, GError **error) {
   JsonNode *node = json_object_get_member(obj, member);
   if (!node || !JSON_NODE_HOLDS_VALUE(node)) {
-    set_error(error, _("Parameter 'addr.%s' is missing or not a string/number; give the port"),
+    set_error(error, _("Parameter 'addr.%s' is missing or neither a string nor a number"),
               member);
     return false;
   }
@@ -66,7 +66,7 @@ bool get_port(JsonObject *obj, const char *member, guint32 max, guint32 *port, G
     if (g_ascii_string_to_unsigned(s, 10, 0, max, &u, nullptr)) v = static_cast<gint64>(u);
   }
   if (v < 0 || v > max) {
-    set_error(error, _("Parameter 'addr.%s' is not a valid port number (0 to %u)"), member, max);
+    set_error(error, _("Parameter 'addr.%s' must be a number from 0 to %u"), member, max);
     return false;
   }
   *port = static_cast<guint32>(v);
