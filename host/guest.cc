@@ -3,11 +3,58 @@
 #include "host/guest.h"
 #include "qio/error.h"
 
+#include <gio/gio.h>
 #include <glib/gi18n-lib.h>
 
 namespace qio::host {
 
-Guest::~Guest() = default;
+Guest::~Guest() {
+  std::unique_lock lock(workers_lock_);
+  workers_done_.wait(lock, [this] { return workers_ == 0; });
+}
+
+namespace {
+
+struct DigestJob {
+  Guest *guest;
+  std::function<void(const Guest::Digests &, GError *)> done;
+  Guest::Digests result;
+  GError *error = nullptr;
+};
+
+}  // namespace
+
+void Guest::digests_async(std::function<void(const Digests &, GError *)> done) {
+  auto *job = new DigestJob{this, std::move(done), {}, nullptr};
+  {
+    std::lock_guard lock(workers_lock_);
+    workers_++;
+  }
+  GTask *task = g_task_new(
+      nullptr, nullptr,
+      [](GObject *, GAsyncResult *, gpointer data) noexcept {
+        std::unique_ptr<DigestJob> job(static_cast<DigestJob *>(data));
+        job->done(job->result, job->error);
+      },
+      job);
+  g_task_set_task_data(task, job, nullptr);
+  g_task_run_in_thread(task, [](GTask *t, gpointer, gpointer data, GCancellable *) noexcept {
+    auto *job = static_cast<DigestJob *>(data);
+    Guest *g = job->guest;
+    job->result.ram = g->ram_->digest();
+    for (const auto &disk : g->disks_) {
+      std::string d = disk->digest(job->error ? nullptr : &job->error);
+      job->result.disks.push_back(std::move(d));
+    }
+    {
+      std::lock_guard lock(g->workers_lock_);
+      g->workers_--;
+    }
+    g->workers_done_.notify_all();
+    g_task_return_boolean(t, TRUE);
+  });
+  g_object_unref(task);
+}
 
 std::unique_ptr<Guest> Guest::create(const GuestConfig &config, GError **error) {
   std::unique_ptr<Guest> guest(new Guest());

@@ -14,8 +14,10 @@
 
 #include <glib.h>
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,16 @@ class Guest {
   std::string serial_input(std::string_view bytes);
   void set_serial_output(std::function<void(std::string_view)> sink);
 
+  /* SHA-256 of RAM and of each disk (in disks() order), computed on a
+   * worker thread so the caller's main loop keeps running; @done runs in
+   * the caller's thread-default context with the digests or an error
+   * (owned by @done).  The guest waits for workers when destroyed. */
+  struct Digests {
+    std::string ram;
+    std::vector<std::string> disks;
+  };
+  void digests_async(std::function<void(const Digests &digests, GError *error)> done);
+
   /* One line for `status` on the serial shell and for logs. */
   std::string status_line() const;
 
@@ -70,6 +82,9 @@ class Guest {
   std::function<void(std::string_view)> serial_output_;
   std::string *capture_ = nullptr;
   bool running_ = false;
+  std::mutex workers_lock_;
+  std::condition_variable workers_done_;
+  int workers_ = 0;
 };
 
 }  // namespace qio::host

@@ -280,7 +280,30 @@ static JsonNode *negotiate(QmpSession &session, JsonObject *args, GError **error
   return qmp_empty_object();
 }
 
-JsonNode *QmpServer::dispatch(QmpSession &session, JsonNode *request) {
+void QmpServer::dispatch(QmpSession &session, JsonNode *request,
+                         std::function<void(JsonNode *)> reply) {
+  const QmpCommand *async = nullptr;
+  JsonObject *args = nullptr;
+  JsonNode *id = nullptr;
+  g_autoptr(JsonNode) now = execute(session, request, &async, &args, &id);
+  if (now) {
+    reply(now);
+    return;
+  }
+  JsonNode *id_copy = id ? json_node_copy(id) : nullptr;
+  g_autoptr(JsonObject) empty = json_object_new();
+  async->async_handler(args ? args : empty, [reply = std::move(reply), id_copy](JsonNode *result, GError *error) {
+    g_autoptr(JsonNode) r = result ? return_reply(result, id_copy) : qmp_error_reply(error, id_copy);
+    if (error) g_error_free(error);
+    if (id_copy) json_node_unref(id_copy);
+    reply(r);
+  });
+}
+
+/* The reply to @request, or nullptr when it started an asynchronous
+ * command (@async, with its @args and the request's @id). */
+JsonNode *QmpServer::execute(QmpSession &session, JsonNode *request, const QmpCommand **async,
+                             JsonObject **args_out, JsonNode **id_out) {
   g_autoptr(GError) error = nullptr;
   if (!request || !JSON_NODE_HOLDS_OBJECT(request)) {
     error = g_error_new_literal(QMP_ERROR, QMP_ERROR_GENERIC,
@@ -332,12 +355,22 @@ JsonNode *QmpServer::dispatch(QmpSession &session, JsonNode *request) {
                                 _("Expecting capabilities negotiation with 'qmp_capabilities'"));
   } else {
     auto it = commands_.find(name);
-    if (it == commands_.end())
+    if (it == commands_.end()) {
       error = g_error_new(QMP_ERROR, QMP_ERROR_COMMAND_NOT_FOUND,
                           _("The command %s has not been found; query-commands lists them"),
                           name);
-    else
+    } else if (it->second.async_handler) {
+      const QmpCommand &command = it->second;
+      if (check_args(command.name, command.args, command.extra_args, args, &error)) {
+        *async = &command;
+        /* Not the local empty object: it dies with this frame. */
+        *args_out = args_node ? args : nullptr;
+        *id_out = id;
+        return nullptr;
+      }
+    } else {
       result = run_command(it->second, args, &error);
+    }
   }
   if (!result) return qmp_error_reply(error, id);
   return return_reply(result, id);

@@ -29,6 +29,10 @@ struct QmpArg {
   bool optional = false;
 };
 
+/* Completes an asynchronous command: the "return" value or an error;
+ * takes ownership of both.  Called in the server's context. */
+using QmpCompletion = std::function<void(JsonNode *result, GError *error)>;
+
 struct QmpCommand {
   std::string name;
   std::vector<QmpArg> args;
@@ -37,6 +41,10 @@ struct QmpCommand {
   bool extra_args = false;
   /* Returns the "return" value (owned), or nullptr with @error set. */
   std::function<JsonNode *(JsonObject *args, GError **error)> handler;
+  /* Instead of @handler, for work that must not block the loop: starts it
+   * (@args are only valid during the call) and calls @done later.  The
+   * client's next request waits for the reply, so replies stay in order. */
+  std::function<void(JsonObject *args, QmpCompletion done)> async_handler = nullptr;
 };
 
 struct QmpLimits {
@@ -71,8 +79,9 @@ class QmpServer {
    * calls @done once all are gone or after @timeout_ms. */
   void drain(guint timeout_ms, std::function<void()> done);
 
-  /* Runs one request (for the sessions and for tests); returns the reply. */
-  JsonNode *dispatch(QmpSession &session, JsonNode *request);
+  /* Runs one request and calls @reply with the reply (borrowed), at once
+   * or, for an asynchronous command, when it completes. */
+  void dispatch(QmpSession &session, JsonNode *request, std::function<void(JsonNode *)> reply);
   /* The greeting a new client receives. */
   JsonNode *greeting() const;
 
@@ -80,6 +89,8 @@ class QmpServer {
   void session_closed(QmpSession *session);
 
  private:
+  JsonNode *execute(QmpSession &session, JsonNode *request, const QmpCommand **async,
+                    JsonObject **args, JsonNode **id);
   JsonNode *run_command(const QmpCommand &command, JsonObject *args, GError **error);
   void check_drained();
 

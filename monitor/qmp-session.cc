@@ -115,31 +115,31 @@ gboolean QmpSession::on_writable(QIOChannel *, GIOCondition, gpointer data) noex
   return G_SOURCE_REMOVE;
 }
 
-/* Answers a framing fault; only TooLarge ends the session (false). */
-bool QmpSession::feed(gsize n) {
-  bool ok = splitter_.feed(
-      std::string_view(inbuf_.data(), n), [this](std::string_view text) { handle_message(text); },
-      [this](JsonSplitter::Fault fault) {
-        const char *desc = nullptr;
-        switch (fault) {
-          case JsonSplitter::Fault::TooLarge:
-            desc = _("QMP request is larger than the limit; the connection is closed");
-            break;
-          case JsonSplitter::Fault::TooDeep:
-            desc = _("QMP request is nested too deeply; it was ignored");
-            break;
-          case JsonSplitter::Fault::Unbalanced:
-            desc = _("JSON parse error: unexpected closing bracket; it was ignored");
-            break;
-        }
-        g_autoptr(GError) e = g_error_new_literal(QMP_ERROR, QMP_ERROR_GENERIC, desc);
-        g_autoptr(JsonNode) reply = qmp_error_reply(e, nullptr);
-        send(qmp_to_line(reply));
-      });
-  if (!ok)
-    g_message(_("QMP client '%s' sent a request over %llu bytes; disconnecting it"), name(),
-              static_cast<unsigned long long>(server_.limits().max_message));
-  return ok;
+/* Frames what was read into the inbox (a TooLarge fault comes last). */
+void QmpSession::feed(gsize n) {
+  splitter_.feed(
+      std::string_view(inbuf_.data(), n),
+      [this](std::string_view text) { inbox_.emplace_back(std::string(text)); },
+      [this](JsonSplitter::Fault fault) { inbox_.emplace_back(fault); });
+}
+
+/* The reply to a framing fault. */
+static std::string fault_reply(JsonSplitter::Fault fault) {
+  const char *desc = nullptr;
+  switch (fault) {
+    case JsonSplitter::Fault::TooLarge:
+      desc = _("QMP request is larger than the limit; the connection is closed");
+      break;
+    case JsonSplitter::Fault::TooDeep:
+      desc = _("QMP request is nested too deeply; it was ignored");
+      break;
+    case JsonSplitter::Fault::Unbalanced:
+      desc = _("JSON parse error: unexpected closing bracket; it was ignored");
+      break;
+  }
+  g_autoptr(GError) e = g_error_new_literal(QMP_ERROR, QMP_ERROR_GENERIC, desc);
+  g_autoptr(JsonNode) reply = qmp_error_reply(e, nullptr);
+  return qmp_to_line(reply);
 }
 
 /* The request side, top to bottom: read, frame, dispatch, until the peer
@@ -157,28 +157,59 @@ qio::Task<void> QmpSession::read_loop(std::shared_ptr<QmpSession> self) {
       self->close_when_flushed();
       break;
     }
-    if (!self->feed(static_cast<gsize>(n))) {
-      self->close_when_flushed();
-      break;
+    self->feed(static_cast<gsize>(n));
+    while (!self->inbox_.empty() && !self->closed_ && !self->closing_) {
+      auto item = std::move(self->inbox_.front());
+      self->inbox_.pop_front();
+      if (auto *text = std::get_if<std::string>(&item)) {
+        co_await self->handle_message(*text);
+        continue;
+      }
+      auto fault = std::get<JsonSplitter::Fault>(item);
+      self->send(fault_reply(fault));
+      if (fault == JsonSplitter::Fault::TooLarge) {
+        g_message(_("QMP client '%s' sent a request over %llu bytes; disconnecting it"),
+                  self->name(), static_cast<unsigned long long>(self->server_.limits().max_message));
+        self->close_when_flushed();
+      }
     }
     /* A client that always has data must still let the others run. */
     if (reads % kReadsPerWakeup == 0) co_await qio::sleep(0);
   }
 }
 
-void QmpSession::handle_message(std::string_view text) {
-  if (closed_ || closing_) return;
+struct QmpSession::Pending {
+  bool done = false;
+  std::coroutine_handle<> waiter;
+};
+
+bool QmpSession::ReplyWait::await_ready() const noexcept { return pending->done; }
+
+void QmpSession::ReplyWait::await_suspend(std::coroutine_handle<> h) noexcept {
+  pending->waiter = h;
+}
+
+/* Parses and dispatches one request; the awaitable completes when its
+ * reply has been queued (at once, except for asynchronous commands). */
+QmpSession::ReplyWait QmpSession::handle_message(const std::string &text) {
+  auto pending = std::make_shared<Pending>();
   g_autoptr(JsonParser) parser = json_parser_new_immutable();
   g_autoptr(GError) error = nullptr;
-  g_autoptr(JsonNode) reply = nullptr;
   if (!json_parser_load_from_data(parser, text.data(), static_cast<gssize>(text.size()), &error)) {
     g_autoptr(GError) e =
         g_error_new(QMP_ERROR, QMP_ERROR_GENERIC, _("JSON parse error: %s"), error->message);
-    reply = qmp_error_reply(e, nullptr);
-  } else {
-    reply = server_.dispatch(*this, json_parser_get_root(parser));
+    g_autoptr(JsonNode) reply = qmp_error_reply(e, nullptr);
+    send(qmp_to_line(reply));
+    pending->done = true;
+    return {pending};
   }
-  send(qmp_to_line(reply));
+  server_.dispatch(*this, json_parser_get_root(parser),
+                   [self = shared_from_this(), pending](JsonNode *reply) {
+                     self->send(qmp_to_line(reply));
+                     pending->done = true;
+                     if (auto h = std::exchange(pending->waiter, nullptr)) h.resume();
+                   });
+  return {pending};
 }
 
 }  // namespace qio::monitor

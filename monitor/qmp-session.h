@@ -15,8 +15,11 @@
 #include <glib.h>
 
 #include <array>
+#include <coroutine>
+#include <deque>
 #include <memory>
 #include <string>
+#include <variant>
 
 namespace qio::monitor {
 
@@ -47,9 +50,16 @@ class QmpSession : public std::enable_shared_from_this<QmpSession> {
  private:
   static gboolean on_writable(QIOChannel *ioc, GIOCondition cond, gpointer data) noexcept;
   static qio::Task<void> read_loop(std::shared_ptr<QmpSession> self);
-  bool feed(gsize n);
+  void feed(gsize n);
   bool flush_some();
-  void handle_message(std::string_view text);
+  struct Pending;
+  struct ReplyWait {
+    std::shared_ptr<Pending> pending;
+    bool await_ready() const noexcept;
+    void await_suspend(std::coroutine_handle<> h) noexcept;
+    void await_resume() const noexcept {}
+  };
+  ReplyWait handle_message(const std::string &text);
   void remove_source(guint &id);
   void watch_output();
 
@@ -65,6 +75,8 @@ class QmpSession : public std::enable_shared_from_this<QmpSession> {
   bool closing_ = false;
   bool closed_ = false;
   std::array<char, 65536> inbuf_;
+  /* Framed requests and framing faults, in stream order. */
+  std::deque<std::variant<std::string, JsonSplitter::Fault>> inbox_;
 };
 
 }  // namespace qio::monitor

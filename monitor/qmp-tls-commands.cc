@@ -4,8 +4,6 @@
 #include "qcrypto/tls-creds.h"
 #include "qom/object-registry.h"
 
-#include <glib/gi18n-lib.h>
-
 #include <set>
 #include <string>
 
@@ -76,9 +74,6 @@ void qmp_check_tls_expiry(QmpServer &server, guint days) {
       if (!warned.insert(key).second) continue;
       JsonObject *data = cert_info(cert);
       json_object_set_string_member(data, "id", id);
-      g_message(_("TLS credentials '%s': certificate '%s' (%s) expires on %s; renew it and "
-                  "reload the credentials"),
-                id, cert->file, cert->subject, json_object_get_string_member(data, "expiry"));
       server.emit_event("TLS_CREDS_EXPIRING", json_node_init_object(json_node_alloc(), data));
       json_object_unref(data);
     }

@@ -10,7 +10,7 @@ namespace qio::monitor {
 
 void qmp_register_tls_commands(QmpServer &server);
 
-/* Emits TLS_CREDS_EXPIRING (and a log line) for every certificate of every
+/* Emits TLS_CREDS_EXPIRING for every certificate of every
  * TLS credentials object that expires within @days days or has expired,
  * once per certificate and expiry date. */
 void qmp_check_tls_expiry(QmpServer &server, guint days);

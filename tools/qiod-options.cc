@@ -155,10 +155,22 @@ bool parse_monitor(const char *opt, const char *arg, QiodOptions &opts, GError *
       mon.tls_creds = v;
     } else if (k == "tls-authz") {
       mon.tls_authz = v;
-    } else if (k == "chardev" || k == "mode") {
-      OPT_ERROR(error, _("%s: chardevs are not available yet; give the socket address "
-                         "directly, as in %s unix:PATH,server=on,wait=off"), opt, opt);
-      return false;
+    } else if (k == "chardev" && g_str_equal(opt, "-mon")) {
+      mon.chardev = v;
+    } else if (k == "mode" && g_str_equal(opt, "-mon")) {
+      if (v != "control") {
+        OPT_ERROR(error, _("%s: mode '%s' is not supported; qiod's monitor speaks QMP "
+                           "(mode=control)"), opt, v.c_str());
+        return false;
+      }
+    } else if (k == "pretty" && g_str_equal(opt, "-mon")) {
+      bool pretty = false;
+      if (!parse_bool(opt, "pretty", v, &pretty, error)) return false;
+      if (pretty) {
+        OPT_ERROR(error, _("%s: pretty=on is not supported; QMP replies are one line each"),
+                  opt);
+        return false;
+      }
     } else {
       OPT_ERROR(error, _("%s: unknown parameter '%s'; accepted: server, wait, tls-creds, tls-authz"),
                 opt, k.c_str());
@@ -168,6 +180,15 @@ bool parse_monitor(const char *opt, const char *arg, QiodOptions &opts, GError *
   if (!server) {
     OPT_ERROR(error, _("%s: qiod's monitor only listens; use server=on"), opt);
     return false;
+  }
+  if (!mon.chardev.empty()) {
+    if (!mon.address.empty() || !mon.tls_creds.empty() || !mon.tls_authz.empty()) {
+      OPT_ERROR(error, _("%s: give either chardev=ID or an address, not both (a chardev "
+                         "takes tls-creds and tls-authz itself)"), opt);
+      return false;
+    }
+    opts.monitors.push_back(std::move(mon));
+    return true;
   }
   if (mon.address.empty()) {
     OPT_ERROR(error, _("%s: '%s' has no address; use unix:PATH or tcp:HOST:PORT"), opt, arg);
@@ -217,6 +238,15 @@ const char *qiod_usage() {
            "failure to start.\n");
 }
 
+const char *qiod_usage_chardev() {
+  return _("\n"
+           "Character devices (see docs/chardev.md):\n"
+           "  -chardev BACKEND,id=ID,...  socket, file, pipe, pty, stdio, ringbuf, null\n"
+           "  -serial chardev:ID        attach the guest's serial port to chardev ID\n"
+           "  -mon chardev=ID,mode=control\n"
+           "                            serve QMP on chardev ID\n");
+}
+
 bool qiod_parse_options(int argc, char **argv, QiodOptions &opts, GError **error) {
   for (int i = 1; i < argc; i++) {
     std::string name = argv[i];
@@ -238,7 +268,8 @@ bool qiod_parse_options(int argc, char **argv, QiodOptions &opts, GError **error
       continue;
     }
     static const char *const with_arg[] = {"-object", "-m",     "-drive", "-qmp", "-mon",
-                                           "-incoming", "-name", "-pidfile", "-D", "-guest"};
+                                           "-incoming", "-name", "-pidfile", "-D", "-guest",
+                                           "-chardev", "-serial"};
     bool known = false;
     for (const char *o : with_arg) known |= name == o;
     if (!known) {
@@ -272,6 +303,15 @@ bool qiod_parse_options(int argc, char **argv, QiodOptions &opts, GError **error
       opts.pidfile = arg;
     } else if (name == "-D") {
       opts.logfile = arg;
+    } else if (name == "-chardev") {
+      opts.chardevs.emplace_back(arg);
+    } else if (name == "-serial") {
+      if (!g_str_has_prefix(arg, "chardev:") || !arg[8]) {
+        OPT_ERROR(error, _("-serial: '%s' is not supported; create the backend with -chardev "
+                           "and use -serial chardev:ID"), arg);
+        return false;
+      }
+      opts.serial_chardev = arg + 8;
     }
     if (!ok) return false;
   }

@@ -18,6 +18,7 @@ struct MonitorOption {
   bool wait = false;   /* wait=on: block start-up until a client connects */
   std::string tls_creds; /* tls-creds=ID: clients speak TLS */
   std::string tls_authz; /* tls-authz=ID: and must pass this check */
+  std::string chardev; /* -mon chardev=ID: QMP over that chardev instead */
 };
 
 struct QiodOptions {
@@ -26,6 +27,8 @@ struct QiodOptions {
   host::GuestConfig guest;
   bool start_paused = false;
   std::vector<MonitorOption> monitors;
+  std::vector<std::string> chardevs; /* -chardev arguments, in order */
+  std::string serial_chardev;        /* -serial chardev:ID */
   std::string incoming;
   std::string name;
   std::string pidfile;
@@ -38,5 +41,7 @@ struct QiodOptions {
 bool qiod_parse_options(int argc, char **argv, QiodOptions &opts, GError **error);
 /* The --help text. */
 const char *qiod_usage();
+/* The --help section on character devices, printed after qiod_usage(). */
+const char *qiod_usage_chardev();
 
 }  // namespace qio::tools

@@ -5,6 +5,10 @@
  */
 #include "config.h"
 
+#include "chardev/chardev-qmp.h"
+#include "chardev/chardev-set.h"
+#include "chardev/monitor-frontend.h"
+#include "chardev/serial-frontend.h"
 #include "host/guest.h"
 #include "monitor/qmp-block-jobs.h"
 #include "monitor/qmp-commands.h"
@@ -62,10 +66,16 @@ struct Daemon {
   std::vector<std::unique_ptr<monitor::QmpListener>> listeners;
   /* For migration's switch-over: completes the ready mirrors. */
   std::weak_ptr<monitor::BlockJobs> block_jobs;
+  std::unique_ptr<chardev::ChardevSet> chardevs;
+  std::unique_ptr<chardev::SerialFrontend> serial;
+  std::vector<std::unique_ptr<chardev::MonitorFrontend>> chardev_monitors;
   bool shutting_down = false;
 
   ~Daemon() {
     listeners.clear();
+    chardev_monitors.clear();
+    serial.reset();
+    chardevs.reset();
     server.reset();
     guest.reset();
     qom_object_del_all();
@@ -89,6 +99,17 @@ struct Daemon {
   }
 
   bool serve_monitor(const tools::MonitorOption &mon, GError **error) {
+    if (!mon.chardev.empty()) {
+      chardev::Chardev *dev = chardevs->lookup(mon.chardev, error);
+      if (!dev) {
+        g_prefix_error(error, "-mon: ");
+        return false;
+      }
+      auto fe = chardev::MonitorFrontend::attach(*server, *dev, error);
+      if (!fe) return false;
+      chardev_monitors.push_back(std::move(fe));
+      return true;
+    }
     auto listener = monitor::QmpListener::open(
         *server, {mon.address, mon.wait, mon.tls_creds, mon.tls_authz}, error);
     if (!listener) return false;
@@ -161,6 +182,7 @@ int main(int argc, char **argv) {
   }
   if (d.opts.action == tools::QiodOptions::Action::Help) {
     fputs(tools::qiod_usage(), stdout);
+    fputs(tools::qiod_usage_chardev(), stdout);
     return 0;
   }
   if (d.opts.action == tools::QiodOptions::Action::Version) {
@@ -223,6 +245,19 @@ int main(int argc, char **argv) {
                            return monitor::qmp_take_object(obj);
                          }});
 
+  d.chardevs = std::make_unique<chardev::ChardevSet>();
+  chardev::qmp_register_chardev_commands(*d.server, *d.chardevs);
+  for (const auto &text : d.opts.chardevs)
+    if (!d.chardevs->add_from_string(text.c_str(), &error)) return fail(error);
+  if (!d.opts.serial_chardev.empty()) {
+    chardev::Chardev *dev = d.chardevs->lookup(d.opts.serial_chardev, &error);
+    if (dev) d.serial = chardev::SerialFrontend::attach(*d.guest, *dev, &error);
+    if (!d.serial) {
+      g_prefix_error(&error, "-serial: ");
+      return fail(error);
+    }
+  }
+
   for (const auto &mon : d.opts.monitors)
     if (!d.serve_monitor(mon, &error)) return fail(error);
   if (!d.opts.pidfile.empty() && !d.write_pidfile(&error)) return fail(error);
@@ -231,8 +266,8 @@ int main(int argc, char **argv) {
     static_cast<Daemon *>(data)->shutdown("host-signal");
     return G_SOURCE_CONTINUE;
   };
-  /* Certificates expiring soon: logged at start-up, then an event and a
-   * log line for each once a day. */
+  /* Certificates expiring soon: qcrypto logs them when it loads them; the
+   * monitor's clients get an event after object-add and from a daily check. */
   monitor::qmp_check_tls_expiry(*d.server, monitor::kExpiryWarningDays);
   g_timeout_add_seconds(
       24 * 60 * 60,

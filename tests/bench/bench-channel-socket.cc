@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "qio/channel-socket.h"
+#include "tests/bench/bench-util.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -35,17 +36,6 @@ constexpr guint64 kZeroCopyFlushBatches = 8;
 
 guint64 total_bytes; /* per run */
 int rounds = 16;
-
-guint64 parse_size(const char *s) {
-  char *end = nullptr;
-  guint64 v = g_ascii_strtoull(s, &end, 10);
-  switch (g_ascii_toupper(*end)) {
-    case 'K': return v << 10;
-    case 'M': return v << 20;
-    case 'G': return v << 30;
-    default: return v;
-  }
-}
 
 /* One direction of a connection: the writer's and the reader's descriptor
  * (raw) or channel (qio). */
@@ -236,8 +226,8 @@ void run_case(const char *name, Side side, bool tcp) {
 
 int main(int argc, char **argv) {
   guint64 per_side = 4ULL << 30;
-  if (const char *s = g_getenv("QIO_BENCH_SIZE")) per_side = parse_size(s);
-  if (argc > 1) per_side = parse_size(argv[1]);
+  if (const char *s = g_getenv("QIO_BENCH_SIZE")) per_side = bench_parse_size(s);
+  if (argc > 1) per_side = bench_parse_size(argv[1]);
   if (const char *s = g_getenv("QIO_BENCH_ROUNDS")) rounds = std::max(1, atoi(s));
   total_bytes = std::max<guint64>(per_side / rounds / kBatch, 1) * kBatch;
   wbuf.resize(kBatch);

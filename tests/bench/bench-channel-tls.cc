@@ -16,7 +16,7 @@
 #include "qcrypto/tls-creds-x509.h"
 #include "qio/channel-socket.h"
 #include "qio/channel-tls.h"
-#include "tests/unit/crypto-tls-x509-helpers.h"
+#include "tests/bench/bench-util.h"
 
 #include <glib/gstdio.h>
 #include <gnutls/crypto.h>
@@ -36,62 +36,6 @@ constexpr gsize kChunk = 1024 * 1024; /* per qio writev/readv call */
 
 guint64 total_bytes = 4ULL << 30;
 int rounds = 3;
-
-guint64 parse_size(const char *s) {
-  char *end = nullptr;
-  guint64 v = g_ascii_strtoull(s, &end, 10);
-  switch (g_ascii_toupper(*end)) {
-    case 'K': return v << 10;
-    case 'M': return v << 20;
-    case 'G': return v << 30;
-    default: return v;
-  }
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-void print_bench(const char *name, double value, const char *unit, double baseline) {
-  printf("bench name=%s value=%.3f unit=%s baseline=%.3f ratio=%.3f\n", name, value, unit,
-         baseline, baseline > 0 ? value / baseline : 0.0);
-  fflush(stdout);
-}
-
-/* A CA, server and client directories in a temporary directory. */
-struct Pki {
-  char *top = test_tls_mkdir();
-  char *server = g_build_filename(top, "server", nullptr);
-  char *client = g_build_filename(top, "client", nullptr);
-  Pki() {
-    g_mkdir(server, 0700);
-    g_mkdir(client, 0700);
-    TestCert ca = test_tls_make_cert(test_tls_ca_req("bench CA"), nullptr);
-    auto sreq = test_tls_server_req("localhost");
-    sreq.ip1 = "127.0.0.1";
-    TestCert srv = test_tls_make_cert(sreq, &ca);
-    TestCert cli = test_tls_make_cert(test_tls_client_req("bench client"), &ca);
-    test_tls_write(server, "ca-cert.pem", ca.pem);
-    test_tls_write(server, "server-cert.pem", srv.pem);
-    test_tls_write(server, "server-key.pem", test_tls_key_pem(1));
-    test_tls_write(client, "ca-cert.pem", ca.pem);
-    test_tls_write(client, "client-cert.pem", cli.pem);
-    test_tls_write(client, "client-key.pem", test_tls_key_pem(1));
-  }
-  ~Pki() {
-    test_tls_rmdir(server);
-    test_tls_rmdir(client);
-    test_tls_rmdir(top);
-    g_free(server);
-    g_free(client);
-    g_free(top);
-  }
-  std::string file(bool srv, const char *name) const {
-    g_autofree char *p = g_build_filename(srv ? server : client, name, nullptr);
-    return p;
-  }
-};
 
 /* A loopback TCP connection: writer (client) and reader (server) ends. */
 struct Conn {
@@ -117,7 +61,7 @@ std::string priority_for(const char *cipher) {
   return std::string("NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+") + cipher;
 }
 
-QCryptoTLSCreds *make_creds(const Pki &pki, bool server, const std::string &prio) {
+QCryptoTLSCreds *make_creds(const BenchPki &pki, bool server, const std::string &prio) {
   g_autoptr(GError) error = nullptr;
   auto *creds = QCRYPTO_TLS_CREDS(g_object_new(
       QCRYPTO_TYPE_TLS_CREDS_X509, "id", server ? "bench-server" : "bench-client", "dir",
@@ -129,7 +73,7 @@ QCryptoTLSCreds *make_creds(const Pki &pki, bool server, const std::string &prio
 }
 
 /* qio: one QIOChannelTLS each way, blocking, writev/readv of 1 MiB. */
-double run_qio(const Pki &pki, const std::string &prio, std::string *cipher_seen) {
+double run_qio(const BenchPki &pki, const std::string &prio, std::string *cipher_seen) {
   Conn conn;
   g_autoptr(QCryptoTLSCreds) sc = make_creds(pki, true, prio);
   g_autoptr(QCryptoTLSCreds) cc = make_creds(pki, false, prio);
@@ -170,7 +114,7 @@ double run_qio(const Pki &pki, const std::string &prio, std::string *cipher_seen
 }
 
 /* The baseline: bare GnuTLS on the same kind of connection. */
-gnutls_session_t bare_session(const Pki &pki, bool server, int fd, const std::string &prio,
+gnutls_session_t bare_session(const BenchPki &pki, bool server, int fd, const std::string &prio,
                               gnutls_certificate_credentials_t *cred) {
   gnutls_certificate_allocate_credentials(cred);
   gnutls_certificate_set_x509_trust_file(*cred, pki.file(server, "ca-cert.pem").c_str(),
@@ -189,7 +133,7 @@ gnutls_session_t bare_session(const Pki &pki, bool server, int fd, const std::st
   return s;
 }
 
-double run_bare(const Pki &pki, const std::string &prio) {
+double run_bare(const BenchPki &pki, const std::string &prio) {
   Conn conn;
   gnutls_certificate_credentials_t scred, ccred;
   gnutls_session_t ss = bare_session(pki, true, qio_channel_socket_get_fd(conn.server), prio,
@@ -260,7 +204,7 @@ double cipher_rate(gnutls_cipher_algorithm_t algo) {
 
 /* gnutls-cli piping N bytes into gnutls-serv --echo (and reading them
  * back): what a tunnel made of the stock tools moves. */
-double tools_rate(const Pki &pki, guint64 bytes) {
+double tools_rate(const BenchPki &pki, guint64 bytes) {
   g_autofree char *gnutls_serv = g_find_program_in_path("gnutls-serv");
   g_autofree char *gnutls_cli = g_find_program_in_path("gnutls-cli");
   if (!gnutls_serv || !gnutls_cli) return 0;
@@ -393,16 +337,16 @@ void bench_handshakes(const char *id, int key) {
   g_subprocess_force_exit(serv);
   g_subprocess_wait(serv, nullptr, nullptr);
   g_autofree char *name = g_strdup_printf("handshake-%s-qio-server-vs-gnutls-serv", id);
-  print_bench(name, qio, "handshakes/s", base);
+  bench_print(name, qio, "handshakes/s", base);
 }
 
 }  // namespace
 
 int main() {
-  if (const char *s = g_getenv("QIO_BENCH_SIZE")) total_bytes = parse_size(s);
+  if (const char *s = g_getenv("QIO_BENCH_SIZE")) total_bytes = bench_parse_size(s);
   if (const char *r = g_getenv("QIO_BENCH_ROUNDS")) rounds = std::max(1, atoi(r));
   total_bytes = std::max<guint64>(total_bytes / kChunk, 1) * kChunk;
-  Pki pki;
+  BenchPki pki;
   struct Case {
     const char *id, *prio;
     gnutls_cipher_algorithm_t algo;
@@ -419,16 +363,16 @@ int main() {
       qio.push_back(run_qio(pki, prio, &seen));
     }
     if (seen != c.prio) g_error("negotiated %s, wanted %s", seen.c_str(), c.prio);
-    double q = median(qio), b = median(bare), core = cipher_rate(c.algo);
+    double q = bench_median(qio), b = bench_median(bare), core = cipher_rate(c.algo);
     if (c.algo == GNUTLS_CIPHER_AES_128_GCM) qio128 = q;
     g_autofree char *n1 = g_strdup_printf("tls13-%s-vs-bare-gnutls", c.id);
     g_autofree char *n2 = g_strdup_printf("tls13-%s-vs-cipher-1core", c.id);
-    print_bench(n1, q, "GiB/s", b);
-    print_bench(n2, q, "GiB/s", core);
+    bench_print(n1, q, "GiB/s", b);
+    bench_print(n2, q, "GiB/s", core);
   }
   guint64 tool_bytes = std::min<guint64>(total_bytes, 256ULL << 20);
   double tools = tools_rate(pki, tool_bytes);
-  if (tools > 0) print_bench("tls13-aes128gcm-vs-gnutls-cli-serv", qio128, "GiB/s", tools);
+  if (tools > 0) bench_print("tls13-aes128gcm-vs-gnutls-cli-serv", qio128, "GiB/s", tools);
   bench_handshakes("ecdsa-p256", 1);
   bench_handshakes("rsa-2048", 3);
   return 0;

@@ -39,6 +39,21 @@ tests_bench_bench_channel_tls_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB
 bench: bench-channel-tls
 bench-channel-tls: tests/bench/bench-channel-tls
 	$(builddir)/tests/bench/bench-channel-tls
+
+noinst_PROGRAMS += tests/bench/bench-chardev
+tests_bench_bench_chardev_SOURCES = tests/bench/bench-chardev.cc \
+	tests/unit/crypto-tls-x509-helpers.cc tests/unit/crypto-tls-x509-helpers.h
+tests_bench_bench_chardev_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS) \
+	$(GNUTLS_CFLAGS)
+tests_bench_bench_chardev_LDADD = chardev/libchardev.la monitor/libmonitor.la host/libhost.la \
+	qom/libqom.la qio/libqio.la qcrypto/libqcrypto.la $(JSON_GLIB_LIBS) $(GLIB_LIBS) \
+	$(GNUTLS_LIBS)
+
+.PHONY: bench-chardev
+bench: bench-chardev
+bench-chardev: tests/bench/bench-chardev
+	$(builddir)/tests/bench/bench-chardev
+EXTRA_DIST += tests/bench/bench-util.h
 .PHONY: bench-pipe
 bench: bench-pipe
 bench-pipe: tests/bench/bench-pipe

@@ -99,6 +99,11 @@ tests_unit_test_net_listener_SOURCES = tests/unit/test-net-listener.cc
 tests_unit_test_net_listener_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_net_listener_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/unit/assert-mentions.h
+unit_tests += tests/unit/test-chardev
+tests_unit_test_chardev_SOURCES = tests/unit/test-chardev.cc
+tests_unit_test_chardev_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
+tests_unit_test_chardev_LDADD = chardev/libchardev.la monitor/libmonitor.la host/libhost.la \
+	qom/libqom.la $(UNIT_LDADD) $(JSON_GLIB_LIBS)
 
 unit_tests += tests/unit/test-nbd-protocol
 tests_unit_test_nbd_protocol_SOURCES = tests/unit/test-nbd-protocol.cc

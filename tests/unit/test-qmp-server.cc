@@ -186,6 +186,45 @@ static void test_commands() {
   g_assert_cmpstr(json_object_get_string_member(json_node_get_object(e), "id"), ==, "abc");
 }
 
+/* An asynchronous command: its client's next request waits for it (replies
+ * stay in order) while other clients are served. */
+static void test_async() {
+  QmpServer server;
+  add_test_commands(server);
+  server.add_command({"slow", {{"ms", QmpArgType::Int}}, false, nullptr,
+                      [](JsonObject *args, QmpCompletion done) {
+                        auto *cb = new QmpCompletion(std::move(done));
+                        g_timeout_add(static_cast<guint>(json_object_get_int_member(args, "ms")),
+                                      [](gpointer data) noexcept -> gboolean {
+                                        std::unique_ptr<QmpCompletion> cb(
+                                            static_cast<QmpCompletion *>(data));
+                                        (*cb)(json_node_init_string(json_node_alloc(), "late"),
+                                              nullptr);
+                                        return G_SOURCE_REMOVE;
+                                      },
+                                      cb);
+                      }});
+  Client a(server), b(server);
+  a.negotiate();
+  b.negotiate();
+  a.send("{\"execute\":\"slow\",\"arguments\":{\"ms\":1500},\"id\":1}"
+         "{\"execute\":\"add\",\"arguments\":{\"a\":2},\"id\":2}");
+  for (int i = 0; i < 10; i++) g_main_context_iteration(nullptr, FALSE);
+  assert_str(b.call("{\"execute\":\"add\",\"arguments\":{\"a\":1}}"), "return");
+  /* b was answered while a's first request is still running. */
+  char probe;
+  g_assert_cmpint(read(a.fd, &probe, 1), ==, -1);
+  g_assert_cmpint(errno, ==, EAGAIN);
+  g_autoptr(JsonNode) r1 = a.message();
+  g_autoptr(JsonNode) r2 = a.message();
+  g_assert_cmpstr(json_object_get_string_member(json_node_get_object(r1), "return"), ==, "late");
+  g_assert_cmpint(json_object_get_int_member(json_node_get_object(r1), "id"), ==, 1);
+  g_assert_cmpint(json_object_get_int_member(json_node_get_object(r2), "id"), ==, 2);
+  std::string desc;
+  assert_str(a.call("{\"execute\":\"slow\",\"arguments\":{\"ms\":\"x\"}}", &desc),
+             "GenericError");
+}
+
 static void test_framing() {
   QmpServer server;
   add_test_commands(server);
@@ -340,6 +379,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qmp/negotiation", test_negotiation);
   g_test_add_func("/qmp/commands", test_commands);
   g_test_add_func("/qmp/framing", test_framing);
+  g_test_add_func("/qmp/async", test_async);
   g_test_add_func("/qmp/too-large", test_too_large);
   g_test_add_func("/qmp/events", test_events);
   g_test_add_func("/qmp/slow-reader", test_slow_reader);

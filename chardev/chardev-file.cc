@@ -1,0 +1,36 @@
+#include "config.h"
+
+#include "chardev/chardev-file.h"
+#include "qio/channel-file.h"
+#include "qio/error.h"
+
+#include <fcntl.h>
+#include <glib/gi18n-lib.h>
+
+namespace qio::chardev {
+
+std::unique_ptr<ChardevFile> ChardevFile::create(ChardevOptions &opts, GMainContext *context,
+                                                 GError **error) {
+  std::unique_ptr<ChardevFile> self(new ChardevFile(opts.id(), context));
+  self->path_ = opts.take_string("path");
+  if (!opts.take_bool("append", false, &self->append_, error)) return nullptr;
+  if (self->path_.empty()) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                _("chardev '%s': the file backend needs path=FILE"), opts.id().c_str());
+    return nullptr;
+  }
+  return self;
+}
+
+bool ChardevFile::open(GError **error) {
+  int flags = O_WRONLY | O_CREAT | (append_ ? O_APPEND : O_TRUNC);
+  g_autoptr(QIOChannelFile) fioc = qio_channel_file_new_path(path_.c_str(), flags, 0666, error);
+  if (!fioc) {
+    g_prefix_error(error, _("chardev '%s': "), id().c_str());
+    return false;
+  }
+  set_channels(nullptr, QIO_CHANNEL(fioc));
+  return true;
+}
+
+}  // namespace qio::chardev

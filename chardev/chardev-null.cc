@@ -1,0 +1,12 @@
+#include "config.h"
+
+#include "chardev/chardev-null.h"
+
+namespace qio::chardev {
+
+bool ChardevNull::open(GError **) {
+  set_open(true);
+  return true;
+}
+
+}  // namespace qio::chardev

@@ -1,0 +1,150 @@
+#include "config.h"
+
+#include "chardev/chardev-qmp.h"
+#include "chardev/chardev-pty.h"
+#include "chardev/chardev-ringbuf.h"
+#include "qio/error.h"
+
+#include <glib/gi18n-lib.h>
+
+namespace qio::chardev {
+
+using monitor::QmpArgType;
+
+namespace {
+
+/* ringbuf-write and ringbuf-read: the ringbuf named by "device", and
+ * whether "format" is base64 (or utf8, the default). */
+ChardevRingbuf *ringbuf_args(ChardevSet &set, JsonObject *args, bool *base64, GError **error) {
+  const char *format = json_object_get_string_member_with_default(args, "format", "utf8");
+  *base64 = g_str_equal(format, "base64");
+  if (!*base64 && !g_str_equal(format, "utf8")) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                _("Parameter 'format': '%s' is not a data format; use utf8 or base64"), format);
+    return nullptr;
+  }
+  const char *id = json_object_get_string_member(args, "device");
+  Chardev *dev = set.lookup(id, error);
+  if (!dev) return nullptr;
+  auto *ring = dynamic_cast<ChardevRingbuf *>(dev);
+  if (!ring)
+    g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
+                _("Chardev '%s' is not a ringbuf (its backend is %s)"), id, dev->backend());
+  return ring;
+}
+
+}  // namespace
+
+void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) {
+  server.add_command({"chardev-add",
+                      {{"id", QmpArgType::String}, {"backend", QmpArgType::Object}},
+                      false,
+                      [&set](JsonObject *args, GError **error) -> JsonNode * {
+                        auto opts = ChardevOptions::from_qmp(args, error);
+                        if (!opts) return nullptr;
+                        Chardev *dev = set.add(*opts, error);
+                        if (!dev) return nullptr;
+                        JsonObject *ret = json_object_new();
+                        if (auto *pty = dynamic_cast<ChardevPty *>(dev))
+                          json_object_set_string_member(ret, "pty",
+                                                        pty->filename().substr(4).c_str());
+                        return monitor::qmp_take_object(ret);
+                      }});
+  server.add_command({"chardev-remove", {{"id", QmpArgType::String}}, false,
+                      [&set](JsonObject *args, GError **error) -> JsonNode * {
+                        if (!set.remove(json_object_get_string_member(args, "id"), error))
+                          return nullptr;
+                        return monitor::qmp_empty_object();
+                      }});
+  server.add_command({"query-chardev", {}, false,
+                      [&set](JsonObject *, GError **) { return set.query(); }});
+  /* qiod's extensions (x-): talk over a chardev that has no frontend,
+   * to test and diagnose peers (QEMU's monitor over TLS, for one). */
+  server.add_command({"x-chardev-write",
+                      {{"id", QmpArgType::String}, {"data", QmpArgType::String}},
+                      false,
+                      [&set](JsonObject *args, GError **error) -> JsonNode * {
+                        const char *id = json_object_get_string_member(args, "id");
+                        Chardev *dev = set.lookup(id, error);
+                        if (!dev) return nullptr;
+                        if (dev->frontend()) {
+                          g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                                      _("Chardev '%s' is busy: a frontend (serial port or "
+                                        "monitor) uses it"),
+                                      id);
+                          return nullptr;
+                        }
+                        const char *data = json_object_get_string_member(args, "data");
+                        JsonObject *ret = json_object_new();
+                        json_object_set_int_member(ret, "written",
+                                                   static_cast<gint64>(dev->write(data)));
+                        return monitor::qmp_take_object(ret);
+                      }});
+  server.add_command({"x-chardev-read",
+                      {{"id", QmpArgType::String}, {"size", QmpArgType::Int}},
+                      false,
+                      [&set](JsonObject *args, GError **error) -> JsonNode * {
+                        Chardev *dev = set.lookup(json_object_get_string_member(args, "id"),
+                                                  error);
+                        if (!dev) return nullptr;
+                        gint64 size = json_object_get_int_member(args, "size");
+                        std::string bytes = dev->take_unclaimed(size < 0 ? 0 : static_cast<gsize>(size));
+                        g_autofree char *text =
+                            g_utf8_make_valid(bytes.data(), static_cast<gssize>(bytes.size()));
+                        JsonNode *node = json_node_new(JSON_NODE_VALUE);
+                        json_node_set_string(node, text);
+                        return node;
+                      }});
+  server.add_command(
+      {"ringbuf-write",
+       {{"device", QmpArgType::String},
+        {"data", QmpArgType::String},
+        {"format", QmpArgType::String, true}},
+       false,
+       [&set](JsonObject *args, GError **error) -> JsonNode * {
+         bool base64 = false;
+         ChardevRingbuf *ring = ringbuf_args(set, args, &base64, error);
+         if (!ring) return nullptr;
+         const char *data = json_object_get_string_member(args, "data");
+         if (!base64) {
+           ring->write(data);
+           return monitor::qmp_empty_object();
+         }
+         gsize len = 0;
+         g_autofree guchar *bytes = g_base64_decode(data, &len);
+         ring->write(std::string_view(reinterpret_cast<const char *>(bytes), len));
+         return monitor::qmp_empty_object();
+       }});
+  server.add_command(
+      {"ringbuf-read",
+       {{"device", QmpArgType::String},
+        {"size", QmpArgType::Int},
+        {"format", QmpArgType::String, true}},
+       false,
+       [&set](JsonObject *args, GError **error) -> JsonNode * {
+         bool base64 = false;
+         ChardevRingbuf *ring = ringbuf_args(set, args, &base64, error);
+         if (!ring) return nullptr;
+         gint64 size = json_object_get_int_member(args, "size");
+         if (size < 0) {
+           g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                       _("Parameter 'size' must not be negative (got %lld)"),
+                       static_cast<long long>(size));
+           return nullptr;
+         }
+         std::string bytes = ring->read(static_cast<gsize>(size));
+         JsonNode *node = json_node_new(JSON_NODE_VALUE);
+         if (base64) {
+           g_autofree char *text =
+               g_base64_encode(reinterpret_cast<const guchar *>(bytes.data()), bytes.size());
+           json_node_set_string(node, text);
+         } else {
+           /* Invalid UTF-8 becomes U+FFFD, as QEMU does. */
+           g_autofree char *text = g_utf8_make_valid(bytes.data(), static_cast<gssize>(bytes.size()));
+           json_node_set_string(node, text);
+         }
+         return node;
+       }});
+}
+
+}  // namespace qio::chardev

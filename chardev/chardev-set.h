@@ -1,0 +1,38 @@
+/*
+ * ChardevSet: qiod's chardevs by id.  Creates them from -chardev strings
+ * or QMP chardev-add arguments (choosing the backend class), removes them
+ * when no frontend uses them, and describes them for query-chardev.
+ */
+#pragma once
+
+#include "chardev/chardev-options.h"
+#include "chardev/chardev.h"
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace qio::chardev {
+
+class ChardevSet {
+ public:
+  explicit ChardevSet(GMainContext *context = nullptr) : context_(context) {}
+
+  /* Creates and opens the chardev; fails if the id is taken. */
+  Chardev *add(ChardevOptions &opts, GError **error);
+  Chardev *add_from_string(const char *text, GError **error);
+  /* Fails when the id is unknown or a frontend is attached. */
+  bool remove(const std::string &id, GError **error);
+  Chardev *find(const std::string &id) const;
+  /* Like find(), with an error naming @id when there is none. */
+  Chardev *lookup(const std::string &id, GError **error) const;
+  /* query-chardev's reply: [{"label", "filename", "frontend-open", ...}]. */
+  JsonNode *query() const;
+  void clear() { devs_.clear(); }
+
+ private:
+  GMainContext *context_;
+  std::map<std::string, std::unique_ptr<Chardev>> devs_;
+};
+
+}  // namespace qio::chardev

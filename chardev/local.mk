@@ -1,0 +1,21 @@
+# chardev/: add one line per file (+=).
+# Character devices: backends, the frontends qiod attaches, QMP commands.
+noinst_LTLIBRARIES += chardev/libchardev.la
+chardev_libchardev_la_SOURCES =
+chardev_libchardev_la_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS)
+chardev_libchardev_la_LIBADD = qio/libqio.la qcrypto/libqcrypto.la $(JSON_GLIB_LIBS) $(GLIB_LIBS)
+chardev_libchardev_la_SOURCES += chardev/chardev-frontend.h
+chardev_libchardev_la_SOURCES += chardev/chardev.h chardev/chardev.cc
+chardev_libchardev_la_SOURCES += chardev/chardev-options.h chardev/chardev-options.cc
+chardev_libchardev_la_SOURCES += chardev/chardev-socket.h chardev/chardev-socket.cc
+chardev_libchardev_la_SOURCES += chardev/chardev-null.h chardev/chardev-null.cc
+chardev_libchardev_la_SOURCES += chardev/chardev-ringbuf.h chardev/chardev-ringbuf.cc
+chardev_libchardev_la_SOURCES += chardev/chardev-file.h chardev/chardev-file.cc
+chardev_libchardev_la_SOURCES += chardev/chardev-pipe.h chardev/chardev-pipe.cc
+chardev_libchardev_la_SOURCES += chardev/chardev-pty.h chardev/chardev-pty.cc
+chardev_libchardev_la_SOURCES += chardev/chardev-stdio.h chardev/chardev-stdio.cc
+chardev_libchardev_la_SOURCES += chardev/chardev-set.h chardev/chardev-set.cc
+chardev_libchardev_la_SOURCES += chardev/chardev-qmp.h chardev/chardev-qmp.cc
+chardev_libchardev_la_SOURCES += chardev/serial-frontend.h chardev/serial-frontend.cc
+chardev_libchardev_la_SOURCES += chardev/monitor-frontend.h chardev/monitor-frontend.cc
+chardev_libchardev_la_SOURCES += chardev/chardev-mux.h chardev/chardev-mux.cc

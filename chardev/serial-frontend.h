@@ -1,0 +1,32 @@
+/*
+ * SerialFrontend: the guest's serial port as a chardev frontend.  Bytes
+ * from the chardev are typed into the guest's line shell; everything the
+ * guest prints goes to the chardev.
+ */
+#pragma once
+
+#include "chardev/chardev.h"
+#include "host/guest.h"
+
+#include <memory>
+
+namespace qio::chardev {
+
+class SerialFrontend final : public ChardevFrontend {
+ public:
+  static std::unique_ptr<SerialFrontend> attach(host::Guest &guest, Chardev &chardev,
+                                                GError **error);
+  ~SerialFrontend() override;
+
+  gsize can_read() override { return 65536; }
+  void read(std::string_view bytes) override;
+  void event(ChardevEvent) override {}
+
+ private:
+  SerialFrontend(host::Guest &guest, Chardev &chardev) : guest_(guest), chardev_(chardev) {}
+
+  host::Guest &guest_;
+  Chardev &chardev_;
+};
+
+}  // namespace qio::chardev

@@ -1,0 +1,377 @@
+#!/usr/bin/python3
+"""qiod's chardevs without TLS, against real peers: the serial shell over
+TCP and UNIX servers, qiod as a reconnecting client, QMP chardev-add /
+chardev-remove / query-chardev, ringbuf wrap-around, null, file and pipe
+backends, websocket=on (plain and over TLS) with python3-websockets,
+malformed handshakes and frames, and malformed options."""
+import asyncio
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tty
+
+import websockets
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qiodtest import QIOD, Qiod, Tap, run_qiod  # noqa: E402
+from chardevtest import GUEST_PROMPT, Pki, chardev_info, chardev_port, free_port, read_until  # noqa: E402,E501
+
+t = Tap()
+tmp = tempfile.mkdtemp(prefix="chardev-test-")
+
+
+def is_error(reply, part="", cls="GenericError"):
+    return ("error" in reply and reply["error"]["class"] == cls
+            and part in reply["error"]["desc"])
+
+
+def serial_exchange(sock, text):
+    sock.sendall(text.encode() + b"\r")
+    word = text.split(" ", 1)[1].encode()
+    return read_until(sock, word + b"\r\n" + GUEST_PROMPT)
+
+
+def wait_for(pred, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+# --- TCP server, serial shell ---------------------------------------------
+d = Qiod("-m", "16M",
+         "-chardev", "socket,id=s0,host=127.0.0.1,port=0,server=on,wait=off,nodelay=on",
+         "-serial", "chardev:s0",
+         "-chardev", "ringbuf,id=r0,size=16",
+         "-chardev", "null,id=n0",
+         "-chardev", "socket,id=u0,path=@DIR@/u0.sock,server=on,wait=off,telnet=on",
+         "-mon", "chardev=u0,mode=control")
+q = d.qmp()
+port = chardev_port(q, "s0")
+info = chardev_info(q, "s0")
+t.ok(info["filename"] == f"disconnected:tcp:127.0.0.1:{port},server=on"
+     and not info["connected"] and not info["frontend-open"],
+     "query-chardev: a listening TCP chardev is 'disconnected:tcp:HOST:PORT,server=on'", info)
+c = socket.create_connection(("127.0.0.1", port))
+out = serial_exchange(c, "echo plain-tcp")
+t.ok(b"echo plain-tcp\r\nplain-tcp\r\nguest> " in out, "TCP chardev server drives the serial shell",
+     out)
+info = chardev_info(q, "s0")
+t.ok(info["connected"] and info["frontend-open"] and info["peer"].startswith("127.0.0.1:")
+     and "tls" not in info, "query-chardev names the connected peer; no TLS member", info)
+c.close()
+t.ok(wait_for(lambda: not chardev_info(q, "s0")["connected"]), "the peer's close is noticed")
+c = socket.create_connection(("127.0.0.1", port))
+out = serial_exchange(c, "echo second")
+t.ok(b"second\r\nguest> " in out, "the server accepts the next client after the first leaves",
+     out)
+c.close()
+
+# --- QMP over a UNIX chardev with telnet=on --------------------------------
+u = socket.socket(socket.AF_UNIX)
+u.connect(os.path.join(d.dir, "u0.sock"))
+head = read_until(u, b'"capabilities"')
+t.ok(head.startswith(bytes([255, 251, 1])) and b'"QMP"' in head,
+     "telnet=on: option negotiation, then the QMP greeting", head)
+# Telnet commands from the peer (IAC DO ECHO, IAC SB ... IAC SE) are stripped.
+u.sendall(bytes([255, 253, 1]) + b'{"execute":"qmp_capabilities"}\n'
+          + bytes([255, 250, 24, 1, 255, 240]) + b'{"execute":"query-status","id":1}\n')
+out = read_until(u, b'"id":1')
+t.ok(b'"running":true' in out, "QMP over a telnet UNIX chardev, telnet commands stripped", out)
+u.close()
+
+# --- ringbuf, null --------------------------------------------------------
+r = q.cmd("ringbuf-write", {"device": "r0", "data": "0123456789abcdefXYZ"})
+r2 = q.cmd("ringbuf-read", {"device": "r0", "size": 100})
+t.ok(r == {"return": {}} and r2.get("return") == "3456789abcdefXYZ",
+     "ringbuf size=16 keeps the newest 16 bytes (wrap-around)", r2)
+q.cmd("ringbuf-write", {"device": "r0", "data": "aGVsbG8=", "format": "base64"})
+r = q.cmd("ringbuf-read", {"device": "r0", "size": 3})
+r2 = q.cmd("ringbuf-read", {"device": "r0", "size": 10, "format": "base64"})
+t.ok(r.get("return") == "hel" and r2.get("return") == "bG8=",
+     "ringbuf base64 in and out, partial reads", (r, r2))
+t.ok(is_error(q.cmd("ringbuf-read", {"device": "n0", "size": 1}), "not a ringbuf"),
+     "ringbuf-read on a null chardev is refused")
+t.ok(is_error(q.cmd("ringbuf-read", {"device": "nope", "size": 1}), "'nope'", "DeviceNotFound"),
+     "ringbuf-read on an unknown chardev: DeviceNotFound")
+t.ok(is_error(q.cmd("ringbuf-write", {"device": "r0", "data": "x", "format": "hex"}), "hex"),
+     "ringbuf-write with an unknown format is refused")
+
+# --- chardev-add / chardev-remove ----------------------------------------
+cport = free_port()
+r = q.cmd("chardev-add", {"id": "c1", "backend": {"type": "socket", "data": {
+    "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(cport)}},
+    "server": True, "wait": False}}})
+c = socket.create_connection(("127.0.0.1", cport))
+t.ok(r == {"return": {}} and wait_for(lambda: chardev_info(q, "c1")["connected"]),
+     "chardev-add (QEMU's nested form) creates a TCP server that accepts", r)
+c.close()
+r = q.cmd("chardev-add", {"id": "f1", "backend": {"type": "file", "data": {
+    "out": os.path.join(tmp, "out.txt")}}})
+t.ok(r == {"return": {}} and os.path.exists(os.path.join(tmp, "out.txt")),
+     "chardev-add file creates the file")
+r = q.cmd("chardev-add", {"id": "p1", "backend": {"type": "pty", "data": {}}})
+t.ok(r.get("return", {}).get("pty", "").startswith("/dev/pts/"), "chardev-add pty returns its pty",
+     r)
+t.ok(is_error(q.cmd("chardev-add", {"id": "c1", "backend": {"type": "null"}}), "already exists"),
+     "chardev-add with a taken id is refused")
+t.ok(is_error(q.cmd("chardev-add", {"id": "x", "backend": {"type": "parallel"}}), "'parallel'"),
+     "chardev-add with an unknown backend is refused")
+t.ok(is_error(q.cmd("chardev-add", {"id": "x", "backend": {"type": "socket", "data": {
+    "addr": {"type": "carrier-pigeon", "data": {}}}}}), "addr"),
+     "chardev-add with an unknown address type is refused")
+t.ok(is_error(q.cmd("chardev-add", {"id": "x", "backend": {"type": "socket", "data": {
+    "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": "1"}}, "server": False}}}),
+    "'x'"), "chardev-add of a client whose server is absent fails, naming the chardev")
+t.ok(is_error(q.cmd("chardev-remove", {"id": "s0"}), "busy"),
+     "chardev-remove of the serial port's chardev is refused (busy)")
+r = q.cmd("chardev-remove", {"id": "c1"})
+labels = [x["label"] for x in q.cmd("query-chardev")["return"]]
+refused = False
+try:
+    socket.create_connection(("127.0.0.1", cport), timeout=2).close()
+except OSError:
+    refused = True
+t.ok(r == {"return": {}} and "c1" not in labels and refused,
+     "chardev-remove closes the listening socket", labels)
+t.ok(is_error(q.cmd("chardev-remove", {"id": "c1"}), "'c1'", "DeviceNotFound"),
+     "chardev-remove of an unknown id: DeviceNotFound")
+d.stop()
+
+# --- qiod as a client that reconnects; pipe; file ---------------------------
+sport = free_port()
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", sport))
+srv.listen(1)
+fifo = os.path.join(tmp, "pipe")
+os.mkfifo(fifo + ".in")
+os.mkfifo(fifo + ".out")
+d = Qiod("-m", "16M",
+         "-chardev", f"socket,id=c0,host=127.0.0.1,port={sport},reconnect-ms=100",
+         "-serial", "chardev:c0",
+         "-chardev", f"pipe,id=p0,path={fifo}",
+         "-mon", "chardev=p0,mode=control")
+q = d.qmp()
+srv.settimeout(10)
+conn, _ = srv.accept()
+out = serial_exchange(conn, "echo from-server")
+t.ok(b"from-server\r\nguest> " in out, "qiod's client chardev drives the serial shell", out)
+conn.close()
+srv.close()
+t.ok(wait_for(lambda: not chardev_info(q, "c0")["connected"]), "the client notices the close")
+time.sleep(0.5)
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", sport))
+srv.listen(1)
+srv.settimeout(10)
+conn, _ = srv.accept()
+out = serial_exchange(conn, "echo reconnected")
+info = chardev_info(q, "c0")
+t.ok(b"reconnected\r\nguest> " in out and info["connections"] == 2,
+     "after a server restart, reconnect-ms=100 reconnects", info)
+conn.close()
+srv.close()
+# QMP over the pipe chardev: requests into PATH.in, replies from PATH.out
+fin = os.open(fifo + ".in", os.O_WRONLY)
+fout = os.open(fifo + ".out", os.O_RDONLY | os.O_NONBLOCK)
+os.write(fin, b'{"execute":"qmp_capabilities"}\n{"execute":"query-status","id":3}\n')
+
+
+class Fd:
+    def __init__(self, fd):
+        self.fd = fd
+
+    def fileno(self):
+        return self.fd
+
+
+out = read_until(Fd(fout), b'"id":3')
+os.close(fin)
+os.close(fout)
+t.ok(chardev_info(q, "p0")["filename"] == f"pipe:{fifo}" and b'"QMP"' in out
+     and b'"running":true' in out, "QMP over a pipe chardev (PATH.in / PATH.out)", out)
+d.stop()
+
+logf = os.path.join(tmp, "serial.log")
+with open(logf, "w") as f:
+    f.write("old line\n")
+d = Qiod("-m", "16M", "-chardev", f"file,id=f0,path={logf},append=on", "-serial", "chardev:f0")
+q = d.qmp()
+q.cmd("guest-serial-write", {"data": "echo into-the-file\r"})
+ok = wait_for(lambda: "into-the-file\r\nguest> " in open(logf, newline="").read())
+text = open(logf, newline="").read()
+t.ok(ok and text.startswith("old line\n"), "file chardev with append=on keeps the old content and "
+     "receives the serial output", text)
+d.stop()
+
+# --- websocket=on, plain and over TLS --------------------------------------
+async def ws_talk(uri, line, ssl_ctx=None):
+    async with websockets.connect(uri, ssl=ssl_ctx, subprotocols=["binary"]) as ws:
+        await ws.send(line.encode())
+        got = b""
+        while GUEST_PROMPT not in got.split(b"\r\n")[-1] or line.split()[1].encode() not in got:
+            msg = await asyncio.wait_for(ws.recv(), 10)
+            got += msg if isinstance(msg, bytes) else msg.encode()
+        return got
+
+pki = Pki(os.path.join(tmp, "pki")) if shutil.which("certtool") else None
+wport, tport = free_port(), free_port()
+args = ["-m", "16M", "-chardev",
+        f"socket,id=w0,host=127.0.0.1,port={wport},server=on,wait=off,websocket=on",
+        "-serial", "chardev:w0"]
+d = Qiod(*args)
+q = d.qmp()
+got = asyncio.run(ws_talk(f"ws://127.0.0.1:{wport}/", "echo over-ws\r"))
+t.ok(b"over-ws\r\nguest> " in got, "python3-websockets drives the serial shell (websocket=on)",
+     got)
+# A malformed handshake and a malformed frame: the connection is dropped,
+# nothing reaches the guest, and the server serves the next client.
+for name, data in (("a plain HTTP GET without Upgrade", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+                   ("garbage instead of a handshake", b"dirty 777\r\n\r\n"),
+                   ("an unmasked client frame", None)):
+    s = socket.create_connection(("127.0.0.1", wport))
+    if data is None:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        read_until(s, b"\r\n\r\n")
+        data = bytes([0x82, 10]) + b"dirty 777\r"
+    s.sendall(data)
+    s.settimeout(10)
+    rest = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+    except OSError:
+        pass
+    s.close()
+    rate = q.cmd("query-guest")["return"]["dirty-rate"]
+    t.ok(rate == 0 and GUEST_PROMPT not in rest, f"websocket: {name} is refused", rest)
+got = asyncio.run(ws_talk(f"ws://127.0.0.1:{wport}/", "echo after-bad\r"))
+t.ok(b"after-bad\r\nguest> " in got, "websocket: the next client is served", got)
+d.stop()
+
+if pki:
+    d = Qiod("-m", "16M",
+             "-object", f"tls-creds-x509,id=tls0,dir={pki.server_dir},endpoint=server",
+             "-chardev", f"socket,id=w0,host=127.0.0.1,port={tport},server=on,wait=off,"
+                         "websocket=on,tls-creds=tls0",
+             "-serial", "chardev:w0")
+    q = d.qmp()
+    ctx = ssl.create_default_context(cafile=pki.path("ca-cert.pem"))
+    ctx.load_cert_chain(pki.path("client-cert.pem"), pki.path("client-key.pem"))
+    got = asyncio.run(ws_talk(f"wss://localhost:{tport}/", "echo over-wss\r", ctx))
+    t.ok(b"over-wss\r\nguest> " in got, "secure websocket (wss, client certificate) drives the "
+         "serial shell", got)
+    nocert = ssl.create_default_context(cafile=pki.path("ca-cert.pem"))
+    try:
+        got = asyncio.run(ws_talk(f"wss://localhost:{tport}/", "echo no-cert\r", nocert))
+    except Exception as e:  # noqa: BLE001 - any failure is a refusal
+        got = repr(e).encode()
+    t.ok(b"no-cert\r\nguest> " not in got, "wss without a client certificate is refused", got)
+    d.stop()
+
+# --- pty and stdio ---------------------------------------------------------
+d = Qiod("-m", "16M", "-chardev", "pty,id=p0", "-serial", "chardev:p0")
+q = d.qmp()
+pty = chardev_info(q, "p0")["filename"][len("pty:"):]
+fd = os.open(pty, os.O_RDWR | os.O_NOCTTY)
+tty.setraw(fd)
+os.write(fd, b"echo via-pty\r")
+out = read_until(Fd(fd), b"via-pty\r\n" + GUEST_PROMPT)
+os.close(fd)
+t.ok(pty.startswith("/dev/pts/") and b"via-pty\r\nguest> " in out,
+     "pty: the serial shell answers on the reported /dev/pts/N", out)
+d.stop()
+
+p = subprocess.Popen([QIOD, "-m", "16M", "-chardev", "stdio,id=io", "-serial", "chardev:io"],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+p.stdin.write(b"echo via-stdio\r")
+p.stdin.flush()
+out = read_until(p.stdout, b"via-stdio\r\n" + GUEST_PROMPT)
+p.terminate()
+p.wait(10)
+for f in (p.stdin, p.stdout, p.stderr):
+    f.close()
+t.ok(b"via-stdio\r\nguest> " in out, "stdio: the serial shell on qiod's standard streams", out)
+
+# --- mux=on: serial shell and QMP monitor on one socket -------------------
+mport = free_port()
+d = Qiod("-m", "16M",
+         "-chardev", f"socket,id=x0,host=127.0.0.1,port={mport},server=on,wait=off,mux=on",
+         "-serial", "chardev:x0", "-mon", "chardev=x0,mode=control")
+q = d.qmp()
+c = socket.create_connection(("127.0.0.1", mport))
+greeting = read_until(c, b'"capabilities"')
+out = serial_exchange(c, "echo focus-on-serial")
+t.ok(b'"QMP"' in greeting and b"focus-on-serial\r\nguest> " in out,
+     "mux: the monitor greets, the serial shell has the focus", greeting + out)
+c.sendall(b"\x01c" + b'{"execute":"qmp_capabilities"}\n{"execute":"query-status","id":5}\n')
+out = read_until(c, b'"id":5')
+t.ok(b'"running":true' in out and b"guest> " not in out and chardev_info(q, "x0")["focus"] == 1,
+     "mux: C-a c moves the focus to the QMP monitor", out)
+c.sendall(b"\x01h")
+out = read_until(c, b"C-a C-a")
+t.ok(b"C-a c" in out, "mux: C-a h prints the escape keys", out)
+c.sendall(b"\x01c")
+out = serial_exchange(c, "echo back-to-serial")
+t.ok(b"back-to-serial\r\nguest> " in out and chardev_info(q, "x0")["focus"] == 0,
+     "mux: C-a c again returns to the serial shell", out)
+# C-a C-a c: the C-a goes to the shell (which ignores control bytes) and
+# the 'c' is typed, not taken as an escape.
+c.sendall(b"echo a\x01\x01c\r")
+out = read_until(c, b"ac\r\n" + GUEST_PROMPT)
+t.ok(b"ac\r\nguest> " in out and chardev_info(q, "x0")["focus"] == 0,
+     "mux: C-a C-a sends C-a to the focused frontend, ending the escape", out)
+c.close()
+d.stop()
+
+# --- malformed options -----------------------------------------------------
+bad = [
+    (["-chardev", "socket,id=s"], "exactly one address"),
+    (["-chardev", "socket,id=s,host=127.0.0.1"], "exactly one address"),
+    (["-chardev", "socket,id=s,host=127.0.0.1,port=99999"], "'99999'"),
+    (["-chardev", "socket,id=s,path=/tmp/x,host=h,port=1"], "exactly one address"),
+    (["-chardev", "socket,id=s,path=/tmp/x,server=maybe"], "server='maybe'"),
+    (["-chardev", "socket,id=s,path=/tmp/x,colour=red"], "'colour'"),
+    (["-chardev", "socket,id=s,path=/tmp/x,websocket=on"], "websocket=on needs server=on"),
+    (["-chardev", "socket,id=s,path=/tmp/x,server=on,reconnect-ms=5"], "reconnect-ms"),
+    (["-chardev", "socket,id=s,path=/tmp/x,server=on,wait=off,tls-creds=nope"], "nope"),
+    (["-chardev", "socket,id=s,fd=abc"], "'abc'"),
+    (["-chardev", "ringbuf,id=r,size=1000"], "power of two"),
+    (["-chardev", "ringbuf,id=r,size=-1"], "size='-1'"),
+    (["-chardev", "file,id=f"], "path=FILE"),
+    (["-chardev", "file,id=f,path=/nonexistent-dir/x"], "/nonexistent-dir/x"),
+    (["-chardev", "pipe,id=p,path=/nonexistent-dir/p"], "/nonexistent-dir/p"),
+    (["-chardev", "serial,id=x"], "unknown backend 'serial'"),
+    (["-chardev", "null"], "needs a backend and an id"),
+    (["-chardev", "null,id=a", "-chardev", "null,id=a"], "already exists"),
+    (["-serial", "chardev:nope"], "'nope'"),
+    (["-serial", "tcp:127.0.0.1:4"], "-serial chardev:ID"),
+    (["-mon", "chardev=nope,mode=control"], "'nope'"),
+    (["-chardev", "null,id=n", "-mon", "chardev=n,mode=readline"], "mode 'readline'"),
+    (["-chardev", "null,id=n", "-serial", "chardev:n", "-mon", "chardev=n"], "already in use"),
+    (["-chardev", "null,id=n,mux=perhaps"], "mux='perhaps'"),
+    (["-chardev", "null,id=n", "-mon", "chardev=n,tls-creds=t"], "either chardev=ID or an address"),
+    (["-mon", "unix:/tmp/x.sock,chardev=n"], "either chardev=ID or an address"),
+]
+for args, part in bad:
+    rc, out, err = run_qiod("-m", "16M", *args)
+    t.ok(rc == 1 and part in err and err.startswith("qiod: "),
+         f"qiod {' '.join(args)}: refused ({part})", err)
+
+shutil.rmtree(tmp, ignore_errors=True)
+t.done()
