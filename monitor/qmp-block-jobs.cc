@@ -2,8 +2,8 @@
 
 #include "monitor/qmp-block-jobs.h"
 #include "monitor/qmp-error.h"
+#include "monitor/qmp-nbd-commands.h"
 #include "nbd/client.h"
-#include "qom/object-registry.h"
 
 #include <glib/gi18n-lib.h>
 
@@ -60,12 +60,8 @@ JsonNode *BlockJobs::drive_mirror(JsonObject *args, GError **error) {
   const char *job_id = json_object_get_string_member_with_default(args, "job-id", device);
   const char *format = json_object_get_string_member_with_default(args, "format", "raw");
   const char *mode = json_object_get_string_member_with_default(args, "mode", "existing");
-  host::GuestDisk *disk = guest_.find_disk(device);
-  if (!disk) {
-    g_set_error(error, QMP_ERROR, QMP_ERROR_DEVICE_NOT_FOUND,
-                _("Drive '%s' not found; use the id of a -drive"), device);
-    return nullptr;
-  }
+  host::GuestDisk *disk = qmp_find_drive(guest_, device, error);
+  if (!disk) return nullptr;
   if (!g_str_equal(sync, "full")) {
     g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
                 _("drive-mirror of '%s': sync mode '%s' is not supported; use \"full\""), device,
@@ -106,16 +102,8 @@ JsonNode *BlockJobs::drive_mirror(JsonObject *args, GError **error) {
   const char *creds_id = json_object_get_string_member_with_default(args, "tls-creds", nullptr);
   g_autoptr(QCryptoTLSCreds) creds = nullptr;
   if (creds_id) {
-    creds = static_cast<QCryptoTLSCreds *>(
-        qom_object_ref_typed(creds_id, QCRYPTO_TYPE_TLS_CREDS, "TLS credentials", error));
+    creds = qmp_lookup_tls_creds(creds_id, QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT, error);
     if (!creds) return nullptr;
-    if (qcrypto_tls_creds_get_endpoint(creds) != QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT) {
-      g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
-                  _("TLS credentials '%s' are for a server; drive-mirror needs credentials "
-                    "with endpoint=client"),
-                  creds_id);
-      return nullptr;
-    }
   } else if (tls) {
     g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
                 _("drive-mirror of '%s': target '%s' uses TLS; give 'tls-creds' (client "

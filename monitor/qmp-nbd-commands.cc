@@ -141,6 +141,32 @@ static bool get_count(JsonObject *args, const char *name, guint *out, GError **e
   return true;
 }
 
+host::GuestDisk *qmp_find_drive(host::Guest &guest, const char *id, GError **error) {
+  host::GuestDisk *disk = guest.find_disk(id);
+  if (!disk)
+    g_set_error(error, QMP_ERROR, QMP_ERROR_DEVICE_NOT_FOUND,
+                _("Drive '%s' not found; use the id of a -drive"), id);
+  return disk;
+}
+
+QCryptoTLSCreds *qmp_lookup_tls_creds(const char *id, QCryptoTLSCredsEndpoint endpoint,
+                                      GError **error) {
+  g_autoptr(QCryptoTLSCreds) creds = static_cast<QCryptoTLSCreds *>(
+      qom_object_ref_typed(id, QCRYPTO_TYPE_TLS_CREDS, "TLS credentials", error));
+  if (!creds) return nullptr;
+  if (qcrypto_tls_creds_get_endpoint(creds) == endpoint)
+    return static_cast<QCryptoTLSCreds *>(g_steal_pointer(&creds));
+  if (endpoint == QCRYPTO_TLS_CREDS_ENDPOINT_SERVER)
+    set_error(error, _("TLS credentials '%s' are for a client; the NBD server needs "
+                       "credentials with endpoint=server"),
+              id);
+  else
+    set_error(error, _("TLS credentials '%s' are for a server; drive-mirror needs credentials "
+                       "with endpoint=client"),
+              id);
+  return nullptr;
+}
+
 static JsonNode *server_start(NbdState &st, JsonObject *args, GError **error) {
   if (st.server) {
     set_error(error, _("NBD server already running; stop it first with nbd-server-stop"));
@@ -160,17 +186,9 @@ static JsonNode *server_start(NbdState &st, JsonObject *args, GError **error) {
     return nullptr;
   }
   g_autoptr(QCryptoTLSCreds) creds = nullptr;
-  if (creds_id) {
-    creds = static_cast<QCryptoTLSCreds *>(
-        qom_object_ref_typed(creds_id, QCRYPTO_TYPE_TLS_CREDS, "TLS credentials", error));
-    if (!creds) return nullptr;
-    if (qcrypto_tls_creds_get_endpoint(creds) != QCRYPTO_TLS_CREDS_ENDPOINT_SERVER) {
-      set_error(error, _("TLS credentials '%s' are for a client; the NBD server needs "
-                         "credentials with endpoint=server"),
-                creds_id);
-      return nullptr;
-    }
-  }
+  if (creds_id &&
+      !(creds = qmp_lookup_tls_creds(creds_id, QCRYPTO_TLS_CREDS_ENDPOINT_SERVER, error)))
+    return nullptr;
   g_autoptr(QCryptoAuthz) authz = nullptr;
   if (authz_id) {
     authz = static_cast<QCryptoAuthz *>(
@@ -195,12 +213,8 @@ static bool add_export(NbdState &st, const char *device, const char *name, bool 
     set_error(error, _("NBD server not running; start it first with nbd-server-start"));
     return false;
   }
-  host::GuestDisk *disk = st.guest.find_disk(device);
-  if (!disk) {
-    g_set_error(error, QMP_ERROR, QMP_ERROR_DEVICE_NOT_FOUND,
-                _("Drive '%s' not found; use the id of a -drive"), device);
-    return false;
-  }
+  host::GuestDisk *disk = qmp_find_drive(st.guest, device, error);
+  if (!disk) return false;
   if (!name) name = device;
   if (nbd_server_lookup_export(st.server, name)) {
     set_error(error, _("NBD export '%s' already exists; choose another name"), name);
