@@ -22,6 +22,10 @@ class MonitorFrontend final : public ChardevFrontend {
                                                  GError **error);
   ~MonitorFrontend() override;
 
+  /* No session and nothing left for the chardev to send: what the last
+   * session said (a reply to quit, SHUTDOWN) has gone out. */
+  bool flushed() const { return !local_ && chardev_.pending_output() == 0; }
+
   gsize can_read() override;
   void read(std::string_view bytes) override;
   void event(ChardevEvent event) override;

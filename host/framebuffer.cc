@@ -30,6 +30,17 @@ void Framebuffer::damage(int x, int y, int w, int h) {
   damage_.height = y2 - damage_.y;
 }
 
+bool Framebuffer::restore(std::string_view text, int col, int row) {
+  if (text.size() != text_.size() || col < 0 || col >= cols_ || row < 0 || row >= rows_)
+    return false;
+  for (int r = 0; r < rows_; r++)
+    for (int c = 0; c < cols_; c++)
+      draw_cell(c, r, static_cast<unsigned char>(text[static_cast<gsize>(r) * cols_ + c]));
+  col_ = col;
+  row_ = row;
+  return true;
+}
+
 Rect Framebuffer::take_damage() {
   Rect r = damage_;
   damage_ = {};

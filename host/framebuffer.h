@@ -37,6 +37,11 @@ class Framebuffer {
   int cursor_col() const { return col_; }
   int cursor_row() const { return row_; }
 
+  /* The text cells row by row (cols() * rows() bytes), and the reverse:
+   * redraws every cell and puts the cursor back (migration). */
+  std::string text() const { return std::string(text_.begin(), text_.end()); }
+  bool restore(std::string_view text, int col, int row);
+
   /* Writes the screen as a binary PPM (P6), as QEMU's screendump does. */
   bool save_ppm(const char *path, GError **error) const;
 

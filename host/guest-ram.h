@@ -38,6 +38,11 @@ class GuestRam {
   void read_page(guint64 page, std::span<guint8> out) const;
   void load_page(guint64 page, std::span<const guint8> data);
 
+  /* The page's memory, for migration to send from and receive into
+   * without a copy.  Readers race with the workload by design: a page
+   * written meanwhile is dirty again and sent once more. */
+  guint8 *page_data(guint64 page) { return mem_ + page * kGuestPageSize; }
+
   /* A fast 64-bit checksum of one page (word-wise multiply-xor hash). */
   guint64 page_checksum(guint64 page) const;
   /* SHA-256 over all of RAM, lower-case hex (GnuTLS, using the CPU's SHA

@@ -99,6 +99,11 @@ GuestDisk *Guest::find_disk(std::string_view id) const {
   return nullptr;
 }
 
+const char *Guest::status() const {
+  if (!status_.empty()) return status_.c_str();
+  return running_ ? "running" : "paused";
+}
+
 bool Guest::stop() {
   if (!running_) return false;
   workload_->pause();
@@ -108,6 +113,7 @@ bool Guest::stop() {
 
 bool Guest::cont() {
   if (running_) return false;
+  status_.clear();
   workload_->resume();
   running_ = true;
   return true;

@@ -42,6 +42,10 @@ class Guest {
   ~Guest();
 
   bool running() const { return running_; }
+  /* The run state QMP reports: "running", "paused", or one migration set
+   * ("inmigrate", "postmigrate", "finish-migrate"); stop/cont clear it. */
+  const char *status() const;
+  void set_status(const char *status) { status_ = status ? status : ""; }
   /* Both return false when already in that state. */
   bool stop();
   bool cont();
@@ -49,6 +53,7 @@ class Guest {
   GuestRam &ram() { return *ram_; }
   Workload &workload() { return *workload_; }
   Framebuffer &framebuffer() { return framebuffer_; }
+  SerialShell &shell() { return *shell_; }
   const std::vector<std::unique_ptr<GuestDisk>> &disks() const { return disks_; }
   GuestDisk *find_disk(std::string_view id) const;
 
@@ -82,6 +87,7 @@ class Guest {
   std::function<void(std::string_view)> serial_output_;
   std::string *capture_ = nullptr;
   bool running_ = false;
+  std::string status_;
   std::mutex workers_lock_;
   std::condition_variable workers_done_;
   int workers_ = 0;

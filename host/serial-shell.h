@@ -31,6 +31,14 @@ class SerialShell {
   /* Prints the banner and the first prompt. */
   void start();
 
+  /* The line typed so far (migration saves and restores it). */
+  const std::string &pending_line() const { return line_; }
+  bool overflowed() const { return overflow_; }
+  void restore(std::string_view line, bool overflowed) {
+    line_ = line.substr(0, kMaxLine);
+    overflow_ = overflowed;
+  }
+
   static constexpr gsize kMaxLine = 256;
   static constexpr const char *kPrompt = "guest> ";
 

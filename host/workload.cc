@@ -50,6 +50,18 @@ void Workload::set_disk_rate(guint64 blocks_per_s) {
   wake_.notify_all();
 }
 
+Workload::Counters Workload::counters() const {
+  std::lock_guard guard(lock_);
+  return {generation_, pages_total_, blocks_total_};
+}
+
+void Workload::restore_counters(const Counters &counters) {
+  std::lock_guard guard(lock_);
+  generation_ = counters.generation;
+  pages_total_ = counters.pages_total;
+  blocks_total_ = counters.blocks_total;
+}
+
 guint64 Workload::dirty_rate() const {
   std::lock_guard guard(lock_);
   return dirty_rate_;

@@ -35,6 +35,15 @@ class Workload {
   void pause();
   void resume();
   bool paused() const;
+  /* What migration carries to the destination's workload. */
+  struct Counters {
+    guint64 generation = 0;
+    guint64 pages_total = 0;
+    guint64 blocks_total = 0;
+  };
+  Counters counters() const;
+  void restore_counters(const Counters &counters);
+
   /* Totals since start, for status reports and tests. */
   guint64 pages_written() const;
   guint64 blocks_written() const;

@@ -26,7 +26,7 @@ static JsonNode *query_version() {
  * a worker thread (about 1.3 s per GiB) while other clients are served. */
 static void query_guest(host::Guest &guest, QmpCompletion done) {
   JsonObject *obj = json_object_new();
-  json_object_set_string_member(obj, "status", guest.running() ? "running" : "paused");
+  json_object_set_string_member(obj, "status", guest.status());
   json_object_set_int_member(obj, "ram-size", static_cast<gint64>(guest.ram().size()));
   json_object_set_int_member(obj, "page-size", static_cast<gint64>(host::kGuestPageSize));
   json_object_set_int_member(obj, "dirty-pages", static_cast<gint64>(guest.ram().dirty_count()));
@@ -89,8 +89,7 @@ void qmp_register_core_commands(QmpServer &server, host::Guest &guest,
                       }});
   server.add_command({"query-status", {}, false, [&guest](JsonObject *, GError **) {
                         JsonObject *obj = json_object_new();
-                        json_object_set_string_member(obj, "status",
-                                                      guest.running() ? "running" : "paused");
+                        json_object_set_string_member(obj, "status", guest.status());
                         json_object_set_boolean_member(obj, "running", guest.running());
                         json_object_set_boolean_member(obj, "singlestep", FALSE);
                         return qmp_take_object(obj);

@@ -369,7 +369,9 @@ JsonNode *QmpServer::execute(QmpSession &session, JsonNode *request, const QmpCo
         return nullptr;
       }
     } else {
+      current_ = &session;
       result = run_command(it->second, args, &error);
+      current_ = nullptr;
     }
   }
   if (!result) return qmp_error_reply(error, id);

@@ -85,6 +85,10 @@ class QmpServer {
   /* The greeting a new client receives. */
   JsonNode *greeting() const;
 
+  /* The session whose command is running (for handlers that use the
+   * descriptors it received); nullptr outside a handler. */
+  QmpSession *current_session() const { return current_; }
+
   /* Called by a session that has closed; destroyed from an idle. */
   void session_closed(QmpSession *session);
 
@@ -105,6 +109,7 @@ class QmpServer {
   guint64 next_session_id_ = 1;
   std::function<void()> drained_;
   guint drain_timer_ = 0;
+  QmpSession *current_ = nullptr;
 };
 
 /* Serialises @node as one compact line terminated by CRLF, as QEMU does. */

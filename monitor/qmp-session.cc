@@ -5,6 +5,7 @@
 #include "monitor/qmp-server.h"
 
 #include <glib/gi18n-lib.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
 namespace qio::monitor {
@@ -20,6 +21,7 @@ QmpSession::QmpSession(QmpServer &server, QIOChannel *ioc, guint64 id)
 
 QmpSession::~QmpSession() {
   close();
+  for (int fd : fds_) g_close(fd, nullptr);
   g_object_unref(cancellable_);
   g_object_unref(ioc_);
 }
@@ -147,8 +149,24 @@ static std::string fault_reply(JsonSplitter::Fault fault) {
 qio::Task<void> QmpSession::read_loop(std::shared_ptr<QmpSession> self) {
   for (int reads = 1; !self->closed_ && !self->closing_; reads++) {
     g_autoptr(GError) error = nullptr;
-    gssize n = co_await qio::read(self->ioc_, self->inbuf_.data(), self->inbuf_.size(), &error,
-                                  self->cancellable_);
+    /* Descriptors arrive beside a command that names them (getfd), so a
+     * UNIX socket is read with readv_full. */
+    bool fd_pass = qio_channel_has_feature(self->ioc_, QIO_CHANNEL_FEATURE_FD_PASS);
+    gssize n;
+    for (;;) {
+      struct iovec iov = {self->inbuf_.data(), self->inbuf_.size()};
+      int *fds = nullptr;
+      gsize nfds = 0;
+      n = qio_channel_readv_full(self->ioc_, &iov, 1, fd_pass ? &fds : nullptr,
+                                 fd_pass ? &nfds : nullptr, &error);
+      for (gsize k = 0; k < nfds; k++) self->fds_.push_back(fds[k]);
+      g_free(fds);
+      if (n != QIO_CHANNEL_ERR_BLOCK) break;
+      if (co_await qio::wait_io(self->ioc_, G_IO_IN, nullptr, self->cancellable_) == 0) {
+        n = 0; /* cancelled: the session is ending */
+        break;
+      }
+    }
     if (self->closed_ || self->closing_) break;
     if (n <= 0) {
       if (n < 0) g_info("QMP client '%s' went away: %s", self->name(), error->message);
@@ -176,6 +194,13 @@ qio::Task<void> QmpSession::read_loop(std::shared_ptr<QmpSession> self) {
     /* A client that always has data must still let the others run. */
     if (reads % kReadsPerWakeup == 0) co_await qio::sleep(0);
   }
+}
+
+int QmpSession::take_fd() {
+  if (fds_.empty()) return -1;
+  int fd = fds_.back();
+  fds_.pop_back();
+  return fd;
 }
 
 struct QmpSession::Pending {

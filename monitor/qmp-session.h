@@ -19,6 +19,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 #include <variant>
 
 namespace qio::monitor {
@@ -46,6 +47,9 @@ class QmpSession : public std::enable_shared_from_this<QmpSession> {
   guint64 id() const { return id_; }
   const char *name() const;
   gsize queued() const { return out_.size() - out_offset_; }
+  /* The descriptor received (SCM_RIGHTS) most recently and not yet taken,
+   * owned by the caller; -1 if none. */
+  int take_fd();
 
  private:
   static gboolean on_writable(QIOChannel *ioc, GIOCondition cond, gpointer data) noexcept;
@@ -75,6 +79,7 @@ class QmpSession : public std::enable_shared_from_this<QmpSession> {
   bool closing_ = false;
   bool closed_ = false;
   std::array<char, 65536> inbuf_;
+  std::vector<int> fds_;
   /* Framed requests and framing faults, in stream order. */
   std::deque<std::variant<std::string, JsonSplitter::Fault>> inbox_;
 };

@@ -20,6 +20,7 @@ tools_qio_ctl_SOURCES = tools/qio-ctl.cc tools/qmp-client.h tools/qmp-client.cc
 tools_qio_ctl_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS)
 tools_qio_ctl_LDADD = monitor/libmonitor.la qio/libqio.la qcrypto/libqcrypto.la \
 	$(JSON_GLIB_LIBS) $(GLIB_LIBS)
+tools_qiod_LDADD += migration/libmigration.la
 # qiod's chardevs; the libraries they use follow them for the static link.
 tools_qiod_LDADD += chardev/libchardev.la monitor/libmonitor.la host/libhost.la qom/libqom.la \
 	qio/libqio.la qcrypto/libqcrypto.la $(JSON_GLIB_LIBS) $(GLIB_LIBS)

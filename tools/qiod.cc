@@ -11,7 +11,10 @@
 #include "chardev/serial-frontend.h"
 #include "host/guest.h"
 #include "monitor/qmp-block-jobs.h"
+#include "migration/migration.h"
+#include "migration/qmp-migration-commands.h"
 #include "monitor/qmp-commands.h"
+#include "monitor/qmp-fd-commands.h"
 #include "monitor/qmp-listener.h"
 #include "monitor/qmp-nbd-commands.h"
 #include "monitor/qmp-object-commands.h"
@@ -63,6 +66,7 @@ struct Daemon {
   GMainLoop *loop = nullptr;
   std::unique_ptr<host::Guest> guest;
   std::unique_ptr<monitor::QmpServer> server;
+  std::unique_ptr<migration::Migration> migration;
   std::vector<std::unique_ptr<monitor::QmpListener>> listeners;
   /* For migration's switch-over: completes the ready mirrors. */
   std::weak_ptr<monitor::BlockJobs> block_jobs;
@@ -70,8 +74,11 @@ struct Daemon {
   std::unique_ptr<chardev::SerialFrontend> serial;
   std::vector<std::unique_ptr<chardev::MonitorFrontend>> chardev_monitors;
   bool shutting_down = false;
+  int exit_status = 0;
+  gint64 chardev_flush_deadline = 0;
 
   ~Daemon() {
+    migration.reset();
     listeners.clear();
     chardev_monitors.clear();
     serial.reset();
@@ -95,7 +102,22 @@ struct Daemon {
     json_object_set_string_member(data, "reason", reason);
     server->emit_event("SHUTDOWN", monitor::qmp_take_object(data));
     for (auto &l : listeners) l->disconnect();
-    server->drain(2000, [this] { g_main_loop_quit(loop); });
+    server->drain(2000, [this] { quit_when_chardevs_flushed(); });
+  }
+
+  /* QMP sessions on chardevs end with their output in the chardev's
+   * queue: give it up to a second to reach the peer. */
+  void quit_when_chardevs_flushed() {
+    chardev_flush_deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
+    g_timeout_add(10, [](gpointer data) noexcept -> gboolean {
+      auto *self = static_cast<Daemon *>(data);
+      bool flushed = true;
+      for (auto &fe : self->chardev_monitors) flushed &= fe->flushed();
+      if (!flushed && g_get_monotonic_time() < self->chardev_flush_deadline)
+        return G_SOURCE_CONTINUE;
+      g_main_loop_quit(self->loop);
+      return G_SOURCE_REMOVE;
+    }, this);
   }
 
   bool serve_monitor(const tools::MonitorOption &mon, GError **error) {
@@ -189,11 +211,6 @@ int main(int argc, char **argv) {
     printf("qiod (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
     return 0;
   }
-  if (!d.opts.incoming.empty()) {
-    fprintf(stderr, _("qiod: -incoming %s: incoming migration is not available yet in this "
-                      "qiod; start without -incoming\n"), d.opts.incoming.c_str());
-    return 1;
-  }
   if (!d.opts.logfile.empty()) {
     log_file = fopen(d.opts.logfile.c_str(), "ae");
     if (!log_file) {
@@ -219,7 +236,8 @@ int main(int argc, char **argv) {
 
   d.guest = host::Guest::create(d.opts.guest, &error);
   if (!d.guest) return fail(error);
-  if (d.opts.start_paused) d.guest->stop();
+  if (d.opts.start_paused || !d.opts.incoming.empty()) d.guest->stop();
+  if (!d.opts.incoming.empty()) d.guest->set_status("inmigrate");
 
   d.loop = g_main_loop_new(nullptr, FALSE);
   d.server = std::make_unique<monitor::QmpServer>();
@@ -238,6 +256,21 @@ int main(int argc, char **argv) {
   monitor::qmp_register_tls_commands(*d.server);
   monitor::qmp_register_nbd_commands(*d.server, *d.guest);
   monitor::qmp_register_block_job_commands(*d.server, *d.guest, &d.block_jobs);
+  monitor::qmp_register_fd_commands(*d.server);
+  d.migration = std::make_unique<migration::Migration>(
+      *d.guest, [&d](const char *name, JsonNode *data) { d.server->emit_event(name, data); },
+      !d.opts.start_paused, [&d](const GError *e) {
+        if (!e) {
+          g_info(_("incoming migration completed"));
+          return;
+        }
+        /* A destination whose migration failed holds no usable guest. */
+        fprintf(stderr, "qiod: %s\n", e->message);
+        if (log_file) g_warning("%s", e->message);
+        d.exit_status = 1;
+        d.shutdown("host-error");
+      });
+  migration::qmp_register_migration_commands(*d.server, *d.migration);
   std::string name = d.opts.name;
   d.server->add_command({"query-name", {}, false, [name](JsonObject *, GError **) {
                            JsonObject *obj = json_object_new();
@@ -260,6 +293,13 @@ int main(int argc, char **argv) {
 
   for (const auto &mon : d.opts.monitors)
     if (!d.serve_monitor(mon, &error)) return fail(error);
+  if (!d.opts.incoming.empty()) {
+    d.migration->set_deferred();
+    if (d.opts.incoming != "defer" && !d.migration->incoming(d.opts.incoming.c_str(), &error)) {
+      g_prefix_error(&error, "-incoming: ");
+      return fail(error);
+    }
+  }
   if (!d.opts.pidfile.empty() && !d.write_pidfile(&error)) return fail(error);
 
   auto on_signal = [](gpointer data) noexcept -> gboolean {
@@ -286,5 +326,5 @@ int main(int argc, char **argv) {
             static_cast<unsigned>(d.opts.monitors.size()));
   report_ready(ready_fd, 0);
   g_main_loop_run(d.loop);
-  return 0;
+  return d.exit_status;
 }

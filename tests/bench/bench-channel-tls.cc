@@ -16,6 +16,7 @@
 #include "qcrypto/tls-creds-x509.h"
 #include "qio/channel-socket.h"
 #include "qio/channel-tls.h"
+#include "tests/bench/bare-gnutls-stream.h"
 #include "tests/bench/bench-util.h"
 
 #include <glib/gstdio.h>
@@ -36,26 +37,6 @@ constexpr gsize kChunk = 1024 * 1024; /* per qio writev/readv call */
 
 guint64 total_bytes = 4ULL << 30;
 int rounds = 3;
-
-/* A loopback TCP connection: writer (client) and reader (server) ends. */
-struct Conn {
-  QIOChannelSocket *client = nullptr, *server = nullptr;
-  Conn() {
-    g_autoptr(GError) error = nullptr;
-    g_autoptr(QIOChannelSocket) l = qio_channel_socket_new();
-    g_autoptr(QIOSocketAddress) any = qio_socket_address_new_inet("127.0.0.1", 0);
-    if (!qio_channel_socket_listen_sync(l, any, 1, &error)) g_error("%s", error->message);
-    g_autoptr(QIOSocketAddress) addr = qio_channel_socket_get_local_address(l, &error);
-    client = qio_channel_socket_new();
-    if (!qio_channel_socket_connect_sync(client, addr, &error)) g_error("%s", error->message);
-    server = qio_channel_socket_accept(l, &error);
-    if (!server) g_error("%s", error->message);
-  }
-  ~Conn() {
-    g_object_unref(client);
-    g_object_unref(server);
-  }
-};
 
 std::string priority_for(const char *cipher) {
   return std::string("NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+") + cipher;
@@ -110,73 +91,6 @@ double run_qio(const BenchPki &pki, const std::string &prio, std::string *cipher
   reader.join();
   double secs = (g_get_monotonic_time() - start) / 1e6;
   qio_channel_close(QIO_CHANNEL(client), nullptr);
-  return total_bytes / secs / (1 << 30);
-}
-
-/* The baseline: bare GnuTLS on the same kind of connection. */
-gnutls_session_t bare_session(const BenchPki &pki, bool server, int fd, const std::string &prio,
-                              gnutls_certificate_credentials_t *cred) {
-  gnutls_certificate_allocate_credentials(cred);
-  gnutls_certificate_set_x509_trust_file(*cred, pki.file(server, "ca-cert.pem").c_str(),
-                                         GNUTLS_X509_FMT_PEM);
-  std::string cert = pki.file(server, server ? "server-cert.pem" : "client-cert.pem");
-  std::string key = pki.file(server, server ? "server-key.pem" : "client-key.pem");
-  if (gnutls_certificate_set_x509_key_file(*cred, cert.c_str(), key.c_str(),
-                                           GNUTLS_X509_FMT_PEM) < 0)
-    g_error("bare: cannot load %s", cert.c_str());
-  gnutls_session_t s;
-  gnutls_init(&s, server ? GNUTLS_SERVER : GNUTLS_CLIENT);
-  gnutls_priority_set_direct(s, prio.c_str(), nullptr);
-  gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, *cred);
-  if (server) gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
-  gnutls_transport_set_int(s, fd);
-  return s;
-}
-
-double run_bare(const BenchPki &pki, const std::string &prio) {
-  Conn conn;
-  gnutls_certificate_credentials_t scred, ccred;
-  gnutls_session_t ss = bare_session(pki, true, qio_channel_socket_get_fd(conn.server), prio,
-                                     &scred);
-  gnutls_session_t cs = bare_session(pki, false, qio_channel_socket_get_fd(conn.client), prio,
-                                     &ccred);
-  std::thread hs([&] {
-    int ret;
-    do ret = gnutls_handshake(ss);
-    while (ret < 0 && !gnutls_error_is_fatal(ret));
-    if (ret < 0) g_error("bare server handshake: %s", gnutls_strerror(ret));
-  });
-  int ret;
-  do ret = gnutls_handshake(cs);
-  while (ret < 0 && !gnutls_error_is_fatal(ret));
-  if (ret < 0) g_error("bare client handshake: %s", gnutls_strerror(ret));
-  hs.join();
-
-  std::vector<char> src(kRecord, 'b');
-  gint64 start = g_get_monotonic_time();
-  std::thread reader([&] {
-    std::vector<char> dst(kRecord);
-    guint64 got = 0;
-    while (got < total_bytes) {
-      ssize_t n = gnutls_record_recv(ss, dst.data(), dst.size());
-      if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) continue;
-      if (n <= 0) g_error("bare recv: %s", gnutls_strerror(static_cast<int>(n)));
-      got += static_cast<guint64>(n);
-    }
-  });
-  for (guint64 sent = 0; sent < total_bytes;) {
-    ssize_t n = gnutls_record_send(cs, src.data(), src.size());
-    if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) continue;
-    if (n < 0) g_error("bare send: %s", gnutls_strerror(static_cast<int>(n)));
-    sent += static_cast<guint64>(n);
-  }
-  reader.join();
-  double secs = (g_get_monotonic_time() - start) / 1e6;
-  gnutls_bye(cs, GNUTLS_SHUT_WR);
-  gnutls_deinit(ss);
-  gnutls_deinit(cs);
-  gnutls_certificate_free_credentials(scred);
-  gnutls_certificate_free_credentials(ccred);
   return total_bytes / secs / (1 << 30);
 }
 
@@ -359,7 +273,7 @@ int main() {
     std::string prio = priority_for(c.prio), seen;
     std::vector<double> qio, bare;
     for (int r = 0; r < rounds; r++) {
-      bare.push_back(run_bare(pki, prio));
+      bare.push_back(bench_bare_gnutls_stream(pki, prio, total_bytes));
       qio.push_back(run_qio(pki, prio, &seen));
     }
     if (seen != c.prio) g_error("negotiated %s, wanted %s", seen.c_str(), c.prio);

@@ -39,6 +39,21 @@ tests_bench_bench_channel_tls_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB
 bench: bench-channel-tls
 bench-channel-tls: tests/bench/bench-channel-tls
 	$(builddir)/tests/bench/bench-channel-tls
+tests_bench_bench_channel_tls_SOURCES += tests/bench/bare-gnutls-stream.h tests/bench/bare-gnutls-stream.cc
+
+# Migration: qiod against QEMU and the raw TCP / bare GnuTLS streams.
+noinst_PROGRAMS += tests/bench/bench-stream-baseline
+tests_bench_bench_stream_baseline_SOURCES = tests/bench/bench-stream-baseline.cc \
+	tests/bench/bare-gnutls-stream.h tests/bench/bare-gnutls-stream.cc \
+	tests/unit/crypto-tls-x509-helpers.cc tests/unit/crypto-tls-x509-helpers.h
+tests_bench_bench_stream_baseline_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS) $(GNUTLS_CFLAGS)
+tests_bench_bench_stream_baseline_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS) \
+	$(GNUTLS_LIBS)
+EXTRA_DIST += tests/bench/bench-migration.py
+
+.PHONY: bench-migration
+bench-migration: tests/bench/bench-stream-baseline tools/qiod
+	QIO_BUILDDIR=$(abs_builddir) /usr/bin/python3 $(srcdir)/tests/bench/bench-migration.py
 
 noinst_PROGRAMS += tests/bench/bench-chardev
 tests_bench_bench_chardev_SOURCES = tests/bench/bench-chardev.cc \

@@ -339,6 +339,20 @@ t.ok(b"ac\r\nguest> " in out and chardev_info(q, "x0")["focus"] == 0,
 c.close()
 d.stop()
 
+# --- quit over a chardev monitor: the reply and SHUTDOWN reach the peer -----
+qport = free_port()
+d = Qiod("-m", "16M",
+         "-chardev", f"socket,id=m0,host=127.0.0.1,port={qport},server=on,wait=off",
+         "-mon", "chardev=m0,mode=control")
+c = socket.create_connection(("127.0.0.1", qport))
+read_until(c, b'"capabilities"')
+c.sendall(b'{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n')
+out = read_until(c, b"host-qmp-quit")
+c.close()
+t.ok(b'"SHUTDOWN"' in out and d.wait() == 0,
+     "quit over a chardev monitor: the SHUTDOWN event reaches the peer, qiod exits 0", out)
+d.stop()
+
 # --- malformed options -----------------------------------------------------
 bad = [
     (["-chardev", "socket,id=s"], "exactly one address"),

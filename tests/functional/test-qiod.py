@@ -54,7 +54,7 @@ bad_cmdlines = [
     (["-qmp", "bogus-address"], "bogus-address"),
     (["-qmp", "unix:/nonexistent-dir/q.sock,server=on,wait=off"], "/nonexistent-dir/q.sock"),
     (["-incoming", "carrier-pigeon"], "not a migration URI"),
-    (["-incoming", "tcp:127.0.0.1:4444"], "not available yet"),
+    (["-incoming", "file:/tmp/state"], "is not supported"),
     (["-object", "no-such-type,id=x"], "no-such-type"),
     (["-object", "secret"], "secret"),
     (["-D", "/nonexistent-dir/qiod.log"], "/nonexistent-dir/qiod.log"),

@@ -105,6 +105,10 @@ tests_unit_test_chardev_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
 tests_unit_test_chardev_LDADD = chardev/libchardev.la monitor/libmonitor.la host/libhost.la \
 	qom/libqom.la $(UNIT_LDADD) $(JSON_GLIB_LIBS)
 
+unit_tests += tests/unit/test-migration-stream
+tests_unit_test_migration_stream_SOURCES = tests/unit/test-migration-stream.cc
+tests_unit_test_migration_stream_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
+tests_unit_test_migration_stream_LDADD = migration/libmigration.la $(UNIT_LDADD)
 unit_tests += tests/unit/test-nbd-protocol
 tests_unit_test_nbd_protocol_SOURCES = tests/unit/test-nbd-protocol.cc
 tests_unit_test_nbd_protocol_CPPFLAGS = $(UNIT_CPPFLAGS)

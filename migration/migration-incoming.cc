@@ -1,0 +1,392 @@
+#include "config.h"
+
+#include "migration/migration-incoming.h"
+#include "qio/error.h"
+
+#include <glib/gi18n-lib.h>
+
+#include <cstring>
+
+namespace qio::migration {
+
+namespace {
+
+/* Device state larger than this is not something a source sends. */
+constexpr guint32 kMaxDeviceState = 16u << 20;
+
+}  // namespace
+
+MigrationIncoming::MigrationIncoming(MigrationContext context, MigrationUri uri,
+                                     MigrationParameters params, MigrationCapabilities caps,
+                                     QCryptoTLSCreds *creds, QCryptoAuthz *authz, bool autostart,
+                                     std::shared_ptr<MigrationStats> stats, DoneFunc done)
+    : ctx_(std::move(context)), uri_(std::move(uri)), params_(std::move(params)), caps_(caps),
+      creds_(creds ? QCRYPTO_TLS_CREDS(g_object_ref(creds)) : nullptr),
+      authz_(authz ? QCRYPTO_AUTHZ(g_object_ref(authz)) : nullptr), autostart_(autostart),
+      stats_(std::move(stats)), done_(std::move(done)) {}
+
+MigrationIncoming::~MigrationIncoming() {
+  if (listener_) {
+    qio_net_listener_disconnect(listener_);
+    g_clear_object(&listener_);
+  }
+  abort_channels();
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard guard(lock_);
+    threads.swap(threads_);
+  }
+  for (auto &t : threads) t.join();
+  for (QIOChannel *ioc : channels_) g_object_unref(ioc);
+  g_clear_error(&error_);
+  g_clear_object(&creds_);
+  g_clear_object(&authz_);
+}
+
+void MigrationIncoming::set_status(MigrationStatus status) {
+  stats_->status = status;
+  auto notify = ctx_.status_changed;
+  ctx_.run_on_main([notify, status] { notify(status); });
+}
+
+bool MigrationIncoming::start(GError **error) {
+  stats_->start_us = g_get_monotonic_time();
+  stats_->ram_total = ctx_.guest.ram().size();
+  if (!uri_.is_socket()) {
+    QIOChannel *ioc = migration_open_single_incoming(uri_, error);
+    if (!ioc) return false;
+    set_status(MigrationStatus::Setup);
+    add_channel(ioc);
+    return true;
+  }
+  listener_ = qio_net_listener_new();
+  qio_net_listener_set_name(listener_, "migration-incoming");
+  if (!qio_net_listener_open_sync(listener_, uri_.address, 1 + params_.multifd_channels, error)) {
+    g_prefix_error(error, _("Incoming migration on '%s': "), uri_.text.c_str());
+    g_clear_object(&listener_);
+    return false;
+  }
+  qio_net_listener_set_client_func(listener_, on_client, this, nullptr, ctx_.main_context);
+  set_status(MigrationStatus::Setup);
+  return true;
+}
+
+void MigrationIncoming::on_client(QIONetListener *, QIOChannelSocket *client,
+                                  gpointer data) noexcept {
+  auto *self = static_cast<MigrationIncoming *>(data);
+  self->add_channel(QIO_CHANNEL(g_object_ref(client)));
+}
+
+void MigrationIncoming::add_channel(QIOChannel *plain) {
+  std::lock_guard guard(lock_);
+  /* The main channel plus one per multifd channel; once the main hello
+   * has told how many, further connections are not ours. */
+  guint32 limit = main_ready_ ? 1 + expected_multifd_ : 1 + MAX(params_.multifd_channels, 1);
+  if (aborted() || accepted_ >= limit) {
+    g_info("migration: refusing an extra connection on '%s'", uri_.text.c_str());
+    qio_channel_close(plain, nullptr);
+    g_object_unref(plain);
+    return;
+  }
+  guint32 seq = accepted_++;
+  channels_.push_back(QIO_CHANNEL(g_object_ref(plain)));
+  threads_.emplace_back([this, plain, seq] { channel_thread(plain, seq); });
+}
+
+void MigrationIncoming::abort_channels() {
+  aborted_ = true;
+  std::lock_guard guard(lock_);
+  for (QIOChannel *ioc : channels_) qio_channel_shutdown(ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+  cv_.notify_all();
+}
+
+void MigrationIncoming::fail(GError *error) {
+  bool first;
+  {
+    std::lock_guard guard(lock_);
+    first = !error_;
+    if (first)
+      error_ = error;
+    else
+      g_error_free(error);
+  }
+  abort_channels();
+  if (!first) return;
+  {
+    std::lock_guard guard(stats_->lock);
+    stats_->error = error_->message;
+  }
+  stats_->end_us = g_get_monotonic_time();
+  set_status(MigrationStatus::Failed);
+  GError *copy = g_error_copy(error_);
+  ctx_.run_on_main([this, copy] {
+    done_(copy);
+    g_error_free(copy);
+  });
+}
+
+void MigrationIncoming::channel_thread(QIOChannel *plain, guint32 seq) {
+  GError *error = nullptr;
+  ChannelReport report;
+  report.name = seq == 0 ? "migration-main" : "migration-multifd";
+  qio_channel_set_name(plain, report.name.c_str());
+  QIOChannel *ioc = plain;
+  if (creds_) {
+    /* The plain reference stays ours until the thread ends. */
+    ioc = migration_tls_server(QIO_CHANNEL(g_object_ref(plain)), creds_, authz_, report, &error);
+    if (!ioc) {
+      g_prefix_error(&error, _("Incoming migration: "));
+      fail(error);
+      g_object_unref(plain);
+      return;
+    }
+    std::lock_guard guard(lock_);
+    channels_.push_back(QIO_CHANNEL(g_object_ref(ioc)));
+  }
+  guint8 buf[kHelloSize];
+  Hello hello;
+  bool ok = qio_channel_read_all(ioc, buf, sizeof(buf), &error) &&
+            decode_hello(buf, hello, report.name.c_str(), &error);
+  if (!ok && seq == 0 && error && error->domain == QIO_ERROR &&
+      error->code == QIO_ERROR_PROTOCOL)
+    write_answer(ioc, error->message, nullptr);
+  if (ok) {
+    if (hello.kind == ChannelKind::Multifd)
+      report.name = "migration-multifd-" + std::to_string(hello.index);
+    migration_stats_add_channel(*stats_, report);
+    ok = seq == 0 ? main_flow(ioc, hello, &error) : multifd_flow(ioc, hello, &error);
+  }
+  if (!ok && !error)
+    error = g_error_new(QIO_ERROR, QIO_ERROR_FAILED, _("Migration channel '%s' stopped"),
+                        report.name.c_str());
+  if (!ok) {
+    g_prefix_error(&error, _("Incoming migration: "));
+    fail(error);
+  }
+  /* The TLS layer holds its own reference on the plain channel. */
+  if (ioc != plain) g_object_unref(ioc);
+  g_object_unref(plain);
+}
+
+std::string MigrationIncoming::refusal(const Hello &h) const {
+  g_autofree char *text = nullptr;
+  guint32 want = caps_.multifd ? params_.multifd_channels : 0;
+  if (h.kind != ChannelKind::Main)
+    text = g_strdup(_("the first channel is not a main channel"));
+  else if (h.page_size != host::kGuestPageSize || h.ram_size != ctx_.guest.ram().size())
+    text = g_strdup_printf(_("the source guest has %llu bytes of RAM in %u-byte pages, the "
+                             "destination %llu bytes in %u-byte pages; start the destination "
+                             "with the same -m"),
+                           static_cast<unsigned long long>(h.ram_size), h.page_size,
+                           static_cast<unsigned long long>(ctx_.guest.ram().size()),
+                           static_cast<guint32>(host::kGuestPageSize));
+  else if (h.channels != want)
+    text = g_strdup_printf(_("the source uses %u multifd channel(s) but the destination expects "
+                             "%u; set the multifd capability and multifd-channels alike on both "
+                             "ends"),
+                           h.channels, want);
+  else if (want && h.compression != params_.multifd_compression)
+    text = g_strdup_printf(_("the source compresses with '%s' but the destination expects '%s'; "
+                             "set multifd-compression alike on both ends"),
+                           compression_name(h.compression),
+                           compression_name(params_.multifd_compression));
+  return text ? text : "";
+}
+
+/* Reads and checks a record's page numbers into @pages (host order). */
+bool MigrationIncoming::read_page_numbers(QIOChannel *ioc, guint32 count, guint64 *pages,
+                                          GError **error) {
+  auto &ram = ctx_.guest.ram();
+  if (count == 0 || count > kPagesPerRecord) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                _("Channel '%s' sent a RAM record of %u pages (at most %u are allowed)"),
+                qio_channel_get_name(ioc), count, kPagesPerRecord);
+    return false;
+  }
+  if (!qio_channel_read_all(ioc, pages, count * sizeof(guint64), error)) return false;
+  for (guint32 i = 0; i < count; i++) {
+    pages[i] = GUINT64_FROM_BE(pages[i]);
+    if (pages[i] >= ram.page_count()) {
+      g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                  _("Channel '%s' sent page %llu, beyond the guest's %llu pages"),
+                  qio_channel_get_name(ioc), static_cast<unsigned long long>(pages[i]),
+                  static_cast<unsigned long long>(ram.page_count()));
+      return false;
+    }
+  }
+  return true;
+}
+
+bool MigrationIncoming::receive_compressed(QIOChannel *ioc, PageCompressor &compressor,
+                                           guint32 count, guint64 len, GError **error) {
+  guint64 pages[kPagesPerRecord];
+  if (!read_page_numbers(ioc, count, pages, error)) return false;
+  gsize raw_len = count * host::kGuestPageSize;
+  if (len == 0 || len > compressor.bound(raw_len)) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                _("Channel '%s' sent %llu bytes of compressed data for %u pages"),
+                qio_channel_get_name(ioc), static_cast<unsigned long long>(len), count);
+    return false;
+  }
+  guint8 *packed = compressor.receive_buffer();
+  if (!qio_channel_read_all(ioc, packed, len, error) ||
+      !compressor.decompress(packed, len, compressor.input(), raw_len,
+                             qio_channel_get_name(ioc), error))
+    return false;
+  auto &ram = ctx_.guest.ram();
+  for (guint32 i = 0; i < count; i++)
+    memcpy(ram.page_data(pages[i]), compressor.input() + i * host::kGuestPageSize,
+           host::kGuestPageSize);
+  stats_->pages += count;
+  stats_->transferred += kRecordHeaderSize + count * sizeof(guint64) + len;
+  return true;
+}
+
+bool MigrationIncoming::receive_pages(QIOChannel *ioc, guint32 count, GError **error) {
+  auto &ram = ctx_.guest.ram();
+  guint64 pages[kPagesPerRecord];
+  if (!read_page_numbers(ioc, count, pages, error)) return false;
+  struct iovec iov[kPagesPerRecord];
+  for (guint32 i = 0; i < count; i++) iov[i] = {ram.page_data(pages[i]), host::kGuestPageSize};
+  if (!qio_channel_readv_all(ioc, iov, count, error)) return false;
+  stats_->pages += count;
+  stats_->transferred += kRecordHeaderSize + count * (sizeof(guint64) + host::kGuestPageSize);
+  return true;
+}
+
+bool MigrationIncoming::main_flow(QIOChannel *ioc, const Hello &hello, GError **error) {
+  std::string why = refusal(hello);
+  if (!why.empty()) {
+    write_answer(ioc, why.c_str(), nullptr);
+    g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED, _("refused the source: %s"), why.c_str());
+    return false;
+  }
+  {
+    std::lock_guard guard(lock_);
+    expected_multifd_ = hello.channels;
+    multifd_seen_.assign(hello.channels, false);
+    main_ready_ = true;
+  }
+  cv_.notify_all();
+  if (!write_answer(ioc, nullptr, error)) return false;
+  stats_->setup_us = g_get_monotonic_time() - stats_->start_us;
+  set_status(MigrationStatus::Active);
+  std::string devices;
+  bool have_devices = false;
+  for (;;) {
+    RecordHeader rec;
+    if (!read_record(ioc, rec, error)) return false;
+    if (rec.type == RecordType::Ram && hello.channels == 0) {
+      if (!receive_pages(ioc, rec.count, error)) return false;
+    } else if (rec.type == RecordType::Sync) {
+      stats_->iterations = rec.arg;
+    } else if (rec.type == RecordType::Device && rec.count <= kMaxDeviceState && !have_devices) {
+      devices.assign(rec.count, '\0');
+      if (!qio_channel_read_all(ioc, devices.data(), rec.count, error)) return false;
+      have_devices = true;
+    } else if (rec.type == RecordType::End && have_devices) {
+      break;
+    } else {
+      g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                  _("The main channel sent an unexpected record (type %u, count %u)"),
+                  static_cast<guint32>(rec.type), rec.count);
+      return false;
+    }
+  }
+  {
+    std::unique_lock guard(lock_);
+    cv_.wait(guard, [&] { return multifd_finished_ == expected_multifd_ || aborted(); });
+  }
+  if (aborted()) return false;
+  GError *load_error = nullptr;
+  bool resume = false;
+  ctx_.run_on_main([&] {
+    bool running = false;
+    if (!migration_load_devices(ctx_.guest, devices, running, &load_error)) return;
+    ctx_.guest.set_status(nullptr);
+    resume = running && autostart_;
+    if (resume && ctx_.guest.cont()) ctx_.guest_event("RESUME");
+  });
+  if (load_error) {
+    write_record(ioc, RecordType::Error, static_cast<guint32>(strlen(load_error->message)), 0,
+                 load_error->message, strlen(load_error->message), nullptr);
+    g_propagate_error(error, load_error);
+    return false;
+  }
+  /* Without a return path the source may have closed already. */
+  write_record(ioc, RecordType::Done, 0, 0, nullptr, 0, nullptr);
+  {
+    std::lock_guard guard(lock_);
+    for (QIOChannel *c : channels_) qio_channel_close(c, nullptr);
+  }
+  stats_->end_us = g_get_monotonic_time();
+  stats_->remaining = 0;
+  set_status(MigrationStatus::Completed);
+  ctx_.run_on_main([this] {
+    /* Later connections are not ours. */
+    if (listener_) qio_net_listener_disconnect(listener_);
+    done_(nullptr);
+  });
+  return true;
+}
+
+/* All multifd channels finish round N before any starts round N+1: a page
+ * resent in a later round on another channel must land last. */
+bool MigrationIncoming::barrier() {
+  std::unique_lock guard(lock_);
+  guint64 gen = barrier_generation_;
+  if (++barrier_arrived_ == expected_multifd_) {
+    barrier_arrived_ = 0;
+    barrier_generation_++;
+    cv_.notify_all();
+    return true;
+  }
+  cv_.wait(guard, [&] { return barrier_generation_ != gen || aborted(); });
+  return !aborted();
+}
+
+bool MigrationIncoming::multifd_flow(QIOChannel *ioc, const Hello &hello, GError **error) {
+  {
+    std::unique_lock guard(lock_);
+    cv_.wait(guard, [&] { return main_ready_ || aborted(); });
+    if (aborted()) return false;
+    if (hello.kind != ChannelKind::Multifd || hello.index >= expected_multifd_ ||
+        multifd_seen_[hello.index] || hello.compression != params_.multifd_compression) {
+      g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                  _("Channel '%s' is not an expected multifd channel (kind %u, index %u of %u)"),
+                  qio_channel_get_name(ioc), static_cast<guint32>(hello.kind), hello.index,
+                  expected_multifd_);
+      return false;
+    }
+    multifd_seen_[hello.index] = true;
+  }
+  std::unique_ptr<PageCompressor> compressor;
+  if (hello.compression != Compression::None)
+    compressor = std::make_unique<PageCompressor>(hello.compression);
+  for (;;) {
+    RecordHeader rec;
+    if (!read_record(ioc, rec, error)) return false;
+    if (rec.type == RecordType::Ram && !compressor) {
+      if (!receive_pages(ioc, rec.count, error)) return false;
+    } else if (rec.type == RecordType::RamCompressed && compressor) {
+      if (!receive_compressed(ioc, *compressor, rec.count, rec.arg, error)) return false;
+    } else if (rec.type == RecordType::Sync) {
+      if (!barrier()) return false;
+    } else if (rec.type == RecordType::End) {
+      break;
+    } else {
+      g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                  _("Multifd channel %u sent an unexpected record (type %u)"), hello.index,
+                  static_cast<guint32>(rec.type));
+      return false;
+    }
+  }
+  {
+    std::lock_guard guard(lock_);
+    multifd_finished_++;
+  }
+  cv_.notify_all();
+  return true;
+}
+
+}  // namespace qio::migration

@@ -1,0 +1,87 @@
+/*
+ * MigrationIncoming: the destination.  Listens on a tcp:/unix: URI (or
+ * takes the one channel of fd:/exec:); each accepted channel gets its own
+ * thread, which runs the TLS handshake and reads the channel's hello.
+ * The first channel is the main one: it validates the stream, carries the
+ * device state and, without multifd, the pages; multifd channels carry
+ * pages straight into guest memory and meet at each round's end.
+ */
+#pragma once
+
+#include "migration/migration-job.h"
+#include "migration/page-compressor.h"
+#include "qcrypto/authz.h"
+#include "qcrypto/tls-creds.h"
+#include "qio/net-listener.h"
+
+#include <glib.h>
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace qio::migration {
+
+class MigrationIncoming {
+ public:
+  /* @done runs on the main loop once: @error is NULL on success. */
+  using DoneFunc = std::function<void(const GError *error)>;
+
+  MigrationIncoming(MigrationContext context, MigrationUri uri, MigrationParameters params,
+                    MigrationCapabilities caps, QCryptoTLSCreds *creds, QCryptoAuthz *authz,
+                    bool autostart, std::shared_ptr<MigrationStats> stats, DoneFunc done);
+  ~MigrationIncoming();
+  MigrationIncoming(const MigrationIncoming &) = delete;
+  MigrationIncoming &operator=(const MigrationIncoming &) = delete;
+
+  /* Listens (or opens the single channel); false if that fails. */
+  bool start(GError **error);
+
+ private:
+  static void on_client(QIONetListener *listener, QIOChannelSocket *client,
+                        gpointer data) noexcept;
+  void add_channel(QIOChannel *plain);
+  void channel_thread(QIOChannel *plain, guint32 seq);
+  bool main_flow(QIOChannel *ioc, const Hello &hello, GError **error);
+  bool multifd_flow(QIOChannel *ioc, const Hello &hello, GError **error);
+  bool receive_pages(QIOChannel *ioc, guint32 count, GError **error);
+  bool receive_compressed(QIOChannel *ioc, PageCompressor &compressor, guint32 count,
+                          guint64 len, GError **error);
+  bool read_page_numbers(QIOChannel *ioc, guint32 count, guint64 *pages, GError **error);
+  bool barrier();
+  void fail(GError *error);
+  bool aborted() const { return aborted_.load(); }
+  void abort_channels();
+  void set_status(MigrationStatus status);
+  std::string refusal(const Hello &hello) const;
+
+  MigrationContext ctx_;
+  MigrationUri uri_;
+  MigrationParameters params_;
+  MigrationCapabilities caps_;
+  QCryptoTLSCreds *creds_;
+  QCryptoAuthz *authz_;
+  bool autostart_;
+  std::shared_ptr<MigrationStats> stats_;
+  DoneFunc done_;
+
+  QIONetListener *listener_ = nullptr;
+  std::mutex lock_; /* everything below */
+  std::condition_variable cv_;
+  std::vector<std::thread> threads_;
+  std::vector<QIOChannel *> channels_;
+  guint32 accepted_ = 0;
+  guint32 expected_multifd_ = 0;
+  std::vector<bool> multifd_seen_;
+  guint32 multifd_finished_ = 0;
+  guint32 barrier_arrived_ = 0;
+  guint64 barrier_generation_ = 0;
+  bool main_ready_ = false;
+  GError *error_ = nullptr;
+  std::atomic<bool> aborted_{false};
+};
+
+}  // namespace qio::migration

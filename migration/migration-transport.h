@@ -1,0 +1,65 @@
+/*
+ * Migration transports: the URIs (tcp:, unix:, fd:, exec:), opening the
+ * source's channels, and the TLS layer each channel gets when tls-creds
+ * is set.  Everything here blocks; it runs on migration threads.
+ */
+#pragma once
+
+#include "qcrypto/authz.h"
+#include "qcrypto/tls-creds.h"
+#include "qio/channel.h"
+#include "qio/socket-address.h"
+
+#include <glib.h>
+
+#include <string>
+
+namespace qio::migration {
+
+struct MigrationUri {
+  enum class Kind { Tcp, Unix, Fd, Exec };
+  Kind kind = Kind::Tcp;
+  std::string text;
+  /* tcp:/unix:/fd: as a socket address (owned). */
+  QIOSocketAddress *address = nullptr;
+  /* exec: the shell command. */
+  std::string command;
+
+  MigrationUri() = default;
+  MigrationUri(const MigrationUri &other);
+  MigrationUri &operator=(const MigrationUri &other);
+  ~MigrationUri();
+
+  /* Sockets that can be connected again (multifd needs more channels). */
+  bool is_socket() const { return kind == Kind::Tcp || kind == Kind::Unix; }
+  /* The host name for TLS certificate checks (tcp: only; empty otherwise). */
+  std::string host() const;
+};
+
+bool migration_uri_parse(const char *text, MigrationUri &uri, GError **error);
+
+/* A blocking channel to the destination named @name (in messages).  For
+ * exec: a child running `sh -c COMMAND` whose stdin and stdout carry the
+ * stream; for fd: the descriptor from the monitor's `getfd`. */
+QIOChannel *migration_connect(const MigrationUri &uri, const char *name, GError **error);
+
+/* What query-migrate reports about one channel. */
+struct ChannelReport {
+  std::string name;
+  std::string protocol;
+  std::string cipher;
+  std::string kx;
+  std::string peer;
+};
+
+/* Wraps @plain (consumed) in a TLS session and runs its handshake in the
+ * calling thread; fills @report.  NULL with @error naming the channel. */
+QIOChannel *migration_tls_client(QIOChannel *plain, QCryptoTLSCreds *creds, const char *hostname,
+                                 ChannelReport &report, GError **error);
+QIOChannel *migration_tls_server(QIOChannel *plain, QCryptoTLSCreds *creds, QCryptoAuthz *authz,
+                                 ChannelReport &report, GError **error);
+
+/* A channel for an incoming fd: or exec: URI (these carry one channel). */
+QIOChannel *migration_open_single_incoming(const MigrationUri &uri, GError **error);
+
+}  // namespace qio::migration

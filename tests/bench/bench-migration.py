@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+"""Migration benchmark: qiod against QEMU and against the physical
+baselines, all in one run over loopback.
+
+Cases (guest RAM QIO_BENCH_MIG_SIZE, default 2G, random contents):
+  plain 1 channel, TLS 1 channel, plain multifd 2, TLS multifd 2
+for qiod with the guest's workload stopped, for QEMU (Debian's
+qemu-system-x86_64, a paused guest whose RAM is a /dev/shm file prefilled
+from /dev/urandom, command lines as in BASELINES.md), and for qiod again
+with the guest dirtying QIO_BENCH_MIG_DIRTY pages/s (default 25000).  The
+destination's memory is pre-touched in both: qiod fills its RAM at start,
+QEMU's destination file is written with zeros before the run.  Baselines:
+a raw TCP stream (128 KiB write/read) and the bare GnuTLS stream (16 KiB
+records) from tests/bench/bare-gnutls-stream.cc, same volume.
+
+Prints `bench name=... value=... unit=... baseline=... ratio=...` lines:
+throughput (transferred bytes / total time), total time, downtime, and CPU
+seconds per GiB of both processes, with qio/QEMU and qio/baseline ratios.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("QIO_BUILDDIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+QIOD = os.path.join(BUILD, "tools", "qiod")
+BASELINE = os.path.join(BUILD, "tests", "bench", "bench-stream-baseline")
+QEMU = shutil.which("qemu-system-x86_64")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "scripts"))
+from qmplite import Qmp  # noqa: E402
+
+
+def parse_size(s):
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(s[:-1]) * mult[s[-1].upper()] if s[-1].upper() in mult else int(s)
+
+
+SIZE = parse_size(os.environ.get("QIO_BENCH_MIG_SIZE", "2G"))
+DIRTY = int(os.environ.get("QIO_BENCH_MIG_DIRTY", "25000"))
+MIB = SIZE >> 20
+GIB = 1 << 30
+TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TCK
+
+
+def certtool(*args):
+    subprocess.run(["certtool", *args], check=True, capture_output=True)
+
+
+def make_pki(tmp):
+    ca_key, ca = f"{tmp}/ca-key.pem", f"{tmp}/ca-cert.pem"
+    certtool("--generate-privkey", "--key-type=ecdsa", "--outfile", ca_key)
+    with open(f"{tmp}/ca.info", "w") as f:
+        f.write('cn = "bench CA"\nca\ncert_signing_key\nexpiration_days = 1\n')
+    certtool("--generate-self-signed", "--load-privkey", ca_key, "--template",
+             f"{tmp}/ca.info", "--outfile", ca)
+    dirs = {}
+    for role, cn, purpose in (("server", "localhost", "tls_www_server"),
+                              ("client", "bench client", "tls_www_client")):
+        d = f"{tmp}/{role}"
+        os.makedirs(d)
+        shutil.copy(ca, f"{d}/ca-cert.pem")
+        certtool("--generate-privkey", "--key-type=ecdsa", "--outfile", f"{d}/{role}-key.pem")
+        with open(f"{tmp}/{role}.info", "w") as f:
+            f.write(f'cn = "{cn}"\ndns_name = "localhost"\nip_address = "127.0.0.1"\n'
+                    f"{purpose}\nsigning_key\nencryption_key\nexpiration_days = 1\n")
+        certtool("--generate-certificate", "--load-privkey", f"{d}/{role}-key.pem",
+                 "--load-ca-certificate", ca, "--load-ca-privkey", ca_key,
+                 "--template", f"{tmp}/{role}.info", "--outfile", f"{d}/{role}-cert.pem")
+        dirs[role] = d
+    return dirs
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run_pair(src_cmd, dst_cmd, src_sock, dst_sock, caps, params_both, params_src, uri):
+    """Starts both, migrates, returns the source's final query-migrate and the
+    CPU seconds both processes used during the migration."""
+    dst = subprocess.Popen(dst_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    src = subprocess.Popen(src_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        d, s = Qmp(dst_sock, 120, 120), Qmp(src_sock, 120, 120)
+        for q in (d, s):
+            if caps:
+                q.cmd("migrate-set-capabilities",
+                      capabilities=[{"capability": c, "state": True} for c in caps])
+            if params_both:
+                q.cmd("migrate-set-parameters", **params_both)
+        s.cmd("migrate-set-parameters", **params_src)
+        d.cmd("migrate-incoming", uri=uri)
+        time.sleep(0.3)
+        c0 = cpu(src.pid) + cpu(dst.pid)
+        s.cmd("migrate", uri=uri)
+        while True:
+            info = s.cmd("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.02)
+        c1 = cpu(src.pid) + cpu(dst.pid)
+        if info["status"] != "completed":
+            raise RuntimeError(f"migration {info['status']}: {info.get('error-desc')}")
+        return info, c1 - c0
+    finally:
+        for p in (src, dst):
+            p.kill()
+            p.wait()
+
+
+def summarize(info, cpu_s):
+    total = info["total-time"] / 1000
+    transferred = info["ram"]["transferred"]
+    return {"gibps": transferred / total / GIB, "total": total,
+            "downtime": info.get("downtime", 0), "cpu": cpu_s / (transferred / GIB)}
+
+
+def qio_case(tmp, pki, tls, multifd, dirty):
+    port = free_port()
+    uri = f"tcp:127.0.0.1:{port}"
+    common = [QIOD, "-m", f"{MIB}M"]
+    src = common + ["-guest", f"dirty-rate={dirty},seed=7", "-qmp", f"unix:{tmp}/qs.sock"]
+    if not dirty:
+        src.append("-S")
+    dst = common + ["-S", "-qmp", f"unix:{tmp}/qd.sock", "-incoming", "defer"]
+    both = {}
+    if tls:
+        src += ["-object", f"tls-creds-x509,id=tls0,endpoint=client,dir={pki['client']}"]
+        dst += ["-object",
+                f"tls-creds-x509,id=tls0,endpoint=server,dir={pki['server']},verify-peer=on"]
+        both["tls-creds"] = "tls0"
+    caps = ["return-path"]
+    if multifd:
+        caps.append("multifd")
+        both["multifd-channels"] = 2
+    for f in ("qs.sock", "qd.sock"):
+        if os.path.exists(f"{tmp}/{f}"):
+            os.unlink(f"{tmp}/{f}")
+    info, c = run_pair(src, dst, f"{tmp}/qs.sock", f"{tmp}/qd.sock", caps, both,
+                       {"max-bandwidth": 0, "downtime-limit": 300}, uri)
+    return summarize(info, c)
+
+
+def qemu_case(tmp, pki, tls, multifd, srcfile, dstfile, accel):
+    port = free_port()
+    uri = f"tcp:127.0.0.1:{port}"
+
+    def cmd(memfile, sock, endpoint, incoming):
+        c = [QEMU, "-accel", accel, "-no-user-config", "-nodefaults", "-nographic",
+             "-object", f"memory-backend-file,id=mem,size={MIB}M,mem-path={memfile},share=on",
+             "-machine", "pc,memory-backend=mem", "-m", f"{MIB}M",
+             "-qmp", f"unix:{sock},server=on,wait=off", "-S"]
+        if tls:
+            c += ["-object", f"tls-creds-x509,id=tls0,endpoint={endpoint},"
+                             f"dir={pki[endpoint]},verify-peer=on"]
+        if incoming:
+            c += ["-incoming", "defer"]
+        return c
+
+    for f in ("ms.sock", "md.sock"):
+        if os.path.exists(f"{tmp}/{f}"):
+            os.unlink(f"{tmp}/{f}")
+    both = {}
+    if tls:
+        both["tls-creds"] = "tls0"
+    caps = []
+    if multifd:
+        caps.append("multifd")
+        both["multifd-channels"] = 2
+    info, c = run_pair(cmd(srcfile, f"{tmp}/ms.sock", "client", False),
+                       cmd(dstfile, f"{tmp}/md.sock", "server", True),
+                       f"{tmp}/ms.sock", f"{tmp}/md.sock", caps, both,
+                       {"max-bandwidth": 9223372036854775807, "downtime-limit": 300000}, uri)
+    return summarize(info, c)
+
+
+def baseline(kind):
+    out = subprocess.run([BASELINE, kind, str(SIZE)], capture_output=True, text=True,
+                         check=True).stdout
+    vals = dict(kv.split("=") for kv in out.split())
+    return {"gibps": float(vals["gibps"]), "cpu": float(vals["cpu"]) / (SIZE / GIB)}
+
+
+def bench(name, value, unit, base):
+    ratio = value / base if base else 0.0
+    print(f"bench name={name} value={value:.3f} unit={unit} baseline={base:.3f} "
+          f"ratio={ratio:.3f}", flush=True)
+
+
+def main():
+    for tool, path in (("qiod", QIOD), ("bench-stream-baseline", BASELINE)):
+        if not os.access(path, os.X_OK):
+            print(f"# SKIP: {tool} not built ({path})")
+            return 0
+    if not shutil.which("certtool"):
+        print("# SKIP: certtool not installed (gnutls-bin)")
+        return 0
+    tmp = tempfile.mkdtemp(prefix="qio-bench-mig-")
+    shm = tempfile.mkdtemp(prefix="qio-bench-mig-", dir="/dev/shm")
+    try:
+        pki = make_pki(tmp)
+        accel = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
+        print(f"# {MIB} MiB guest RAM, loopback TCP, TLS 1.3 x509 mutual auth; "
+              f"destination memory pre-touched for qiod and QEMU; QEMU -accel {accel}; "
+              f"dirtying cases at {DIRTY} pages/s", flush=True)
+        srcfile, dstfile = f"{shm}/src.ram", f"{shm}/dst.ram"
+        if QEMU:
+            subprocess.run(["dd", "if=/dev/urandom", f"of={srcfile}", "bs=1M",
+                            f"count={MIB}", "status=none"], check=True)
+            subprocess.run(["dd", "if=/dev/zero", f"of={dstfile}", "bs=1M",
+                            f"count={MIB}", "status=none"], check=True)
+        raw = baseline("raw")
+        bare = baseline("tls")
+        print(f"# baselines: raw TCP {raw['gibps']:.3f} GiB/s ({raw['cpu']:.2f} CPU s/GiB), "
+              f"bare GnuTLS {bare['gibps']:.3f} GiB/s ({bare['cpu']:.2f} CPU s/GiB)",
+              flush=True)
+        cases = [("plain-1ch", False, False), ("tls-1ch", True, False),
+                 ("plain-multifd2", False, True), ("tls-multifd2", True, True)]
+        stopped = {}
+        for name, tls, multifd in cases:
+            q = qio_case(tmp, pki, tls, multifd, 0)
+            stopped[name] = q
+            phys = bare if tls else raw
+            pname = "bare-gnutls" if tls else "raw-tcp"
+            print(f"# qio {name}: {q['gibps']:.3f} GiB/s, {q['total']:.2f} s, "
+                  f"downtime {q['downtime']} ms, {q['cpu']:.2f} CPU s/GiB", flush=True)
+            bench(f"migration-{name}-vs-{pname}", q["gibps"], "GiB/s", phys["gibps"])
+            bench(f"migration-{name}-cpu-vs-{pname}", q["cpu"], "cpu-s/GiB", phys["cpu"])
+            if QEMU:
+                e = qemu_case(tmp, pki, tls, multifd, srcfile, dstfile, accel)
+                print(f"# qemu {name}: {e['gibps']:.3f} GiB/s, {e['total']:.2f} s, "
+                      f"downtime {e['downtime']} ms, {e['cpu']:.2f} CPU s/GiB", flush=True)
+                bench(f"migration-{name}-vs-qemu", q["gibps"], "GiB/s", e["gibps"])
+                bench(f"migration-{name}-total-time-vs-qemu", q["total"], "s", e["total"])
+                bench(f"migration-{name}-downtime-vs-qemu", q["downtime"], "ms",
+                      e["downtime"])
+                bench(f"migration-{name}-cpu-vs-qemu", q["cpu"], "cpu-s/GiB", e["cpu"])
+        for name, tls, multifd in cases:
+            q = qio_case(tmp, pki, tls, multifd, DIRTY)
+            s = stopped[name]
+            print(f"# qio {name} dirtying: {q['gibps']:.3f} GiB/s, {q['total']:.2f} s, "
+                  f"downtime {q['downtime']} ms, {q['cpu']:.2f} CPU s/GiB", flush=True)
+            bench(f"migration-{name}-dirtying-vs-stopped", q["gibps"], "GiB/s", s["gibps"])
+            bench(f"migration-{name}-dirtying-total-time-vs-stopped", q["total"], "s",
+                  s["total"])
+            bench(f"migration-{name}-dirtying-downtime-vs-stopped", q["downtime"], "ms",
+                  s["downtime"])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(shm, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+#!/usr/bin/python3
+"""Migrations that must fail, and how: refused TLS peers (wrong CA, wrong
+host name, authz deny, expired certificate) with the cause named on both
+ends; cancel and a killed destination mid-way; stream version and
+multifd channel-count mismatches; malformed streams; bad URIs and
+parameters.  After every failure the source runs on with its digests
+unchanged, and a failed destination exits 1 with a message."""
+import os
+import shutil
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import migrationtest as mt  # noqa: E402
+import qiodtest as qt  # noqa: E402
+
+t = qt.Tap()
+if not shutil.which("certtool"):
+    print("1..0 # SKIP certtool not installed (gnutls-bin)")
+    sys.exit(0)
+
+root = mt.tmpdir()
+pki = mt.Pki(root)
+srv = pki.creds_dir("srv", "server", "destination")
+cli = pki.creds_dir("cli", "client", "source")
+evil = pki.creds_dir("evil", "client", "source", ca="evil", trust="evil")
+expired = pki.creds_dir("expired", "client", "source", expired=True)
+MAGIC = b"QIOMIGR\n"
+
+
+def next_uri():
+    return f"tcp:127.0.0.1:{mt.free_port()}"
+
+
+def source_intact(p, before, name):
+    """The source is running again and its RAM is what it was."""
+    st = p.s.cmd("query-status")["return"]["status"]
+    t.ok(st == "running", f"{name}: source still running", st)
+    t.ok(p.digests(p.s) == before, f"{name}: source digests unchanged")
+
+
+def failing(name, src_obj, dst_obj, src_expect, dst_expect, src_params=None,
+            dst_params=None):
+    p = mt.Pair(next_uri(), src_args=["-object", src_obj],
+                dst_args=["-object", dst_obj,
+                          "-object", "authz-simple,id=deny,identity=CN=someone-else"])
+    try:
+        p.setup(params={"tls-creds": "tls0"}, src_params=src_params, dst_params=dst_params)
+        before = p.digests(p.s)
+        r = p.start()
+        info = p.wait()
+        err = info.get("error-desc", "")
+        t.ok(info.get("status") == "failed" and src_expect in err,
+             f"{name}: source fails naming the cause", (r, info))
+        rc, out = p.dst_exit()
+        t.ok(rc == 1 and dst_expect in out, f"{name}: destination exits 1 naming the cause",
+             (rc, out))
+        source_intact(p, before, name)
+    finally:
+        p.close()
+
+
+X_CLI = f"tls-creds-x509,id=tls0,endpoint=client,dir={cli}"
+X_SRV = f"tls-creds-x509,id=tls0,endpoint=server,dir={srv},verify-peer=on"
+failing("wrong CA", f"tls-creds-x509,id=tls0,endpoint=client,dir={evil}", X_SRV,
+        "signed by unknown CA", "CA is unknown")
+failing("wrong host name", X_CLI, X_SRV, "does not match host name 'wrong.example'",
+        "Certificate is bad", src_params={"tls-hostname": "wrong.example"})
+failing("authz deny", X_CLI, X_SRV, "Access was denied", "denies access to 'CN=source'",
+        dst_params={"tls-authz": "deny"})
+failing("expired certificate",
+        f"tls-creds-x509,id=tls0,endpoint=client,dir={expired},sanity-check=off", X_SRV,
+        "Certificate is bad", "expired on 2020-02-01")
+
+
+def slow_pair(name, caps=None):
+    """A migration that takes seconds: 128 MiB at 32 MiB/s."""
+    p = mt.Pair(next_uri(), ram="128M")
+    p.setup(caps=caps, params={"max-bandwidth": 32 << 20})
+    before = p.digests(p.s)
+    r = p.start()
+    t.ok("return" in r, f"{name}: migrate accepted", r)
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        info = p.s.cmd("query-migrate")["return"]
+        if info.get("status") == "active" and info["ram"]["transferred"] > 8 << 20:
+            break
+        time.sleep(0.05)
+    return p, before
+
+
+p, before = slow_pair("cancel")
+try:
+    p.s.cmd("migrate_cancel")
+    info = p.wait()
+    t.ok(info.get("status") == "cancelled", "cancel: source reports cancelled", info)
+    rc, out = p.dst_exit()
+    t.ok(rc == 1 and "Incoming migration" in out, "cancel: destination exits 1 with a message",
+         (rc, out))
+    source_intact(p, before, "cancel")
+    # A cancelled source can migrate again.
+    p2 = mt.Pair(next_uri())
+    p2.close()
+finally:
+    p.close()
+
+for multifd in (False, True):
+    label = "destination killed" + (" (multifd)" if multifd else "")
+    p, before = slow_pair(label, caps={"multifd": multifd})
+    try:
+        p.dst.proc.send_signal(signal.SIGKILL)
+        info = p.wait()
+        t.ok(info.get("status") == "failed" and info.get("error-desc"),
+             f"{label}: source fails and says why", info)
+        source_intact(p, before, label)
+    finally:
+        p.close()
+
+def cut_proxy(listen_port, target_port, cut_after):
+    """Forwards one connection to @target_port and cuts both directions
+    once @cut_after bytes went from the source to the destination."""
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", listen_port))
+    lsock.listen(1)
+
+    def run():
+        a, _ = lsock.accept()
+        b = socket.create_connection(("127.0.0.1", target_port))
+        moved = [0]
+
+        def pump(src, dst, count):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+                    if count:
+                        moved[0] += len(data)
+                        if moved[0] >= cut_after:
+                            break
+            except OSError:
+                pass
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        back = threading.Thread(target=pump, args=(b, a, False), daemon=True)
+        back.start()
+        pump(a, b, True)
+        lsock.close()
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+# A network cut mid-way: a proxy between the two drops the connection.
+proxy_port, dst_port = mt.free_port(), mt.free_port()
+p = mt.Pair(f"tcp:127.0.0.1:{proxy_port}", ram="128M")
+try:
+    dst_uri = f"tcp:127.0.0.1:{dst_port}"
+    p.setup(params={"max-bandwidth": 64 << 20})
+    before = p.digests(p.s)
+    p.d.cmd("migrate-incoming", {"uri": dst_uri})
+    cut_proxy(proxy_port, dst_port, 24 << 20)
+    p.s.cmd("migrate", {"uri": f"tcp:127.0.0.1:{proxy_port}"})
+    info = p.wait()
+    t.ok(info.get("status") == "failed" and info.get("error-desc"),
+         "network cut: source fails and says why", info)
+    rc, out = p.dst_exit()
+    t.ok(rc == 1 and "Incoming migration" in out, "network cut: destination exits 1", (rc, out))
+    source_intact(p, before, "network cut")
+finally:
+    p.close()
+
+# Multifd channel count mismatch: 2 on the source, 3 on the destination.
+p = mt.Pair(next_uri())
+try:
+    p.setup(caps={"multifd": True}, dst_params={"multifd-channels": 3})
+    before = p.digests(p.s)
+    p.start()
+    info = p.wait()
+    want = "the source uses 2 multifd channel(s) but the destination expects 3"
+    t.ok(info.get("status") == "failed" and want in info.get("error-desc", ""),
+         "channel count mismatch: source names both counts", info)
+    rc, out = p.dst_exit()
+    t.ok(rc == 1 and want in out, "channel count mismatch: destination exits 1 naming both",
+         (rc, out))
+    source_intact(p, before, "channel count mismatch")
+finally:
+    p.close()
+
+# Compression on one end only.
+p = mt.Pair(next_uri())
+try:
+    p.setup(caps={"multifd": True}, src_params={"multifd-compression": "zstd"})
+    p.start()
+    info = p.wait()
+    t.ok(info.get("status") == "failed"
+         and "compresses with 'zstd' but the destination expects 'none'"
+         in info.get("error-desc", ""), "compression mismatch: refused naming both", info)
+finally:
+    p.close()
+
+# multifd on one end only.
+p = mt.Pair(next_uri())
+try:
+    p.setup(caps={"multifd": True}, dst_caps={"multifd": False})
+    p.start()
+    info = p.wait()
+    t.ok(info.get("status") == "failed" and "expects 0" in info.get("error-desc", ""),
+         "multifd on the source only: refused", info)
+finally:
+    p.close()
+
+
+def fake_source(uri_port, data, name, expect):
+    """Sends @data to a destination as if it were a source."""
+    dst = qt.Qiod("-m", "64M", "-incoming", f"tcp:127.0.0.1:{uri_port}")
+    try:
+        s = socket.create_connection(("127.0.0.1", uri_port), timeout=10)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        try:
+            answer = s.recv(4096)
+        except OSError:
+            answer = b""
+        rc = dst.wait(20)
+        err = dst.proc.stderr.read().decode() if rc is not None else ""
+        t.ok(rc == 1 and expect in err, f"{name}: destination exits 1 with a clear error",
+             (rc, err, answer))
+        s.close()
+        return answer
+    finally:
+        dst.stop()
+
+
+def hello(version=1, kind=0, channels=0, ram=64 << 20):
+    return MAGIC + struct.pack(">IIIIII", version, kind, 0, channels, 4096, 0) + \
+        struct.pack(">Q", ram)
+
+
+ans = fake_source(mt.free_port(), hello(version=2), "stream version 2 from the source",
+                  "uses stream version 2 but this qiod reads version 1")
+t.ok(b"version 2" in ans, "stream version 2: the destination tells the source why", ans)
+fake_source(mt.free_port(), b"GET / HTTP/1.1\r\n\r\n" + b"\0" * 40, "not a migration stream",
+            "bad magic")
+fake_source(mt.free_port(), hello(ram=32 << 20), "RAM size mismatch",
+            "start the destination with the same -m")
+fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 1, 1, 0) + struct.pack(">Q", 1 << 40),
+            "page beyond the guest's RAM", "beyond the guest's")
+fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 1, 100000, 0), "oversized RAM record",
+            "at most 128 are allowed")
+fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 99, 0, 0), "unknown record type",
+            "unexpected record (type 99")
+fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 3, 5, 0) + b"nope}" + struct.pack(">IIQ", 4, 0, 0),
+            "malformed device state", "device state is malformed")
+fake_source(mt.free_port(), hello()[:20], "truncated hello", "Incoming migration")
+
+# A destination speaking another stream version answers with it.
+lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+fake_path = os.path.join(root, "fake-dst.sock")
+lsock.bind(fake_path)
+lsock.listen(1)
+src = qt.Qiod("-m", "64M")
+s = src.qmp()
+try:
+    before = s.cmd("query-guest")["return"]["ram-digest"]
+    s.cmd("migrate", {"uri": f"unix:{fake_path}"})
+    conn, _ = lsock.accept()
+    conn.settimeout(10)
+    got = b""
+    while len(got) < 40:
+        chunk = conn.recv(40 - len(got))
+        if not chunk:
+            break
+        got += chunk
+    t.ok(got.startswith(MAGIC) and struct.unpack(">I", got[8:12])[0] == 1,
+         "the source starts with the magic and stream version 1", got)
+    conn.sendall(MAGIC + struct.pack(">II", 2, 0))
+    info = mt.Pair.wait(None, s)
+    t.ok(info.get("status") == "failed"
+         and "speaks migration stream version 2, this qiod version 1" in info.get("error-desc", ""),
+         "destination with stream version 2: the source names both versions", info)
+    t.ok(s.cmd("query-status")["return"]["status"] == "running"
+         and s.cmd("query-guest")["return"]["ram-digest"] == before,
+         "version mismatch: source running, digest unchanged")
+    conn.close()
+
+    # Bad URIs and parameters are refused before anything starts.
+    bad = [
+        ({"uri": "ftp:host"}, "is not supported"),
+        ({"uri": "tcp:127.0.0.1"}, "tcp:127.0.0.1"),
+        ({"uri": "exec:"}, "has no command"),
+        ({"uri": "fd:nosuchfd"}, None),
+    ]
+    for args, expect in bad:
+        r = s.cmd("migrate", args)
+        if "error" in r:
+            ok = expect is None or expect in r["error"]["desc"]
+        else:
+            info = mt.Pair.wait(None, s)
+            ok = info.get("status") == "failed" and "nosuchfd" in info.get("error-desc", "")
+        t.ok(ok, f"migrate {args['uri']!r} refused with a clear error", r)
+    r = s.cmd("migrate-set-parameters", {"multifd-compression": "lz4"})
+    t.ok("error" in r and "none, zlib or zstd" in r["error"]["desc"],
+         "multifd-compression lz4 refused", r)
+    r = s.cmd("migrate-set-parameters", {"multifd-channels": 0})
+    t.ok("error" in r, "multifd-channels 0 refused", r)
+    r = s.cmd("migrate-set-parameters", {"downtime-limit": -1})
+    t.ok("error" in r, "negative downtime-limit refused", r)
+    r = s.cmd("migrate-set-parameters", {"tls-creds": 5})
+    t.ok("error" in r and "expected: string" in r["error"]["desc"], "tls-creds 5 refused", r)
+    r = s.cmd("migrate-set-capabilities",
+              {"capabilities": [{"capability": "postcopy-ram", "state": True}]})
+    t.ok("error" in r and "postcopy-ram" in r["error"]["desc"], "unknown capability refused", r)
+    r = s.cmd("migrate-set-capabilities", {"capabilities": [{"capability": "multifd"}]})
+    t.ok("error" in r, "capability without state refused", r)
+    s.cmd("migrate-set-parameters", {"tls-creds": "nosuch"})
+    r = s.cmd("migrate", {"uri": "tcp:127.0.0.1:1"})
+    t.ok("error" in r and "nosuch" in r["error"]["desc"], "unknown tls-creds refused", r)
+    s.cmd("object-add", {"qom-type": "tls-creds-x509", "id": "srvcreds", "dir": srv,
+                         "endpoint": "server"})
+    s.cmd("migrate-set-parameters", {"tls-creds": "srvcreds"})
+    r = s.cmd("migrate", {"uri": "tcp:127.0.0.1:1"})
+    t.ok("error" in r and "endpoint=client" in r["error"]["desc"],
+         "server credentials on the source refused", r)
+    s.cmd("object-add", {"qom-type": "tls-creds-x509", "id": "clicreds", "dir": cli,
+                         "endpoint": "client"})
+    s.cmd("migrate-set-parameters", {"tls-creds": "clicreds"})
+    r = s.cmd("migrate", {"uri": f"unix:{fake_path}"})
+    t.ok("error" in r and "tls-hostname" in r["error"]["desc"],
+         "x509 over unix: without tls-hostname refused", r)
+    r = s.cmd("migrate-incoming", {"uri": "tcp:127.0.0.1:1"})
+    t.ok("error" in r and "-incoming defer" in r["error"]["desc"],
+         "migrate-incoming without -incoming defer refused", r)
+    t.ok(s.cmd("query-status")["return"]["status"] == "running", "source still running")
+finally:
+    s.close()
+    src.stop()
+    lsock.close()
+
+# With tls-creds set, the first bytes on the wire are a TLS handshake and
+# the stream's magic never appears in clear; a plaintext source is refused.
+tls_path = os.path.join(root, "tls-sniff.sock")
+lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+lsock.bind(tls_path)
+lsock.listen(1)
+src = qt.Qiod("-m", "64M", "-object", X_CLI)
+s = src.qmp()
+try:
+    s.cmd("migrate-set-parameters", {"tls-creds": "tls0", "tls-hostname": "localhost"})
+    s.cmd("migrate", {"uri": f"unix:{tls_path}"})
+    conn, _ = lsock.accept()
+    conn.settimeout(5)
+    got = conn.recv(65536)
+    t.ok(got[:1] == b"\x16" and MAGIC not in got,
+         "tls-creds set: the source starts with a TLS handshake record, no plaintext", got[:16])
+    conn.close()
+    info = mt.Pair.wait(None, s)
+    t.ok(info.get("status") == "failed", "TLS source against a plaintext peer fails", info)
+finally:
+    s.close()
+    src.stop()
+    lsock.close()
+p = mt.Pair(next_uri(), dst_args=["-object", X_SRV])
+try:
+    p.setup(dst_params={"tls-creds": "tls0"})
+    p.start()
+    info = p.wait()
+    rc, out = p.dst_exit()
+    t.ok(info.get("status") == "failed" and rc == 1 and "TLS" in out,
+         "plaintext source against a TLS destination: refused by the TLS layer", (info, out))
+finally:
+    p.close()
+
+rc, _, err = qt.run_qiod("-incoming", "tcp:127.0.0.1")
+t.ok(rc == 1 and "tcp:127.0.0.1" in err, "-incoming with a bad URI: exit 1", err)
+
+shutil.rmtree(root, ignore_errors=True)
+t.done()

@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""Live migration between two qiod processes: every URI type (tcp:, unix:,
+fd:, exec:) plaintext and with TLS (x509 mutual authentication, PSK),
+multifd, zero-copy-send, convergence under a dirtying workload, -incoming
+on the command line, and the guest resuming on the destination.  After
+each migration the RAM and disk digests of both guests must be equal."""
+import os
+import shutil
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import migrationtest as mt  # noqa: E402
+import qiodtest as qt  # noqa: E402
+
+t = qt.Tap()
+for tool in ("certtool", "psktool"):
+    if not shutil.which(tool):
+        print(f"1..0 # SKIP {tool} not installed (gnutls-bin)")
+        sys.exit(0)
+
+root = mt.tmpdir()
+pki = mt.Pki(root)
+srv = pki.creds_dir("srv", "server", "destination")
+cli = pki.creds_dir("cli", "client", "source")
+psk = mt.make_psk(root)
+
+
+def uri_for(kind, n):
+    if kind == "tcp":
+        return f"tcp:127.0.0.1:{mt.free_port()}"
+    if kind == "unix":
+        return f"unix:{root}/mig{n}.sock"
+    return kind
+
+
+X509 = (["-object", f"tls-creds-x509,id=tls0,endpoint=client,dir={cli}"],
+        ["-object", f"tls-creds-x509,id=tls0,endpoint=server,dir={srv},verify-peer=on"])
+PSK = (["-object", f"tls-creds-psk,id=tls0,endpoint=client,dir={psk},username=migrator"],
+       ["-object", f"tls-creds-psk,id=tls0,endpoint=server,dir={psk}"])
+
+
+def exec_uris(n):
+    """Two FIFOs carry the stream both ways between the two commands (the
+    background cat reads the command's stdin through fd 3: sh gives
+    background jobs /dev/null as stdin)."""
+    a, b = f"{root}/fifo{n}a", f"{root}/fifo{n}b"
+    os.mkfifo(a)
+    os.mkfifo(b)
+    return (f"exec:exec 3<&0; cat <&3 >{a} & exec cat <{b}",
+            f"exec:exec 3<&0; cat <&3 >{b} & exec cat <{a}")
+
+
+def migrate(name, kind, n, tls=None, caps=None, params=None, dirty=0, ram="64M",
+            checks=None):
+    src_args, dst_args = tls or ([], [])
+    p = None
+    try:
+        if kind == "exec":
+            src_uri, dst_uri = exec_uris(n)
+        else:
+            src_uri = dst_uri = uri_for(kind, n)
+        p = mt.Pair(src_uri, ram=ram, dirty=dirty, src_args=src_args, dst_args=dst_args)
+        prm = dict(params or {})
+        if tls:
+            prm["tls-creds"] = "tls0"
+        p.setup(caps=caps, params=prm)
+        if kind == "fd":
+            a, b = socket.socketpair()
+            for q in (p.s, p.d):
+                q.sock.sendmsg([b'{"execute":"getfd","arguments":{"fdname":"mig"}}\n'],
+                               [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                 bytes(memoryview(__import__("array").array(
+                                     "i", [a.fileno() if q is p.s else b.fileno()]))))])
+                r = q.reply()
+                assert "return" in r, r
+            a.close()
+            b.close()
+            src_uri = dst_uri = "fd:mig"
+            p.uri = src_uri
+        r = p.start(incoming_uri=dst_uri)
+        if not t.ok("return" in r, f"{name}: migrate accepted", r):
+            return None
+        info = p.wait()
+        dinfo = p.wait(p.d)
+        ok = t.ok(info.get("status") == "completed" and dinfo.get("status") == "completed",
+                  f"{name}: completed on both ends", (info, dinfo))
+        if ok:
+            t.ok(p.digests(p.s) == p.digests(p.d), f"{name}: RAM and disk digests equal")
+            st = p.s.cmd("query-status")["return"]["status"]
+            t.ok(st == "postmigrate", f"{name}: source ends in postmigrate", st)
+            if checks:
+                checks(p, info, dinfo)
+        return info
+    finally:
+        if p:
+            p.close()
+
+
+def tls_checks(peer_src, peer_dst, nchan):
+    def check(p, info, dinfo):
+        ch = info.get("channels", [])
+        t.ok(len(ch) == nchan and all(c.get("tls") and c.get("protocol", "").startswith("TLS")
+                                      and c.get("cipher") and c.get("peer") == peer_src
+                                      for c in ch),
+             f"TLS reported on all {nchan} source channels (peer {peer_src})", ch)
+        dch = dinfo.get("channels", [])
+        t.ok(len(dch) == nchan and all(c.get("peer") == peer_dst for c in dch),
+             f"TLS reported on all {nchan} destination channels (peer {peer_dst})", dch)
+    return check
+
+
+n = 0
+for kind in ("tcp", "unix", "fd", "exec"):
+    n += 1
+    migrate(f"{kind} plaintext", kind, n)
+    n += 1
+    prm = {} if kind == "tcp" else {"tls-hostname": "localhost"}
+    migrate(f"{kind} TLS x509", kind, n, tls=X509, params=prm,
+            checks=tls_checks("CN=destination", "CN=source", 1))
+
+n += 1
+migrate("tcp TLS PSK", "tcp", n, tls=PSK, checks=tls_checks("migrator", "migrator", 1))
+n += 1
+migrate("unix TLS PSK without tls-hostname", "unix", n, tls=PSK)
+
+n += 1
+migrate("tcp multifd 2 plaintext", "tcp", n, caps={"multifd": True},
+        checks=lambda p, i, d: t.ok(len(i["channels"]) == 3, "main + 2 multifd channels",
+                                    i["channels"]))
+n += 1
+migrate("unix multifd 3 TLS x509", "unix", n, tls=X509, caps={"multifd": True},
+        params={"multifd-channels": 3, "tls-hostname": "localhost"},
+        checks=tls_checks("CN=destination", "CN=source", 4))
+n += 1
+migrate("tcp zero-copy-send", "tcp", n, caps={"zero-copy-send": True})
+for method in ("zlib", "zstd"):
+    n += 1
+    # The guest's RAM is random, so this proves the format, not a saving.
+    migrate(f"tcp multifd 2 {method}", "tcp", n, caps={"multifd": True}, dirty=2000,
+            params={"multifd-compression": method})
+n += 1
+migrate("unix multifd 2 zstd over TLS", "unix", n, tls=X509, caps={"multifd": True},
+        params={"multifd-compression": "zstd", "tls-hostname": "localhost"})
+
+
+def converge_checks(p, info, dinfo):
+    t.ok(info.get("iterations", 0) >= 2, "dirtying guest needed more than one round",
+         info.get("iterations"))
+    t.ok(0 <= info.get("downtime", -1) < 5000 and info.get("setup-time", -1) >= 0
+         and info.get("total-time", 0) > 0 and info["ram"]["transferred"] >= 128 << 20
+         and info["ram"]["remaining"] == 0 and info.get("throughput", 0) > 0,
+         "query-migrate reports downtime, setup and total time, transferred, throughput", info)
+    ev = [e["data"]["status"] for e in p.s.events if e["event"] == "MIGRATION"]
+    t.ok(ev[:2] == ["setup", "active"] and ev[-1] == "completed",
+         "MIGRATION events setup, active ... completed", ev)
+
+
+n += 1
+migrate("convergence with a dirtying workload", "tcp", n, ram="128M", dirty=20000,
+        params={"max-bandwidth": 256 << 20, "downtime-limit": 100}, checks=converge_checks)
+n += 1
+migrate("convergence with multifd TLS", "tcp", n, tls=X509, ram="128M", dirty=20000,
+        caps={"multifd": True}, params={"downtime-limit": 100})
+
+# -incoming on the command line; a destination without -S resumes the guest
+# with the source's workload.
+n += 1
+uri = uri_for("tcp", n)
+img = os.path.join(root, "shared.img")
+with open(img, "wb") as f:
+    f.truncate(4 << 20)
+src = qt.Qiod("-m", "64M", "-guest", "dirty-rate=500,disk-rate=50,seed=3",
+              "-drive", f"file={img},id=disk0")
+dst = qt.Qiod("-m", "64M", "-drive", f"file={img},id=disk0", "-incoming", uri)
+s, d = src.qmp(), dst.qmp()
+t.ok(d.cmd("query-status")["return"]["status"] == "inmigrate", "-incoming: status inmigrate")
+s.cmd("guest-serial-write", {"data": "echo before"})
+s.cmd("migrate-set-capabilities", {"capabilities": [{"capability": "return-path",
+                                                     "state": True}]})
+r = s.cmd("migrate", {"uri": uri})
+info = mt.Pair.wait(None, s)
+t.ok(info.get("status") == "completed", "-incoming tcp: completed", info)
+ev = d.event("RESUME", 10)
+st = d.cmd("query-status")["return"]
+g = d.cmd("query-guest")["return"]
+t.ok(ev is not None and st["status"] == "running" and g["dirty-rate"] == 500
+     and g["disk-rate"] == 50, "destination resumes with the source's workload", (st, g))
+out = d.cmd("guest-serial-write", {"data": "\r"})["return"]["output"]
+t.ok("echo before" in out or "before" in out,
+     "the serial line typed on the source continues on the destination", out)
+time.sleep(0.3)
+g2 = d.cmd("query-guest")["return"]
+t.ok(g2["pages-written"] > g["pages-written"], "the destination's workload runs", (g, g2))
+s.close()
+d.close()
+src.stop()
+dst.stop()
+
+shutil.rmtree(root, ignore_errors=True)
+t.done()
