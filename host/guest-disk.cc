@@ -56,7 +56,8 @@ bool GuestDisk::write_block(guint64 block, guint64 seed, guint64 generation, GEr
   guint64 buf[kGuestBlockSize / 8];
   guint64 state = seed ^ (block * 0xA0761D6478BD642FULL) ^ (generation << 1);
   for (auto &w : buf) w = splitmix64(state);
-  std::lock_guard guard(lock_);
+  std::unique_lock guard(lock_);
+  thawed_.wait(guard, [this] { return !frozen_; });
   ssize_t n;
   do {
     n = pwrite(fd_, buf, sizeof buf, static_cast<off_t>(block * kGuestBlockSize));
@@ -67,7 +68,56 @@ bool GuestDisk::write_block(guint64 block, guint64 seed, guint64 generation, GEr
     return false;
   }
   written_++;
+  if (tracking_ && block < dirty_.size()) dirty_[block] = true;
   return true;
+}
+
+void GuestDisk::set_dirty_tracking(bool on) {
+  std::lock_guard guard(lock_);
+  tracking_ = on;
+  dirty_.assign(on ? block_count() : 0, false);
+}
+
+std::vector<guint64> GuestDisk::take_dirty() {
+  std::vector<guint64> blocks;
+  std::lock_guard guard(lock_);
+  for (guint64 b = 0; b < dirty_.size(); b++)
+    if (dirty_[b]) {
+      blocks.push_back(b);
+      dirty_[b] = false;
+    }
+  return blocks;
+}
+
+bool GuestDisk::read(guint64 offset, void *buf, gsize len, GError **error) const {
+  std::lock_guard guard(lock_);
+  auto *p = static_cast<guint8 *>(buf);
+  while (len > 0) {
+    ssize_t n = pread(fd_, p, len, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      set_errno_error(error, n < 0 ? errno : EIO, _("Drive '%s': reading '%s' failed: %s"),
+                      id_.c_str(), path_.c_str());
+      return false;
+    }
+    p += n;
+    offset += static_cast<guint64>(n);
+    len -= static_cast<gsize>(n);
+  }
+  return true;
+}
+
+void GuestDisk::freeze() {
+  std::lock_guard guard(lock_);
+  frozen_ = true;
+}
+
+void GuestDisk::thaw() {
+  {
+    std::lock_guard guard(lock_);
+    frozen_ = false;
+  }
+  thawed_.notify_all();
 }
 
 std::string GuestDisk::digest(GError **error) const {

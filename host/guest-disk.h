@@ -7,9 +7,11 @@
 
 #include <glib.h>
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace qio::host {
 
@@ -34,6 +36,17 @@ class GuestDisk {
   /* SHA-256 of the whole image, lower-case hex. */
   std::string digest(GError **error) const;
 
+  /* Block jobs (drive-mirror).  While tracking is on, every written block
+   * is marked dirty; take_dirty() returns the marked blocks in ascending
+   * order and clears them. */
+  void set_dirty_tracking(bool on);
+  std::vector<guint64> take_dirty();
+  /* Reads @len bytes at @offset, never a half-written block. */
+  bool read(guint64 offset, void *buf, gsize len, GError **error) const;
+  /* While frozen, write_block waits: a job's final pass sees a fixed image. */
+  void freeze();
+  void thaw();
+
  private:
   GuestDisk(std::string id, std::string path, int fd, guint64 size);
 
@@ -42,6 +55,10 @@ class GuestDisk {
   int fd_;
   guint64 size_;
   guint64 written_ = 0;
+  bool tracking_ = false;
+  std::vector<bool> dirty_;
+  bool frozen_ = false;
+  std::condition_variable thawed_;
   /* Keeps a digest from reading a block half-written. */
   mutable std::mutex lock_;
 };

@@ -11,3 +11,5 @@ host_libhost_la_SOURCES += host/font.h host/font.cc
 host_libhost_la_SOURCES += host/framebuffer.h host/framebuffer.cc
 host_libhost_la_SOURCES += host/serial-shell.h host/serial-shell.cc
 host_libhost_la_SOURCES += host/guest.h host/guest.cc
+host_libhost_la_SOURCES += host/block-mirror.h host/block-mirror.cc
+host_libhost_la_LIBADD += nbd/libnbd-qio.la

@@ -13,3 +13,5 @@ monitor_libmonitor_la_SOURCES += monitor/qmp-object-commands.h monitor/qmp-objec
 monitor_libmonitor_la_SOURCES += monitor/qmp-listener.h monitor/qmp-listener.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-fd-commands.h monitor/qmp-fd-commands.cc
 monitor_libmonitor_la_SOURCES += monitor/qmp-tls-commands.h monitor/qmp-tls-commands.cc
+monitor_libmonitor_la_SOURCES += monitor/qmp-nbd-commands.h monitor/qmp-nbd-commands.cc
+monitor_libmonitor_la_SOURCES += monitor/qmp-block-jobs.h monitor/qmp-block-jobs.cc

@@ -908,6 +908,37 @@ gboolean nbd_server_add_export(NBDServer *server, NBDExport *exp, GError **error
   return TRUE;
 }
 
+gboolean nbd_server_remove_export(NBDServer *server, const char *name, gboolean hard,
+                                  GError **error) {
+  NBDServerPrivate *priv = server_priv(server);
+  auto it = priv->exports.find(name);
+  if (it == priv->exports.end()) {
+    g_set_error(error, NBD_ERROR, NBD_ERROR_UNKNOWN_EXPORT,
+                _("The NBD server has no export named '%s'; see the names it was given"), name);
+    return FALSE;
+  }
+  NBDExport *exp = it->second;
+  guint users = 0;
+  for (Conn *conn : priv->conns)
+    if (conn->exp == exp) users++;
+  if (users && !hard) {
+    g_set_error(error, NBD_ERROR, NBD_ERROR_EXPORT,
+                _("NBD export '%s' is in use by %u client(s); disconnect them first or "
+                  "remove it in hard mode"),
+                name, users);
+    return FALSE;
+  }
+  for (Conn *conn : priv->conns) {
+    if (conn->exp != exp) continue;
+    g_cancellable_cancel(conn->cancel);
+    qio_channel_shutdown(conn->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+  }
+  std::erase(priv->export_order, std::string(name));
+  priv->exports.erase(it);
+  g_object_unref(exp);
+  return TRUE;
+}
+
 NBDExport *nbd_server_lookup_export(NBDServer *server, const char *name) {
   NBDServerPrivate *priv = server_priv(server);
   auto it = priv->exports.find(name);

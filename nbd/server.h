@@ -29,6 +29,11 @@ NBDServer *nbd_server_new(GMainContext *context);
 
 /* Adds @exp under its name; fails when the name is taken. */
 gboolean nbd_server_add_export(NBDServer *server, NBDExport *exp, GError **error);
+/* Withdraws the export @name from new clients.  Clients using it keep it
+ * unless @hard, which disconnects them; without @hard, an export in use
+ * is not removed (NBD_ERROR_EXPORT). */
+gboolean nbd_server_remove_export(NBDServer *server, const char *name, gboolean hard,
+                                  GError **error);
 /* Borrowed; NULL when there is none of that name. */
 NBDExport *nbd_server_lookup_export(NBDServer *server, const char *name);
 

@@ -10,11 +10,13 @@
 #include "chardev/monitor-frontend.h"
 #include "chardev/serial-frontend.h"
 #include "host/guest.h"
+#include "monitor/qmp-block-jobs.h"
 #include "migration/migration.h"
 #include "migration/qmp-migration-commands.h"
 #include "monitor/qmp-commands.h"
 #include "monitor/qmp-fd-commands.h"
 #include "monitor/qmp-listener.h"
+#include "monitor/qmp-nbd-commands.h"
 #include "monitor/qmp-object-commands.h"
 #include "monitor/qmp-tls-commands.h"
 #include "monitor/qmp-server.h"
@@ -66,6 +68,8 @@ struct Daemon {
   std::unique_ptr<monitor::QmpServer> server;
   std::unique_ptr<migration::Migration> migration;
   std::vector<std::unique_ptr<monitor::QmpListener>> listeners;
+  /* For migration's switch-over: completes the ready mirrors. */
+  std::weak_ptr<monitor::BlockJobs> block_jobs;
   std::unique_ptr<chardev::ChardevSet> chardevs;
   std::unique_ptr<chardev::SerialFrontend> serial;
   std::vector<std::unique_ptr<chardev::MonitorFrontend>> chardev_monitors;
@@ -250,6 +254,8 @@ int main(int argc, char **argv) {
     monitor::qmp_check_tls_expiry(*d.server, monitor::kExpiryWarningDays);
   });
   monitor::qmp_register_tls_commands(*d.server);
+  monitor::qmp_register_nbd_commands(*d.server, *d.guest);
+  monitor::qmp_register_block_job_commands(*d.server, *d.guest, &d.block_jobs);
   monitor::qmp_register_fd_commands(*d.server);
   d.migration = std::make_unique<migration::Migration>(
       *d.guest, [&d](const char *name, JsonNode *data) { d.server->emit_event(name, data); },

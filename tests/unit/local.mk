@@ -122,3 +122,7 @@ unit_tests += tests/unit/test-crypto-hash
 tests_unit_test_crypto_hash_SOURCES = tests/unit/test-crypto-hash.cc
 tests_unit_test_crypto_hash_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_crypto_hash_LDADD = $(UNIT_LDADD)
+unit_tests += tests/unit/test-block-mirror
+tests_unit_test_block_mirror_SOURCES = tests/unit/test-block-mirror.cc
+tests_unit_test_block_mirror_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_block_mirror_LDADD = host/libhost.la nbd/libnbd-qio.la $(UNIT_LDADD)
