@@ -128,7 +128,7 @@ t "PSK: qemu-img compare" qemu-img compare --object "tls-creds-psk,id=tls0,endpo
   --image-opts "driver=raw,file.driver=file,file.filename=$tmp/img" \
   "driver=raw,file.driver=nbd,file.host=127.0.0.1,file.port=$P4,file.export=disk,file.tls-creds=tls0"
 t "PSK: qio-nbd --list" bash -c "'$qionbd' --list --object 'tls-creds-psk,id=tls0,endpoint=client,dir=$tmp/pskcli,username=alice' --tls-creds tls0 -b 127.0.0.1 -p $P4 | grep -q \"export: 'disk'\""
-head -c 64 /dev/urandom | xxd -p -c 64 | sed 's/^/alice:/' >wrong.psk
+head -c 64 /dev/urandom | od -An -v -tx1 | tr -d ' \n' | sed 's/^/alice:/' >wrong.psk; echo >>wrong.psk
 fails "PSK: a wrong key is refused" "" nbdinfo "nbds://alice@127.0.0.1:$P4/disk?tls-psk-file=$tmp/wrong.psk"
 
 # qio's client over TLS against qemu-nbd and nbdkit (UNIX sockets: the host name comes from --tls-hostname).
