@@ -5,6 +5,7 @@ chardev-remove / query-chardev, ringbuf wrap-around, null, file and pipe
 backends, websocket=on (plain and over TLS) with python3-websockets,
 malformed handshakes and frames, and malformed options."""
 import asyncio
+import base64
 import os
 import shutil
 import socket
@@ -87,6 +88,36 @@ u.sendall(bytes([255, 253, 1]) + b'{"execute":"qmp_capabilities"}\n'
 out = read_until(u, b'"id":1')
 t.ok(b'"running":true' in out, "QMP over a telnet UNIX chardev, telnet commands stripped", out)
 u.close()
+
+# --- telnet=on without a frontend: 0xff both ways ----------------------------
+tport0 = free_port()
+r = q.cmd("chardev-add", {"id": "t0", "backend": {"type": "socket", "data": {
+    "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(tport0)}},
+    "server": True, "wait": False, "telnet": True}}})
+c = socket.create_connection(("127.0.0.1", tport0))
+offer = read_until(c, bytes([255, 253, 3]))
+t.ok(r == {"return": {}} and offer == bytes([255, 251, 1, 255, 251, 3, 255, 254, 34, 255, 253, 3]),
+     "telnet=on via chardev-add: the option offer", (r, offer))
+r = q.cmd("x-chardev-write", {"id": "t0", "data": "Yf9i/w==", "format": "base64"})
+out = read_until(c, b"b\xff\xff")
+t.ok(r == {"return": {"written": 4}} and out == b"a\xff\xffb\xff\xff",
+     "telnet=on: a 0xff byte from qiod reaches the peer as IAC IAC", (r, out))
+t.ok(is_error(q.cmd("x-chardev-write", {"id": "t0", "data": "x", "format": "hex"}), "'hex'")
+     and is_error(q.cmd("x-chardev-read", {"id": "t0", "size": 1, "format": "hex"}), "'hex'"),
+     "x-chardev-write / x-chardev-read with an unknown format are refused")
+c.sendall(b"x\xff\xffy" + bytes([255, 251, 1, 255, 250, 24, 255, 255, 1, 255, 240]) + b"z")
+got = []
+
+
+def telnet_input():
+    r = q.cmd("x-chardev-read", {"id": "t0", "size": 100, "format": "base64"})
+    got.append(base64.b64decode(r["return"]))
+    return b"".join(got) == b"x\xffyz"
+
+
+t.ok(wait_for(telnet_input), "telnet=on: IAC IAC from the peer is one 0xff byte; WILL and "
+     "SB ... SE (with IAC IAC inside) are stripped", got)
+c.close()
 
 # --- ringbuf, null --------------------------------------------------------
 r = q.cmd("ringbuf-write", {"device": "r0", "data": "0123456789abcdefXYZ"})

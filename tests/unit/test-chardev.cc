@@ -9,6 +9,7 @@
 #include "chardev/chardev-options.h"
 #include "chardev/chardev-ringbuf.h"
 #include "chardev/chardev-set.h"
+#include "chardev/telnet.h"
 #include "qio/channel-socket.h"
 #include "qom/object-registry.h"
 
@@ -209,6 +210,22 @@ void test_mux_escapes() {
 
 }  // namespace
 
+/* A 0xff data byte is doubled; a pair that does not fit is not split. */
+static void test_telnet_escape() {
+  using qio::chardev::telnet_escape;
+  std::string out;
+  g_assert_cmpuint(telnet_escape(std::string_view("a\xff" "b", 3), 100, out), ==, 3);
+  g_assert_true(out == std::string("a\xff\xff" "b", 4));
+  g_assert_cmpuint(telnet_escape("plain", 100, out), ==, 5);
+  g_assert_true(out == "plain");
+  g_assert_cmpuint(telnet_escape(std::string_view("a\xff", 2), 2, out), ==, 1);
+  g_assert_true(out == "a");
+  g_assert_cmpuint(telnet_escape(std::string_view("\xff\xff", 2), 3, out), ==, 1);
+  g_assert_cmpuint(out.size(), ==, 2);
+  g_assert_cmpuint(telnet_escape("", 10, out), ==, 0);
+  g_assert_true(out.empty());
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, nullptr);
   qom_init();
@@ -217,5 +234,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/chardev/ringbuf/wrap", test_ringbuf_wrap);
   g_test_add_func("/chardev/socket/io", test_socket_io);
   g_test_add_func("/chardev/mux/escapes", test_mux_escapes);
+  g_test_add_func("/chardev/telnet/escape", test_telnet_escape);
   return g_test_run();
 }
