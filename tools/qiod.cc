@@ -273,6 +273,22 @@ int main(int argc, char **argv) {
                          }});
 
   d.chardevs = std::make_unique<chardev::ChardevSet>();
+  /* C-a x on a mux quits as QMP quit does (from the main loop, not from
+   * inside the chardev's read). */
+  d.chardevs->mux_actions().quit = [&d] {
+    g_idle_add_full(
+        G_PRIORITY_DEFAULT,
+        [](gpointer data) noexcept -> gboolean {
+          static_cast<Daemon *>(data)->shutdown("host-qmp-quit");
+          return G_SOURCE_REMOVE;
+        },
+        &d, nullptr);
+  };
+  d.chardevs->mux_actions().flush_disks = [&d](GError **error) {
+    for (const auto &disk : d.guest->disks())
+      if (!disk->flush(error)) return false;
+    return true;
+  };
   chardev::qmp_register_chardev_commands(*d.server, *d.chardevs);
   for (const auto &text : d.opts.chardevs)
     if (!d.chardevs->add_from_string(text.c_str(), &error)) return fail(error);

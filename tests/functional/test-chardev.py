@@ -7,6 +7,7 @@ malformed handshakes and frames, and malformed options."""
 import asyncio
 import base64
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -367,6 +368,48 @@ c.sendall(b"echo a\x01\x01c\r")
 out = read_until(c, b"ac\r\n" + GUEST_PROMPT)
 t.ok(b"ac\r\nguest> " in out and chardev_info(q, "x0")["focus"] == 0,
      "mux: C-a C-a sends C-a to the focused frontend, ending the escape", out)
+c.sendall(b"\x01h")
+out = read_until(c, b"C-a C-a")
+t.ok(all(k in out for k in (b"C-a x", b"C-a s", b"C-a t", b"C-a b")),
+     "mux: C-a h lists C-a x, s, t and b", out)
+c.sendall(b"\x01t")
+out = serial_exchange(c, "echo stamped")
+info = chardev_info(q, "x0")
+t.ok(re.search(rb"\r\n\[00:00:\d\d\.\d\d\d\] stamped\r\n\[00:00:\d\d\.\d\d\d\] guest> ", out)
+     and info["timestamps"], "mux: C-a t starts each output line with [hh:mm:ss.mmm]", out)
+c.sendall(b"\x01t")
+out = serial_exchange(c, "echo unstamped")
+t.ok(b"\r\nunstamped\r\nguest> " in out and not chardev_info(q, "x0")["timestamps"],
+     "mux: C-a t again turns the timestamps off", out)
+# A break reaches the focused frontend and is ignored: the serial shell
+# and the QMP session (no new greeting, no new negotiation) go on.
+c.sendall(b"\x01b")
+out = serial_exchange(c, "echo after-break")
+t.ok(b"after-break\r\nguest> " in out, "mux: C-a b to the serial port, the shell goes on", out)
+c.sendall(b"\x01c\x01b" + b'{"execute":"query-status","id":7}\n')
+out = read_until(c, b'"id":7')
+c.sendall(b"\x01c")
+t.ok(b'"running":true' in out and b'"QMP"' not in out and d.proc.poll() is None,
+     "mux: C-a b to the QMP monitor, the session goes on", out)
+c.close()
+d.stop()
+
+# --- mux C-a s (flush the disks) and C-a x (quit) ---------------------------
+mport = free_port()
+d = Qiod("-m", "16M", "-drive", "file=@DIR@/d0.img,id=d0",
+         "-chardev", f"socket,id=x0,host=127.0.0.1,port={mport},server=on,wait=off,mux=on",
+         "-serial", "chardev:x0", images={"d0.img": 1 << 20})
+q = d.qmp()
+c = socket.create_connection(("127.0.0.1", mport))
+c.sendall(b"\x01s")
+out = read_until(c, b"flushed\r\n")
+t.ok(b"qiod: the guest's disks are flushed" in out, "mux: C-a s flushes the guest's disks", out)
+c.sendall(b"\x01x")
+out = read_until(c, b"terminated")
+ev = q.event("SHUTDOWN")
+t.ok(b"qiod: terminated" in out and ev and ev["data"]["reason"] == "host-qmp-quit"
+     and d.wait() == 0, "mux: C-a x quits qiod with SHUTDOWN (host-qmp-quit), exit status 0",
+     (out, ev))
 c.close()
 d.stop()
 
