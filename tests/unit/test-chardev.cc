@@ -204,6 +204,20 @@ void test_mux_escapes() {
   char buf[2];
   g_assert_true(qio_channel_read_all(QIO_CHANNEL(peer), buf, 2, nullptr));
   g_assert_cmpmem(buf, 2, "AB", 2);
+  /* C-a t: a stamp at each line start (not mid-line after "AB"). */
+  send("\x01t1", 3, a, 9);
+  g_assert_true(mux->timestamps());
+  g_assert_cmpuint(mux->write("C\nD"), ==, 3);
+  char stamped[18];
+  g_assert_true(qio_channel_read_all(QIO_CHANNEL(peer), stamped, sizeof stamped, nullptr));
+  g_assert_true(g_regex_match_simple("^C\n\\[00:00:00\\.\\d{3}\\] D$",
+                                     std::string(stamped, sizeof stamped).c_str(),
+                                     G_REGEX_MULTILINE, G_REGEX_MATCH_DEFAULT));
+  /* C-a b: a Break event to the focused frontend only. */
+  gsize b_events = b.events.size();
+  send("\x01" "b2", 3, a, 10);
+  g_assert_true(a.events.back() == ChardevEvent::Break);
+  g_assert_cmpuint(b.events.size(), ==, b_events);
   mux->detach(&a);
   mux->detach(&b);
 }
