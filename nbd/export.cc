@@ -28,6 +28,17 @@ struct NBDExportPrivate {
   bool read_only = false;
   bool multi_conn = true;
   bool block_device = false;
+  /* The last run of data SEEK_HOLE found, [run_start, run_end): on tmpfs
+   * SEEK_HOLE walks the page cache up to the end of the file, so a client
+   * asking for block status chunk by chunk (nbdcopy) would scan the whole
+   * file again each time.  Calling a range data is always safe, so only
+   * this server's trims and zeroing, which make holes, drop it (after the
+   * hole exists, with a generation so that a lookup racing them does not
+   * store what it saw before). */
+  GMutex run_lock;
+  guint64 run_start = 0;
+  guint64 run_end = 0;
+  guint64 run_generation = 0; /* bumped by every drop */
 };
 
 struct _NBDExport {
@@ -43,6 +54,7 @@ static NBDExportPrivate *export_priv(NBDExport *exp) {
 static void nbd_export_finalize(GObject *object) {
   NBDExportPrivate *priv = export_priv(NBD_EXPORT(object));
   if (priv->fd >= 0) close(priv->fd);
+  g_mutex_clear(&priv->run_lock);
   priv->~NBDExportPrivate();
   G_OBJECT_CLASS(nbd_export_parent_class)->finalize(object);
 }
@@ -51,7 +63,17 @@ static void nbd_export_class_init(NBDExportClass *klass) {
   G_OBJECT_CLASS(klass)->finalize = nbd_export_finalize;
 }
 
-static void nbd_export_init(NBDExport *exp) { new (export_priv(exp)) NBDExportPrivate(); }
+static void nbd_export_init(NBDExport *exp) {
+  new (export_priv(exp)) NBDExportPrivate();
+  g_mutex_init(&export_priv(exp)->run_lock);
+}
+
+static void forget_data_run(NBDExportPrivate *priv) {
+  g_mutex_lock(&priv->run_lock);
+  priv->run_start = priv->run_end = 0;
+  priv->run_generation++;
+  g_mutex_unlock(&priv->run_lock);
+}
 
 NBDExport *nbd_export_new(const char *name, const char *path, gboolean read_only,
                           GError **error) {
@@ -181,6 +203,7 @@ int nbd_export_trim(NBDExport *exp, guint64 offset, guint64 len, gboolean fua) {
     /* A trim is a hint: where holes cannot be punched, nothing happens. */
     if (errno != EOPNOTSUPP && errno != ENOSYS) return errno;
   }
+  forget_data_run(priv);
   return fua ? nbd_export_flush(exp) : 0;
 }
 
@@ -212,6 +235,7 @@ int nbd_export_write_zeroes(NBDExport *exp, guint64 offset, guint64 len, gboolea
     }
     if (errno != EOPNOTSUPP && errno != ENOSYS) return errno;
   }
+  forget_data_run(priv);
   if (err) {
     if (fast) return ENOTSUP;
     err = write_zero_buffers(exp, offset, len);
@@ -229,6 +253,16 @@ int nbd_export_block_status(NBDExport *exp, guint64 offset, guint64 max_len, gui
                             guint32 *flags) {
   NBDExportPrivate *priv = export_priv(exp);
   guint64 end = std::min(priv->size, offset + max_len);
+  g_mutex_lock(&priv->run_lock);
+  bool in_run = offset >= priv->run_start && offset < priv->run_end;
+  guint64 run_end = priv->run_end;
+  guint64 generation = priv->run_generation;
+  g_mutex_unlock(&priv->run_lock);
+  if (in_run) {
+    *len = std::min(end, run_end) - offset;
+    *flags = 0;
+    return 0;
+  }
   off_t data = lseek(priv->fd, static_cast<off_t>(offset), SEEK_DATA);
   if (data < 0 && errno != ENXIO) {
     /* No SEEK_DATA here (or a block device): report everything as data. */
@@ -248,6 +282,13 @@ int nbd_export_block_status(NBDExport *exp, guint64 offset, guint64 max_len, gui
   }
   off_t hole = lseek(priv->fd, static_cast<off_t>(offset), SEEK_HOLE);
   if (hole < 0) return errno;
+  g_mutex_lock(&priv->run_lock);
+  /* Not when a hole may have been made since the seeks. */
+  if (generation == priv->run_generation) {
+    priv->run_start = offset;
+    priv->run_end = static_cast<guint64>(hole);
+  }
+  g_mutex_unlock(&priv->run_lock);
   *len = std::min(end, static_cast<guint64>(hole)) - offset;
   *flags = 0;
   return 0;

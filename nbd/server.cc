@@ -31,11 +31,18 @@ constexpr gsize kDiscardChunk = 64 * 1024;
  * enough to overlap file and network I/O, bounded against greedy clients. */
 constexpr guint kMaxInFlight = 16;
 constexpr gsize kMaxBytes = 64 * 1024 * 1024;
-constexpr gsize kKeepBuffer = 4 * 1024 * 1024;
+/* Idle buffers a connection keeps for its next requests: reusing them
+ * spares the page faults of touching fresh memory on every read. */
+constexpr gsize kKeepBytes = kMaxBytes;
+/* Threads running file I/O for all connections of a server. */
+constexpr int kWorkers = 16;
+
+struct Conn;
 
 /* One request of the transmission phase with its buffer (write payload,
  * read data, or the block status reply). */
 struct Job {
+  Conn *conn = nullptr;
   NBDRequest req = {};
   guint32 err = 0;   /* NBD error found by validation: no command runs */
   int host_err = 0;  /* errno of the command */
@@ -43,37 +50,16 @@ struct Job {
   guint8 *data = nullptr;
   gsize capacity = 0;
   gsize charged = 0; /* counted in bytes_in_flight */
+  guint8 hdr[NBD_STRUCTURED_REPLY_HEADER_SIZE + 8]; /* the reply header */
 };
 
 void execute(NBDExport *exp, Job *job) noexcept;
 
-/* Whole replies of the concurrent request handlers of one connection go
- * out one at a time.  Everything runs in one context and thread. */
-struct SendLock {
-  bool held = false;
-  std::deque<std::coroutine_handle<>> waiters;
-
-  struct Acquire {
-    SendLock *lock;
-    bool await_ready() noexcept {
-      if (lock->held) return false;
-      lock->held = true;
-      return true;
-    }
-    void await_suspend(std::coroutine_handle<> h) { lock->waiters.push_back(h); }
-    void await_resume() noexcept {}
-  };
-
-  void unlock(GMainContext *context) {
-    if (waiters.empty()) {
-      held = false;
-      return;
-    }
-    /* Handed over, and resumed from the loop rather than from here. */
-    std::coroutine_handle<> next = waiters.front();
-    waiters.pop_front();
-    qio::detail::start_in(context, next);
-  }
+/* Dispatches in a connection's context when its sender thread has
+ * finished replies. */
+struct SentSource {
+  GSource source;
+  Conn *conn;
 };
 
 /* Parks the awaiting coroutine in *slot until someone resumes it. */
@@ -83,44 +69,6 @@ struct Park {
   void await_suspend(std::coroutine_handle<> h) noexcept { *slot = h; }
   void await_resume() noexcept {}
 };
-
-/* co_await runs one Job in GLib's worker threads and resumes in the
- * awaiting task's context. */
-class InThread {
- public:
-  InThread(NBDExport *exp, Job *job) noexcept : exp_(exp), job_(job) {}
-  InThread(const InThread &) = delete;
-  ~InThread() {
-    if (context_) g_main_context_unref(context_);
-  }
-  bool await_ready() noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) noexcept {
-    handle_ = h;
-    context_ = g_main_context_ref_thread_default();
-    GTask *task = g_task_new(nullptr, nullptr, on_done, this);
-    g_task_set_task_data(task, this, nullptr);
-    g_task_run_in_thread(task, run);
-    g_object_unref(task);
-  }
-  void await_resume() noexcept {}
-
- private:
-  static void run(GTask *task, gpointer, gpointer data, GCancellable *) noexcept {
-    auto *self = static_cast<InThread *>(data);
-    execute(self->exp_, self->job_);
-    g_task_return_boolean(task, TRUE);
-  }
-  static void on_done(GObject *, GAsyncResult *, gpointer data) noexcept {
-    auto *self = static_cast<InThread *>(data);
-    qio::detail::resume_in(self->context_, self->handle_);
-  }
-  NBDExport *exp_;
-  Job *job_;
-  GMainContext *context_ = nullptr;
-  std::coroutine_handle<> handle_;
-};
-
-struct Conn;
 
 }  // namespace
 
@@ -134,6 +82,7 @@ struct NBDServerPrivate {
   QCryptoTLSCreds *tls_creds = nullptr;
   QCryptoAuthz *tls_authz = nullptr;
   std::list<Conn *> conns;
+  GThreadPool *workers = nullptr; /* file I/O of every connection's requests */
 };
 
 struct _NBDServer {
@@ -199,25 +148,46 @@ struct Conn {
   std::vector<guint8> option;
   GMainContext *context = nullptr; /* the one the connection's tasks run in */
 
-  /* Transmission: requests run concurrently as Jobs; replies go out whole,
-   * one at a time (send_lock). */
+  /* Transmission: the context's coroutine reads requests, worker threads
+   * run them, and one sender thread writes the replies, blocking, as many
+   * at once as are ready: the loop never copies reply data, and a full
+   * socket costs no round trip through it. */
   guint in_flight = 0;
   gsize bytes_in_flight = 0;
   std::vector<Job *> idle_jobs;
+  gsize idle_bytes = 0;
   std::coroutine_handle<> reader; /* transmission() waiting for room */
-  SendLock send_lock;
   bool broken = false;
   GError *send_error = nullptr;
 
+  /* Shared with the sender thread, under send_mutex. */
+  GMutex send_mutex;
+  GCond send_cond;
+  std::vector<Job *> ready; /* replies to send, in completion order */
+  std::vector<Job *> sent;  /* replies gone out, for the context to release */
+  bool stop_sender = false;
+  bool sender_idle = false; /* waiting on send_cond */
+  bool sender_failed = false;
+  GError *sender_error = nullptr; /* why the write failed */
+  GThread *sender = nullptr;
+  GSource *sent_source = nullptr; /* wakes the context for `sent` */
+  std::vector<Job *> collecting;  /* the context's side of `sent` */
+
   Conn(NBDServer *s, QIOChannel *c)
       : server(NBD_SERVER(g_object_ref(s))), ioc(QIO_CHANNEL(g_object_ref(c))),
-        cancel(g_cancellable_new()), peer(qio_channel_get_name(c) ? qio_channel_get_name(c) : "?") {}
+        cancel(g_cancellable_new()), peer(qio_channel_get_name(c) ? qio_channel_get_name(c) : "?") {
+    g_mutex_init(&send_mutex);
+    g_cond_init(&send_cond);
+  }
   ~Conn() {
     for (Job *job : idle_jobs) {
       g_free(job->data);
       delete job;
     }
     g_clear_error(&send_error);
+    g_clear_error(&sender_error);
+    g_cond_clear(&send_cond);
+    g_mutex_clear(&send_mutex);
     if (context) g_main_context_unref(context);
     if (exp) g_object_unref(exp);
     qio_channel_close(ioc, nullptr);
@@ -272,9 +242,14 @@ struct Conn {
   qio::Task<bool> transmission(GError **error);
   Job *take_job(gsize len);
   void release_job(Job *job);
-  qio::Task<bool> send_reply(Job *job, GError **error);
-  /* Runs one request and sends its reply. */
-  qio::Task<> handle(Job *job);
+  /* Hands @job's reply to the sender thread (from any thread). */
+  void queue_reply(Job *job);
+  void start_sender();
+  /* Waits for the sender thread after the last reply went out. */
+  void stop_sender_thread();
+  void send_loop();
+  /* In the context: releases the jobs whose replies went out. */
+  void collect_sent();
   qio::Task<GError *> serve();
 };
 
@@ -597,12 +572,12 @@ int block_status_extents(NBDExport *exp, Job *job) noexcept {
   return 0;
 }
 
-qio::Task<bool> Conn::send_reply(Job *job, GError **error) {
+/* Fills @iov (two entries) with the reply to @job; returns how many. */
+gsize reply_iov(Job *job, bool structured, struct iovec *iov) {
   const NBDRequest &req = job->req;
   guint32 err = job->err ? job->err : nbd_errno_from_host(job->host_err);
   bool chunked = structured && (req.type == NBD_CMD_READ || req.type == NBD_CMD_BLOCK_STATUS);
-  guint8 hdr[NBD_STRUCTURED_REPLY_HEADER_SIZE + 8];
-  struct iovec iov[2];
+  guint8 *hdr = job->hdr;
   gsize niov = 1;
   if (err && chunked) {
     put_chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, req.cookie, 6);
@@ -633,11 +608,11 @@ qio::Task<bool> Conn::send_reply(Job *job, GError **error) {
     put_chunk_header(hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, req.cookie,
                      8 + req.length);
     nbd_put64(hdr + NBD_STRUCTURED_REPLY_HEADER_SIZE, req.offset);
-    iov[0] = {hdr, sizeof hdr};
+    iov[0] = {hdr, sizeof job->hdr};
     iov[1] = {job->data, req.length};
     niov = 2;
   }
-  co_return co_await qio::writev_all(ioc, iov, niov, error, cancel);
+  return niov;
 }
 
 Job *Conn::take_job(gsize len) {
@@ -648,11 +623,13 @@ Job *Conn::take_job(gsize len) {
     job = idle_jobs.back();
     idle_jobs.pop_back();
   }
+  idle_bytes -= job->capacity;
   if (job->capacity < len) {
     g_free(job->data);
     job->data = static_cast<guint8 *>(g_malloc(len));
     job->capacity = len;
   }
+  job->conn = this;
   job->err = 0;
   job->host_err = 0;
   job->extents = 0;
@@ -665,9 +642,10 @@ Job *Conn::take_job(gsize len) {
 void Conn::release_job(Job *job) {
   in_flight--;
   bytes_in_flight -= job->charged;
-  /* Keep a few buffers for the next requests; big ones go back at once. */
-  if (idle_jobs.size() < kMaxInFlight && job->capacity <= kKeepBuffer) {
+  /* Keep buffers for the next requests, up to a bound on what idles. */
+  if (idle_jobs.size() < kMaxInFlight && idle_bytes + job->capacity <= kKeepBytes) {
     idle_jobs.push_back(job);
+    idle_bytes += job->capacity;
   } else {
     g_free(job->data);
     delete job;
@@ -675,26 +653,115 @@ void Conn::release_job(Job *job) {
   if (reader) qio::detail::start_in(context, std::exchange(reader, {}));
 }
 
-qio::Task<> Conn::handle(Job *job) {
-  if (!job->err) co_await InThread(exp, job);
-  co_await SendLock::Acquire{&send_lock};
+void Conn::queue_reply(Job *job) {
+  g_mutex_lock(&send_mutex);
+  ready.push_back(job);
+  /* A busy sender finds the job when its write returns: no wakeup. */
+  if (sender_idle) g_cond_signal(&send_cond);
+  g_mutex_unlock(&send_mutex);
+}
+
+void run_job(gpointer data, gpointer) noexcept {
+  auto *job = static_cast<Job *>(data);
+  execute(job->conn->exp, job);
+  job->conn->queue_reply(job);
+}
+
+void Conn::send_loop() {
+  /* At most kMaxInFlight jobs exist, each with at most two entries. */
+  struct iovec iov[2 * kMaxInFlight];
+  std::vector<Job *> batch;
+  batch.reserve(kMaxInFlight);
   GError *error = nullptr;
-  bool ok = !broken && co_await send_reply(job, &error);
-  send_lock.unlock(context);
-  if (!ok && !broken) {
-    /* The reply could not go out: stop reading requests too. */
+  bool failed = false;
+  g_mutex_lock(&send_mutex);
+  for (;;) {
+    while (ready.empty() && !stop_sender) {
+      sender_idle = true;
+      g_cond_wait(&send_cond, &send_mutex);
+      sender_idle = false;
+    }
+    if (ready.empty()) break;
+    batch.swap(ready);
+    g_mutex_unlock(&send_mutex);
+    gsize niov = 0;
+    for (Job *job : batch) niov += reply_iov(job, structured, iov + niov);
+    /* After a failed write nothing more goes out; the jobs still return. */
+    bool reported = failed;
+    if (!failed) failed = !qio_channel_writev_all(ioc, iov, niov, &error);
+    g_mutex_lock(&send_mutex);
+    sent.insert(sent.end(), batch.begin(), batch.end());
+    batch.clear();
+    if (failed && !reported) {
+      sender_failed = true;
+      sender_error = std::exchange(error, nullptr);
+    }
+    g_source_set_ready_time(sent_source, 0);
+  }
+  g_mutex_unlock(&send_mutex);
+  g_clear_error(&error);
+}
+
+void Conn::collect_sent() {
+  g_mutex_lock(&send_mutex);
+  collecting.swap(sent);
+  bool failed = std::exchange(sender_failed, false);
+  GError *error = std::exchange(sender_error, nullptr);
+  g_mutex_unlock(&send_mutex);
+  if (failed && !broken) {
+    /* The replies cannot go out: stop reading requests too. */
     broken = true;
     send_error = error;
     g_cancellable_cancel(cancel);
   } else {
     g_clear_error(&error);
   }
-  release_job(job);
+  for (Job *job : collecting) release_job(job);
+  collecting.clear();
+}
+
+void Conn::start_sender() {
+  /* Reserved for every job that can exist: the data path allocates nothing. */
+  ready.reserve(kMaxInFlight);
+  sent.reserve(kMaxInFlight);
+  collecting.reserve(kMaxInFlight);
+  static GSourceFuncs funcs = {
+      nullptr, nullptr,
+      +[](GSource *source, GSourceFunc, gpointer) noexcept -> gboolean {
+        g_source_set_ready_time(source, -1);
+        reinterpret_cast<SentSource *>(source)->conn->collect_sent();
+        return G_SOURCE_CONTINUE;
+      },
+      nullptr, nullptr, nullptr};
+  sent_source = g_source_new(&funcs, sizeof(SentSource));
+  reinterpret_cast<SentSource *>(sent_source)->conn = this;
+  g_source_set_name(sent_source, "nbd-replies-sent");
+  g_source_attach(sent_source, context);
+  g_autofree char *name = g_strdup_printf("nbd-send-%s", peer.c_str());
+  sender = g_thread_new(name, +[](gpointer data) noexcept -> gpointer {
+    static_cast<Conn *>(data)->send_loop();
+    return nullptr;
+  }, this);
+}
+
+void Conn::stop_sender_thread() {
+  if (!sender) return;
+  g_mutex_lock(&send_mutex);
+  stop_sender = true;
+  g_cond_signal(&send_cond);
+  g_mutex_unlock(&send_mutex);
+  g_thread_join(std::exchange(sender, nullptr));
+  g_source_destroy(sent_source);
+  g_clear_pointer(&sent_source, g_source_unref);
 }
 
 qio::Task<bool> Conn::transmission(GError **error) {
   guint64 size = nbd_export_get_size(exp);
   bool ok = true;
+  NBDServerPrivate *priv = server_priv(server);
+  if (!priv->workers)
+    priv->workers = g_thread_pool_new(run_job, nullptr, kWorkers, FALSE, nullptr);
+  start_sender();
   while (!broken) {
     guint8 raw[NBD_REQUEST_SIZE];
     int got = co_await qio::read_all_eof(ioc, raw, sizeof raw, error, cancel);
@@ -736,10 +803,14 @@ qio::Task<bool> Conn::transmission(GError **error) {
       ok = false;
       break;
     }
-    qio::spawn(handle(job), context);
+    if (err)
+      queue_reply(job);
+    else
+      g_thread_pool_push(priv->workers, job, nullptr);
   }
   /* Let the requests in flight answer before the connection closes. */
   while (in_flight > 0) co_await Park{&reader};
+  stop_sender_thread();
   if (send_error) {
     g_clear_error(error);
     g_propagate_error(error, std::exchange(send_error, nullptr));
@@ -801,6 +872,8 @@ static void nbd_server_finalize(GObject *object) {
   g_clear_object(&priv->tls_authz);
   g_clear_object(&priv->listener);
   if (priv->context) g_main_context_unref(priv->context);
+  /* Every connection, and so every job, is gone by now. */
+  if (priv->workers) g_thread_pool_free(priv->workers, FALSE, TRUE);
   priv->~NBDServerPrivate();
   G_OBJECT_CLASS(nbd_server_parent_class)->finalize(object);
 }
@@ -877,8 +950,6 @@ QIONetListener *nbd_server_get_listener(NBDServer *server) {
 void nbd_server_add_client(NBDServer *server, QIOChannel *ioc) {
   NBDServerPrivate *priv = server_priv(server);
   if (priv->max_connections && priv->conns.size() >= priv->max_connections) {
-    /* Refused before any byte: the client sees the connection close. */
-    qio_channel_close(ioc, nullptr);
     g_autoptr(GError) error = g_error_new(
         NBD_ERROR, NBD_ERROR_POLICY,
         _("NBD client %s refused: %u connections already (max-connections); raise the "
@@ -886,6 +957,9 @@ void nbd_server_add_client(NBDServer *server, QIOChannel *ioc) {
         qio_channel_get_name(ioc), priv->max_connections);
     g_signal_emit(server, signals[SIGNAL_CLIENT_CLOSED], 0, error,
                   static_cast<guint>(priv->conns.size()));
+    /* Refused before any byte: the client sees the connection close, after
+     * the signal so that whoever watches it knows by then. */
+    qio_channel_close(ioc, nullptr);
     return;
   }
   qio_channel_set_blocking(ioc, FALSE, nullptr);

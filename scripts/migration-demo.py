@@ -69,8 +69,11 @@ def main():
     ap.add_argument("--ram", default="1G", help="guest RAM (default 1G)")
     ap.add_argument("--dirty-rate", type=int, default=20000,
                     help="pages the guest writes per second (default 20000 = 78 MiB/s)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the destination running for qio-ctl until Ctrl-C")
     args = ap.parse_args()
     qiod = os.path.join(args.builddir, "tools", "qiod")
+    qio_ctl = os.path.join(args.builddir, "tools", "qio-ctl")
     tmp = tempfile.mkdtemp(prefix="qio-demo-")
     procs = []
     try:
@@ -153,7 +156,19 @@ def main():
         print(f"  destination status {d.cmd('query-status')['status']}")
         print(f"  RAM and disks identical: {'yes' if same else 'NO'}")
         s.cmd("quit")
-        d.cmd("quit")
+        ctl = [qio_ctl, "-s", f"unix:{tmp}/dst.sock"]
+        print(f"== the migrated guest, asked with qio-ctl: {' '.join(ctl)} query-status")
+        sys.stdout.flush()
+        subprocess.run(ctl + ["query-status"], check=True)
+        if args.keep:
+            print(f"== the destination qiod keeps running; talk to it with\n"
+                  f"   {' '.join(ctl)} query-guest\n   (Ctrl-C ends the demo)", flush=True)
+            try:
+                dst.wait()
+            except KeyboardInterrupt:
+                pass
+        else:
+            d.cmd("quit")
         return 0 if same else 1
     finally:
         for p in procs:

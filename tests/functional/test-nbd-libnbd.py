@@ -422,6 +422,45 @@ def _():
     return ok
 
 
+@test("48 pipelined reads (simple replies): every reply whole, with its data")
+def _():
+    with open(img, "rb") as f:
+        data = f.read()
+    s = raw(sock)
+    go(s)  # no structured replies: simple replies carry the data
+    want = {}
+    for i in range(48):
+        off, length = (i * 331 * 1024) % (15 * MIB), 4096 * (1 + i % 40)
+        request(s, 0, off, length, cookie=1000 + i)
+        want[1000 + i] = data[off:off + length]
+    bad = []
+    for _ in range(48):
+        magic, err, cookie = struct.unpack(">IIQ", recv_exact(s, 16))
+        if magic != 0x67446698 or err != 0 or cookie not in want:
+            bad.append((magic, err, cookie))
+            break
+        if recv_exact(s, len(want[cookie])) != want.pop(cookie):
+            bad.append(("data", cookie))
+    s.close()
+    return not bad and not want or (bad, sorted(want))
+
+
+@test("a client hanging up with 64 MiB of replies unsent: the server serves on")
+def _():
+    s = raw(sock)
+    go(s)
+    for i in range(16):
+        request(s, 0, 0, 4 * MIB, cookie=i)
+    s.close()
+    time.sleep(0.3)
+    h = connect(sock, "disk")
+    with open(img, "rb") as f:
+        want = f.read(MIB)
+    ok = h.pread(MIB, 0) == want and srv.poll() is None
+    h.shutdown()
+    return ok
+
+
 for p in procs:
     if p.poll() is None:
         p.terminate()
