@@ -15,6 +15,7 @@ namespace qio::chardev {
 enum class ChardevEvent {
   Opened, /* a peer connected, or a file was opened */
   Closed, /* the peer went away */
+  Break,  /* a serial break (mux C-a b); frontends without one ignore it */
 };
 
 class ChardevFrontend {

@@ -8,8 +8,9 @@
 
 namespace qio::chardev {
 
-ChardevMux::ChardevMux(std::unique_ptr<Chardev> backend, GMainContext *context)
-    : Chardev(backend->id(), "mux", context), backend_(std::move(backend)) {}
+ChardevMux::ChardevMux(std::unique_ptr<Chardev> backend, const MuxActions &actions,
+                       GMainContext *context)
+    : Chardev(backend->id(), "mux", context), backend_(std::move(backend)), actions_(actions) {}
 
 ChardevMux::~ChardevMux() { backend_->detach(this); }
 
@@ -25,6 +26,7 @@ void ChardevMux::describe(JsonObject *info) const {
   json_object_set_boolean_member(info, "mux", TRUE);
   json_object_set_int_member(info, "focus", static_cast<gint64>(focus_));
   json_object_set_int_member(info, "frontends", static_cast<gint64>(frontends_.size()));
+  json_object_set_boolean_member(info, "timestamps", timestamps_);
   backend_->describe(info);
 }
 
@@ -51,7 +53,45 @@ ChardevFrontend *ChardevMux::frontend() const {
   return frontends_.empty() ? nullptr : frontends_[focus_];
 }
 
-gsize ChardevMux::write(std::string_view data) { return backend_->write(data); }
+gsize ChardevMux::write(std::string_view data) {
+  if (!timestamps_) {
+    gsize n = backend_->write(data);
+    if (n > 0) line_start_ = data[n - 1] == '\n';
+    return n;
+  }
+  /* Line by line, so that each line that starts gets its stamp. */
+  gsize done = 0;
+  while (done < data.size()) {
+    if (line_start_) {
+      if (!write_timestamp()) return done;
+      line_start_ = false;
+    }
+    gsize nl = data.find('\n', done);
+    gsize len = (nl == std::string_view::npos ? data.size() : nl + 1) - done;
+    gsize n = backend_->write(data.substr(done, len));
+    done += n;
+    if (n < len) return done;
+    line_start_ = nl != std::string_view::npos;
+  }
+  return done;
+}
+
+bool ChardevMux::write_timestamp() {
+  guint64 ms = static_cast<guint64>(g_get_monotonic_time() - timestamps_start_) / 1000;
+  char stamp[48];
+  int len = g_snprintf(stamp, sizeof stamp, "[%02" G_GUINT64_FORMAT ":%02u:%02u.%03u] ",
+                       ms / 3600000, static_cast<unsigned>(ms / 60000 % 60),
+                       static_cast<unsigned>(ms / 1000 % 60), static_cast<unsigned>(ms % 1000));
+  return backend_->write(std::string_view(stamp, static_cast<gsize>(len))) ==
+         static_cast<gsize>(len);
+}
+
+void ChardevMux::print_line(const char *text) {
+  /* A terminal in raw mode needs CR LF. */
+  backend_->write("\r\n");
+  backend_->write(text);
+  backend_->write("\r\n");
+}
 
 void ChardevMux::accept_input() { backend_->accept_input(); }
 
@@ -93,8 +133,11 @@ void ChardevMux::escape(char c) {
       accept_input();
       break;
     case 'h':
-      /* A terminal in raw mode needs CR LF. */
       for (const char *line : {_("C-a h    print this help"),
+                               _("C-a x    quit qiod (as QMP quit does)"),
+                               _("C-a s    flush the guest's disks to storage"),
+                               _("C-a t    toggle timestamps on output lines"),
+                               _("C-a b    send a break to the frontend with the focus"),
                                _("C-a c    switch between the frontends (serial port, monitor)"),
                                _("C-a C-a  send C-a")}) {
         backend_->write("\r\n");
@@ -102,8 +145,33 @@ void ChardevMux::escape(char c) {
       }
       backend_->write("\r\n");
       break;
+    case 'x':
+      if (!actions_.quit) break;
+      print_line(_("qiod: terminated"));
+      actions_.quit();
+      break;
+    case 's': {
+      if (!actions_.flush_disks) break;
+      g_autoptr(GError) error = nullptr;
+      if (actions_.flush_disks(&error)) {
+        print_line(_("qiod: the guest's disks are flushed"));
+      } else {
+        g_autofree char *text = g_strdup_printf(
+            _("qiod: chardev '%s': C-a s could not flush the guest's disks: %s"), id().c_str(),
+            error->message);
+        print_line(text);
+      }
+      break;
+    }
+    case 't':
+      timestamps_ = !timestamps_;
+      timestamps_start_ = g_get_monotonic_time();
+      break;
+    case 'b':
+      if (frontend()) frontend()->event(ChardevEvent::Break);
+      break;
     default:
-      /* Unknown escapes (QEMU's x, s, b, t) do nothing here. */
+      /* Other keys after C-a are dropped, as in QEMU. */
       break;
   }
 }

@@ -7,22 +7,49 @@
 
 #include <glib/gi18n-lib.h>
 
+#include <string>
+
 namespace qio::chardev {
 
 using monitor::QmpArgType;
 
 namespace {
 
-/* ringbuf-write and ringbuf-read: the ringbuf named by "device", and
- * whether "format" is base64 (or utf8, the default). */
-ChardevRingbuf *ringbuf_args(ChardevSet &set, JsonObject *args, bool *base64, GError **error) {
+/* Whether "format" is base64 (or utf8, the default). */
+bool format_arg(JsonObject *args, bool *base64, GError **error) {
   const char *format = json_object_get_string_member_with_default(args, "format", "utf8");
   *base64 = g_str_equal(format, "base64");
   if (!*base64 && !g_str_equal(format, "utf8")) {
     g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
                 _("Parameter 'format': '%s' is not a data format; use utf8 or base64"), format);
-    return nullptr;
+    return false;
   }
+  return true;
+}
+
+/* The "data" argument as bytes. */
+std::string data_arg(JsonObject *args, bool base64) {
+  const char *data = json_object_get_string_member(args, "data");
+  if (!base64) return data;
+  gsize len = 0;
+  g_autofree guchar *bytes = g_base64_decode(data, &len);
+  return std::string(reinterpret_cast<const char *>(bytes), len);
+}
+
+/* @bytes as a JSON string; invalid UTF-8 becomes U+FFFD, as QEMU does. */
+JsonNode *data_node(const std::string &bytes, bool base64) {
+  g_autofree char *text =
+      base64 ? g_base64_encode(reinterpret_cast<const guchar *>(bytes.data()), bytes.size())
+             : g_utf8_make_valid(bytes.data(), static_cast<gssize>(bytes.size()));
+  JsonNode *node = json_node_new(JSON_NODE_VALUE);
+  json_node_set_string(node, text);
+  return node;
+}
+
+/* ringbuf-write and ringbuf-read: the ringbuf named by "device", and
+ * whether "format" is base64. */
+ChardevRingbuf *ringbuf_args(ChardevSet &set, JsonObject *args, bool *base64, GError **error) {
+  if (!format_arg(args, base64, error)) return nullptr;
   const char *id = json_object_get_string_member(args, "device");
   Chardev *dev = set.lookup(id, error);
   if (!dev) return nullptr;
@@ -61,9 +88,13 @@ void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) 
   /* qiod's extensions (x-): talk over a chardev that has no frontend,
    * to test and diagnose peers (QEMU's monitor over TLS, for one). */
   server.add_command({"x-chardev-write",
-                      {{"id", QmpArgType::String}, {"data", QmpArgType::String}},
+                      {{"id", QmpArgType::String},
+                       {"data", QmpArgType::String},
+                       {"format", QmpArgType::String, true}},
                       false,
                       [&set](JsonObject *args, GError **error) -> JsonNode * {
+                        bool base64 = false;
+                        if (!format_arg(args, &base64, error)) return nullptr;
                         const char *id = json_object_get_string_member(args, "id");
                         Chardev *dev = set.lookup(id, error);
                         if (!dev) return nullptr;
@@ -74,26 +105,26 @@ void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) 
                                       id);
                           return nullptr;
                         }
-                        const char *data = json_object_get_string_member(args, "data");
+                        std::string data = data_arg(args, base64);
                         JsonObject *ret = json_object_new();
                         json_object_set_int_member(ret, "written",
                                                    static_cast<gint64>(dev->write(data)));
                         return monitor::qmp_take_object(ret);
                       }});
   server.add_command({"x-chardev-read",
-                      {{"id", QmpArgType::String}, {"size", QmpArgType::Int}},
+                      {{"id", QmpArgType::String},
+                       {"size", QmpArgType::Int},
+                       {"format", QmpArgType::String, true}},
                       false,
                       [&set](JsonObject *args, GError **error) -> JsonNode * {
+                        bool base64 = false;
+                        if (!format_arg(args, &base64, error)) return nullptr;
                         Chardev *dev = set.lookup(json_object_get_string_member(args, "id"),
                                                   error);
                         if (!dev) return nullptr;
                         gint64 size = json_object_get_int_member(args, "size");
-                        std::string bytes = dev->take_unclaimed(size < 0 ? 0 : static_cast<gsize>(size));
-                        g_autofree char *text =
-                            g_utf8_make_valid(bytes.data(), static_cast<gssize>(bytes.size()));
-                        JsonNode *node = json_node_new(JSON_NODE_VALUE);
-                        json_node_set_string(node, text);
-                        return node;
+                        return data_node(
+                            dev->take_unclaimed(size < 0 ? 0 : static_cast<gsize>(size)), base64);
                       }});
   server.add_command(
       {"ringbuf-write",
@@ -105,14 +136,7 @@ void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) 
          bool base64 = false;
          ChardevRingbuf *ring = ringbuf_args(set, args, &base64, error);
          if (!ring) return nullptr;
-         const char *data = json_object_get_string_member(args, "data");
-         if (!base64) {
-           ring->write(data);
-           return monitor::qmp_empty_object();
-         }
-         gsize len = 0;
-         g_autofree guchar *bytes = g_base64_decode(data, &len);
-         ring->write(std::string_view(reinterpret_cast<const char *>(bytes), len));
+         ring->write(data_arg(args, base64));
          return monitor::qmp_empty_object();
        }});
   server.add_command(
@@ -132,18 +156,7 @@ void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) 
                        static_cast<long long>(size));
            return nullptr;
          }
-         std::string bytes = ring->read(static_cast<gsize>(size));
-         JsonNode *node = json_node_new(JSON_NODE_VALUE);
-         if (base64) {
-           g_autofree char *text =
-               g_base64_encode(reinterpret_cast<const guchar *>(bytes.data()), bytes.size());
-           json_node_set_string(node, text);
-         } else {
-           /* Invalid UTF-8 becomes U+FFFD, as QEMU does. */
-           g_autofree char *text = g_utf8_make_valid(bytes.data(), static_cast<gssize>(bytes.size()));
-           json_node_set_string(node, text);
-         }
-         return node;
+         return data_node(ring->read(static_cast<gsize>(size)), base64);
        }});
 }
 

@@ -48,7 +48,7 @@ Chardev *ChardevSet::add(ChardevOptions &opts, GError **error) {
   if (!opts.take_bool("mux", false, &mux, error)) return nullptr;
   std::unique_ptr<Chardev> dev = make(opts, context_, error);
   if (!dev || !opts.check_all_taken(error)) return nullptr;
-  if (mux) dev = std::make_unique<ChardevMux>(std::move(dev), context_);
+  if (mux) dev = std::make_unique<ChardevMux>(std::move(dev), mux_actions_, context_);
   if (!dev->open(error)) return nullptr;
   Chardev *raw = dev.get();
   devs_.emplace(opts.id(), std::move(dev));

@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include "chardev/chardev-mux.h"
 #include "chardev/chardev-options.h"
 #include "chardev/chardev.h"
 
@@ -29,9 +30,12 @@ class ChardevSet {
   /* query-chardev's reply: [{"label", "filename", "frontend-open", ...}]. */
   JsonNode *query() const;
   void clear() { devs_.clear(); }
+  /* What mux=on chardevs do on C-a x and C-a s (qiod sets these). */
+  MuxActions &mux_actions() { return mux_actions_; }
 
  private:
   GMainContext *context_;
+  MuxActions mux_actions_;
   std::map<std::string, std::unique_ptr<Chardev>> devs_;
 };
 

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "chardev/chardev-socket.h"
+#include "chardev/telnet.h"
 #include "qio/channel-tls.h"
 #include "qio/channel-websock.h"
 #include "qio/error.h"
@@ -447,6 +448,17 @@ void ChardevSocket::on_connected(GObject *source, GAsyncResult *result, gpointer
     return;
   }
   self->start_session(sioc);
+}
+
+gsize ChardevSocket::write(std::string_view data) {
+  /* Without a peer the bytes are dropped, as Chardev::write does. */
+  if (!telnet_ || !top_) return Chardev::write(data);
+  /* Only what fits in the queue is escaped, so an IAC pair is never cut
+   * in half and the caller learns how many of its bytes went. */
+  gsize room = kMaxQueued > pending_output() ? kMaxQueued - pending_output() : 0;
+  gsize used = telnet_escape(data, room, escaped_);
+  Chardev::write(escaped_);
+  return used;
 }
 
 void ChardevSocket::filter_input(std::string_view bytes) {

@@ -31,6 +31,8 @@ class ChardevSocket final : public Chardev {
   bool open(GError **error) override;
   std::string filename() const override;
   void describe(JsonObject *info) const override;
+  /* With telnet=on, a 0xff byte goes out as IAC IAC. */
+  gsize write(std::string_view data) override;
 
   /* Handshakes (TLS, websocket) that take longer are abandoned. */
   static constexpr guint kHandshakeTimeoutMs = 10000;
@@ -88,6 +90,7 @@ class ChardevSocket final : public Chardev {
    * subnegotiation, 4 IAC inside a subnegotiation. */
   int telnet_state_ = 0;
   std::string filtered_;
+  std::string escaped_;
 };
 
 }  // namespace qio::chardev

@@ -19,3 +19,4 @@ chardev_libchardev_la_SOURCES += chardev/chardev-qmp.h chardev/chardev-qmp.cc
 chardev_libchardev_la_SOURCES += chardev/serial-frontend.h chardev/serial-frontend.cc
 chardev_libchardev_la_SOURCES += chardev/monitor-frontend.h chardev/monitor-frontend.cc
 chardev_libchardev_la_SOURCES += chardev/chardev-mux.h chardev/chardev-mux.cc
+chardev_libchardev_la_SOURCES += chardev/telnet.h chardev/telnet.cc

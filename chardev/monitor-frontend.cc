@@ -33,6 +33,8 @@ void MonitorFrontend::remove_source(guint &id) {
 }
 
 void MonitorFrontend::event(ChardevEvent event) {
+  /* A break means nothing to QMP; the session goes on. */
+  if (event == ChardevEvent::Break) return;
   end_session();
   if (event == ChardevEvent::Opened) start_session();
 }

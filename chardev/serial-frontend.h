@@ -20,6 +20,8 @@ class SerialFrontend final : public ChardevFrontend {
 
   gsize can_read() override { return 65536; }
   void read(std::string_view bytes) override;
+  /* Opened and Closed need nothing; the guest has no break handling
+   * (no SysRq), so a break is dropped. */
   void event(ChardevEvent) override {}
 
  private:

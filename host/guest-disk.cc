@@ -52,6 +52,13 @@ guint64 GuestDisk::blocks_written() const {
   return written_;
 }
 
+bool GuestDisk::flush(GError **error) {
+  if (fdatasync(fd_) == 0) return true;
+  set_errno_error(error, errno, _("Drive '%s': flushing '%s' failed: %s; check the file system"),
+                  id_.c_str(), path_.c_str());
+  return false;
+}
+
 bool GuestDisk::write_block(guint64 block, guint64 seed, guint64 generation, GError **error) {
   guint64 buf[kGuestBlockSize / 8];
   guint64 state = seed ^ (block * 0xA0761D6478BD642FULL) ^ (generation << 1);

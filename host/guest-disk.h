@@ -33,6 +33,8 @@ class GuestDisk {
 
   /* Writes block @block with bytes derived from @seed and @generation. */
   bool write_block(guint64 block, guint64 seed, guint64 generation, GError **error);
+  /* Writes the image's data through to the storage (fdatasync). */
+  bool flush(GError **error);
   /* SHA-256 of the whole image, lower-case hex. */
   std::string digest(GError **error) const;
 

@@ -105,6 +105,18 @@ struct Daemon {
     server->drain(2000, [this] { quit_when_chardevs_flushed(); });
   }
 
+  /* QMP quit and mux C-a x: shuts down from the main loop, after the
+   * command's reply or the chardev's read. */
+  void request_quit() {
+    g_idle_add_full(
+        G_PRIORITY_DEFAULT,
+        [](gpointer data) noexcept -> gboolean {
+          static_cast<Daemon *>(data)->shutdown("host-qmp-quit");
+          return G_SOURCE_REMOVE;
+        },
+        this, nullptr);
+  }
+
   /* QMP sessions on chardevs end with their output in the chardev's
    * queue: give it up to a second to reach the peer. */
   void quit_when_chardevs_flushed() {
@@ -241,15 +253,7 @@ int main(int argc, char **argv) {
 
   d.loop = g_main_loop_new(nullptr, FALSE);
   d.server = std::make_unique<monitor::QmpServer>();
-  monitor::qmp_register_core_commands(*d.server, *d.guest, [&d] {
-    g_idle_add_full(
-        G_PRIORITY_DEFAULT,
-        [](gpointer data) noexcept -> gboolean {
-          static_cast<Daemon *>(data)->shutdown("host-qmp-quit");
-          return G_SOURCE_REMOVE;
-        },
-        &d, nullptr);
-  });
+  monitor::qmp_register_core_commands(*d.server, *d.guest, [&d] { d.request_quit(); });
   monitor::qmp_register_object_commands(*d.server, [&d] {
     monitor::qmp_check_tls_expiry(*d.server, monitor::kExpiryWarningDays);
   });
@@ -279,6 +283,13 @@ int main(int argc, char **argv) {
                          }});
 
   d.chardevs = std::make_unique<chardev::ChardevSet>();
+  /* C-a x on a mux quits as QMP quit does. */
+  d.chardevs->mux_actions().quit = [&d] { d.request_quit(); };
+  d.chardevs->mux_actions().flush_disks = [&d](GError **error) {
+    for (const auto &disk : d.guest->disks())
+      if (!disk->flush(error)) return false;
+    return true;
+  };
   chardev::qmp_register_chardev_commands(*d.server, *d.chardevs);
   for (const auto &text : d.opts.chardevs)
     if (!d.chardevs->add_from_string(text.c_str(), &error)) return fail(error);

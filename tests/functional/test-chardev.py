@@ -5,7 +5,9 @@ chardev-remove / query-chardev, ringbuf wrap-around, null, file and pipe
 backends, websocket=on (plain and over TLS) with python3-websockets,
 malformed handshakes and frames, and malformed options."""
 import asyncio
+import base64
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -87,6 +89,36 @@ u.sendall(bytes([255, 253, 1]) + b'{"execute":"qmp_capabilities"}\n'
 out = read_until(u, b'"id":1')
 t.ok(b'"running":true' in out, "QMP over a telnet UNIX chardev, telnet commands stripped", out)
 u.close()
+
+# --- telnet=on without a frontend: 0xff both ways ----------------------------
+tport0 = free_port()
+r = q.cmd("chardev-add", {"id": "t0", "backend": {"type": "socket", "data": {
+    "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(tport0)}},
+    "server": True, "wait": False, "telnet": True}}})
+c = socket.create_connection(("127.0.0.1", tport0))
+offer = read_until(c, bytes([255, 253, 3]))
+t.ok(r == {"return": {}} and offer == bytes([255, 251, 1, 255, 251, 3, 255, 254, 34, 255, 253, 3]),
+     "telnet=on via chardev-add: the option offer", (r, offer))
+r = q.cmd("x-chardev-write", {"id": "t0", "data": "Yf9i/w==", "format": "base64"})
+out = read_until(c, b"b\xff\xff")
+t.ok(r == {"return": {"written": 4}} and out == b"a\xff\xffb\xff\xff",
+     "telnet=on: a 0xff byte from qiod reaches the peer as IAC IAC", (r, out))
+t.ok(is_error(q.cmd("x-chardev-write", {"id": "t0", "data": "x", "format": "hex"}), "'hex'")
+     and is_error(q.cmd("x-chardev-read", {"id": "t0", "size": 1, "format": "hex"}), "'hex'"),
+     "x-chardev-write / x-chardev-read with an unknown format are refused")
+c.sendall(b"x\xff\xffy" + bytes([255, 251, 1, 255, 250, 24, 255, 255, 1, 255, 240]) + b"z")
+got = []
+
+
+def telnet_input():
+    r = q.cmd("x-chardev-read", {"id": "t0", "size": 100, "format": "base64"})
+    got.append(base64.b64decode(r["return"]))
+    return b"".join(got) == b"x\xffyz"
+
+
+t.ok(wait_for(telnet_input), "telnet=on: IAC IAC from the peer is one 0xff byte; WILL and "
+     "SB ... SE (with IAC IAC inside) are stripped", got)
+c.close()
 
 # --- ringbuf, null --------------------------------------------------------
 r = q.cmd("ringbuf-write", {"device": "r0", "data": "0123456789abcdefXYZ"})
@@ -336,6 +368,48 @@ c.sendall(b"echo a\x01\x01c\r")
 out = read_until(c, b"ac\r\n" + GUEST_PROMPT)
 t.ok(b"ac\r\nguest> " in out and chardev_info(q, "x0")["focus"] == 0,
      "mux: C-a C-a sends C-a to the focused frontend, ending the escape", out)
+c.sendall(b"\x01h")
+out = read_until(c, b"C-a C-a")
+t.ok(all(k in out for k in (b"C-a x", b"C-a s", b"C-a t", b"C-a b")),
+     "mux: C-a h lists C-a x, s, t and b", out)
+c.sendall(b"\x01t")
+out = serial_exchange(c, "echo stamped")
+info = chardev_info(q, "x0")
+t.ok(re.search(rb"\r\n\[00:00:\d\d\.\d\d\d\] stamped\r\n\[00:00:\d\d\.\d\d\d\] guest> ", out)
+     and info["timestamps"], "mux: C-a t starts each output line with [hh:mm:ss.mmm]", out)
+c.sendall(b"\x01t")
+out = serial_exchange(c, "echo unstamped")
+t.ok(b"\r\nunstamped\r\nguest> " in out and not chardev_info(q, "x0")["timestamps"],
+     "mux: C-a t again turns the timestamps off", out)
+# A break reaches the focused frontend and is ignored: the serial shell
+# and the QMP session (no new greeting, no new negotiation) go on.
+c.sendall(b"\x01b")
+out = serial_exchange(c, "echo after-break")
+t.ok(b"after-break\r\nguest> " in out, "mux: C-a b to the serial port, the shell goes on", out)
+c.sendall(b"\x01c\x01b" + b'{"execute":"query-status","id":7}\n')
+out = read_until(c, b'"id":7')
+c.sendall(b"\x01c")
+t.ok(b'"running":true' in out and b'"QMP"' not in out and d.proc.poll() is None,
+     "mux: C-a b to the QMP monitor, the session goes on", out)
+c.close()
+d.stop()
+
+# --- mux C-a s (flush the disks) and C-a x (quit) ---------------------------
+mport = free_port()
+d = Qiod("-m", "16M", "-drive", "file=@DIR@/d0.img,id=d0",
+         "-chardev", f"socket,id=x0,host=127.0.0.1,port={mport},server=on,wait=off,mux=on",
+         "-serial", "chardev:x0", images={"d0.img": 1 << 20})
+q = d.qmp()
+c = socket.create_connection(("127.0.0.1", mport))
+c.sendall(b"\x01s")
+out = read_until(c, b"flushed\r\n")
+t.ok(b"qiod: the guest's disks are flushed" in out, "mux: C-a s flushes the guest's disks", out)
+c.sendall(b"\x01x")
+out = read_until(c, b"terminated")
+ev = q.event("SHUTDOWN")
+t.ok(b"qiod: terminated" in out and ev and ev["data"]["reason"] == "host-qmp-quit"
+     and d.wait() == 0, "mux: C-a x quits qiod with SHUTDOWN (host-qmp-quit), exit status 0",
+     (out, ev))
 c.close()
 d.stop()
 

@@ -9,6 +9,7 @@
 #include "chardev/chardev-options.h"
 #include "chardev/chardev-ringbuf.h"
 #include "chardev/chardev-set.h"
+#include "chardev/telnet.h"
 #include "qio/channel-socket.h"
 #include "qom/object-registry.h"
 
@@ -203,11 +204,41 @@ void test_mux_escapes() {
   char buf[2];
   g_assert_true(qio_channel_read_all(QIO_CHANNEL(peer), buf, 2, nullptr));
   g_assert_cmpmem(buf, 2, "AB", 2);
+  /* C-a t: a stamp at each line start (not mid-line after "AB"). */
+  send("\x01t1", 3, a, 9);
+  g_assert_true(mux->timestamps());
+  g_assert_cmpuint(mux->write("C\nD"), ==, 3);
+  char stamped[18];
+  g_assert_true(qio_channel_read_all(QIO_CHANNEL(peer), stamped, sizeof stamped, nullptr));
+  g_assert_true(g_regex_match_simple("^C\n\\[00:00:00\\.\\d{3}\\] D$",
+                                     std::string(stamped, sizeof stamped).c_str(),
+                                     G_REGEX_MULTILINE, G_REGEX_MATCH_DEFAULT));
+  /* C-a b: a Break event to the focused frontend only. */
+  gsize b_events = b.events.size();
+  send("\x01" "b2", 3, a, 10);
+  g_assert_true(a.events.back() == ChardevEvent::Break);
+  g_assert_cmpuint(b.events.size(), ==, b_events);
   mux->detach(&a);
   mux->detach(&b);
 }
 
 }  // namespace
+
+/* A 0xff data byte is doubled; a pair that does not fit is not split. */
+static void test_telnet_escape() {
+  using qio::chardev::telnet_escape;
+  std::string out;
+  g_assert_cmpuint(telnet_escape(std::string_view("a\xff" "b", 3), 100, out), ==, 3);
+  g_assert_true(out == std::string("a\xff\xff" "b", 4));
+  g_assert_cmpuint(telnet_escape("plain", 100, out), ==, 5);
+  g_assert_true(out == "plain");
+  g_assert_cmpuint(telnet_escape(std::string_view("a\xff", 2), 2, out), ==, 1);
+  g_assert_true(out == "a");
+  g_assert_cmpuint(telnet_escape(std::string_view("\xff\xff", 2), 3, out), ==, 1);
+  g_assert_cmpuint(out.size(), ==, 2);
+  g_assert_cmpuint(telnet_escape("", 10, out), ==, 0);
+  g_assert_true(out.empty());
+}
 
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, nullptr);
@@ -217,5 +248,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/chardev/ringbuf/wrap", test_ringbuf_wrap);
   g_test_add_func("/chardev/socket/io", test_socket_io);
   g_test_add_func("/chardev/mux/escapes", test_mux_escapes);
+  g_test_add_func("/chardev/telnet/escape", test_telnet_escape);
   return g_test_run();
 }
