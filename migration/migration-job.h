@@ -71,6 +71,9 @@ struct MigrationContext {
   std::function<void(std::function<void()>)> run_on_main;
   /* Emits a guest run-state event (STOP, RESUME). */
   std::function<void(const char *)> guest_event;
+  /* Completes the ready drive mirrors at switch-over (main loop; calls
+   * its argument there with false when one failed).  Empty: none. */
+  std::function<void(std::function<void(bool)>)> complete_mirrors;
 };
 
 /* Adds @report to @stats under its lock. */

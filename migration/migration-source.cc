@@ -343,6 +343,38 @@ bool MigrationSource::end_round(guint64 round, GError **error) {
   return true;
 }
 
+bool MigrationSource::complete_mirrors(GError **error) {
+  if (!ctx_.complete_mirrors) return true;
+  struct Wait {
+    std::mutex lock;
+    std::condition_variable cv;
+    bool done = false;
+    bool ok = false;
+  };
+  auto wait = std::make_shared<Wait>();
+  auto complete = ctx_.complete_mirrors;
+  ctx_.run_on_main([complete, wait] {
+    complete([wait](bool ok) {
+      std::lock_guard guard(wait->lock);
+      wait->done = true;
+      wait->ok = ok;
+      wait->cv.notify_all();
+    });
+  });
+  std::unique_lock guard(wait->lock);
+  /* A cancel does not signal @wait, so poll for it. */
+  while (!wait->done && !aborted()) wait->cv.wait_for(guard, std::chrono::milliseconds(50));
+  if (!wait->done) return false;
+  if (!wait->ok) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                _("A drive mirror failed at migration switch-over, so the source guest "
+                  "keeps running; see the BLOCK_JOB_COMPLETED events, fix the mirror "
+                  "target and migrate again"));
+    return false;
+  }
+  return true;
+}
+
 bool MigrationSource::finish(GError **error) {
   /* The multifd channels end first: the destination loads the device
    * state only once every page has arrived. */
@@ -435,7 +467,10 @@ void MigrationSource::run() {
     ram.fetch_and_clear_dirty(rest);
     for (gsize i = 0; i < rest.size() && i < bitmap.size(); i++) bitmap[i] |= rest[i];
     stats_->remaining = 0;
-    ok = send_round(bitmap, false, &error) && end_round(++round, &error) && finish(&error);
+    /* The stopped guest writes no more, so the mirrors converge and the
+     * destination's disks match the RAM sent after them. */
+    ok = complete_mirrors(&error) && send_round(bitmap, false, &error) &&
+         end_round(++round, &error) && finish(&error);
     stats_->downtime_us = g_get_monotonic_time() - down_start;
     stats_->iterations = round;
   }

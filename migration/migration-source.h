@@ -74,6 +74,9 @@ class MigrationSource {
   bool end_round(guint64 round, GError **error);
   bool push(Sender &sender, const Batch &batch);
   bool finish(GError **error);
+  /* Completes the ready drive mirrors and waits for them; false when one
+   * failed or the migration was cancelled meanwhile. */
+  bool complete_mirrors(GError **error);
   void fail(GError *error);
   bool aborted() const { return aborted_.load(); }
   void abort_channels();

@@ -88,7 +88,7 @@ MigrationContext Migration::context() {
   return {guest_, g_main_context_default(),
           [this](MigrationStatus s) { status_changed(s); },
           [this](std::function<void()> fn) { run_on_main(std::move(fn)); },
-          [this](const char *name) { emit_(name, nullptr); }};
+          [this](const char *name) { emit_(name, nullptr); }, complete_mirrors_};
 }
 
 bool Migration::busy() const {

@@ -37,6 +37,11 @@ class Migration {
   bool incoming(const char *uri, GError **error);
   /* -incoming defer: migrate-incoming is allowed once. */
   void set_deferred() { deferred_ = true; }
+  /* Migration with storage: the source completes the ready mirrors
+   * through @fn once it stopped the guest. */
+  void set_complete_mirrors(std::function<void(std::function<void(bool)>)> fn) {
+    complete_mirrors_ = std::move(fn);
+  }
 
   JsonNode *query() const;
   bool set_parameters(JsonObject *args, GError **error);
@@ -62,6 +67,7 @@ class Migration {
   std::unique_ptr<MigrationIncoming> incoming_;
   std::shared_ptr<MainCalls> calls_;
   bool deferred_ = false;
+  std::function<void(std::function<void(bool)>)> complete_mirrors_;
 };
 
 }  // namespace qio::migration

@@ -274,6 +274,12 @@ int main(int argc, char **argv) {
         d.exit_status = 1;
         d.shutdown("host-error");
       });
+  d.migration->set_complete_mirrors([&d](std::function<void(bool)> done) {
+    if (auto jobs = d.block_jobs.lock())
+      jobs->complete_ready(std::move(done));
+    else
+      done(true);
+  });
   migration::qmp_register_migration_commands(*d.server, *d.migration);
   std::string name = d.opts.name;
   d.server->add_command({"query-name", {}, false, [name](JsonObject *, GError **) {

@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""Migration with storage: the source mirrors its disk to the destination's
+NBD export while the guest writes it, then migrates; at switch-over the
+source completes the ready mirror, so the destination's disk and RAM
+digests equal the source's."""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import migrationtest as mt  # noqa: E402
+from qiodtest import Qiod, Tap  # noqa: E402
+
+t = Tap()
+MiB = 1 << 20
+
+
+def wait_ready(q, job, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        jobs = q.cmd("query-block-jobs")["return"]
+        if any(j["device"] == job and j["ready"] for j in jobs):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def pair(n):
+    src = Qiod("-m", "32M", "-drive", "file=@DIR@/disk0.img,id=disk0",
+               "-guest", "dirty-rate=200,disk-rate=400,seed=5", images={"disk0.img": 16 * MiB})
+    dst = Qiod("-m", "32M", "-drive", "file=@DIR@/disk0.img,id=disk0", "-guest", "seed=99",
+               "-S", "-incoming", "defer", images={"disk0.img": 16 * MiB})
+    with open(os.path.join(src.dir, "disk0.img"), "r+b") as f:
+        f.write(os.urandom(4 * MiB))  # data the empty destination lacks
+    qs, qd = src.qmp(), dst.qmp()
+    sock = os.path.join(dst.dir, "nbd.sock")
+    r = qd.cmd("nbd-server-start", {"addr": {"type": "unix", "path": sock}})
+    r2 = qd.cmd("nbd-server-add", {"device": "disk0", "writable": True})
+    t.ok(r == {"return": {}} and r2 == {"return": {}},
+         f"run {n}: the destination exports its empty disk writable", (r, r2))
+    for q in (qs, qd):
+        q.cmd("migrate-set-capabilities",
+              {"capabilities": [{"capability": "events", "state": True}]})
+    r = qs.cmd("drive-mirror", {"device": "disk0", "sync": "full", "job-id": "m0",
+                                "target": f"nbd+unix:///disk0?socket={sock}"})
+    t.ok(r == {"return": {}} and wait_ready(qs, "m0"),
+         f"run {n}: drive-mirror to the destination's export becomes ready", r)
+    return src, dst, qs, qd
+
+
+def migrate(n, qs, qd, dst):
+    uri = f"unix:{dst.dir}/mig.sock"
+    r = qd.cmd("migrate-incoming", {"uri": uri})
+    r2 = qs.cmd("migrate", {"uri": uri})
+    t.ok(r == {"return": {}} and r2 == {"return": {}}, f"run {n}: migrate starts", (r, r2))
+    deadline = time.time() + 60
+    st = {}
+    while time.time() < deadline:
+        st = qs.cmd("query-migrate")["return"]
+        if st.get("status") in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(0.05)
+    return st
+
+
+def digests(q):
+    g = q.cmd("query-guest")["return"]
+    return g["ram-digest"], [d["digest"] for d in g["disks"]]
+
+
+for n in (1, 2):
+    src, dst, qs, qd = pair(n)
+    before = qs.cmd("query-guest")["return"]["blocks-written"]
+    time.sleep(0.3)
+    after = qs.cmd("query-guest")["return"]["blocks-written"]
+    t.ok(after > before, f"run {n}: the guest writes its disk while the mirror is ready",
+         (before, after))
+    st = migrate(n, qs, qd, dst)
+    t.ok(st.get("status") == "completed", f"run {n}: the migration completes", st)
+    ev = qs.event("BLOCK_JOB_COMPLETED", timeout=10)
+    t.ok(ev and ev["data"]["device"] == "m0" and "error" not in ev["data"],
+         f"run {n}: the mirror was completed at switch-over", ev)
+    t.ok(qs.cmd("query-block-jobs")["return"] == [], f"run {n}: the source has no jobs left")
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if qd.cmd("query-migrate")["return"].get("status") == "completed":
+            break
+        time.sleep(0.05)
+    ds, dd = digests(qs), digests(qd)
+    t.ok(ds[1] == dd[1], f"run {n}: disk digests match", (ds[1], dd[1]))
+    t.ok(ds[0] == dd[0], f"run {n}: RAM digests match", (ds[0], dd[0]))
+    t.ok(qs.cmd("query-status")["return"]["status"] == "postmigrate",
+         f"run {n}: the source is in postmigrate")
+    qs.close()
+    qd.close()
+    src.stop()
+    dst.stop()
+
+t.done()
