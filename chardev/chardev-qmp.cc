@@ -3,10 +3,12 @@
 #include "chardev/chardev-qmp.h"
 #include "chardev/chardev-pty.h"
 #include "chardev/chardev-ringbuf.h"
+#include "qcrypto/base64.h"
 #include "qio/error.h"
 
 #include <glib/gi18n-lib.h>
 
+#include <cstring>
 #include <string>
 
 namespace qio::chardev {
@@ -27,13 +29,38 @@ bool format_arg(JsonObject *args, bool *base64, GError **error) {
   return true;
 }
 
-/* The "data" argument as bytes. */
-std::string data_arg(JsonObject *args, bool base64) {
+/* The "data" argument; with format=base64 malformed text is refused, not
+ * written as whatever GLib's lenient decoder makes of it. */
+bool data_arg(JsonObject *args, bool base64, std::string *out, GError **error) {
   const char *data = json_object_get_string_member(args, "data");
-  if (!base64) return data;
+  if (!base64) {
+    *out = data;
+    return true;
+  }
+  if (!*data) {
+    out->clear();
+    return true;
+  }
   gsize len = 0;
-  g_autofree guchar *bytes = g_base64_decode(data, &len);
-  return std::string(reinterpret_cast<const char *>(bytes), len);
+  g_autofree guint8 *bytes = qcrypto_base64_decode_strict(data, strlen(data), &len);
+  if (!bytes) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                _("Parameter 'data' is not valid base64; send the bytes base64-encoded "
+                  "or use format=utf8"));
+    return false;
+  }
+  out->assign(reinterpret_cast<const char *>(bytes), len);
+  return true;
+}
+
+/* The "size" argument of the read commands, which must not be negative. */
+bool size_arg(JsonObject *args, gint64 *size, GError **error) {
+  *size = json_object_get_int_member(args, "size");
+  if (*size >= 0) return true;
+  g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+              _("Parameter 'size' must not be negative (got %lld)"),
+              static_cast<long long>(*size));
+  return false;
 }
 
 /* @bytes as a JSON string; invalid UTF-8 becomes U+FFFD, as QEMU does. */
@@ -105,7 +132,8 @@ void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) 
                                       id);
                           return nullptr;
                         }
-                        std::string data = data_arg(args, base64);
+                        std::string data;
+                        if (!data_arg(args, base64, &data, error)) return nullptr;
                         JsonObject *ret = json_object_new();
                         json_object_set_int_member(ret, "written",
                                                    static_cast<gint64>(dev->write(data)));
@@ -122,9 +150,9 @@ void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) 
                         Chardev *dev = set.lookup(json_object_get_string_member(args, "id"),
                                                   error);
                         if (!dev) return nullptr;
-                        gint64 size = json_object_get_int_member(args, "size");
-                        return data_node(
-                            dev->take_unclaimed(size < 0 ? 0 : static_cast<gsize>(size)), base64);
+                        gint64 size = 0;
+                        if (!size_arg(args, &size, error)) return nullptr;
+                        return data_node(dev->take_unclaimed(static_cast<gsize>(size)), base64);
                       }});
   server.add_command(
       {"ringbuf-write",
@@ -136,7 +164,9 @@ void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) 
          bool base64 = false;
          ChardevRingbuf *ring = ringbuf_args(set, args, &base64, error);
          if (!ring) return nullptr;
-         ring->write(data_arg(args, base64));
+         std::string data;
+         if (!data_arg(args, base64, &data, error)) return nullptr;
+         ring->write(data);
          return monitor::qmp_empty_object();
        }});
   server.add_command(
@@ -149,13 +179,8 @@ void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) 
          bool base64 = false;
          ChardevRingbuf *ring = ringbuf_args(set, args, &base64, error);
          if (!ring) return nullptr;
-         gint64 size = json_object_get_int_member(args, "size");
-         if (size < 0) {
-           g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
-                       _("Parameter 'size' must not be negative (got %lld)"),
-                       static_cast<long long>(size));
-           return nullptr;
-         }
+         gint64 size = 0;
+         if (!size_arg(args, &size, error)) return nullptr;
          return data_node(ring->read(static_cast<gsize>(size)), base64);
        }});
 }

@@ -41,3 +41,5 @@ qcryptoinclude_HEADERS += qcrypto/authz-pam.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/authz-pam.cc
 qcryptoinclude_HEADERS += qcrypto/hash.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/hash.cc
+qcryptoinclude_HEADERS += qcrypto/base64.h
+qcrypto_libqcrypto_la_SOURCES += qcrypto/base64.cc

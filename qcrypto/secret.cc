@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "qcrypto/secret.h"
+#include "qcrypto/base64.h"
 #include "qcrypto/error.h"
 
 #include <glib/gi18n-lib.h>
@@ -51,25 +52,6 @@ GBytes *bytes_take_wiped(guint8 *mem, gsize len) {
   return g_bytes_new_with_free_func(mem, len, plain_free, plain);
 }
 
-/* GLib's decoder skips invalid characters silently; a secret must not be
- * silently altered, so the alphabet and the padding are checked first.
- * Trailing whitespace (a file written by echo) is ignored. */
-guint8 *base64_decode_strict(const char *text, gsize text_len, gsize *out_len) {
-  while (text_len > 0 && g_ascii_isspace(text[text_len - 1])) text_len--;
-  if (text_len == 0 || text_len % 4 != 0) return nullptr;
-  gsize pad = 0;
-  for (gsize i = 0; i < text_len; i++) {
-    char c = text[i];
-    if (c == '=') {
-      pad++;
-    } else if (pad > 0 || !(g_ascii_isalnum(c) || c == '+' || c == '/')) {
-      return nullptr;
-    }
-  }
-  if (pad > 2) return nullptr;
-  g_autofree char *copy = g_strndup(text, text_len);
-  return g_base64_decode(copy, out_len);
-}
 
 }  // namespace
 
@@ -115,7 +97,7 @@ static GBytes *secret_decrypt(QCryptoSecret *secret, const char *input, gsize in
     return nullptr;
   }
   gsize iv_len = 0;
-  g_autofree guint8 *iv = base64_decode_strict(secret->iv, strlen(secret->iv), &iv_len);
+  g_autofree guint8 *iv = qcrypto_base64_decode_strict(secret->iv, strlen(secret->iv), &iv_len);
   if (!iv || iv_len != kAesBlockLen) {
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
                 _("Secret '%s' has an invalid 'iv'; it must be 16 bytes encoded in base64"), id);
@@ -124,7 +106,7 @@ static GBytes *secret_decrypt(QCryptoSecret *secret, const char *input, gsize in
   g_autofree guint8 *cipher = nullptr;
   gsize cipher_len = 0;
   if (secret->format == QCRYPTO_SECRET_FORMAT_BASE64) {
-    cipher = base64_decode_strict(input, input_len, &cipher_len);
+    cipher = qcrypto_base64_decode_strict(input, input_len, &cipher_len);
     if (!cipher) {
       g_autofree char *source = secret_source(secret);
       g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
@@ -217,7 +199,7 @@ static gboolean qcrypto_secret_initable_init(GInitable *initable, GCancellable *
     value = secret_decrypt(secret, input, input_len, error);
   } else if (secret->format == QCRYPTO_SECRET_FORMAT_BASE64) {
     gsize len = 0;
-    guint8 *decoded = base64_decode_strict(input, input_len, &len);
+    guint8 *decoded = qcrypto_base64_decode_strict(input, input_len, &len);
     if (decoded) {
       value = bytes_take_wiped(decoded, len);
     } else {

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "qio/channel-websock.h"
+#include "qcrypto/base64.h"
 #include "qio/error.h"
 
 #include <glib/gi18n-lib.h>
@@ -187,17 +188,12 @@ static std::string accept_key(std::string_view key) {
   return b64;
 }
 
-/* A Sec-WebSocket-Key is 16 bytes in canonical base64: 22 characters of
- * the alphabet and "==".  g_base64_decode() skips junk, so check first. */
+/* A Sec-WebSocket-Key is 16 bytes in canonical base64 (22 characters of
+ * the alphabet and "=="). */
 static bool valid_key(std::string_view key) {
-  if (key.size() != 24 || key.substr(22) != "==") return false;
-  for (gsize i = 0; i < 22; i++) {
-    char c = key[i];
-    if (!g_ascii_isalnum(c) && c != '+' && c != '/') return false;
-  }
   gsize len = 0;
-  g_autofree guchar *raw = g_base64_decode(std::string(key).c_str(), &len);
-  return len == 16;
+  g_autofree guint8 *raw = qcrypto_base64_decode_strict(key.data(), key.size(), &len);
+  return raw && len == 16 && key.size() == 24;
 }
 
 static bool is_tchar(char c) {

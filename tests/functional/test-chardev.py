@@ -136,6 +136,13 @@ t.ok(is_error(q.cmd("ringbuf-read", {"device": "nope", "size": 1}), "'nope'", "D
      "ringbuf-read on an unknown chardev: DeviceNotFound")
 t.ok(is_error(q.cmd("ringbuf-write", {"device": "r0", "data": "x", "format": "hex"}), "hex"),
      "ringbuf-write with an unknown format is refused")
+t.ok(is_error(q.cmd("x-chardev-read", {"id": "t0", "size": -1}), "negative"),
+     "x-chardev-read with a negative size is refused")
+for bad in ("aGVs!bG8=", "aGVsbG8", "aGV=sbG8", "a==="):
+    r = q.cmd("ringbuf-write", {"device": "r0", "data": bad, "format": "base64"})
+    r2 = q.cmd("ringbuf-read", {"device": "r0", "size": 100})
+    t.ok(is_error(r, "not valid base64") and r2.get("return") == "",
+         f"ringbuf-write refuses malformed base64 {bad!r} and writes nothing", (r, r2))
 
 # --- chardev-add / chardev-remove ----------------------------------------
 cport = free_port()
