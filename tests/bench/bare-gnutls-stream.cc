@@ -4,6 +4,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include <algorithm>
 #include <thread>
 #include <vector>
 
@@ -31,50 +32,61 @@ static gnutls_session_t bare_session(const BenchPki &pki, bool server, int fd, c
   return s;
 }
 
-double bench_bare_gnutls_stream(const BenchPki &pki, const std::string &prio, guint64 total_bytes) {
-  Conn conn;
+struct BareGnutlsStream::Sessions {
   gnutls_certificate_credentials_t scred, ccred;
-  gnutls_session_t ss = bare_session(pki, true, qio_channel_socket_get_fd(conn.server), prio,
-                                     &scred);
-  gnutls_session_t cs = bare_session(pki, false, qio_channel_socket_get_fd(conn.client), prio,
-                                     &ccred);
-  std::thread hs([&] {
+  gnutls_session_t ss, cs;
+};
+
+BareGnutlsStream::BareGnutlsStream(const BenchPki &pki, const std::string &prio)
+    : s_(new Sessions) {
+  s_->ss = bare_session(pki, true, qio_channel_socket_get_fd(conn_.server), prio, &s_->scred);
+  s_->cs = bare_session(pki, false, qio_channel_socket_get_fd(conn_.client), prio, &s_->ccred);
+  std::thread hs([this] {
     int ret;
-    do ret = gnutls_handshake(ss);
+    do ret = gnutls_handshake(s_->ss);
     while (ret < 0 && !gnutls_error_is_fatal(ret));
     if (ret < 0) g_error("bare server handshake: %s", gnutls_strerror(ret));
   });
   int ret;
-  do ret = gnutls_handshake(cs);
+  do ret = gnutls_handshake(s_->cs);
   while (ret < 0 && !gnutls_error_is_fatal(ret));
   if (ret < 0) g_error("bare client handshake: %s", gnutls_strerror(ret));
   hs.join();
+}
 
+BareGnutlsStream::~BareGnutlsStream() {
+  gnutls_bye(s_->cs, GNUTLS_SHUT_WR);
+  gnutls_deinit(s_->ss);
+  gnutls_deinit(s_->cs);
+  gnutls_certificate_free_credentials(s_->scred);
+  gnutls_certificate_free_credentials(s_->ccred);
+  delete s_;
+}
+
+double BareGnutlsStream::send(guint64 bytes) {
   std::vector<char> src(kRecord, 'b');
   gint64 start = g_get_monotonic_time();
-  std::thread reader([&] {
+  std::thread reader([this, bytes] {
     std::vector<char> dst(kRecord);
     guint64 got = 0;
-    while (got < total_bytes) {
-      ssize_t n = gnutls_record_recv(ss, dst.data(), dst.size());
+    while (got < bytes) {
+      ssize_t n = gnutls_record_recv(s_->ss, dst.data(), dst.size());
       if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) continue;
       if (n <= 0) g_error("bare recv: %s", gnutls_strerror(static_cast<int>(n)));
       got += static_cast<guint64>(n);
     }
   });
-  for (guint64 sent = 0; sent < total_bytes;) {
-    ssize_t n = gnutls_record_send(cs, src.data(), src.size());
+  for (guint64 sent = 0; sent < bytes;) {
+    ssize_t n = gnutls_record_send(s_->cs, src.data(), std::min<guint64>(kRecord, bytes - sent));
     if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) continue;
     if (n < 0) g_error("bare send: %s", gnutls_strerror(static_cast<int>(n)));
     sent += static_cast<guint64>(n);
   }
   reader.join();
-  double secs = (g_get_monotonic_time() - start) / 1e6;
-  gnutls_bye(cs, GNUTLS_SHUT_WR);
-  gnutls_deinit(ss);
-  gnutls_deinit(cs);
-  gnutls_certificate_free_credentials(scred);
-  gnutls_certificate_free_credentials(ccred);
-  return total_bytes / secs / (1 << 30);
+  return (g_get_monotonic_time() - start) / 1e6;
 }
 
+double bench_bare_gnutls_stream(const BenchPki &pki, const std::string &prio, guint64 total_bytes) {
+  BareGnutlsStream stream(pki, prio);
+  return total_bytes / stream.send(total_bytes) / (1 << 30);
+}

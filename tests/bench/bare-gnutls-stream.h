@@ -33,5 +33,21 @@ struct Conn {
   }
 };
 
+/* A handshaken bare GnuTLS session pair over loopback TCP. */
+class BareGnutlsStream {
+ public:
+  BareGnutlsStream(const BenchPki &pki, const std::string &prio);
+  ~BareGnutlsStream();
+  BareGnutlsStream(const BareGnutlsStream &) = delete;
+  BareGnutlsStream &operator=(const BareGnutlsStream &) = delete;
+  /* Sends @bytes from the client to a server thread; the seconds taken. */
+  double send(guint64 bytes);
+
+ private:
+  Conn conn_;
+  struct Sessions;
+  Sessions *s_;
+};
+
 /* Sends @total_bytes from a client to a server thread; GiB/s. */
 double bench_bare_gnutls_stream(const BenchPki &pki, const std::string &prio, guint64 total_bytes);

@@ -1,15 +1,20 @@
 /*
- * QIOChannelTLS throughput against a bare GnuTLS sender and receiver,
- * measured in the same run over loopback TCP (connections made with
- * QIOChannelSocket; the baseline then runs plain gnutls_record_send/recv
- * loops with 16 KiB records on the same kind of descriptors), for TLS 1.3
- * with AES-128-GCM and AES-256-GCM.  Also printed: the cipher's
- * single-core rate (gnutls_cipher_encrypt2 on 16 KiB), and gnutls-cli
- * piping into gnutls-serv --echo as the "tunnel" reference, and full TLS 1.3
+ * QIOChannelTLS throughput against a bare GnuTLS sender and receiver over
+ * loopback TCP (connections made with QIOChannelSocket; the baseline runs
+ * plain gnutls_record_send/recv loops with 16 KiB records on the same kind
+ * of descriptors), for TLS 1.3 with AES-128-GCM and AES-256-GCM.  Both
+ * streams stay connected for the whole run and take turns in slices
+ * (QIO_BENCH_SIZE bytes in all through each, default 4G, in
+ * QIO_BENCH_ROUNDS slices, default 64; the first of each pair
+ * alternating), so that whatever else the machine does falls on both alike.
+ * Printed: the median slice rates, and as the ratio the median of the
+ * per-slice ratios (each qio slice against the bare slice beside it), which
+ * a few slices slowed by a neighbour cannot move.  Also printed: the cipher's
+ * single-core rate (gnutls_cipher_encrypt2 on 16 KiB), gnutls-cli piping
+ * into gnutls-serv --echo as the "tunnel" reference, and full TLS 1.3
  * handshakes per second of a qio server against gnutls-serv (ECDSA P-256
- * and RSA-2048 server keys; the same bare GnuTLS client for both).
- * QIO_BENCH_SIZE (bytes, K/M/G suffixes) sets the volume per run (default
- * 4G), QIO_BENCH_ROUNDS the rounds (default 3); medians are printed.
+ * and RSA-2048 server keys; the same bare GnuTLS client for both, taking
+ * turns in half-second windows).
  */
 #include "config.h"
 
@@ -36,7 +41,7 @@ constexpr gsize kRecord = 16 * 1024;
 constexpr gsize kChunk = 1024 * 1024; /* per qio writev/readv call */
 
 guint64 total_bytes = 4ULL << 30;
-int rounds = 3;
+int rounds = 64;
 
 std::string priority_for(const char *cipher) {
   return std::string("NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+") + cipher;
@@ -53,46 +58,65 @@ QCryptoTLSCreds *make_creds(const BenchPki &pki, bool server, const std::string 
   return creds;
 }
 
-/* qio: one QIOChannelTLS each way, blocking, writev/readv of 1 MiB. */
-double run_qio(const BenchPki &pki, const std::string &prio, std::string *cipher_seen) {
-  Conn conn;
-  g_autoptr(QCryptoTLSCreds) sc = make_creds(pki, true, prio);
-  g_autoptr(QCryptoTLSCreds) cc = make_creds(pki, false, prio);
-  g_autoptr(GError) error = nullptr;
-  g_autoptr(QIOChannelTLS) server =
-      qio_channel_tls_new_server(QIO_CHANNEL(conn.server), sc, nullptr, &error);
-  g_autoptr(QIOChannelTLS) client =
-      qio_channel_tls_new_client(QIO_CHANNEL(conn.client), cc, "127.0.0.1", &error);
-  if (!server || !client) g_error("%s", error->message);
-  std::thread hs([&] {
-    g_autoptr(GError) e = nullptr;
-    if (!qio_channel_tls_handshake_sync(server, nullptr, &e)) g_error("%s", e->message);
-  });
-  if (!qio_channel_tls_handshake_sync(client, nullptr, &error)) g_error("%s", error->message);
-  hs.join();
-  g_autoptr(QCryptoTLSSessionReport) report = qio_channel_tls_get_report(client);
-  *cipher_seen = report->cipher;
+/* qio: a handshaken QIOChannelTLS pair, blocking, writev/readv of 1 MiB. */
+class QioTlsStream {
+ public:
+  QioTlsStream(const BenchPki &pki, const std::string &prio)
+      : sc_(make_creds(pki, true, prio)), cc_(make_creds(pki, false, prio)) {
+    g_autoptr(GError) error = nullptr;
+    server_ = qio_channel_tls_new_server(QIO_CHANNEL(conn_.server), sc_, nullptr, &error);
+    client_ = qio_channel_tls_new_client(QIO_CHANNEL(conn_.client), cc_, "127.0.0.1", &error);
+    if (!server_ || !client_) g_error("%s", error->message);
+    std::thread hs([this] {
+      g_autoptr(GError) e = nullptr;
+      if (!qio_channel_tls_handshake_sync(server_, nullptr, &e)) g_error("%s", e->message);
+    });
+    if (!qio_channel_tls_handshake_sync(client_, nullptr, &error)) g_error("%s", error->message);
+    hs.join();
+  }
+  ~QioTlsStream() {
+    qio_channel_close(QIO_CHANNEL(client_), nullptr);
+    g_object_unref(client_);
+    g_object_unref(server_);
+    g_object_unref(sc_);
+    g_object_unref(cc_);
+  }
+  QioTlsStream(const QioTlsStream &) = delete;
+  QioTlsStream &operator=(const QioTlsStream &) = delete;
 
-  std::vector<char> src(kChunk, 'q');
-  gint64 start = g_get_monotonic_time();
-  std::thread reader([&] {
-    std::vector<char> dst(kChunk);
-    guint64 got = 0;
-    g_autoptr(GError) e = nullptr;
-    while (got < total_bytes) {
-      gssize n = qio_channel_read(QIO_CHANNEL(server), dst.data(), dst.size(), &e);
-      if (n <= 0) g_error("qio read: %s", e ? e->message : "EOF");
-      got += static_cast<guint64>(n);
-    }
-  });
-  for (guint64 sent = 0; sent < total_bytes; sent += kChunk)
-    if (!qio_channel_write_all(QIO_CHANNEL(client), src.data(), kChunk, &error))
-      g_error("%s", error->message);
-  reader.join();
-  double secs = (g_get_monotonic_time() - start) / 1e6;
-  qio_channel_close(QIO_CHANNEL(client), nullptr);
-  return total_bytes / secs / (1 << 30);
-}
+  std::string cipher() const {
+    g_autoptr(QCryptoTLSSessionReport) report = qio_channel_tls_get_report(client_);
+    return report->cipher;
+  }
+
+  /* Sends @bytes (a multiple of kChunk) to a reader thread; seconds. */
+  double send(guint64 bytes) {
+    std::vector<char> src(kChunk, 'q');
+    gint64 start = g_get_monotonic_time();
+    std::thread reader([this, bytes] {
+      std::vector<char> dst(kChunk);
+      guint64 got = 0;
+      g_autoptr(GError) e = nullptr;
+      while (got < bytes) {
+        gssize n = qio_channel_read(QIO_CHANNEL(server_), dst.data(),
+                                    std::min<guint64>(dst.size(), bytes - got), &e);
+        if (n <= 0) g_error("qio read: %s", e ? e->message : "EOF");
+        got += static_cast<guint64>(n);
+      }
+    });
+    g_autoptr(GError) error = nullptr;
+    for (guint64 sent = 0; sent < bytes; sent += kChunk)
+      if (!qio_channel_write_all(QIO_CHANNEL(client_), src.data(), kChunk, &error))
+        g_error("%s", error->message);
+    reader.join();
+    return (g_get_monotonic_time() - start) / 1e6;
+  }
+
+ private:
+  Conn conn_;
+  QCryptoTLSCreds *sc_, *cc_;
+  QIOChannelTLS *server_ = nullptr, *client_ = nullptr;
+};
 
 /* The cipher alone on one core: AES-GCM over 16 KiB buffers for ~1 s. */
 double cipher_rate(gnutls_cipher_algorithm_t algo) {
@@ -148,10 +172,11 @@ double tools_rate(const BenchPki &pki, guint64 bytes) {
   return bytes / secs / (1 << 30);
 }
 
-/* Full handshakes per second against a server on 127.0.0.1:@port, by a
- * bare GnuTLS client (no client certificate, no verification: the same
- * client work whichever server answers) for about two seconds. */
-double handshake_rate(guint port) {
+/* Full handshakes against a server on 127.0.0.1:@port by a bare GnuTLS
+ * client (no client certificate, no verification: the same client work
+ * whichever server answers) for about @window_us; adds the count and the
+ * seconds taken. */
+void count_handshakes(guint port, gint64 window_us, int *count_sum, double *secs_sum) {
   g_autoptr(QIOSocketAddress) addr = qio_socket_address_new_inet("127.0.0.1", port);
   gnutls_certificate_credentials_t cred;
   gnutls_certificate_allocate_credentials(&cred);
@@ -174,9 +199,10 @@ double handshake_rate(guint port) {
     gnutls_deinit(s);
     count++;
     now = g_get_monotonic_time();
-  } while (now - start < 2000000);
+  } while (now - start < window_us);
   gnutls_certificate_free_credentials(cred);
-  return count / ((now - start) / 1e6);
+  *count_sum += count;
+  *secs_sum += (now - start) / 1e6;
 }
 
 /* A qio server: accepts, handshakes (QIOChannelTLS), closes, until told. */
@@ -229,11 +255,6 @@ void bench_handshakes(const char *id, int key) {
       QCRYPTO_TYPE_TLS_CREDS_X509, "id", "bench-hs", "dir", dir.path, "endpoint",
       QCRYPTO_TLS_CREDS_ENDPOINT_SERVER, "verify-peer", FALSE, nullptr));
   if (!g_initable_init(G_INITABLE(creds), nullptr, &error)) g_error("%s", error->message);
-  double qio;
-  {
-    QioServer server(creds);
-    qio = handshake_rate(server.port);
-  }
   g_autofree char *gnutls_serv = g_find_program_in_path("gnutls-serv");
   if (!gnutls_serv) return;
   guint port = 20000 + g_random_int_range(0, 20000);
@@ -247,9 +268,20 @@ void bench_handshakes(const char *id, int key) {
       "--x509keyfile", keyf, nullptr);
   if (!serv) return;
   g_usleep(500000);
-  double base = handshake_rate(port);
+  int qio_count = 0, base_count = 0;
+  double qio_secs = 0, base_secs = 0;
+  {
+    QioServer server(creds);
+    /* Half-second turns, four each, the first of each pair alternating. */
+    for (int turn = 0; turn < 4; turn++) {
+      if (turn % 2) count_handshakes(server.port, 500000, &qio_count, &qio_secs);
+      count_handshakes(port, 500000, &base_count, &base_secs);
+      if (turn % 2 == 0) count_handshakes(server.port, 500000, &qio_count, &qio_secs);
+    }
+  }
   g_subprocess_force_exit(serv);
   g_subprocess_wait(serv, nullptr, nullptr);
+  double qio = qio_count / qio_secs, base = base_count / base_secs;
   g_autofree char *name = g_strdup_printf("handshake-%s-qio-server-vs-gnutls-serv", id);
   bench_print(name, qio, "handshakes/s", base);
 }
@@ -266,22 +298,32 @@ int main() {
     gnutls_cipher_algorithm_t algo;
   } cases[] = {{"aes128gcm", "AES-128-GCM", GNUTLS_CIPHER_AES_128_GCM},
                {"aes256gcm", "AES-256-GCM", GNUTLS_CIPHER_AES_256_GCM}};
-  printf("# %" G_GUINT64_FORMAT " MiB per run, %d rounds, loopback TCP, TLS 1.3\n",
+  printf("# %" G_GUINT64_FORMAT " MiB through each stream in %d slices, loopback TCP, "
+         "TLS 1.3\n",
          total_bytes >> 20, rounds);
   double qio128 = 0;
+  const guint64 slice = std::max<guint64>(total_bytes / rounds / kChunk, 1) * kChunk;
   for (const auto &c : cases) {
-    std::string prio = priority_for(c.prio), seen;
-    std::vector<double> qio, bare;
-    for (int r = 0; r < rounds; r++) {
-      bare.push_back(bench_bare_gnutls_stream(pki, prio, total_bytes));
-      qio.push_back(run_qio(pki, prio, &seen));
+    std::string prio = priority_for(c.prio);
+    QioTlsStream qio(pki, prio);
+    BareGnutlsStream bare(pki, prio);
+    if (qio.cipher() != c.prio) g_error("negotiated %s, wanted %s", qio.cipher().c_str(), c.prio);
+    std::vector<double> qio_rates, bare_rates, paired;
+    for (guint64 moved = 0, r = 0; moved < total_bytes; r++, moved += slice) {
+      double qio_secs = 0, bare_secs;
+      if (r % 2) qio_secs = qio.send(slice);
+      bare_secs = bare.send(slice);
+      if (r % 2 == 0) qio_secs = qio.send(slice);
+      qio_rates.push_back(slice / qio_secs / (1 << 30));
+      bare_rates.push_back(slice / bare_secs / (1 << 30));
+      paired.push_back(bare_secs / qio_secs);
     }
-    if (seen != c.prio) g_error("negotiated %s, wanted %s", seen.c_str(), c.prio);
-    double q = bench_median(qio), b = bench_median(bare), core = cipher_rate(c.algo);
+    double q = bench_median(qio_rates), b = bench_median(bare_rates);
+    double core = cipher_rate(c.algo);
     if (c.algo == GNUTLS_CIPHER_AES_128_GCM) qio128 = q;
     g_autofree char *n1 = g_strdup_printf("tls13-%s-vs-bare-gnutls", c.id);
     g_autofree char *n2 = g_strdup_printf("tls13-%s-vs-cipher-1core", c.id);
-    bench_print(n1, q, "GiB/s", b);
+    bench_print_paired(n1, q, "GiB/s", b, bench_median(paired));
     bench_print(n2, q, "GiB/s", core);
   }
   guint64 tool_bytes = std::min<guint64>(total_bytes, 256ULL << 20);

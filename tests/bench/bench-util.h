@@ -37,6 +37,15 @@ inline void bench_print(const char *name, double value, const char *unit, double
   fflush(stdout);
 }
 
+/* For paired measurements: @ratio is the median of the per-pair ratios,
+ * @value and @baseline the medians of each side. */
+inline void bench_print_paired(const char *name, double value, const char *unit,
+                               double baseline, double ratio) {
+  printf("bench name=%s value=%.3f unit=%s baseline=%.3f ratio=%.3f paired=yes\n", name, value,
+         unit, baseline, ratio);
+  fflush(stdout);
+}
+
 /* A CA, server and client directories in a temporary directory. */
 struct BenchPki {
   char *top = test_tls_mkdir();
