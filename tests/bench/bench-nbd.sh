@@ -1,33 +1,47 @@
 #!/bin/bash
-# NBD whole-image read throughput: nbdcopy reads a random raw image in
-# /dev/shm into null: from qio-nbd, qemu-nbd and nbdkit (file plugin), each
-# with nbdcopy's default multi-conn and with --connections=1, over loopback
-# TCP, plain and with TLS (x509, verify-peer, certificates made by certtool).  Servers and clients alternate within each round; medians of
-# QIO_BENCH_ROUNDS (default 3) runs are printed as
-#   bench name=<id> value=<GiB/s> unit=GiB/s baseline=<GiB/s> ratio=<qio/baseline>
-# Options: --size 1G|2G (default 1G; QIO_BENCH_NBD_SIZE also works).
+# NBD whole-image throughput of qio-nbd against qemu-nbd and nbdkit (file
+# plugin), over loopback TCP, plain and with TLS (x509, verify-peer,
+# certificates made by certtool), each with nbdcopy's default multi-conn and
+# with --connections=1:
+#   read:  nbdcopy copies a random raw image in /dev/shm from a read-only
+#          export into null:
+#   write: nbdcopy copies that image into a writable export of a scratch
+#          image of the same size in /dev/shm (one per server)
+# The machine is shared and noisy, so the servers of one transport stay up
+# while all its cases run, and each case runs in QIO_BENCH_ROUNDS (default 5)
+# rounds in which qio-nbd and the two baselines take turns, the order
+# reversing every round.  Each round gives one qio/baseline ratio; printed:
+#   bench name=<id> value=<GiB/s> unit=GiB/s baseline=<GiB/s> ratio=<r> paired=yes
+# value and baseline are the medians of the rates, ratio the median of the
+# per-round ratios.  Before the timed writes of each transport every scratch
+# image starts out zero, one untimed write fills it, and cmp must find it
+# identical to the source; the bench fails loudly otherwise.
+# Options: --size 256M|512M|1G|2G (default 1G; QIO_BENCH_NBD_SIZE also works).
 # Run by hand or with `make bench-nbd`; never part of make check.
 set -u
 size=${QIO_BENCH_NBD_SIZE:-1G}
-rounds=${QIO_BENCH_ROUNDS:-3}
+rounds=${QIO_BENCH_ROUNDS:-5}
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift 2 ;;
     --size=*) size=${1#--size=}; shift ;;
-    *) echo "usage: $0 [--size 1G|2G]" >&2; exit 1 ;;
+    *) echo "usage: $0 [--size 256M|512M|1G|2G]" >&2; exit 1 ;;
   esac
 done
 case $size in 1G|2G|512M|256M) ;; *) echo "bench-nbd: --size must be 256M, 512M, 1G or 2G" >&2; exit 1 ;; esac
+case $rounds in ''|*[!0-9]*|0) echo "bench-nbd: QIO_BENCH_ROUNDS must be a positive number" >&2; exit 1 ;; esac
 build=${QIO_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 qionbd=$build/tools/qio-nbd
-for p in "$qionbd" qemu-nbd nbdkit nbdcopy certtool; do
+for p in "$qionbd" qemu-nbd nbdkit nbdcopy certtool cmp; do
   command -v "$p" >/dev/null || { echo "bench-nbd: $p not found" >&2; exit 1; }
 done
 
+servers=(qio qemu-nbd nbdkit)
 dir=$(mktemp -d /dev/shm/bench-nbd.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
+fail() { echo "bench-nbd: FAILED: $*" >&2; exit 1; }
 img=$dir/img
 head -c "$size" /dev/urandom >"$img"
 bytes=$(stat -c %s "$img")
@@ -38,54 +52,98 @@ wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/nul
 # Certificates for the TLS cases (certtool; BASELINES.md's layout).
 pki=$dir/pki
 mkdir -p "$pki"
-bash "$(dirname "$0")/../functional/nbd-pki.sh" "$pki" || { echo "bench-nbd: certtool failed" >&2; exit 1; }
+bash "$(dirname "$0")/../functional/nbd-pki.sh" "$pki" || fail "certtool could not make the certificates"
 
+# port[<server>-read] serves $img read-only, port[<server>-write] serves
+# $dir/w-<server> writable.
 declare -A port
 start_servers() { # plain|tls
-  local tls=() qtls=() ktls=()
+  local tls=() ktls=() s
   if [ "$1" = tls ]; then
     tls=(--object "tls-creds-x509,id=tls0,endpoint=server,dir=$pki/srv,verify-peer=on" --tls-creds tls0)
     ktls=(--tls=require --tls-certificates="$pki/srv" --tls-verify-peer)
   fi
-  port[qio]=$(free_port)
-  "$qionbd" "${tls[@]}" -r -t -e 16 -b 127.0.0.1 -p "${port[qio]}" -x disk -f raw "$img" 2>/dev/null & pids+=($!)
-  port[qemu-nbd]=$(free_port)
-  qemu-nbd "${tls[@]}" --read-only --persistent --shared=16 --bind=127.0.0.1 --port="${port[qemu-nbd]}" \
-    --export-name=disk --format=raw "$img" 2>/dev/null & pids+=($!)  # quiet about the port probes
-  port[nbdkit]=$(free_port)
-  nbdkit "${ktls[@]}" --foreground --readonly --ipaddr 127.0.0.1 --port "${port[nbdkit]}" --exportname disk \
-    file "$img" 2>/dev/null & pids+=($!)
-  for s in qio qemu-nbd nbdkit; do wait_port "${port[$s]}" || { echo "bench-nbd: $s did not start" >&2; exit 1; }; done
+  for op in read write; do
+    local ro=() qro=() kro=() f=$img
+    [ $op = read ] && ro=(-r) && qro=(--read-only) && kro=(--readonly)
+    # Servers print nothing useful here, and qemu-nbd complains about the port probes.
+    port[qio-$op]=$(free_port)
+    [ $op = write ] && f=$dir/w-qio
+    "$qionbd" "${tls[@]}" "${ro[@]}" -t -e 16 -b 127.0.0.1 -p "${port[qio-$op]}" -x disk -f raw "$f" \
+      2>/dev/null & pids+=($!)
+    port[qemu-nbd-$op]=$(free_port)
+    [ $op = write ] && f=$dir/w-qemu-nbd
+    qemu-nbd "${tls[@]}" "${qro[@]}" --persistent --shared=16 --bind=127.0.0.1 \
+      --port="${port[qemu-nbd-$op]}" --export-name=disk --format=raw "$f" 2>/dev/null & pids+=($!)
+    port[nbdkit-$op]=$(free_port)
+    [ $op = write ] && f=$dir/w-nbdkit
+    nbdkit "${ktls[@]}" "${kro[@]}" --foreground --ipaddr 127.0.0.1 --port "${port[nbdkit-$op]}" \
+      --exportname disk file "$f" 2>/dev/null & pids+=($!)
+  done
+  for s in "${!port[@]}"; do wait_port "${port[$s]}" || fail "$s did not start"; done
 }
-stop_servers() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; pids=(); }
+stop_servers() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; pids=(); port=(); }
 
-# One timed copy: prints GiB/s.
-run() { # server, security, extra nbdcopy args...
-  local s=$1 sec=$2; shift 2
-  local t0 t1 uri="nbd://127.0.0.1:${port[$s]}/disk"
-  [ "$sec" = tls ] && uri="nbds://127.0.0.1:${port[$s]}/disk?tls-certificates=$pki/cli"
+# One timed whole-image copy: prints GiB/s.
+run() { # op server security extra-nbdcopy-args...
+  local op=$1 s=$2 sec=$3; shift 3
+  local t0 t1 uri="nbd://127.0.0.1:${port[$s-$op]}/disk"
+  [ "$sec" = tls ] && uri="nbds://127.0.0.1:${port[$s-$op]}/disk?tls-certificates=$pki/cli"
   t0=$(date +%s.%N)
-  nbdcopy "$@" "$uri" null: || { echo "bench-nbd: nbdcopy from $s ($sec) failed" >&2; exit 1; }
+  if [ $op = read ]; then
+    nbdcopy "$@" "$uri" null: || fail "nbdcopy read from $s ($sec) failed"
+  else
+    nbdcopy "$@" "$img" "$uri" || fail "nbdcopy write to $s ($sec) failed"
+  fi
   t1=$(date +%s.%N)
-  echo "$bytes $t0 $t1" | awk '{printf "%.3f\n", $1 / 1073741824 / ($3 - $2)}'
+  echo "$bytes $t0 $t1" | awk '{printf "%.4f\n", $1 / 1073741824 / ($3 - $2)}'
 }
-median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+median() { sort -g | awk '{v[NR]=$1} END {if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2] + v[NR/2+1]) / 2}'; }
 
+# Each scratch image starts out zero (a fresh sparse file), one untimed
+# write through each server fills it, and it must then equal the source.
+verify_writes() { # security extra-nbdcopy-args...
+  local sec=$1 s; shift
+  for s in "${servers[@]}"; do
+    truncate -s 0 "$dir/w-$s" && truncate -s "$bytes" "$dir/w-$s" || fail "cannot reset $dir/w-$s"
+    run write "$s" "$sec" "$@" >/dev/null
+    cmp -s "$img" "$dir/w-$s" ||
+      fail "the image written through $s ($sec, nbdcopy $*) differs from the source"
+    echo "# verified: nbdcopy ${*:-(multi-conn)} into $s ($sec) wrote the image byte-exact" >&2
+  done
+}
+
+for s in "${servers[@]}"; do truncate -s "$bytes" "$dir/w-$s"; done
 for sec in plain tls; do
   start_servers $sec
-  for mode in multiconn conn1; do
-    args=()
-    [ $mode = conn1 ] && args=(--connections=1)
-    declare -A res=()
-    for s in qio qemu-nbd nbdkit; do res[$s]=""; done
-    for _ in $(seq "$rounds"); do
-      for s in qio qemu-nbd nbdkit; do res[$s]+="$(run $s $sec "${args[@]}") "; done
-    done
-    declare -A med=()
-    for s in qio qemu-nbd nbdkit; do med[$s]=$(echo "${res[$s]}" | tr ' ' '\n' | grep . | median); done
-    for b in qemu-nbd nbdkit; do
-      ratio=$(awk -v a="${med[qio]}" -v b="${med[$b]}" 'BEGIN {printf "%.2f", a / b}')
-      echo "bench name=nbd-read-$size-$sec-$mode-qio-vs-$b value=${med[qio]} unit=GiB/s baseline=${med[$b]} ratio=$ratio"
+  # The plain pass checks writes with multi-conn, the TLS pass with one connection.
+  if [ $sec = plain ]; then verify_writes $sec; else verify_writes $sec --connections=1; fi
+  for op in read write; do
+    for mode in multiconn conn1; do
+      args=()
+      [ $mode = conn1 ] && args=(--connections=1)
+      declare -A rate=() pair=()
+      for s in "${servers[@]}"; do rate[$s]=""; done
+      for b in qemu-nbd nbdkit; do pair[$b]=""; done
+      for r in $(seq "$rounds"); do
+        order=("${servers[@]}")
+        [ $((r % 2)) = 0 ] && order=(nbdkit qemu-nbd qio)
+        declare -A this=()
+        for s in "${order[@]}"; do
+          this[$s]=$(run $op $s $sec "${args[@]}") || exit 1 # run said why
+          rate[$s]+="${this[$s]} "
+        done
+        for b in qemu-nbd nbdkit; do
+          pair[$b]+="$(awk -v a="${this[qio]}" -v b="${this[$b]}" 'BEGIN {print a / b}') "
+        done
+      done
+      declare -A med=()
+      for s in "${servers[@]}"; do med[$s]=$(echo "${rate[$s]}" | tr ' ' '\n' | grep . | median); done
+      for b in qemu-nbd nbdkit; do
+        ratio=$(echo "${pair[$b]}" | tr ' ' '\n' | grep . | median)
+        printf 'bench name=nbd-%s-%s-%s-%s-qio-vs-%s value=%.3f unit=GiB/s baseline=%.3f ratio=%.3f paired=yes\n' \
+          $op "$size" $sec $mode $b "${med[qio]}" "${med[$b]}" "$ratio"
+      done
     done
   done
   stop_servers
