@@ -127,6 +127,7 @@ const char *nbd_export_get_name(NBDExport *exp) { return export_priv(exp)->name.
 const char *nbd_export_get_path(NBDExport *exp) { return export_priv(exp)->path.c_str(); }
 guint64 nbd_export_get_size(NBDExport *exp) { return export_priv(exp)->size; }
 gboolean nbd_export_is_read_only(NBDExport *exp) { return export_priv(exp)->read_only; }
+int nbd_export_get_fd(NBDExport *exp) { return export_priv(exp)->fd; }
 
 void nbd_export_set_description(NBDExport *exp, const char *description) {
   export_priv(exp)->description = description ? description : "";

@@ -33,6 +33,10 @@ const char *nbd_export_get_description(NBDExport *exp);
 void nbd_export_set_multi_conn(NBDExport *exp, gboolean multi_conn);
 gboolean nbd_export_get_multi_conn(NBDExport *exp);
 
+/* The export's descriptor (owned by the export), for the server to send
+ * read data straight from the page cache with sendfile. */
+int nbd_export_get_fd(NBDExport *exp);
+
 /* The NBD_FLAG_* transmission flags this export advertises. */
 guint16 nbd_export_get_flags(NBDExport *exp);
 

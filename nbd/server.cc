@@ -4,6 +4,7 @@
 
 #include "nbd/error.h"
 #include "nbd/protocol.h"
+#include "qio/channel-socket.h"
 #include "qio/channel-tls.h"
 #include "qio/coroutine.h"
 #include "qio/error.h"
@@ -50,6 +51,7 @@ struct Job {
   guint8 *data = nullptr;
   gsize capacity = 0;
   gsize charged = 0; /* counted in bytes_in_flight */
+  bool from_file = false; /* read data goes out with sendfile, not from data */
   guint8 hdr[NBD_STRUCTURED_REPLY_HEADER_SIZE + 8]; /* the reply header */
 };
 
@@ -240,7 +242,9 @@ struct Conn {
   qio::Task<bool> handshake(GError **error);
   /* Serves requests until NBD_CMD_DISC, the end of file or an error. */
   qio::Task<bool> transmission(GError **error);
-  Job *take_job(gsize len);
+  /* @len bytes count against the in-flight bound; @alloc says whether the
+   * job's buffer must hold them. */
+  Job *take_job(gsize len, bool alloc);
   void release_job(Job *job);
   /* Hands @job's reply to the sender thread (from any thread). */
   void queue_reply(Job *job);
@@ -248,6 +252,10 @@ struct Conn {
   /* Waits for the sender thread after the last reply went out. */
   void stop_sender_thread();
   void send_loop();
+  /* Plain sockets send read data from the export's page cache with
+   * sendfile: no copy into a buffer and out again. */
+  bool send_from_file = false;
+  bool send_file_data(Job *job, GError **error);
   /* In the context: releases the jobs whose replies went out. */
   void collect_sent();
   qio::Task<GError *> serve();
@@ -589,7 +597,7 @@ gsize reply_iov(Job *job, bool structured, struct iovec *iov) {
     nbd_put32(hdr + 4, err);
     nbd_put64(hdr + 8, req.cookie);
     iov[0] = {hdr, NBD_SIMPLE_REPLY_SIZE};
-    if (!err && req.type == NBD_CMD_READ && req.length) {
+    if (!err && req.type == NBD_CMD_READ && req.length && !job->from_file) {
       iov[1] = {job->data, req.length};
       niov = 2;
     }
@@ -609,13 +617,15 @@ gsize reply_iov(Job *job, bool structured, struct iovec *iov) {
                      8 + req.length);
     nbd_put64(hdr + NBD_STRUCTURED_REPLY_HEADER_SIZE, req.offset);
     iov[0] = {hdr, sizeof job->hdr};
-    iov[1] = {job->data, req.length};
-    niov = 2;
+    if (!job->from_file) {
+      iov[1] = {job->data, req.length};
+      niov = 2;
+    }
   }
   return niov;
 }
 
-Job *Conn::take_job(gsize len) {
+Job *Conn::take_job(gsize len, bool alloc) {
   Job *job;
   if (idle_jobs.empty()) {
     job = new Job();
@@ -624,7 +634,7 @@ Job *Conn::take_job(gsize len) {
     idle_jobs.pop_back();
   }
   idle_bytes -= job->capacity;
-  if (job->capacity < len) {
+  if (alloc && job->capacity < len) {
     g_free(job->data);
     job->data = static_cast<guint8 *>(g_malloc(len));
     job->capacity = len;
@@ -633,6 +643,7 @@ Job *Conn::take_job(gsize len) {
   job->err = 0;
   job->host_err = 0;
   job->extents = 0;
+  job->from_file = false;
   in_flight++;
   bytes_in_flight += len;
   job->charged = len;
@@ -684,11 +695,26 @@ void Conn::send_loop() {
     if (ready.empty()) break;
     batch.swap(ready);
     g_mutex_unlock(&send_mutex);
-    gsize niov = 0;
-    for (Job *job : batch) niov += reply_iov(job, structured, iov + niov);
     /* After a failed write nothing more goes out; the jobs still return. */
     bool reported = failed;
-    if (!failed) failed = !qio_channel_writev_all(ioc, iov, niov, &error);
+    if (!failed) {
+      /* Headers and buffers go out together; data from the file follows
+       * its header, corked so that the header does not leave alone. */
+      bool corked = false;
+      gsize niov = 0;
+      for (Job *job : batch) {
+        niov += reply_iov(job, structured, iov + niov);
+        if (!job->from_file) continue;
+        if (!corked) qio_channel_set_cork(ioc, TRUE);
+        corked = true;
+        failed = !qio_channel_writev_all(ioc, iov, niov, &error) ||
+                 !send_file_data(job, &error);
+        niov = 0;
+        if (failed) break;
+      }
+      if (!failed && niov) failed = !qio_channel_writev_all(ioc, iov, niov, &error);
+      if (corked) qio_channel_set_cork(ioc, FALSE);
+    }
     g_mutex_lock(&send_mutex);
     sent.insert(sent.end(), batch.begin(), batch.end());
     batch.clear();
@@ -700,6 +726,33 @@ void Conn::send_loop() {
   }
   g_mutex_unlock(&send_mutex);
   g_clear_error(&error);
+}
+
+bool Conn::send_file_data(Job *job, GError **error) {
+  auto *sioc = QIO_CHANNEL_SOCKET(ioc);
+  int fd = nbd_export_get_fd(exp);
+  guint64 offset = job->req.offset;
+  gsize left = job->req.length;
+  while (left > 0) {
+    gssize n = qio_channel_socket_sendfile(sioc, fd, &offset, left, error);
+    if (n == QIO_CHANNEL_ERR_BLOCK) {
+      qio_channel_wait(ioc, G_IO_OUT);
+      continue;
+    }
+    if (n < 0) return false;
+    if (n == 0) {
+      /* The file shrank under us: what is past its end reads as zeroes. */
+      static const guint8 zeroes[64 * 1024] = {};
+      while (left > 0) {
+        gsize z = std::min(left, sizeof zeroes);
+        if (!qio_channel_write_all(ioc, zeroes, z, error)) return false;
+        left -= z;
+      }
+      break;
+    }
+    left -= static_cast<gsize>(n);
+  }
+  return true;
 }
 
 void Conn::collect_sent() {
@@ -761,6 +814,7 @@ qio::Task<bool> Conn::transmission(GError **error) {
   NBDServerPrivate *priv = server_priv(server);
   if (!priv->workers)
     priv->workers = g_thread_pool_new(run_job, nullptr, kWorkers, FALSE, nullptr);
+  send_from_file = QIO_IS_CHANNEL_SOCKET(ioc);
   start_sender();
   while (!broken) {
     guint8 raw[NBD_REQUEST_SIZE];
@@ -794,17 +848,19 @@ qio::Task<bool> Conn::transmission(GError **error) {
     while (in_flight >= kMaxInFlight || (in_flight > 0 && bytes_in_flight + len > kMaxBytes))
       co_await Park{&reader};
     if (broken) break;
-    Job *job = take_job(len);
+    bool from_file = send_from_file && !err && req.type == NBD_CMD_READ && req.length;
+    Job *job = take_job(len, !from_file);
     job->req = req;
     job->err = err;
+    job->from_file = from_file;
     if (req.type == NBD_CMD_WRITE && req.length &&
         !co_await qio::read_all(ioc, job->data, req.length, error, cancel)) {
       release_job(job);
       ok = false;
       break;
     }
-    if (err)
-      queue_reply(job);
+    if (err || from_file)
+      queue_reply(job); /* nothing to run: the sender reads the file */
     else
       g_thread_pool_push(priv->workers, job, nullptr);
   }

@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -683,6 +684,25 @@ QIOSocketAddress *qio_channel_socket_get_remote_address(QIOChannelSocket *sioc,
 int qio_channel_socket_get_fd(QIOChannelSocket *sioc) {
   g_return_val_if_fail(QIO_IS_CHANNEL_SOCKET(sioc), -1);
   return sioc->fd;
+}
+
+gssize qio_channel_socket_sendfile(QIOChannelSocket *sioc, int fd, guint64 *offset, gsize len,
+                                   GError **error) {
+  g_return_val_if_fail(QIO_IS_CHANNEL_SOCKET(sioc), -1);
+  if (!check_open(sioc, error)) return -1;
+  for (;;) {
+    off_t off = static_cast<off_t>(*offset);
+    gssize ret = sendfile(sioc->fd, fd, &off, len);
+    if (ret >= 0) {
+      *offset = static_cast<guint64>(off);
+      return ret;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return QIO_CHANNEL_ERR_BLOCK;
+    set_errno_error(error, errno, _("Unable to send file data on channel '%s': %s"),
+                    channel_name(sioc));
+    return -1;
+  }
 }
 
 gboolean qio_channel_socket_enable_zero_copy(QIOChannelSocket *sioc, GError **error) {

@@ -65,4 +65,12 @@ int qio_channel_socket_get_fd(QIOChannelSocket *sioc);
  * before their buffers change. */
 gboolean qio_channel_socket_enable_zero_copy(QIOChannelSocket *sioc, GError **error);
 
+/* Sends up to @len bytes of the file @fd, from *@offset on, with sendfile(2):
+ * the kernel moves page-cache data to the socket without a copy through
+ * user space.  Advances *@offset.  Returns the byte count (0: the file ends
+ * at *@offset), QIO_CHANNEL_ERR_BLOCK, or -1 with @error set (a read error
+ * of the file or a write error of the socket). */
+gssize qio_channel_socket_sendfile(QIOChannelSocket *sioc, int fd, guint64 *offset, gsize len,
+                                   GError **error);
+
 G_END_DECLS

@@ -202,6 +202,27 @@ def _():
     h.shutdown()
 
 
+@test("reads past the end of a file that shrank under the server read zeroes")
+def _():
+    path = os.path.join(tmp, "shrinks")
+    data = os.urandom(4 * MIB)
+    with open(path, "wb") as f:
+        f.write(data)
+    p, s = start(path, "-r", "-t")
+    for structured in (True, False):
+        h = connect(s, structured=structured, meta=False)
+        assert h.pread(4 * MIB, 0) == data
+        with open(path, "r+b") as f:
+            f.truncate(MIB + 100)
+        # Sent from the page cache up to the new end, then zeroes.
+        got = h.pread(2 * MIB, MIB // 2)
+        assert got == data[MIB // 2:MIB + 100] + bytes(2 * MIB - (MIB // 2 + 100)), structured
+        assert h.pread(MIB, 3 * MIB) == bytes(MIB)
+        h.shutdown()
+        with open(path, "wb") as f:
+            f.write(data)
+
+
 @test("read-only export refuses writes with EPERM")
 def _():
     p, s = start(img, "-r", "-t")

@@ -718,6 +718,50 @@ void test_zero_copy() {
   g_object_unref(server);
 }
 
+/* sendfile moves a file's bytes from an offset, advances the offset, says
+ * 0 at the file's end and reports a descriptor it cannot read. */
+void test_sendfile() {
+  GError *error = nullptr;
+  g_autofree char *path = g_build_filename(tmp_dir, "sendfile", nullptr);
+  std::string data(300 * 1024, '\0');
+  for (gsize i = 0; i < data.size(); i++) data[i] = static_cast<char>(i * 7 + i / 1024);
+  g_assert_true(g_file_set_contents(path, data.data(), static_cast<gssize>(data.size()), &error));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint(fd, >=, 0);
+  QIOChannelSocket *a, *b;
+  g_assert_true(qio_channel_socket_new_pair(&a, &b, &error));
+  std::string got(data.size() - 1000, '\0');
+  std::thread reader([&] {
+    g_assert_true(qio_channel_read_all(QIO_CHANNEL(b), got.data(), got.size(), nullptr));
+  });
+  guint64 offset = 1000;
+  gsize left = got.size();
+  while (left > 0) {
+    gssize n = qio_channel_socket_sendfile(a, fd, &offset, left, &error);
+    g_assert_no_error(error);
+    g_assert_cmpint(n, >, 0);
+    left -= static_cast<gsize>(n);
+  }
+  reader.join();
+  g_assert_cmpuint(offset, ==, data.size());
+  g_assert_true(got == data.substr(1000));
+  g_assert_cmpint(qio_channel_socket_sendfile(a, fd, &offset, 4096, &error), ==, 0);
+  g_assert_no_error(error);
+  g_assert_cmpuint(offset, ==, data.size());
+  /* A write-only descriptor cannot be read from. */
+  int wfd = open(path, O_WRONLY | O_CLOEXEC);
+  g_assert_cmpint(wfd, >=, 0);
+  offset = 0;
+  g_assert_cmpint(qio_channel_socket_sendfile(a, wfd, &offset, 4096, &error), ==, -1);
+  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_FAILED);
+  g_assert_nonnull(strstr(error->message, "file data"));
+  g_clear_error(&error);
+  close(wfd);
+  close(fd);
+  g_object_unref(a);
+  g_object_unref(b);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -743,6 +787,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-socket/async-cancel-running", test_async_cancel_running);
   g_test_add_func("/qio/channel-socket/watch-context", test_watch_context);
   g_test_add_func("/qio/channel-socket/zero-copy", test_zero_copy);
+  g_test_add_func("/qio/channel-socket/sendfile", test_sendfile);
   int ret = g_test_run();
   rmdir(tmp_dir);
   g_free(tmp_dir);
