@@ -52,6 +52,7 @@ struct Job {
   gsize capacity = 0;
   gsize charged = 0; /* counted in bytes_in_flight */
   bool from_file = false; /* read data goes out with sendfile, not from data */
+  gsize reply_sent = 0;    /* bytes of the reply a worker wrote before the socket filled */
   guint8 hdr[NBD_STRUCTURED_REPLY_HEADER_SIZE + 8]; /* the reply header */
 };
 
@@ -169,6 +170,8 @@ struct Conn {
   std::vector<Job *> sent;  /* replies gone out, for the context to release */
   bool stop_sender = false;
   bool sender_idle = false; /* waiting on send_cond */
+  bool writing = false;     /* a thread is writing replies: nobody else may */
+  bool send_dead = false;   /* a write failed: nothing more goes out */
   bool sender_failed = false;
   GError *sender_error = nullptr; /* why the write failed */
   GThread *sender = nullptr;
@@ -248,6 +251,9 @@ struct Conn {
   void release_job(Job *job);
   /* Hands @job's reply to the sender thread (from any thread). */
   void queue_reply(Job *job);
+  /* From a worker: writes the small reply of @job at once when no other
+   * reply is waiting, else hands it to the sender thread. */
+  void reply_from_worker(Job *job);
   void start_sender();
   /* Waits for the sender thread after the last reply went out. */
   void stop_sender_thread();
@@ -644,6 +650,7 @@ Job *Conn::take_job(gsize len, bool alloc) {
   job->host_err = 0;
   job->extents = 0;
   job->from_file = false;
+  job->reply_sent = 0;
   in_flight++;
   bytes_in_flight += len;
   job->charged = len;
@@ -672,10 +679,51 @@ void Conn::queue_reply(Job *job) {
   g_mutex_unlock(&send_mutex);
 }
 
+void Conn::reply_from_worker(Job *job) {
+  g_mutex_lock(&send_mutex);
+  if (writing || !ready.empty() || send_dead) {
+    g_mutex_unlock(&send_mutex);
+    queue_reply(job);
+    return;
+  }
+  /* Waking the sender for a 16-byte reply costs more than writing it:
+   * one non-blocking try here; what does not fit goes to the sender, so
+   * a client that stops reading never holds a worker. */
+  writing = true;
+  g_mutex_unlock(&send_mutex);
+  struct iovec iov[2];
+  gsize niov = reply_iov(job, structured, iov);
+  gsize total = 0;
+  for (gsize i = 0; i < niov; i++) total += iov[i].iov_len;
+  GError *error = nullptr;
+  gssize n = qio_channel_writev(ioc, iov, niov, &error);
+  g_mutex_lock(&send_mutex);
+  writing = false;
+  if (n >= 0 && static_cast<gsize>(n) == total) {
+    sent.push_back(job);
+    g_source_set_ready_time(sent_source, 0);
+  } else if (n < 0 && n != QIO_CHANNEL_ERR_BLOCK) {
+    send_dead = sender_failed = true;
+    sender_error = error;
+    sent.push_back(job);
+    g_source_set_ready_time(sent_source, 0);
+  } else {
+    /* First in line: the rest of this reply must go out before any other. */
+    job->reply_sent = n > 0 ? static_cast<gsize>(n) : 0;
+    ready.insert(ready.begin(), job);
+  }
+  if (!ready.empty() && sender_idle) g_cond_signal(&send_cond);
+  g_mutex_unlock(&send_mutex);
+}
+
 void run_job(gpointer data, gpointer) noexcept {
   auto *job = static_cast<Job *>(data);
   execute(job->conn->exp, job);
-  job->conn->queue_reply(job);
+  /* Read replies carry data: the sender thread writes those. */
+  if (job->req.type == NBD_CMD_READ)
+    job->conn->queue_reply(job);
+  else
+    job->conn->reply_from_worker(job);
 }
 
 void Conn::send_loop() {
@@ -684,16 +732,18 @@ void Conn::send_loop() {
   std::vector<Job *> batch;
   batch.reserve(kMaxInFlight);
   GError *error = nullptr;
-  bool failed = false;
   g_mutex_lock(&send_mutex);
   for (;;) {
-    while (ready.empty() && !stop_sender) {
+    while ((ready.empty() || writing) && !stop_sender) {
       sender_idle = true;
       g_cond_wait(&send_cond, &send_mutex);
       sender_idle = false;
     }
+    /* Stopping: every job has been released, so no worker writes. */
     if (ready.empty()) break;
     batch.swap(ready);
+    writing = true;
+    bool failed = send_dead;
     g_mutex_unlock(&send_mutex);
     /* After a failed write nothing more goes out; the jobs still return. */
     bool reported = failed;
@@ -703,7 +753,15 @@ void Conn::send_loop() {
       bool corked = false;
       gsize niov = 0;
       for (Job *job : batch) {
+        gsize first = niov;
         niov += reply_iov(job, structured, iov + niov);
+        /* A worker already wrote the start of this reply. */
+        for (gsize skip = std::exchange(job->reply_sent, 0); skip > 0; first++) {
+          gsize k = std::min(skip, iov[first].iov_len);
+          iov[first].iov_base = static_cast<guint8 *>(iov[first].iov_base) + k;
+          iov[first].iov_len -= k;
+          skip -= k;
+        }
         if (!job->from_file) continue;
         if (!corked) qio_channel_set_cork(ioc, TRUE);
         corked = true;
@@ -716,10 +774,11 @@ void Conn::send_loop() {
       if (corked) qio_channel_set_cork(ioc, FALSE);
     }
     g_mutex_lock(&send_mutex);
+    writing = false;
     sent.insert(sent.end(), batch.begin(), batch.end());
     batch.clear();
     if (failed && !reported) {
-      sender_failed = true;
+      send_dead = sender_failed = true;
       sender_error = std::exchange(error, nullptr);
     }
     g_source_set_ready_time(sent_source, 0);

@@ -379,6 +379,40 @@ def _():
     return (magic, err, cookie, err2, err3) == (0x67446698, 22, 7, 22, 22) or (err, err2, err3)
 
 
+@test("a client that reads no reply while it sends 20000 writes gets every reply, data intact")
+def _():
+    import threading
+    path = os.path.join(tmp, "flood")
+    with open(path, "wb") as f:
+        f.truncate(MIB)
+    p, s2 = start(path, "-t", "-x", "disk")
+    s = raw(s2)
+    go(s)
+    n = 20000
+    payload = bytes((i * 13 + 1) % 251 for i in range(n))
+
+    def send():
+        for i in range(n):
+            s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 1, i + 1, i * 37, 1) + payload[i:i + 1])
+    t = threading.Thread(target=send)
+    t.start()
+    # The server's replies fill the socket (and wait for the sender thread)
+    # before this side reads a single one.
+    time.sleep(0.5)
+    s.settimeout(30)
+    seen = set()
+    for _ in range(n):
+        magic, err, cookie = struct.unpack(">IIQ", recv_exact(s, 16))
+        assert magic == 0x67446698 and err == 0, (magic, err)
+        seen.add(cookie)
+    t.join()
+    s.close()
+    assert seen == set(range(1, n + 1)), len(seen)
+    with open(path, "rb") as f:
+        data = f.read()
+    assert all(data[i * 37] == payload[i] for i in range(n))
+
+
 @test("bad request magic disconnects")
 def _():
     s = raw(sock)
