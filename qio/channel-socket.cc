@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -690,6 +691,16 @@ gssize qio_channel_socket_sendfile(QIOChannelSocket *sioc, int fd, guint64 *offs
                                    GError **error) {
   g_return_val_if_fail(QIO_IS_CHANNEL_SOCKET(sioc), -1);
   if (!check_open(sioc, error)) return -1;
+  /* sendfile has no MSG_NOSIGNAL: a peer that went away must be an error,
+   * not the death of the process (as for file channels, a handler the
+   * program installed is left alone). */
+  static gsize sigpipe_checked = 0;
+  if (g_once_init_enter(&sigpipe_checked)) {
+    struct sigaction action;
+    if (sigaction(SIGPIPE, nullptr, &action) == 0 && action.sa_handler == SIG_DFL)
+      signal(SIGPIPE, SIG_IGN);
+    g_once_init_leave(&sigpipe_checked, 1);
+  }
   for (;;) {
     off_t off = static_cast<off_t>(*offset);
     gssize ret = sendfile(sioc->fd, fd, &off, len);

@@ -69,7 +69,9 @@ gboolean qio_channel_socket_enable_zero_copy(QIOChannelSocket *sioc, GError **er
  * the kernel moves page-cache data to the socket without a copy through
  * user space.  Advances *@offset.  Returns the byte count (0: the file ends
  * at *@offset), QIO_CHANNEL_ERR_BLOCK, or -1 with @error set (a read error
- * of the file or a write error of the socket). */
+ * of the file or a write error of the socket).  A peer that closed is
+ * G_IO_ERROR_BROKEN_PIPE: the first call makes the process ignore SIGPIPE
+ * unless the program installed its own handler. */
 gssize qio_channel_socket_sendfile(QIOChannelSocket *sioc, int fd, guint64 *offset, gsize len,
                                    GError **error);
 

@@ -748,6 +748,17 @@ void test_sendfile() {
   g_assert_cmpint(qio_channel_socket_sendfile(a, fd, &offset, 4096, &error), ==, 0);
   g_assert_no_error(error);
   g_assert_cmpuint(offset, ==, data.size());
+  /* A peer that went away is an error, not SIGPIPE's death of the test. */
+  {
+    QIOChannelSocket *c, *d;
+    g_assert_true(qio_channel_socket_new_pair(&c, &d, &error));
+    g_object_unref(d);
+    offset = 0;
+    g_assert_cmpint(qio_channel_socket_sendfile(c, fd, &offset, 4096, &error), ==, -1);
+    g_assert_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE);
+    g_clear_error(&error);
+    g_object_unref(c);
+  }
   /* A write-only descriptor cannot be read from. */
   int wfd = open(path, O_WRONLY | O_CLOEXEC);
   g_assert_cmpint(wfd, >=, 0);
