@@ -65,6 +65,62 @@ struct SentSource {
   Conn *conn;
 };
 
+/* Waits for a condition of a non-blocking channel in a thread of its own,
+ * with one private context and watch for the thread's life:
+ * qio_channel_wait() builds both on every wait, which costs more than the
+ * I/O of a busy connection. */
+struct ThreadWait {
+  GMainContext *ctx = g_main_context_new();
+  GSource *src;
+  bool ready = false;
+  ThreadWait(QIOChannel *ioc, GIOCondition condition) : src(qio_channel_create_watch(ioc, condition)) {
+    g_source_set_callback(
+        src,
+        G_SOURCE_FUNC(+[](QIOChannel *, GIOCondition, gpointer data) noexcept -> gboolean {
+          static_cast<ThreadWait *>(data)->ready = true;
+          return G_SOURCE_CONTINUE;
+        }),
+        this, nullptr);
+    g_source_attach(src, ctx);
+  }
+  ~ThreadWait() {
+    g_source_destroy(src);
+    g_source_unref(src);
+    g_main_context_unref(ctx);
+  }
+  ThreadWait(const ThreadWait &) = delete;
+  ThreadWait &operator=(const ThreadWait &) = delete;
+  void wait() {
+    ready = false;
+    while (!ready) g_main_context_iteration(ctx, TRUE);
+  }
+};
+
+/* Reads @len bytes into @buf, waiting with @w: 1 when done, 0 when the
+ * peer closed before the first byte and @eof_ok, else -1 with @error set. */
+int read_exact(QIOChannel *ioc, ThreadWait &w, void *buf, gsize len, bool eof_ok,
+               GError **error) {
+  auto *p = static_cast<guint8 *>(buf);
+  gsize done = 0;
+  while (done < len) {
+    gssize n = qio_channel_read(ioc, p + done, len - done, error);
+    if (n == QIO_CHANNEL_ERR_BLOCK) {
+      w.wait();
+      continue;
+    }
+    if (n < 0) return -1;
+    if (n == 0) {
+      if (done == 0 && eof_ok) return 0;
+      g_set_error(error, QIO_ERROR, QIO_ERROR_EOF,
+                  _("Channel '%s' was closed by the peer in the middle of a message"),
+                  qio_channel_get_name(ioc));
+      return -1;
+    }
+    done += static_cast<gsize>(n);
+  }
+  return 1;
+}
+
 /* Parks the awaiting coroutine in *slot until someone resumes it. */
 struct Park {
   std::coroutine_handle<> *slot;
@@ -151,17 +207,26 @@ struct Conn {
   std::vector<guint8> option;
   GMainContext *context = nullptr; /* the one the connection's tasks run in */
 
-  /* Transmission: the context's coroutine reads requests, worker threads
+  /* Transmission: a reader thread per connection reads the requests and
+   * their payloads, blocking (so that the connections of a server receive
+   * and decrypt in parallel, not in turn in the context), worker threads
    * run them, and one sender thread writes the replies, blocking, as many
    * at once as are ready: the loop never copies reply data, and a full
-   * socket costs no round trip through it. */
+   * socket costs no round trip through it.  The context releases the jobs
+   * whose replies went out.  Job accounting is under jobs_mutex. */
+  GMutex jobs_mutex;
+  GCond room_cond; /* the reader waits here for room in flight */
   guint in_flight = 0;
   gsize bytes_in_flight = 0;
   std::vector<Job *> idle_jobs;
   gsize idle_bytes = 0;
-  std::coroutine_handle<> reader; /* transmission() waiting for room */
   bool broken = false;
+  std::coroutine_handle<> waiter; /* transmission() waiting in the context */
   GError *send_error = nullptr;
+  GThread *reader_thread = nullptr;
+  GSource *reader_done = nullptr; /* wakes transmission() when the reader ends */
+  bool reader_ok = true;
+  GError *reader_error = nullptr;
 
   /* Shared with the sender thread, under send_mutex. */
   GMutex send_mutex;
@@ -183,6 +248,8 @@ struct Conn {
         cancel(g_cancellable_new()), peer(qio_channel_get_name(c) ? qio_channel_get_name(c) : "?") {
     g_mutex_init(&send_mutex);
     g_cond_init(&send_cond);
+    g_mutex_init(&jobs_mutex);
+    g_cond_init(&room_cond);
   }
   ~Conn() {
     for (Job *job : idle_jobs) {
@@ -193,6 +260,8 @@ struct Conn {
     g_clear_error(&sender_error);
     g_cond_clear(&send_cond);
     g_mutex_clear(&send_mutex);
+    g_cond_clear(&room_cond);
+    g_mutex_clear(&jobs_mutex);
     if (context) g_main_context_unref(context);
     if (exp) g_object_unref(exp);
     qio_channel_close(ioc, nullptr);
@@ -245,9 +314,12 @@ struct Conn {
   qio::Task<bool> handshake(GError **error);
   /* Serves requests until NBD_CMD_DISC, the end of file or an error. */
   qio::Task<bool> transmission(GError **error);
-  /* @len bytes count against the in-flight bound; @alloc says whether the
-   * job's buffer must hold them. */
+  /* In the reader: waits for room for @len more bytes in flight; @alloc
+   * says whether the job's buffer must hold them.  NULL when the
+   * connection broke meanwhile. */
   Job *take_job(gsize len, bool alloc);
+  /* The reader thread's loop; false with @error set on a failure. */
+  bool read_requests(GError **error);
   void release_job(Job *job);
   /* Hands @job's reply to the sender thread (from any thread). */
   void queue_reply(Job *job);
@@ -633,6 +705,15 @@ gsize reply_iov(Job *job, bool structured, struct iovec *iov) {
 
 Job *Conn::take_job(gsize len, bool alloc) {
   Job *job;
+  g_mutex_lock(&jobs_mutex);
+  /* Bound what the requests in flight may hold. */
+  while (!broken &&
+         (in_flight >= kMaxInFlight || (in_flight > 0 && bytes_in_flight + len > kMaxBytes)))
+    g_cond_wait(&room_cond, &jobs_mutex);
+  if (broken) {
+    g_mutex_unlock(&jobs_mutex);
+    return nullptr;
+  }
   if (idle_jobs.empty()) {
     job = new Job();
   } else {
@@ -654,10 +735,12 @@ Job *Conn::take_job(gsize len, bool alloc) {
   in_flight++;
   bytes_in_flight += len;
   job->charged = len;
+  g_mutex_unlock(&jobs_mutex);
   return job;
 }
 
 void Conn::release_job(Job *job) {
+  g_mutex_lock(&jobs_mutex);
   in_flight--;
   bytes_in_flight -= job->charged;
   /* Keep buffers for the next requests, up to a bound on what idles. */
@@ -668,7 +751,8 @@ void Conn::release_job(Job *job) {
     g_free(job->data);
     delete job;
   }
-  if (reader) qio::detail::start_in(context, std::exchange(reader, {}));
+  g_cond_signal(&room_cond);
+  g_mutex_unlock(&jobs_mutex);
 }
 
 void Conn::queue_reply(Job *job) {
@@ -820,16 +904,20 @@ void Conn::collect_sent() {
   bool failed = std::exchange(sender_failed, false);
   GError *error = std::exchange(sender_error, nullptr);
   g_mutex_unlock(&send_mutex);
+  g_mutex_lock(&jobs_mutex);
   if (failed && !broken) {
     /* The replies cannot go out: stop reading requests too. */
     broken = true;
-    send_error = error;
+    send_error = std::exchange(error, nullptr);
     g_cancellable_cancel(cancel);
-  } else {
-    g_clear_error(&error);
+    qio_channel_shutdown(ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr); /* wakes the reader */
   }
+  g_mutex_unlock(&jobs_mutex);
+  g_clear_error(&error);
   for (Job *job : collecting) release_job(job);
   collecting.clear();
+  /* transmission() waits for the last job once the reader has ended. */
+  if (waiter && !reader_thread) qio::detail::start_in(context, std::exchange(waiter, {}));
 }
 
 void Conn::start_sender() {
@@ -867,26 +955,16 @@ void Conn::stop_sender_thread() {
   g_clear_pointer(&sent_source, g_source_unref);
 }
 
-qio::Task<bool> Conn::transmission(GError **error) {
+bool Conn::read_requests(GError **error) {
   guint64 size = nbd_export_get_size(exp);
-  bool ok = true;
-  NBDServerPrivate *priv = server_priv(server);
-  if (!priv->workers)
-    priv->workers = g_thread_pool_new(run_job, nullptr, kWorkers, FALSE, nullptr);
-  send_from_file = QIO_IS_CHANNEL_SOCKET(ioc);
-  start_sender();
-  while (!broken) {
+  GThreadPool *workers = server_priv(server)->workers;
+  ThreadWait readable(ioc, G_IO_IN);
+  for (;;) {
     guint8 raw[NBD_REQUEST_SIZE];
-    int got = co_await qio::read_all_eof(ioc, raw, sizeof raw, error, cancel);
-    if (got <= 0) {
-      ok = got == 0;
-      break;
-    }
+    int got = read_exact(ioc, readable, raw, sizeof raw, true, error);
+    if (got <= 0) return got == 0;
     NBDRequest req;
-    if (!nbd_request_decode(raw, &req, error)) {
-      ok = false;
-      break;
-    }
+    if (!nbd_request_decode(raw, &req, error)) return false;
     guint32 err = nbd_request_check(&req, size, export_flags, structured, base_allocation);
     if (req.type == NBD_CMD_WRITE && req.length > NBD_MAX_PAYLOAD) {
       /* The payload cannot be held and skipping it gains nothing: hang up. */
@@ -894,37 +972,80 @@ qio::Task<bool> Conn::transmission(GError **error) {
                   _("NBD client %s sent a %u-byte write, above the %u-byte limit; "
                     "disconnecting"),
                   peer.c_str(), req.length, NBD_MAX_PAYLOAD);
-      ok = false;
-      break;
+      return false;
     }
-    if (req.type == NBD_CMD_DISC && !err) break;
+    if (req.type == NBD_CMD_DISC && !err) return true;
     gsize len = 0;
     if (!err && (req.type == NBD_CMD_READ || req.type == NBD_CMD_WRITE)) len = req.length;
     if (!err && req.type == NBD_CMD_BLOCK_STATUS)
       len = NBD_STRUCTURED_REPLY_HEADER_SIZE + 4 + 8 * kMaxExtents;
     if (req.type == NBD_CMD_WRITE) len = req.length; /* read even when refused */
-    /* Bound what the requests in flight may hold. */
-    while (in_flight >= kMaxInFlight || (in_flight > 0 && bytes_in_flight + len > kMaxBytes))
-      co_await Park{&reader};
-    if (broken) break;
     bool from_file = send_from_file && !err && req.type == NBD_CMD_READ && req.length;
     Job *job = take_job(len, !from_file);
+    if (!job) return true; /* the sender failed: transmission() reports why */
     job->req = req;
     job->err = err;
     job->from_file = from_file;
     if (req.type == NBD_CMD_WRITE && req.length &&
-        !co_await qio::read_all(ioc, job->data, req.length, error, cancel)) {
+        read_exact(ioc, readable, job->data, req.length, false, error) < 0) {
       release_job(job);
-      ok = false;
-      break;
+      return false;
     }
     if (err || from_file)
       queue_reply(job); /* nothing to run: the sender reads the file */
     else
-      g_thread_pool_push(priv->workers, job, nullptr);
+      g_thread_pool_push(workers, job, nullptr);
+  }
+}
+
+qio::Task<bool> Conn::transmission(GError **error) {
+  NBDServerPrivate *priv = server_priv(server);
+  if (!priv->workers)
+    priv->workers = g_thread_pool_new(run_job, nullptr, kWorkers, FALSE, nullptr);
+  send_from_file = QIO_IS_CHANNEL_SOCKET(ioc);
+  start_sender();
+  static GSourceFuncs funcs = {
+      nullptr, nullptr,
+      +[](GSource *source, GSourceFunc, gpointer) noexcept -> gboolean {
+        g_source_set_ready_time(source, -1);
+        Conn *conn = reinterpret_cast<SentSource *>(source)->conn;
+        if (conn->waiter) qio::detail::start_in(conn->context, std::exchange(conn->waiter, {}));
+        return G_SOURCE_CONTINUE;
+      },
+      nullptr, nullptr, nullptr};
+  reader_done = g_source_new(&funcs, sizeof(SentSource));
+  reinterpret_cast<SentSource *>(reader_done)->conn = this;
+  g_source_set_name(reader_done, "nbd-reader-done");
+  g_source_attach(reader_done, context);
+  g_autofree char *name = g_strdup_printf("nbd-read-%s", peer.c_str());
+  reader_thread = g_thread_new(name, +[](gpointer data) noexcept -> gpointer {
+    auto *conn = static_cast<Conn *>(data);
+    conn->reader_ok = conn->read_requests(&conn->reader_error);
+    g_source_set_ready_time(conn->reader_done, 0);
+    return nullptr;
+  }, this);
+  /* The reader thread wakes this when it ends; it ends before any
+   * dispatch of reader_done in this context can find nobody waiting. */
+  co_await Park{&waiter};
+  g_thread_join(std::exchange(reader_thread, nullptr));
+  g_source_destroy(reader_done);
+  g_clear_pointer(&reader_done, g_source_unref);
+  bool ok = reader_ok;
+  if (!ok) {
+    g_propagate_error(error, std::exchange(reader_error, nullptr));
+  } else if (g_cancellable_is_cancelled(cancel) && !broken) {
+    /* Cut off (export removed, server shut down): the reader saw an end. */
+    g_cancellable_set_error_if_cancelled(cancel, error);
+    ok = false;
   }
   /* Let the requests in flight answer before the connection closes. */
-  while (in_flight > 0) co_await Park{&reader};
+  for (;;) {
+    g_mutex_lock(&jobs_mutex);
+    guint left = in_flight;
+    g_mutex_unlock(&jobs_mutex);
+    if (!left) break;
+    co_await Park{&waiter};
+  }
   stop_sender_thread();
   if (send_error) {
     g_clear_error(error);
