@@ -67,8 +67,8 @@ struct SentSource {
 
 /* Waits for a condition of a non-blocking channel in a thread of its own,
  * with one private context and watch for the thread's life:
- * qio_channel_wait() builds both on every wait, which costs more than the
- * I/O of a busy connection. */
+ * qio_channel_wait() (and so qio_channel_writev_all()) builds both on
+ * every wait, which costs more than the I/O of a busy connection. */
 struct ThreadWait {
   GMainContext *ctx = g_main_context_new();
   GSource *src;
@@ -119,6 +119,29 @@ int read_exact(QIOChannel *ioc, ThreadWait &w, void *buf, gsize len, bool eof_ok
     done += static_cast<gsize>(n);
   }
   return 1;
+}
+
+/* Writes all of @iov (which it consumes), waiting with @w. */
+bool write_exact(QIOChannel *ioc, ThreadWait &w, struct iovec *iov, gsize niov, GError **error) {
+  while (niov > 0) {
+    gssize n = qio_channel_writev(ioc, iov, niov, error);
+    if (n == QIO_CHANNEL_ERR_BLOCK) {
+      w.wait();
+      continue;
+    }
+    if (n < 0) return false;
+    auto done = static_cast<gsize>(n);
+    while (niov > 0 && done >= iov->iov_len) {
+      done -= iov->iov_len;
+      iov++;
+      niov--;
+    }
+    if (niov > 0) {
+      iov->iov_base = static_cast<guint8 *>(iov->iov_base) + done;
+      iov->iov_len -= done;
+    }
+  }
+  return true;
 }
 
 /* Parks the awaiting coroutine in *slot until someone resumes it. */
@@ -333,7 +356,7 @@ struct Conn {
   /* Plain sockets send read data from the export's page cache with
    * sendfile: no copy into a buffer and out again. */
   bool send_from_file = false;
-  bool send_file_data(Job *job, GError **error);
+  bool send_file_data(Job *job, ThreadWait &writable, GError **error);
   /* In the context: releases the jobs whose replies went out. */
   void collect_sent();
   qio::Task<GError *> serve();
@@ -815,6 +838,7 @@ void Conn::send_loop() {
   struct iovec iov[2 * kMaxInFlight];
   std::vector<Job *> batch;
   batch.reserve(kMaxInFlight);
+  ThreadWait writable(ioc, G_IO_OUT);
   GError *error = nullptr;
   g_mutex_lock(&send_mutex);
   for (;;) {
@@ -849,12 +873,12 @@ void Conn::send_loop() {
         if (!job->from_file) continue;
         if (!corked) qio_channel_set_cork(ioc, TRUE);
         corked = true;
-        failed = !qio_channel_writev_all(ioc, iov, niov, &error) ||
-                 !send_file_data(job, &error);
+        failed = !write_exact(ioc, writable, iov, niov, &error) ||
+                 !send_file_data(job, writable, &error);
         niov = 0;
         if (failed) break;
       }
-      if (!failed && niov) failed = !qio_channel_writev_all(ioc, iov, niov, &error);
+      if (!failed && niov) failed = !write_exact(ioc, writable, iov, niov, &error);
       if (corked) qio_channel_set_cork(ioc, FALSE);
     }
     g_mutex_lock(&send_mutex);
@@ -871,7 +895,7 @@ void Conn::send_loop() {
   g_clear_error(&error);
 }
 
-bool Conn::send_file_data(Job *job, GError **error) {
+bool Conn::send_file_data(Job *job, ThreadWait &writable, GError **error) {
   auto *sioc = QIO_CHANNEL_SOCKET(ioc);
   int fd = nbd_export_get_fd(exp);
   guint64 offset = job->req.offset;
@@ -879,7 +903,7 @@ bool Conn::send_file_data(Job *job, GError **error) {
   while (left > 0) {
     gssize n = qio_channel_socket_sendfile(sioc, fd, &offset, left, error);
     if (n == QIO_CHANNEL_ERR_BLOCK) {
-      qio_channel_wait(ioc, G_IO_OUT);
+      writable.wait();
       continue;
     }
     if (n < 0) return false;
@@ -888,7 +912,8 @@ bool Conn::send_file_data(Job *job, GError **error) {
       static const guint8 zeroes[64 * 1024] = {};
       while (left > 0) {
         gsize z = std::min(left, sizeof zeroes);
-        if (!qio_channel_write_all(ioc, zeroes, z, error)) return false;
+        struct iovec iov = {const_cast<guint8 *>(zeroes), z};
+        if (!write_exact(ioc, writable, &iov, 1, error)) return false;
         left -= z;
       }
       break;
