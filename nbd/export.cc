@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@ struct NBDExportPrivate {
   std::string description;
   int fd = -1;
   guint64 size = 0;
+  guint8 *map = nullptr; /* writable regular files: see nbd_export_get_map */
   bool read_only = false;
   bool multi_conn = true;
   bool block_device = false;
@@ -53,6 +55,7 @@ static NBDExportPrivate *export_priv(NBDExport *exp) {
 
 static void nbd_export_finalize(GObject *object) {
   NBDExportPrivate *priv = export_priv(NBD_EXPORT(object));
+  if (priv->map) munmap(priv->map, priv->size);
   if (priv->fd >= 0) close(priv->fd);
   g_mutex_clear(&priv->run_lock);
   priv->~NBDExportPrivate();
@@ -120,6 +123,11 @@ NBDExport *nbd_export_new(const char *name, const char *path, gboolean read_only
   priv->size = static_cast<guint64>(end);
   priv->read_only = read_only;
   priv->block_device = S_ISBLK(st.st_mode);
+  if (!read_only && S_ISREG(st.st_mode) && end > 0) {
+    /* Without a map, writes take the pwrite path: nothing is lost. */
+    void *map = mmap(nullptr, priv->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map != MAP_FAILED) priv->map = static_cast<guint8 *>(map);
+  }
   return exp;
 }
 
@@ -128,6 +136,16 @@ const char *nbd_export_get_path(NBDExport *exp) { return export_priv(exp)->path.
 guint64 nbd_export_get_size(NBDExport *exp) { return export_priv(exp)->size; }
 gboolean nbd_export_is_read_only(NBDExport *exp) { return export_priv(exp)->read_only; }
 int nbd_export_get_fd(NBDExport *exp) { return export_priv(exp)->fd; }
+guint8 *nbd_export_get_map(NBDExport *exp) { return export_priv(exp)->map; }
+
+int nbd_export_sync_range(NBDExport *exp, guint64 offset, guint64 len) {
+  NBDExportPrivate *priv = export_priv(exp);
+  if (!priv->map || len == 0) return 0;
+  /* msync wants a page-aligned start. */
+  guint64 page = static_cast<guint64>(sysconf(_SC_PAGESIZE));
+  guint64 start = offset - offset % page;
+  return msync(priv->map + start, offset + len - start, MS_SYNC) == 0 ? 0 : errno;
+}
 
 void nbd_export_set_description(NBDExport *exp, const char *description) {
   export_priv(exp)->description = description ? description : "";
@@ -177,7 +195,11 @@ int nbd_export_read(NBDExport *exp, void *buf, gsize len, guint64 offset) {
 }
 
 int nbd_export_flush(NBDExport *exp) {
-  return fdatasync(export_priv(exp)->fd) == 0 ? 0 : errno;
+  NBDExportPrivate *priv = export_priv(exp);
+  /* What came in through the map, then everything else of the file. */
+  int err = nbd_export_sync_range(exp, 0, priv->size);
+  if (err) return err;
+  return fdatasync(priv->fd) == 0 ? 0 : errno;
 }
 
 int nbd_export_write(NBDExport *exp, const void *buf, gsize len, guint64 offset,

@@ -37,6 +37,16 @@ gboolean nbd_export_get_multi_conn(NBDExport *exp);
  * read data straight from the page cache with sendfile. */
 int nbd_export_get_fd(NBDExport *exp);
 
+/* A writable regular file's contents mapped shared, or NULL (read-only
+ * exports, block devices, empty files, or when mmap fails): a server may
+ * receive write payloads straight into it, from the kernel only (a file
+ * that shrinks makes such a receive fail with EFAULT; a user-space copy
+ * would die of SIGBUS).  Data written there is in the page cache as after
+ * pwrite; nbd_export_flush() syncs it, nbd_export_sync_range() for FUA. */
+guint8 *nbd_export_get_map(NBDExport *exp);
+/* Makes [@offset, @offset + @len) written through the map stable. */
+int nbd_export_sync_range(NBDExport *exp, guint64 offset, guint64 len);
+
 /* The NBD_FLAG_* transmission flags this export advertises. */
 guint16 nbd_export_get_flags(NBDExport *exp);
 

@@ -53,6 +53,7 @@ struct Job {
   gsize charged = 0; /* counted in bytes_in_flight */
   bool from_file = false; /* read data goes out with sendfile, not from data */
   gsize reply_sent = 0;    /* bytes of the reply a worker wrote before the socket filled */
+  bool in_map = false;     /* the write payload was received into the export's map */
   guint8 hdr[NBD_STRUCTURED_REPLY_HEADER_SIZE + 8]; /* the reply header */
 };
 
@@ -346,8 +347,8 @@ struct Conn {
   void release_job(Job *job);
   /* Hands @job's reply to the sender thread (from any thread). */
   void queue_reply(Job *job);
-  /* From a worker: writes the small reply of @job at once when no other
-   * reply is waiting, else hands it to the sender thread. */
+  /* From a worker or the reader: writes the small reply of @job at once
+   * when no other reply is waiting, else hands it to the sender thread. */
   void reply_from_worker(Job *job);
   void start_sender();
   /* Waits for the sender thread after the last reply went out. */
@@ -623,7 +624,9 @@ void execute(NBDExport *exp, Job *job) noexcept {
       job->host_err = nbd_export_read(exp, job->data, req.length, req.offset);
       break;
     case NBD_CMD_WRITE:
-      job->host_err = nbd_export_write(exp, job->data, req.length, req.offset, fua);
+      /* Payloads received into the map only come here for FUA. */
+      job->host_err = job->in_map ? nbd_export_sync_range(exp, req.offset, req.length)
+                                  : nbd_export_write(exp, job->data, req.length, req.offset, fua);
       break;
     case NBD_CMD_FLUSH:
       job->host_err = nbd_export_flush(exp);
@@ -755,6 +758,7 @@ Job *Conn::take_job(gsize len, bool alloc) {
   job->extents = 0;
   job->from_file = false;
   job->reply_sent = 0;
+  job->in_map = false;
   in_flight++;
   bytes_in_flight += len;
   job->charged = len;
@@ -984,6 +988,10 @@ bool Conn::read_requests(GError **error) {
   guint64 size = nbd_export_get_size(exp);
   GThreadPool *workers = server_priv(server)->workers;
   ThreadWait readable(ioc, G_IO_IN);
+  /* Plain sockets receive write payloads straight into the file's pages:
+   * one copy instead of two (into a buffer, then pwrite).  TLS decrypts in
+   * user space, where a file that shrank would raise SIGBUS: buffers. */
+  guint8 *map = send_from_file ? nbd_export_get_map(exp) : nullptr;
   for (;;) {
     guint8 raw[NBD_REQUEST_SIZE];
     int got = read_exact(ioc, readable, raw, sizeof raw, true, error);
@@ -1006,17 +1014,22 @@ bool Conn::read_requests(GError **error) {
       len = NBD_STRUCTURED_REPLY_HEADER_SIZE + 4 + 8 * kMaxExtents;
     if (req.type == NBD_CMD_WRITE) len = req.length; /* read even when refused */
     bool from_file = send_from_file && !err && req.type == NBD_CMD_READ && req.length;
-    Job *job = take_job(len, !from_file);
+    bool in_map = map && !err && req.type == NBD_CMD_WRITE && req.length;
+    Job *job = take_job(len, !from_file && !in_map);
     if (!job) return true; /* the sender failed: transmission() reports why */
     job->req = req;
     job->err = err;
     job->from_file = from_file;
+    job->in_map = in_map;
     if (req.type == NBD_CMD_WRITE && req.length &&
-        read_exact(ioc, readable, job->data, req.length, false, error) < 0) {
+        read_exact(ioc, readable, in_map ? map + req.offset : job->data, req.length, false,
+                   error) < 0) {
       release_job(job);
       return false;
     }
-    if (err || from_file)
+    if (in_map && !(req.flags & NBD_CMD_FLAG_FUA))
+      reply_from_worker(job); /* the data is in the page cache: done */
+    else if (err || from_file)
       queue_reply(job); /* nothing to run: the sender reads the file */
     else
       g_thread_pool_push(workers, job, nullptr);

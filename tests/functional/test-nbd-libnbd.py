@@ -223,6 +223,48 @@ def _():
             f.write(data)
 
 
+@test("writes received into the file's map land in the file (plain, FUA, flush)")
+def _():
+    path = os.path.join(tmp, "mapped")
+    with open(path, "wb") as f:
+        f.truncate(4 * MIB)
+    p, s = start(path, "-t")
+    h = connect(s)
+    a, b, c = os.urandom(MIB), os.urandom(MIB - 4096), os.urandom(1000)
+    h.pwrite(a, 0)
+    h.pwrite(b, MIB + 4096, nbd.CMD_FLAG_FUA)
+    h.pwrite(c, 3 * MIB + 17)
+    h.flush()
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:MIB] == a and data[MIB:MIB + 4096] == bytes(4096)
+    assert data[MIB + 4096:2 * MIB] == b and data[3 * MIB + 17:3 * MIB + 1017] == c
+    assert h.pread(MIB, 0) == a
+    h.shutdown()
+
+
+@test("a write past the end of a file that shrank ends that client, not the server")
+def _():
+    path = os.path.join(tmp, "shrinks-w")
+    with open(path, "wb") as f:
+        f.truncate(4 * MIB)
+    p, s = start(path, "-t")
+    h = connect(s)
+    with open(path, "r+b") as f:
+        f.truncate(MIB)
+    try:
+        h.pwrite(os.urandom(MIB), 2 * MIB)
+        h.flush()
+        return "the write was acknowledged"
+    except nbd.Error:
+        pass
+    h2 = connect(s)
+    data = os.urandom(4096)
+    h2.pwrite(data, 0)
+    assert h2.pread(4096, 0) == data and p.poll() is None
+    h2.shutdown()
+
+
 @test("read-only export refuses writes with EPERM")
 def _():
     p, s = start(img, "-r", "-t")
