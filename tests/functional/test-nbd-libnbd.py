@@ -60,13 +60,20 @@ def start(path, *args, sock=None):
 
 
 def connect(sock, name="", structured=True, meta=True):
-    h = nbd.NBD()
-    h.set_export_name(name)
-    h.set_request_structured_replies(structured)
-    if meta:
-        h.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)
-    h.connect_unix(sock)
-    return h
+    # The socket file exists from bind() on, a moment before listen().
+    for attempt in range(100):
+        h = nbd.NBD()
+        h.set_export_name(name)
+        h.set_request_structured_replies(structured)
+        if meta:
+            h.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)
+        try:
+            h.connect_unix(sock)
+            return h
+        except nbd.Error as e:
+            if e.errno != "ECONNREFUSED" or attempt == 99:
+                raise
+        time.sleep(0.02)
 
 
 def nbd_errno(fn):
