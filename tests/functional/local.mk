@@ -42,3 +42,4 @@ EXTRA_DIST += tests/functional/nbd-pki.sh
 functional_tests += tests/functional/test-qiod-nbd.py
 functional_tests += tests/functional/test-migration-storage.py
 functional_tests += tests/functional/test-mirror-cancel.py
+functional_tests += tests/functional/test-mirror-export.py
