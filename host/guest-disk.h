@@ -49,6 +49,15 @@ class GuestDisk {
   void freeze();
   void thaw();
 
+  /* A writable NBD export writes the image directly, past dirty tracking,
+   * so a drive is either mirrored or exported writable, never both (its
+   * mirror would silently miss those writes).  Main thread only. */
+  const std::string &mirror_job() const { return mirror_job_; }
+  void set_mirror_job(std::string job_id) { mirror_job_ = std::move(job_id); }
+  int writable_exports() const { return writable_exports_; }
+  void add_writable_export() { writable_exports_++; }
+  void remove_writable_export() { writable_exports_--; }
+
  private:
   GuestDisk(std::string id, std::string path, int fd, guint64 size);
 
@@ -60,6 +69,8 @@ class GuestDisk {
   bool tracking_ = false;
   std::vector<bool> dirty_;
   bool frozen_ = false;
+  std::string mirror_job_;
+  int writable_exports_ = 0;
   std::condition_variable thawed_;
   /* Keeps a digest from reading a block half-written. */
   mutable std::mutex lock_;

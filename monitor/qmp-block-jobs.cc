@@ -92,6 +92,13 @@ JsonNode *BlockJobs::drive_mirror(JsonObject *args, GError **error) {
                   device, id.c_str());
       return nullptr;
     }
+  if (disk->writable_exports() > 0) {
+    g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                _("Drive '%s' has a writable NBD export, whose writes the mirror would miss; "
+                  "remove the export (or add it read-only) before mirroring"),
+                device);
+    return nullptr;
+  }
   g_autoptr(QIOSocketAddress) addr = nullptr;
   g_autofree char *export_name = nullptr;
   gboolean tls = FALSE;
@@ -116,6 +123,7 @@ JsonNode *BlockJobs::drive_mirror(JsonObject *args, GError **error) {
   config.target = target;
   config.tls_creds = creds;
   config.tls_hostname = json_object_get_string_member_with_default(args, "tls-hostname", "");
+  disk->set_mirror_job(job_id);
   jobs_[job_id] = std::make_unique<host::BlockMirror>(
       *disk, config, server_.context(),
       [this](host::BlockMirror &job, const host::BlockMirror::Progress &at) {
@@ -146,6 +154,7 @@ void BlockJobs::on_done(host::BlockMirror &job, const GError *error, bool cancel
     if (w->pending.empty()) finished.push_back(w);
   }
   std::erase_if(waiters_, [](const auto &w) { return w->pending.empty(); });
+  job.disk().set_mirror_job("");
   jobs_.erase(id); /* destroys @job */
   for (auto &w : finished) w->done(w->ok);
 }

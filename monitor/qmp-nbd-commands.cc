@@ -30,6 +30,8 @@ struct NbdState {
     if (!unix_path.empty()) unlink(unix_path.c_str());
     unix_path.clear();
     export_ids.clear();
+    for (auto &[name, disk] : writable_disks) disk->remove_writable_export();
+    writable_disks.clear();
   }
 
   QmpServer &qmp;
@@ -37,6 +39,8 @@ struct NbdState {
   NBDServer *server = nullptr;
   std::string unix_path; /* removed when the server stops */
   std::map<std::string, std::string> export_ids; /* block-export id -> export name */
+  /* Writable exports by name: their drives cannot be mirrored meanwhile. */
+  std::map<std::string, host::GuestDisk *> writable_disks;
 };
 
 void set_error(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -215,6 +219,13 @@ static bool add_export(NbdState &st, const char *device, const char *name, bool 
   }
   host::GuestDisk *disk = qmp_find_drive(st.guest, device, error);
   if (!disk) return false;
+  if (writable && !disk->mirror_job().empty()) {
+    set_error(error,
+              _("Drive '%s' is being mirrored by job '%s', which would miss writes through "
+                "NBD; add the export read-only, or wait for the job to end"),
+              device, disk->mirror_job().c_str());
+    return false;
+  }
   if (!name) name = device;
   if (nbd_server_lookup_export(st.server, name)) {
     set_error(error, _("NBD export '%s' already exists; choose another name"), name);
@@ -224,7 +235,12 @@ static bool add_export(NbdState &st, const char *device, const char *name, bool 
   if (!exp) return false;
   g_autofree char *desc = g_strdup_printf("qiod drive %s", device);
   nbd_export_set_description(exp, desc);
-  return nbd_server_add_export(st.server, exp, error);
+  if (!nbd_server_add_export(st.server, exp, error)) return false;
+  if (writable) {
+    disk->add_writable_export();
+    st.writable_disks[name] = disk;
+  }
+  return true;
 }
 
 static bool remove_export(NbdState &st, const char *name, JsonObject *args, GError **error) {
@@ -239,6 +255,10 @@ static bool remove_export(NbdState &st, const char *name, JsonObject *args, GErr
     return false;
   }
   if (!nbd_server_remove_export(st.server, name, g_str_equal(mode, "hard"), error)) return false;
+  if (auto it = st.writable_disks.find(name); it != st.writable_disks.end()) {
+    it->second->remove_writable_export();
+    st.writable_disks.erase(it);
+  }
   std::string id = name;
   for (auto it = st.export_ids.begin(); it != st.export_ids.end(); ++it)
     if (it->second == name) {

@@ -162,3 +162,18 @@ def run_qiod(*args, timeout=20):
     except subprocess.TimeoutExpired:
         return None, "", "qiod did not exit"
     return p.returncode, p.stdout, p.stderr
+
+
+def nbdkit(sock, *args):
+    """nbdkit serving on UNIX socket @sock (plugin and filters in @args),
+    once it listens; the caller kills it.  Exits the test with a TAP skip
+    when nbdkit is not installed."""
+    if not shutil.which("nbdkit"):
+        print("1..0 # SKIP nbdkit not installed")
+        sys.exit(0)
+    proc = subprocess.Popen(["nbdkit", "--foreground", "-U", sock, *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while not os.path.exists(sock) and time.time() < deadline:
+        time.sleep(0.05)
+    return proc

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <thread>
 #include <cerrno>
 #include <vector>
 
@@ -303,6 +304,50 @@ void bulk(bool blocking) {
   g_assert_cmpuint(writes, <=, 32);
 }
 
+/* The same bytes from entries that lie apart in memory (gathered into
+ * records) and from pages back to back (encrypted in place), mixed; read
+ * back into the same layout (runs of pages back to back filled by one
+ * read), and into contiguous memory. */
+void test_bulk_scattered() {
+  Fixture f;
+  f.handshake_ok();
+  f.set_blocking(true);
+  const gsize page = 4096, pages = 256;
+  auto expect = pattern(page * pages, 11);
+  /* Every fifth page sits after a gap; the others follow their predecessor. */
+  std::vector<guint8> memory(page * pages + pages);
+  std::vector<struct iovec> iov;
+  gsize at = 0;
+  for (gsize p = 0; p < pages; p++) {
+    if (p % 5 == 0) at++;
+    memcpy(memory.data() + at, expect.data() + p * page, page);
+    iov.push_back({memory.data() + at, page});
+    at += page;
+  }
+  std::vector<guint8> got(expect.size());
+  Transfer r{QIO_CHANNEL(f.server), &got};
+  GThread *reader = g_thread_new("reader", reader_thread, &r);
+  g_autoptr(GError) error = nullptr;
+  g_assert_true(qio_channel_writev_all(QIO_CHANNEL(f.client), iov.data(), iov.size(), &error));
+  g_assert_no_error(error);
+  g_thread_join(reader);
+  g_assert_no_error(r.error);
+  g_assert_true(got == expect);
+
+  std::vector<guint8> landed(memory.size(), 0);
+  std::vector<struct iovec> into;
+  for (const auto &v : iov)
+    into.push_back({landed.data() + (static_cast<guint8 *>(v.iov_base) - memory.data()), page});
+  std::thread sender([&] {
+    g_autoptr(GError) e = nullptr;
+    g_assert_true(qio_channel_write_all(QIO_CHANNEL(f.client), expect.data(), expect.size(), &e));
+  });
+  g_assert_true(qio_channel_readv_all(QIO_CHANNEL(f.server), into.data(), into.size(), &error));
+  g_assert_no_error(error);
+  sender.join();
+  g_assert_true(landed == memory);
+}
+
 void test_bulk_blocking() { bulk(true); }
 void test_bulk_nonblocking() { bulk(false); }
 
@@ -455,6 +500,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-tls/io-before-handshake", test_io_before_handshake);
   g_test_add_func("/qio/channel-tls/bulk-blocking", test_bulk_blocking);
   g_test_add_func("/qio/channel-tls/bulk-nonblocking", test_bulk_nonblocking);
+  g_test_add_func("/qio/channel-tls/bulk-scattered", test_bulk_scattered);
   g_test_add_func("/qio/channel-tls/bye-and-premature-close", test_bye_and_premature_close);
   g_test_add_func("/qio/channel-tls/pending-watch", test_pending_watch);
   g_test_add_func("/qio/channel-tls/key-update-two-threads", test_key_update_two_threads);
