@@ -59,12 +59,32 @@ struct Job {
 
 void execute(NBDExport *exp, Job *job) noexcept;
 
-/* Dispatches in a connection's context when its sender thread has
- * finished replies. */
-struct SentSource {
+/* Runs fn in a connection's context after another thread called
+ * g_source_set_ready_time(source, 0): replies went out, the reader ended. */
+struct WakeSource {
   GSource source;
   Conn *conn;
+  void (*fn)(Conn *conn);
 };
+
+GSource *wake_source_new(Conn *conn, const char *name, void (*fn)(Conn *conn),
+                         GMainContext *context) {
+  static GSourceFuncs funcs = {
+      nullptr, nullptr,
+      +[](GSource *source, GSourceFunc, gpointer) noexcept -> gboolean {
+        g_source_set_ready_time(source, -1);
+        auto *wake = reinterpret_cast<WakeSource *>(source);
+        wake->fn(wake->conn);
+        return G_SOURCE_CONTINUE;
+      },
+      nullptr, nullptr, nullptr};
+  GSource *source = g_source_new(&funcs, sizeof(WakeSource));
+  reinterpret_cast<WakeSource *>(source)->conn = conn;
+  reinterpret_cast<WakeSource *>(source)->fn = fn;
+  g_source_set_name(source, name);
+  g_source_attach(source, context);
+  return source;
+}
 
 /* Waits for a condition of a non-blocking channel in a thread of its own,
  * with one private context and watch for the thread's life:
@@ -954,18 +974,8 @@ void Conn::start_sender() {
   ready.reserve(kMaxInFlight);
   sent.reserve(kMaxInFlight);
   collecting.reserve(kMaxInFlight);
-  static GSourceFuncs funcs = {
-      nullptr, nullptr,
-      +[](GSource *source, GSourceFunc, gpointer) noexcept -> gboolean {
-        g_source_set_ready_time(source, -1);
-        reinterpret_cast<SentSource *>(source)->conn->collect_sent();
-        return G_SOURCE_CONTINUE;
-      },
-      nullptr, nullptr, nullptr};
-  sent_source = g_source_new(&funcs, sizeof(SentSource));
-  reinterpret_cast<SentSource *>(sent_source)->conn = this;
-  g_source_set_name(sent_source, "nbd-replies-sent");
-  g_source_attach(sent_source, context);
+  sent_source = wake_source_new(this, "nbd-replies-sent",
+                                +[](Conn *conn) noexcept { conn->collect_sent(); }, context);
   g_autofree char *name = g_strdup_printf("nbd-send-%s", peer.c_str());
   sender = g_thread_new(name, +[](gpointer data) noexcept -> gpointer {
     static_cast<Conn *>(data)->send_loop();
@@ -1042,19 +1052,12 @@ qio::Task<bool> Conn::transmission(GError **error) {
     priv->workers = g_thread_pool_new(run_job, nullptr, kWorkers, FALSE, nullptr);
   send_from_file = QIO_IS_CHANNEL_SOCKET(ioc);
   start_sender();
-  static GSourceFuncs funcs = {
-      nullptr, nullptr,
-      +[](GSource *source, GSourceFunc, gpointer) noexcept -> gboolean {
-        g_source_set_ready_time(source, -1);
-        Conn *conn = reinterpret_cast<SentSource *>(source)->conn;
+  reader_done = wake_source_new(
+      this, "nbd-reader-done",
+      +[](Conn *conn) noexcept {
         if (conn->waiter) qio::detail::start_in(conn->context, std::exchange(conn->waiter, {}));
-        return G_SOURCE_CONTINUE;
       },
-      nullptr, nullptr, nullptr};
-  reader_done = g_source_new(&funcs, sizeof(SentSource));
-  reinterpret_cast<SentSource *>(reader_done)->conn = this;
-  g_source_set_name(reader_done, "nbd-reader-done");
-  g_source_attach(reader_done, context);
+      context);
   g_autofree char *name = g_strdup_printf("nbd-read-%s", peer.c_str());
   reader_thread = g_thread_new(name, +[](gpointer data) noexcept -> gpointer {
     auto *conn = static_cast<Conn *>(data);

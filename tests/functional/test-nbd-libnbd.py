@@ -59,6 +59,15 @@ def start(path, *args, sock=None):
     raise RuntimeError("qio-nbd did not start: " + p.stderr.read().decode())
 
 
+def scratch_server(name, size=4 * MIB):
+    """A zeroed file of @size and a writable qio-nbd serving it."""
+    path = os.path.join(tmp, name)
+    with open(path, "wb") as f:
+        f.truncate(size)
+    p, s = start(path, "-t")
+    return path, p, s
+
+
 def connect(sock, name="", structured=True, meta=True):
     # The socket file exists from bind() on, a moment before listen().
     for attempt in range(100):
@@ -123,10 +132,7 @@ def _():
 
 @test("FUA write survives SIGKILL of the server right after the reply")
 def _():
-    path = os.path.join(tmp, "fua")
-    with open(path, "wb") as f:
-        f.truncate(4 * MIB)
-    p, s = start(path, "-t")
+    path, p, s = scratch_server("fua")
     h = connect(s)
     data = os.urandom(MIB)
     h.pwrite(data, 2 * MIB, nbd.CMD_FLAG_FUA)
@@ -232,10 +238,7 @@ def _():
 
 @test("writes received into the file's map land in the file (plain, FUA, flush)")
 def _():
-    path = os.path.join(tmp, "mapped")
-    with open(path, "wb") as f:
-        f.truncate(4 * MIB)
-    p, s = start(path, "-t")
+    path, p, s = scratch_server("mapped")
     h = connect(s)
     a, b, c = os.urandom(MIB), os.urandom(MIB - 4096), os.urandom(1000)
     h.pwrite(a, 0)
@@ -252,10 +255,7 @@ def _():
 
 @test("a write past the end of a file that shrank ends that client, not the server")
 def _():
-    path = os.path.join(tmp, "shrinks-w")
-    with open(path, "wb") as f:
-        f.truncate(4 * MIB)
-    p, s = start(path, "-t")
+    path, p, s = scratch_server("shrinks-w")
     h = connect(s)
     with open(path, "r+b") as f:
         f.truncate(MIB)
