@@ -492,6 +492,19 @@ gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
   }
 }
 
+/* How many bytes from entry @i, offset @off, lie back to back in memory
+ * (counted up to @enough). */
+static gsize contiguous_span(const struct iovec *iov, gsize niov, gsize i, gsize off,
+                             gsize enough) {
+  const char *end = static_cast<const char *>(iov[i].iov_base) + iov[i].iov_len;
+  gsize span = iov[i].iov_len - off;
+  for (gsize j = i + 1; j < niov && span < enough && iov[j].iov_base == end; j++) {
+    span += iov[j].iov_len;
+    end += iov[j].iov_len;
+  }
+  return span;
+}
+
 gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *iov,
                                   gsize niov, GError **error) {
   if (sess->out_accepted == 0) {
@@ -506,11 +519,11 @@ gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *i
         off = 0;
         continue;
       }
-      const char *data;
+      const char *data = static_cast<const char *>(iov[i].iov_base) + off;
       gsize len;
-      if (iov[i].iov_len - off >= record_size) {
-        /* Large entries go straight from the caller's memory. */
-        data = static_cast<const char *>(iov[i].iov_base) + off;
+      if (contiguous_span(iov, niov, i, off, record_size) >= record_size) {
+        /* Large entries, or runs of entries adjacent in memory (guest pages
+         * in order), go straight from the caller's memory. */
         len = record_size;
       } else {
         /* Runs of small entries fill one record together. */

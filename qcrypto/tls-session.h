@@ -73,8 +73,10 @@ gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
                                 GError **error);
 gssize qcrypto_tls_session_write(QCryptoTLSSession *sess, const void *buf, gsize len,
                                  GError **error);
-/* Packs @iov into full-size records (not one record per entry), encrypts
- * up to 64 KiB ahead and writes them in one transport write. */
+/* Packs @iov into full-size records (not one record per entry),
+ * encrypting straight from the caller's memory wherever a record's worth
+ * lies contiguous (across entries too); encrypts up to 64 KiB ahead and
+ * writes them in one transport write. */
 gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *iov,
                                   gsize niov, GError **error);
 /* Decrypted bytes already held, readable without touching the transport

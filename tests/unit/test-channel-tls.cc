@@ -303,6 +303,35 @@ void bulk(bool blocking) {
   g_assert_cmpuint(writes, <=, 32);
 }
 
+/* The same bytes from entries that lie apart in memory (gathered into
+ * records) and from pages back to back (encrypted in place), mixed. */
+void test_bulk_scattered() {
+  Fixture f;
+  f.handshake_ok();
+  f.set_blocking(true);
+  const gsize page = 4096, pages = 256;
+  auto expect = pattern(page * pages, 11);
+  /* Every fifth page sits after a gap; the others follow their predecessor. */
+  std::vector<guint8> memory(page * pages + pages);
+  std::vector<struct iovec> iov;
+  gsize at = 0;
+  for (gsize p = 0; p < pages; p++) {
+    if (p % 5 == 0) at++;
+    memcpy(memory.data() + at, expect.data() + p * page, page);
+    iov.push_back({memory.data() + at, page});
+    at += page;
+  }
+  std::vector<guint8> got(expect.size());
+  Transfer r{QIO_CHANNEL(f.server), &got};
+  GThread *reader = g_thread_new("reader", reader_thread, &r);
+  g_autoptr(GError) error = nullptr;
+  g_assert_true(qio_channel_writev_all(QIO_CHANNEL(f.client), iov.data(), iov.size(), &error));
+  g_assert_no_error(error);
+  g_thread_join(reader);
+  g_assert_no_error(r.error);
+  g_assert_true(got == expect);
+}
+
 void test_bulk_blocking() { bulk(true); }
 void test_bulk_nonblocking() { bulk(false); }
 
@@ -497,6 +526,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-tls/io-before-handshake", test_io_before_handshake);
   g_test_add_func("/qio/channel-tls/bulk-blocking", test_bulk_blocking);
   g_test_add_func("/qio/channel-tls/bulk-nonblocking", test_bulk_nonblocking);
+  g_test_add_func("/qio/channel-tls/bulk-scattered", test_bulk_scattered);
   g_test_add_func("/qio/channel-tls/bye-and-premature-close", test_bye_and_premature_close);
   g_test_add_func("/qio/channel-tls/pending-watch", test_pending_watch);
   g_test_add_func("/qio/channel-tls/watch-same-iteration", test_watch_same_iteration);
