@@ -50,6 +50,7 @@ BlockMirror::~BlockMirror() {
   g_source_destroy(source_);
   g_source_unref(source_);
   g_clear_error(&error_);
+  g_clear_object(&client_);
   if (config_.tls_creds) g_object_unref(config_.tls_creds);
 }
 
@@ -71,10 +72,12 @@ bool BlockMirror::complete() {
 void BlockMirror::cancel(bool force) {
   {
     std::lock_guard guard(lock_);
-    if (status_ == Status::Ready && !force)
+    if (status_ == Status::Ready && !force) {
       complete_ = true;
-    else
+    } else {
       cancel_ = true;
+      if (client_) nbd_client_abort(client_);
+    }
   }
   wake_.notify_all();
 }
@@ -149,7 +152,9 @@ void BlockMirror::finish(GError *error, bool cancelled) {
     std::lock_guard guard(lock_);
     status_ = Status::Concluded;
     finished_ = true;
-    cancelled_ = cancelled;
+    /* After a cancel, the failure of I/O the cancel cut short is no error. */
+    cancelled_ = cancelled || cancel_;
+    if (cancelled_) g_clear_error(&error);
     error_ = error;
   }
   notify();
@@ -158,6 +163,11 @@ void BlockMirror::finish(GError *error, bool cancelled) {
 void BlockMirror::run() {
   GError *error = nullptr;
   g_autoptr(NBDClient) client = nbd_client_new();
+  {
+    std::lock_guard guard(lock_);
+    client_ = NBD_CLIENT(g_object_ref(client));
+    if (cancel_) nbd_client_abort(client);
+  }
   if (config_.tls_creds) nbd_client_set_tls_creds(client, config_.tls_creds);
   if (!config_.tls_hostname.empty())
     nbd_client_set_tls_hostname(client, config_.tls_hostname.c_str());

@@ -93,6 +93,9 @@ class BlockMirror {
   bool ready_reported_ = false;
   bool finished_ = false;
   bool cancelled_ = false;
+  /* Set once by the worker; aborted by cancel() so that a target which
+   * stopped answering cannot hold the worker (and qiod's exit). */
+  NBDClient *client_ = nullptr;
   GError *error_ = nullptr;
   std::thread thread_;
 };

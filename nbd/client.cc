@@ -10,12 +10,18 @@
 #include <glib/gi18n-lib.h>
 
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
 
 struct NBDClientPrivate {
   QIOChannel *ioc = nullptr;
+  /* The plain socket under ioc, and whether nbd_client_abort() was
+   * called: both under abort_lock, the one thing other threads touch. */
+  std::mutex abort_lock;
+  QIOChannel *socket = nullptr;
+  bool aborted = false;
   QCryptoTLSCreds *tls_creds = nullptr;
   std::string tls_hostname;
   std::string peer;
@@ -257,6 +263,15 @@ gboolean open_session(NBDClientPrivate *priv, QIOSocketAddress *addr, GError **e
   priv->peer = where;
   g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
   if (!qio_channel_socket_connect_sync(sioc, addr, error)) return FALSE;
+  {
+    std::lock_guard guard(priv->abort_lock);
+    if (priv->aborted) {
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                  _("NBD connection to '%s' was stopped"), where);
+      return FALSE;
+    }
+    priv->socket = QIO_CHANNEL(g_object_ref(sioc));
+  }
   qio_channel_set_delay(QIO_CHANNEL(sioc), FALSE);
   priv->ioc = QIO_CHANNEL(g_object_ref(sioc));
   guint8 hello[18];
@@ -596,7 +611,19 @@ void nbd_client_disconnect(NBDClient *client) {
   }
   qio_channel_close(priv->ioc, nullptr);
   g_clear_object(&priv->ioc);
+  {
+    std::lock_guard guard(priv->abort_lock);
+    g_clear_object(&priv->socket);
+  }
   clear_info(&priv->info);
   priv->structured = false;
   priv->base_allocation = false;
+}
+
+void nbd_client_abort(NBDClient *client) {
+  g_return_if_fail(NBD_IS_CLIENT(client));
+  NBDClientPrivate *priv = client_priv(client);
+  std::lock_guard guard(priv->abort_lock);
+  priv->aborted = true;
+  if (priv->socket) qio_channel_shutdown(priv->socket, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
 }

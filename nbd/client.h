@@ -86,4 +86,9 @@ GArray *nbd_client_block_status(NBDClient *client, guint64 offset, guint32 len,
 /* Sends NBD_CMD_DISC and closes the channel. */
 void nbd_client_disconnect(NBDClient *client);
 
+/* From any thread, while another thread uses @client: its I/O blocked on a
+ * peer that stopped answering fails at once, and so does every later call
+ * (connecting included).  For cancelling a job whose target hangs. */
+void nbd_client_abort(NBDClient *client);
+
 G_END_DECLS

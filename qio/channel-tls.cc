@@ -6,6 +6,8 @@
 #include <gio/gio.h>
 #include <glib/gi18n-lib.h>
 
+#include <algorithm>
+
 
 struct _QIOChannelTLS {
   QIOChannel parent_instance;
@@ -52,25 +54,40 @@ gssize tls_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov, int **, g
                  GError **error) {
   auto *tioc = QIO_CHANNEL_TLS(ioc);
   if (!tls_check_handshaken(tioc, error)) return -1;
-  gsize total = 0;
-  for (gsize i = 0; i < niov; i++) {
-    gsize off = 0;
-    while (off < iov[i].iov_len) {
-      /* Never block once something was read: only take what GnuTLS holds. */
-      if (total > 0 && qcrypto_tls_session_check_pending(tioc->session) == 0) return total;
-      gssize n = qcrypto_tls_session_read(tioc->session, static_cast<char *>(iov[i].iov_base) + off,
-                                          iov[i].iov_len - off, error);
-      if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK)
-        return total ? static_cast<gssize>(total) : QIO_CHANNEL_ERR_BLOCK;
-      if (n < 0) {
-        if (total == 0) return -1;
-        /* Report the data first; the error comes again on the next call. */
-        g_clear_error(error);
-        return static_cast<gssize>(total);
+  gsize total = 0, i = 0, off = 0;
+  while (i < niov) {
+    if (off == iov[i].iov_len) {
+      i++;
+      off = 0;
+      continue;
+    }
+    /* Never block once something was read: only take what GnuTLS holds. */
+    if (total > 0 && qcrypto_tls_session_check_pending(tioc->session) == 0) break;
+    /* Entries back to back in memory (guest pages in order) are filled by
+     * one read, a whole record at a time. */
+    char *start = static_cast<char *>(iov[i].iov_base) + off;
+    gsize span = iov[i].iov_len - off;
+    for (gsize j = i + 1; j < niov && iov[j].iov_base == start + span; j++)
+      span += iov[j].iov_len;
+    gssize n = qcrypto_tls_session_read(tioc->session, start, span, error);
+    if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK)
+      return total ? static_cast<gssize>(total) : QIO_CHANNEL_ERR_BLOCK;
+    if (n < 0) {
+      if (total == 0) return -1;
+      /* Report the data first; the error comes again on the next call. */
+      g_clear_error(error);
+      break;
+    }
+    if (n == 0) break;
+    total += static_cast<gsize>(n);
+    for (gsize left = static_cast<gsize>(n); left > 0;) {
+      gsize step = std::min(left, iov[i].iov_len - off);
+      off += step;
+      left -= step;
+      if (off == iov[i].iov_len && left > 0) {
+        i++;
+        off = 0;
       }
-      if (n == 0) return static_cast<gssize>(total);
-      off += static_cast<gsize>(n);
-      total += static_cast<gsize>(n);
     }
   }
   return static_cast<gssize>(total);

@@ -13,9 +13,16 @@ QEMU's destination file is written with zeros before the run.  Baselines:
 a raw TCP stream (128 KiB write/read) and the bare GnuTLS stream (16 KiB
 records) from tests/bench/bare-gnutls-stream.cc, same volume.
 
-Prints `bench name=... value=... unit=... baseline=... ratio=...` lines:
-throughput (transferred bytes / total time), total time, downtime, and CPU
-seconds per GiB of both processes, with qio/QEMU and qio/baseline ratios.
+Every case runs QIO_BENCH_ROUNDS times (default 3), each round beside its
+baselines (qio and the physical baseline take turns, the first of each pair
+alternating; QEMU and the dirtying run follow), because the machines are
+shared and a neighbour can slow any single run.
+
+Prints `bench name=... value=... unit=... baseline=... ratio=... paired=yes`
+lines: throughput (transferred bytes / total time), total time, downtime,
+and CPU seconds per GiB of both processes, with qio/QEMU and qio/baseline
+ratios; value and baseline are medians over the rounds, the ratio is the
+median of the per-round ratios.
 """
 import os
 import shutil
@@ -42,6 +49,7 @@ def parse_size(s):
 
 SIZE = parse_size(os.environ.get("QIO_BENCH_MIG_SIZE", "2G"))
 DIRTY = int(os.environ.get("QIO_BENCH_MIG_DIRTY", "25000"))
+ROUNDS = max(1, int(os.environ.get("QIO_BENCH_ROUNDS", "3")))
 MIB = SIZE >> 20
 GIB = 1 << 30
 TCK = os.sysconf("SC_CLK_TCK")
@@ -115,6 +123,12 @@ def run_pair(src_cmd, dst_cmd, src_sock, dst_sock, caps, params_both, params_src
         c1 = cpu(src.pid) + cpu(dst.pid)
         if info["status"] != "completed":
             raise RuntimeError(f"migration {info['status']}: {info.get('error-desc')}")
+        # QEMU 7.2 reports "completed" a moment before it fills in the times.
+        for _ in range(100):
+            if info.get("total-time"):
+                break
+            time.sleep(0.02)
+            info = s.cmd("query-migrate")
         return info, c1 - c0
     finally:
         for p in (src, dst):
@@ -195,10 +209,19 @@ def baseline(kind):
     return {"gibps": float(vals["gibps"]), "cpu": float(vals["cpu"]) / (SIZE / GIB)}
 
 
-def bench(name, value, unit, base):
-    ratio = value / base if base else 0.0
-    print(f"bench name={name} value={value:.3f} unit={unit} baseline={base:.3f} "
-          f"ratio={ratio:.3f}", flush=True)
+def median(values):
+    v = sorted(values)
+    return v[len(v) // 2]
+
+
+def bench(name, values, unit, bases):
+    """One bench line from paired rounds: value and baseline are the medians
+    of each side, the ratio the median of the per-round ratios (a round a
+    neighbour slowed cannot move it)."""
+    pairs = [v / b for v, b in zip(values, bases) if b]
+    ratio = median(pairs) if pairs else 0.0
+    print(f"bench name={name} value={median(values):.3f} unit={unit} "
+          f"baseline={median(bases):.3f} ratio={ratio:.3f} paired=yes", flush=True)
 
 
 def main():
@@ -216,49 +239,53 @@ def main():
         accel = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
         print(f"# {MIB} MiB guest RAM, loopback TCP, TLS 1.3 x509 mutual auth; "
               f"destination memory pre-touched for qiod and QEMU; QEMU -accel {accel}; "
-              f"dirtying cases at {DIRTY} pages/s", flush=True)
+              f"dirtying cases at {DIRTY} pages/s; {ROUNDS} rounds, each case beside "
+              f"its baselines, the first of each pair alternating", flush=True)
         srcfile, dstfile = f"{shm}/src.ram", f"{shm}/dst.ram"
         if QEMU:
             subprocess.run(["dd", "if=/dev/urandom", f"of={srcfile}", "bs=1M",
                             f"count={MIB}", "status=none"], check=True)
             subprocess.run(["dd", "if=/dev/zero", f"of={dstfile}", "bs=1M",
                             f"count={MIB}", "status=none"], check=True)
-        raw = baseline("raw")
-        bare = baseline("tls")
-        print(f"# baselines: raw TCP {raw['gibps']:.3f} GiB/s ({raw['cpu']:.2f} CPU s/GiB), "
-              f"bare GnuTLS {bare['gibps']:.3f} GiB/s ({bare['cpu']:.2f} CPU s/GiB)",
-              flush=True)
         cases = [("plain-1ch", False, False), ("tls-1ch", True, False),
                  ("plain-multifd2", False, True), ("tls-multifd2", True, True)]
-        stopped = {}
         for name, tls, multifd in cases:
-            q = qio_case(tmp, pki, tls, multifd, 0)
-            stopped[name] = q
-            phys = bare if tls else raw
-            pname = "bare-gnutls" if tls else "raw-tcp"
-            print(f"# qio {name}: {q['gibps']:.3f} GiB/s, {q['total']:.2f} s, "
-                  f"downtime {q['downtime']} ms, {q['cpu']:.2f} CPU s/GiB", flush=True)
-            bench(f"migration-{name}-vs-{pname}", q["gibps"], "GiB/s", phys["gibps"])
-            bench(f"migration-{name}-cpu-vs-{pname}", q["cpu"], "cpu-s/GiB", phys["cpu"])
+            phys_kind, pname = ("tls", "bare-gnutls") if tls else ("raw", "raw-tcp")
+            q, p, e, d = [], [], [], []
+            for r in range(ROUNDS):
+                # The physical baseline and qio take turns; QEMU follows.
+                if r % 2:
+                    q.append(qio_case(tmp, pki, tls, multifd, 0))
+                p.append(baseline(phys_kind))
+                if r % 2 == 0:
+                    q.append(qio_case(tmp, pki, tls, multifd, 0))
+                if QEMU:
+                    e.append(qemu_case(tmp, pki, tls, multifd, srcfile, dstfile, accel))
+                d.append(qio_case(tmp, pki, tls, multifd, DIRTY))
+                print(f"# round {r + 1} {name}: qio {q[-1]['gibps']:.3f} GiB/s "
+                      f"({q[-1]['cpu']:.2f} CPU s/GiB, downtime {q[-1]['downtime']} ms), "
+                      f"{pname} {p[-1]['gibps']:.3f} ({p[-1]['cpu']:.2f})"
+                      + (f", qemu {e[-1]['gibps']:.3f} ({e[-1]['cpu']:.2f})" if QEMU else "")
+                      + f", qio dirtying {d[-1]['gibps']:.3f} (downtime "
+                      f"{d[-1]['downtime']} ms)", flush=True)
+
+            def col(rows, key):
+                return [row[key] for row in rows]
+            bench(f"migration-{name}-vs-{pname}", col(q, "gibps"), "GiB/s", col(p, "gibps"))
+            bench(f"migration-{name}-cpu-vs-{pname}", col(q, "cpu"), "cpu-s/GiB", col(p, "cpu"))
             if QEMU:
-                e = qemu_case(tmp, pki, tls, multifd, srcfile, dstfile, accel)
-                print(f"# qemu {name}: {e['gibps']:.3f} GiB/s, {e['total']:.2f} s, "
-                      f"downtime {e['downtime']} ms, {e['cpu']:.2f} CPU s/GiB", flush=True)
-                bench(f"migration-{name}-vs-qemu", q["gibps"], "GiB/s", e["gibps"])
-                bench(f"migration-{name}-total-time-vs-qemu", q["total"], "s", e["total"])
-                bench(f"migration-{name}-downtime-vs-qemu", q["downtime"], "ms",
-                      e["downtime"])
-                bench(f"migration-{name}-cpu-vs-qemu", q["cpu"], "cpu-s/GiB", e["cpu"])
-        for name, tls, multifd in cases:
-            q = qio_case(tmp, pki, tls, multifd, DIRTY)
-            s = stopped[name]
-            print(f"# qio {name} dirtying: {q['gibps']:.3f} GiB/s, {q['total']:.2f} s, "
-                  f"downtime {q['downtime']} ms, {q['cpu']:.2f} CPU s/GiB", flush=True)
-            bench(f"migration-{name}-dirtying-vs-stopped", q["gibps"], "GiB/s", s["gibps"])
-            bench(f"migration-{name}-dirtying-total-time-vs-stopped", q["total"], "s",
-                  s["total"])
-            bench(f"migration-{name}-dirtying-downtime-vs-stopped", q["downtime"], "ms",
-                  s["downtime"])
+                bench(f"migration-{name}-vs-qemu", col(q, "gibps"), "GiB/s", col(e, "gibps"))
+                bench(f"migration-{name}-total-time-vs-qemu", col(q, "total"), "s",
+                      col(e, "total"))
+                bench(f"migration-{name}-downtime-vs-qemu", col(q, "downtime"), "ms",
+                      col(e, "downtime"))
+                bench(f"migration-{name}-cpu-vs-qemu", col(q, "cpu"), "cpu-s/GiB", col(e, "cpu"))
+            bench(f"migration-{name}-dirtying-vs-stopped", col(d, "gibps"), "GiB/s",
+                  col(q, "gibps"))
+            bench(f"migration-{name}-dirtying-total-time-vs-stopped", col(d, "total"), "s",
+                  col(q, "total"))
+            bench(f"migration-{name}-dirtying-downtime-vs-stopped", col(d, "downtime"), "ms",
+                  col(q, "downtime"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(shm, ignore_errors=True)

@@ -2,7 +2,9 @@
 """Migration with storage: the source mirrors its disk to the destination's
 NBD export while the guest writes it, then migrates; at switch-over the
 source completes the ready mirror, so the destination's disk and RAM
-digests equal the source's."""
+digests equal the source's.  And when the mirror's target is gone at
+switch-over, the migration fails naming the mirror and the source guest
+keeps running with its disk unchanged."""
 import os
 import sys
 import time
@@ -25,9 +27,10 @@ def wait_ready(q, job, timeout=30):
     return False
 
 
-def pair(n):
+def pair(n, disk_rate=400):
     src = Qiod("-m", "32M", "-drive", "file=@DIR@/disk0.img,id=disk0",
-               "-guest", "dirty-rate=200,disk-rate=400,seed=5", images={"disk0.img": 16 * MiB})
+               "-guest", f"dirty-rate=200,disk-rate={disk_rate},seed=5",
+               images={"disk0.img": 16 * MiB})
     dst = Qiod("-m", "32M", "-drive", "file=@DIR@/disk0.img,id=disk0", "-guest", "seed=99",
                "-S", "-incoming", "defer", images={"disk0.img": 16 * MiB})
     with open(os.path.join(src.dir, "disk0.img"), "r+b") as f:
@@ -95,5 +98,26 @@ for n in (1, 2):
     qd.close()
     src.stop()
     dst.stop()
+
+# The destination's NBD server stops while the mirror is ready and idle (the
+# guest writes no disk blocks): the mirror only finds out at switch-over.
+src, dst, qs, qd = pair(3, disk_rate=0)
+disk_before = digests(qs)[1]
+r = qd.cmd("nbd-server-stop")
+t.ok(r == {"return": {}}, "run 3: the destination's NBD server stops", r)
+st = migrate(3, qs, qd, dst)
+t.ok(st.get("status") == "failed" and "drive mirror failed" in st.get("error-desc", ""),
+     "run 3: the migration fails and says a drive mirror failed at switch-over", st)
+ev = qs.event("BLOCK_JOB_COMPLETED", timeout=10)
+t.ok(ev and ev["data"]["device"] == "m0" and "nbd.sock" in ev["data"].get("error", ""),
+     "run 3: BLOCK_JOB_COMPLETED reports the mirror's error, naming its target", ev)
+status = qs.cmd("query-status")["return"]
+t.ok(status["status"] == "running" and status["running"],
+     "run 3: the source guest keeps running", status)
+t.ok(digests(qs)[1] == disk_before, "run 3: the source's disk is unchanged")
+qs.close()
+qd.close()
+src.stop()
+dst.stop()
 
 t.done()

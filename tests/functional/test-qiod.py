@@ -34,6 +34,8 @@ bad_cmdlines = [
     (["-m", "12Q"], "invalid size"),
     (["-m", "99999999999T"], "invalid size"),
     (["-m", "4097B"], "4097"),
+    # Beyond any process's address space: refused with a message, not aborted.
+    (["-m", "2000T"], "Cannot allocate 2199023255552000 bytes of guest RAM"),
     (["-drive", "file=/tmp/x"], "needs both file=PATH and id=NAME"),
     (["-drive", "file=/tmp/x,id=d0,format=qcow2"], "format 'qcow2'"),
     (["-drive", "file=/tmp/x,id=d0,cache=none"], "unknown parameter 'cache'"),
