@@ -6,6 +6,7 @@ backends, websocket=on (plain and over TLS) with python3-websockets,
 malformed handshakes and frames, and malformed options."""
 import asyncio
 import base64
+import fcntl
 import os
 import re
 import shutil
@@ -346,6 +347,26 @@ p.wait(10)
 for f in (p.stdin, p.stdout, p.stderr):
     f.close()
 t.ok(b"via-stdio\r\nguest> " in out, "stdio: the serial shell on qiod's standard streams", out)
+
+# qiod's standard streams share their file status flags with whoever
+# started it: made non-blocking while qiod runs, they are put back.
+in_r, in_w = os.pipe()
+out_r, out_w = os.pipe()
+p = subprocess.Popen([QIOD, "-m", "16M", "-chardev", "stdio,id=io", "-serial", "chardev:io"],
+                     stdin=in_r, stdout=out_w, stderr=subprocess.DEVNULL)
+os.write(in_w, b"echo flags\r")
+got = b""
+deadline = time.time() + 10
+while b"flags\r\n" not in got and time.time() < deadline:
+    got += os.read(out_r, 4096)
+running = [fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK for fd in (in_r, out_w)]
+p.terminate()
+p.wait(10)
+after = [fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK for fd in (in_r, out_w)]
+for fd in (in_r, in_w, out_r, out_w):
+    os.close(fd)
+t.ok(all(running) and not any(after),
+     "stdio: non-blocking while qiod runs, blocking again after it exits", (running, after))
 
 # --- mux=on: serial shell and QMP monitor on one socket -------------------
 mport = free_port()
