@@ -221,6 +221,26 @@ t.ok(b"reconnected\r\nguest> " in out and info["connections"] == 2,
      "after a server restart, reconnect-ms=100 reconnects", info)
 conn.close()
 srv.close()
+# QEMU 7.2's spelling, in seconds, through chardev-add: the absent server
+# is waited for and found once it listens.
+rport = free_port()
+r = q.cmd("chardev-add", {"id": "c9", "backend": {"type": "socket", "data": {
+    "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(rport)}},
+    "server": False, "reconnect": 1}}})
+info = chardev_info(q, "c9")
+t.ok(r.get("return") is not None and info.get("reconnect-ms") == 1000 and not info["connected"],
+     "chardev-add with reconnect=1 (seconds): 1000 ms, waiting for its server", (r, info))
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", rport))
+srv.listen(1)
+srv.settimeout(10)
+conn, _ = srv.accept()
+t.ok(wait_for(lambda: chardev_info(q, "c9")["connected"]),
+     "the reconnect=1 client connects once its server listens")
+conn.close()
+srv.close()
+q.cmd("chardev-remove", {"id": "c9"})
 # QMP over the pipe chardev: requests into PATH.in, replies from PATH.out
 fin = os.open(fifo + ".in", os.O_WRONLY)
 fout = os.open(fifo + ".out", os.O_RDONLY | os.O_NONBLOCK)
@@ -465,6 +485,8 @@ bad = [
     (["-chardev", "socket,id=s,path=/tmp/x,colour=red"], "'colour'"),
     (["-chardev", "socket,id=s,path=/tmp/x,websocket=on"], "websocket=on needs server=on"),
     (["-chardev", "socket,id=s,path=/tmp/x,server=on,reconnect-ms=5"], "reconnect-ms"),
+    (["-chardev", "socket,id=s,path=/tmp/x,reconnect=1,reconnect-ms=5"], "not both"),
+    (["-chardev", "socket,id=s,path=/tmp/x,reconnect=soon"], "reconnect='soon'"),
     (["-chardev", "socket,id=s,path=/tmp/x,server=on,wait=off,tls-creds=nope"], "nope"),
     (["-chardev", "socket,id=s,fd=abc"], "'abc'"),
     (["-chardev", "ringbuf,id=r,size=1000"], "power of two"),
