@@ -15,7 +15,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tty
 
@@ -38,6 +37,16 @@ def serial_exchange(sock, text):
     sock.sendall(text.encode() + b"\r")
     word = text.split(" ", 1)[1].encode()
     return read_until(sock, word + b"\r\n" + GUEST_PROMPT)
+
+
+def tcp_server(port):
+    """A listening socket on 127.0.0.1:@port, accepting within 10 s."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    srv.settimeout(10)
+    return srv
 
 
 def wait_for(pred, timeout=10):
@@ -188,10 +197,7 @@ d.stop()
 
 # --- qiod as a client that reconnects; pipe; file ---------------------------
 sport = free_port()
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", sport))
-srv.listen(1)
+srv = tcp_server(sport)
 fifo = os.path.join(tmp, "pipe")
 os.mkfifo(fifo + ".in")
 os.mkfifo(fifo + ".out")
@@ -201,7 +207,6 @@ d = Qiod("-m", "16M",
          "-chardev", f"pipe,id=p0,path={fifo}",
          "-mon", "chardev=p0,mode=control")
 q = d.qmp()
-srv.settimeout(10)
 conn, _ = srv.accept()
 out = serial_exchange(conn, "echo from-server")
 t.ok(b"from-server\r\nguest> " in out, "qiod's client chardev drives the serial shell", out)
@@ -209,11 +214,7 @@ conn.close()
 srv.close()
 t.ok(wait_for(lambda: not chardev_info(q, "c0")["connected"]), "the client notices the close")
 time.sleep(0.5)
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", sport))
-srv.listen(1)
-srv.settimeout(10)
+srv = tcp_server(sport)
 conn, _ = srv.accept()
 out = serial_exchange(conn, "echo reconnected")
 info = chardev_info(q, "c0")
@@ -230,11 +231,7 @@ r = q.cmd("chardev-add", {"id": "c9", "backend": {"type": "socket", "data": {
 info = chardev_info(q, "c9")
 t.ok(r.get("return") is not None and info.get("reconnect-ms") == 1000 and not info["connected"],
      "chardev-add with reconnect=1 (seconds): 1000 ms, waiting for its server", (r, info))
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", rport))
-srv.listen(1)
-srv.settimeout(10)
+srv = tcp_server(rport)
 conn, _ = srv.accept()
 t.ok(wait_for(lambda: chardev_info(q, "c9")["connected"]),
      "the reconnect=1 client connects once its server listens")
