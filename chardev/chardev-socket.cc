@@ -104,6 +104,18 @@ std::unique_ptr<ChardevSocket> ChardevSocket::create(ChardevOptions &opts, GMain
       !opts.take_bool("websocket", false, &self->websocket_, error) ||
       !opts.take_uint("reconnect-ms", 0, G_MAXUINT32, &self->reconnect_ms_, error))
     return nullptr;
+  /* QEMU before 9.2 (Debian 12's 7.2, and libvirt driving it) says it in
+   * seconds. */
+  guint64 reconnect_s = 0;
+  if (!opts.take_uint("reconnect", 0, G_MAXUINT32 / 1000, &reconnect_s, error)) return nullptr;
+  if (reconnect_s && self->reconnect_ms_) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
+                _("chardev '%s': give reconnect-ms (milliseconds) or reconnect (seconds), "
+                  "not both"),
+                id);
+    return nullptr;
+  }
+  if (reconnect_s) self->reconnect_ms_ = reconnect_s * 1000;
   if (!self->server_) self->wait_ = false;
   if (self->websocket_ && !self->server_) {
     g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
@@ -179,6 +191,8 @@ void ChardevSocket::describe(JsonObject *info) const {
   json_object_set_int_member(info, "connections", static_cast<gint64>(connects_));
   if (is_open() && !peer_.empty()) json_object_set_string_member(info, "peer", peer_.c_str());
   if (websocket_) json_object_set_boolean_member(info, "websocket", TRUE);
+  if (reconnect_ms_)
+    json_object_set_int_member(info, "reconnect-ms", static_cast<gint64>(reconnect_ms_));
   if (creds_) json_object_set_string_member(info, "tls-creds", qcrypto_tls_creds_get_id(creds_));
   if (creds_ && is_open()) {
     JsonObject *tls = json_object_new();

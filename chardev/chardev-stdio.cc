@@ -11,7 +11,14 @@
 
 namespace qio::chardev {
 
+ChardevStdio::~ChardevStdio() {
+  if (saved_in_flags_ >= 0) fcntl(STDIN_FILENO, F_SETFL, saved_in_flags_);
+  if (saved_out_flags_ >= 0) fcntl(STDOUT_FILENO, F_SETFL, saved_out_flags_);
+}
+
 bool ChardevStdio::open(GError **error) {
+  if (saved_in_flags_ < 0) saved_in_flags_ = fcntl(STDIN_FILENO, F_GETFL);
+  if (saved_out_flags_ < 0) saved_out_flags_ = fcntl(STDOUT_FILENO, F_GETFL);
   /* Copies, so that closing the chardev leaves qiod's own streams. */
   int in = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
   int out = in < 0 ? -1 : fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);

@@ -2,6 +2,8 @@
 
 #include "host/serial-shell.h"
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 
@@ -15,9 +17,36 @@ void SerialShell::start() {
   sink_(kPrompt);
 }
 
+namespace {
+
+/* What the shell does with each byte value. */
+enum ByteClass : guint8 { kDrop, kPrintable, kEnter, kErase };
+
+constexpr std::array<ByteClass, 256> kClasses = [] {
+  std::array<ByteClass, 256> t{};
+  for (int c = 0x20; c < 0x7f; c++) t[c] = kPrintable; /* printable ASCII; the rest is dropped */
+  t['\r'] = t['\n'] = kEnter;
+  t['\b'] = t[0x7f] = kErase;
+  return t;
+}();
+
+ByteClass class_of(char c) { return kClasses[static_cast<guint8>(c)]; }
+
+/* The end of the run of bytes of @cls starting at @from. */
+gsize run_end(std::string_view bytes, gsize from, ByteClass cls) {
+  while (from < bytes.size() && class_of(bytes[from]) == cls) from++;
+  return from;
+}
+
+}  // namespace
+
+/* Works on runs rather than bytes: a pasted line is echoed in one piece
+ * (one chardev write, one TLS record) and dropped bytes cost a table
+ * lookup each. */
 void SerialShell::input(std::string_view bytes) {
-  for (char c : bytes) {
-    if (c == '\r' || c == '\n') {
+  for (gsize i = 0; i < bytes.size();) {
+    ByteClass cls = class_of(bytes[i]);
+    if (cls == kEnter) {
       sink_("\r\n");
       if (overflow_)
         sink_("error: line too long\r\n");
@@ -26,18 +55,25 @@ void SerialShell::input(std::string_view bytes) {
       line_.clear();
       overflow_ = false;
       sink_(kPrompt);
-    } else if (c == '\b' || c == 0x7f) {
+      i++;
+    } else if (cls == kErase) {
       if (!line_.empty()) {
         line_.pop_back();
         sink_("\b");
       }
-    } else if (c >= 0x20 && c < 0x7f) { /* printable ASCII; the rest is dropped */
-      if (line_.size() >= kMaxLine) {
-        overflow_ = true;
-        continue;
+      i++;
+    } else if (cls == kPrintable) {
+      gsize end = run_end(bytes, i, kPrintable);
+      gsize take = std::min(end - i, kMaxLine - std::min(line_.size(), kMaxLine));
+      if (take < end - i) overflow_ = true;
+      if (take > 0) {
+        std::string_view typed = bytes.substr(i, take);
+        line_.append(typed);
+        sink_(typed);
       }
-      line_.push_back(c);
-      sink_(std::string_view(&c, 1));
+      i = end;
+    } else {
+      i = run_end(bytes, i, kDrop);
     }
   }
 }

@@ -466,6 +466,22 @@ gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
   for (;;) {
     ssize_t ret;
     bool sent_something;
+    /* GnuTLS pulls exactly the record it works on, so with nothing read
+     * ahead and nothing decrypted it could only answer GNUTLS_E_AGAIN:
+     * read from the transport first (one GnuTLS call less per record). */
+    bool starved = sess->in->available() == 0 && !sess->in->eof;
+    if (starved) {
+      SessionLock locked(sess);
+      starved = gnutls_record_check_pending(sess->session) == 0;
+    }
+    if (starved) {
+      gssize n = session_fill(sess);
+      if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
+      if (n < 0) {
+        set_gnutls_error(sess, GNUTLS_E_PULL_ERROR, false, _("read failed"), error);
+        return -1;
+      }
+    }
     {
       SessionLock locked(sess);
       sess->pull_blocked = FALSE;

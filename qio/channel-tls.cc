@@ -174,7 +174,6 @@ gboolean tls_watch_dispatch(GSource *source, GSourceFunc callback, gpointer data
   unsigned cond = watch->revents;
   if (tls_watch_pending(watch)) cond |= G_IO_IN;
   watch->revents = static_cast<GIOCondition>(0);
-  g_source_set_ready_time(source, -1);
   if (!callback) return G_SOURCE_REMOVE;
   return QIO_CHANNEL_FUNC(callback)(QIO_CHANNEL(watch->tioc),
                                     static_cast<GIOCondition>(cond), data);
@@ -189,11 +188,12 @@ GSourceFuncs tls_watch_funcs = {
     nullptr,
 };
 
-/* The master's readiness wakes the TLS watch in the next iteration. */
+/* GLib marks a parent ready with its child and dispatches the child first,
+ * so the TLS watch runs in the same iteration and only needs the
+ * condition; a ready time would only signal the context's wakeup again. */
 gboolean tls_watch_master_ready(QIOChannel *, GIOCondition cond, gpointer data) noexcept {
   auto *watch = static_cast<TLSWatch *>(data);
   watch->revents = static_cast<GIOCondition>(watch->revents | cond);
-  g_source_set_ready_time(&watch->source, 0);
   return G_SOURCE_CONTINUE;
 }
 
@@ -205,6 +205,9 @@ GSource *tls_create_watch(QIOChannel *ioc, GIOCondition condition) {
   watch->condition = condition;
   GSource *child = qio_channel_create_watch(tioc->master, condition);
   g_source_set_callback(child, G_SOURCE_FUNC(tls_watch_master_ready), watch, nullptr);
+  /* Its callback cannot recurse; unblocked, its dispatch spares GLib
+   * removing and re-adding the descriptor (each a wakeup write). */
+  g_source_set_can_recurse(child, TRUE);
   g_source_add_child_source(source, child);
   g_source_unref(child);
   return source;

@@ -3,14 +3,19 @@
  * - round-trip latency of a one-byte echo through the guest's serial shell
  *   over a TLS chardev (x509, TLS 1.3), against the same over a plain TCP
  *   chardev (the shell echoes each typed byte; 'a' and backspace alternate
- *   so the line never fills);
+ *   so the line never fills).  Both clients stay connected for the whole
+ *   run and their pings alternate one by one (which of a pair goes first
+ *   alternates too), so a noisy neighbour hits both alike.  Printed: the
+ *   median, p90 and p99 of each side; the median line's ratio is the
+ *   median of the per-pair ratios (each TLS ping against the plain ping
+ *   beside it), the p90 and p99 lines' ratios are ratios of percentiles;
  * - bulk rate into a TLS chardev (bytes the shell drops, then one line to
  *   know they were all consumed), against a bare QIOChannelTLS
  *   sender/receiver over loopback TCP (what bench-channel-tls measures).
  * The chardevs run on their own GMainContext in a second thread, as in
- * qiod; the client is a blocking qio channel.  QIO_BENCH_ROUNDS (default
- * 3), QIO_BENCH_RTTS (default 3000) and QIO_BENCH_SIZE (default 256M)
- * scale it; medians are printed.
+ * qiod; the clients are blocking qio channels.  QIO_BENCH_RTTS (default
+ * 5000 pairs), QIO_BENCH_ROUNDS (bulk rounds, default 3) and
+ * QIO_BENCH_SIZE (bulk bytes per round, default 256M) scale it.
  */
 #include "config.h"
 
@@ -27,6 +32,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -38,7 +44,7 @@ using namespace qio;
 namespace {
 
 int rounds = 3;
-int rtts = 3000;
+int rtts = 5000;
 guint64 bulk_bytes = 256ULL << 20;
 constexpr gsize kChunk = 1 << 20;
 
@@ -111,22 +117,62 @@ QIOChannel *connect_to(guint16 port, QCryptoTLSCreds *tls) {
   return QIO_CHANNEL(tioc);
 }
 
-/* Microseconds per one-byte round trip through the serial shell. */
-double echo_rtt(guint16 port, QCryptoTLSCreds *tls) {
-  g_autoptr(QIOChannel) ioc = connect_to(port, tls);
-  static const char keys[2] = {'a', '\b'};
-  auto one = [&](int i) {
-    char got = 0;
-    if (!qio_channel_write_all(ioc, &keys[i & 1], 1, nullptr) ||
-        !qio_channel_read_all(ioc, &got, 1, nullptr) || got != keys[i & 1])
+/* One client's echo loop: times single round trips in nanoseconds. */
+class Pinger {
+ public:
+  Pinger(guint16 port, QCryptoTLSCreds *tls) : ioc_(connect_to(port, tls)) {}
+  ~Pinger() {
+    qio_channel_close(ioc_, nullptr);
+    g_object_unref(ioc_);
+  }
+  double ping() {
+    static const char keys[2] = {'a', '\b'};
+    char key = keys[n_++ & 1], got = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    if (!qio_channel_write_all(ioc_, &key, 1, nullptr) ||
+        !qio_channel_read_all(ioc_, &got, 1, nullptr) || got != key)
       g_error("serial echo failed");
-  };
-  for (int i = 0; i < 200; i++) one(i);
-  gint64 t0 = g_get_monotonic_time();
-  for (int i = 0; i < rtts; i++) one(i);
-  double us = static_cast<double>(g_get_monotonic_time() - t0) / rtts;
-  qio_channel_close(ioc, nullptr);
-  return us;
+    auto t1 = std::chrono::steady_clock::now();
+    return std::chrono::duration<double, std::micro>(t1 - t0).count();
+  }
+
+ private:
+  QIOChannel *ioc_;
+  unsigned n_ = 0;
+};
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<gsize>(p * static_cast<double>(v.size())))];
+}
+
+/* Plain and TLS pings taking turns; prints the three RTT lines. */
+void echo_rtt(const Host &host, QCryptoTLSCreds *tls) {
+  Pinger plain(host.port(false), nullptr), secure(host.port(true), tls);
+  for (int i = 0; i < 500; i++) {
+    plain.ping();
+    secure.ping();
+  }
+  std::vector<double> p, t, ratios;
+  for (int i = 0; i < rtts; i++) {
+    double a, b;
+    if (i & 1) {
+      b = secure.ping();
+      a = plain.ping();
+    } else {
+      a = plain.ping();
+      b = secure.ping();
+    }
+    p.push_back(a);
+    t.push_back(b);
+    ratios.push_back(b / a);
+  }
+  bench_print_paired("chardev-serial-echo-rtt-tls-vs-plain", bench_median(t), "us",
+                     bench_median(p), bench_median(ratios));
+  bench_print("chardev-serial-echo-rtt-p90-tls-vs-plain", percentile(t, 0.9), "us",
+              percentile(p, 0.9));
+  bench_print("chardev-serial-echo-rtt-p99-tls-vs-plain", percentile(t, 0.99), "us",
+              percentile(p, 0.99));
 }
 
 /* MB/s of bytes the shell drops (0x01), then a line whose prompt proves
@@ -210,14 +256,12 @@ int main() {
   g_autoptr(QCryptoTLSCreds) client_creds = creds("ctls");
   {
     Host host;
-    std::vector<double> plain, tls, bulk, base;
+    echo_rtt(host, client_creds);
+    std::vector<double> bulk, base;
     for (int r = 0; r < rounds; r++) {
-      plain.push_back(echo_rtt(host.port(false), nullptr));
-      tls.push_back(echo_rtt(host.port(true), client_creds));
       bulk.push_back(chardev_bulk(host.port(true), client_creds));
       base.push_back(channel_bulk(server_creds, client_creds));
     }
-    bench_print("chardev-serial-echo-rtt-tls-vs-plain", bench_median(tls), "us", bench_median(plain));
     bench_print("chardev-tls-bulk-vs-tls-channel", bench_median(bulk), "MB/s", bench_median(base));
   }
   qom_object_del_all();

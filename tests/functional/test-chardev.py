@@ -6,6 +6,7 @@ backends, websocket=on (plain and over TLS) with python3-websockets,
 malformed handshakes and frames, and malformed options."""
 import asyncio
 import base64
+import fcntl
 import os
 import re
 import shutil
@@ -14,7 +15,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tty
 
@@ -37,6 +37,16 @@ def serial_exchange(sock, text):
     sock.sendall(text.encode() + b"\r")
     word = text.split(" ", 1)[1].encode()
     return read_until(sock, word + b"\r\n" + GUEST_PROMPT)
+
+
+def tcp_server(port):
+    """A listening socket on 127.0.0.1:@port, accepting within 10 s."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    srv.settimeout(10)
+    return srv
 
 
 def wait_for(pred, timeout=10):
@@ -187,10 +197,7 @@ d.stop()
 
 # --- qiod as a client that reconnects; pipe; file ---------------------------
 sport = free_port()
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", sport))
-srv.listen(1)
+srv = tcp_server(sport)
 fifo = os.path.join(tmp, "pipe")
 os.mkfifo(fifo + ".in")
 os.mkfifo(fifo + ".out")
@@ -200,7 +207,6 @@ d = Qiod("-m", "16M",
          "-chardev", f"pipe,id=p0,path={fifo}",
          "-mon", "chardev=p0,mode=control")
 q = d.qmp()
-srv.settimeout(10)
 conn, _ = srv.accept()
 out = serial_exchange(conn, "echo from-server")
 t.ok(b"from-server\r\nguest> " in out, "qiod's client chardev drives the serial shell", out)
@@ -208,11 +214,7 @@ conn.close()
 srv.close()
 t.ok(wait_for(lambda: not chardev_info(q, "c0")["connected"]), "the client notices the close")
 time.sleep(0.5)
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", sport))
-srv.listen(1)
-srv.settimeout(10)
+srv = tcp_server(sport)
 conn, _ = srv.accept()
 out = serial_exchange(conn, "echo reconnected")
 info = chardev_info(q, "c0")
@@ -220,6 +222,22 @@ t.ok(b"reconnected\r\nguest> " in out and info["connections"] == 2,
      "after a server restart, reconnect-ms=100 reconnects", info)
 conn.close()
 srv.close()
+# QEMU 7.2's spelling, in seconds, through chardev-add: the absent server
+# is waited for and found once it listens.
+rport = free_port()
+r = q.cmd("chardev-add", {"id": "c9", "backend": {"type": "socket", "data": {
+    "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(rport)}},
+    "server": False, "reconnect": 1}}})
+info = chardev_info(q, "c9")
+t.ok(r.get("return") is not None and info.get("reconnect-ms") == 1000 and not info["connected"],
+     "chardev-add with reconnect=1 (seconds): 1000 ms, waiting for its server", (r, info))
+srv = tcp_server(rport)
+conn, _ = srv.accept()
+t.ok(wait_for(lambda: chardev_info(q, "c9")["connected"]),
+     "the reconnect=1 client connects once its server listens")
+conn.close()
+srv.close()
+q.cmd("chardev-remove", {"id": "c9"})
 # QMP over the pipe chardev: requests into PATH.in, replies from PATH.out
 fin = os.open(fifo + ".in", os.O_WRONLY)
 fout = os.open(fifo + ".out", os.O_RDONLY | os.O_NONBLOCK)
@@ -347,6 +365,26 @@ for f in (p.stdin, p.stdout, p.stderr):
     f.close()
 t.ok(b"via-stdio\r\nguest> " in out, "stdio: the serial shell on qiod's standard streams", out)
 
+# qiod's standard streams share their file status flags with whoever
+# started it: made non-blocking while qiod runs, they are put back.
+in_r, in_w = os.pipe()
+out_r, out_w = os.pipe()
+p = subprocess.Popen([QIOD, "-m", "16M", "-chardev", "stdio,id=io", "-serial", "chardev:io"],
+                     stdin=in_r, stdout=out_w, stderr=subprocess.DEVNULL)
+os.write(in_w, b"echo flags\r")
+got = b""
+deadline = time.time() + 10
+while b"flags\r\n" not in got and time.time() < deadline:
+    got += os.read(out_r, 4096)
+running = [fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK for fd in (in_r, out_w)]
+p.terminate()
+p.wait(10)
+after = [fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK for fd in (in_r, out_w)]
+for fd in (in_r, in_w, out_r, out_w):
+    os.close(fd)
+t.ok(all(running) and not any(after),
+     "stdio: non-blocking while qiod runs, blocking again after it exits", (running, after))
+
 # --- mux=on: serial shell and QMP monitor on one socket -------------------
 mport = free_port()
 d = Qiod("-m", "16M",
@@ -444,6 +482,8 @@ bad = [
     (["-chardev", "socket,id=s,path=/tmp/x,colour=red"], "'colour'"),
     (["-chardev", "socket,id=s,path=/tmp/x,websocket=on"], "websocket=on needs server=on"),
     (["-chardev", "socket,id=s,path=/tmp/x,server=on,reconnect-ms=5"], "reconnect-ms"),
+    (["-chardev", "socket,id=s,path=/tmp/x,reconnect=1,reconnect-ms=5"], "not both"),
+    (["-chardev", "socket,id=s,path=/tmp/x,reconnect=soon"], "reconnect='soon'"),
     (["-chardev", "socket,id=s,path=/tmp/x,server=on,wait=off,tls-creds=nope"], "nope"),
     (["-chardev", "socket,id=s,fd=abc"], "'abc'"),
     (["-chardev", "ringbuf,id=r,size=1000"], "power of two"),

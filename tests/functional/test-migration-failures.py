@@ -224,7 +224,16 @@ def fake_source(uri_port, data, name, expect):
     """Sends @data to a destination as if it were a source."""
     dst = qt.Qiod("-m", "64M", "-incoming", f"tcp:127.0.0.1:{uri_port}")
     try:
-        s = socket.create_connection(("127.0.0.1", uri_port), timeout=10)
+        # The monitor listens before the incoming migration does.
+        deadline = time.time() + 10
+        while True:
+            try:
+                s = socket.create_connection(("127.0.0.1", uri_port), timeout=10)
+                break
+            except ConnectionRefusedError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
         s.sendall(data)
         s.shutdown(socket.SHUT_WR)
         try:

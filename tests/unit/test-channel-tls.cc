@@ -402,6 +402,48 @@ void test_pending_watch() {
   g_assert_no_error(error);
 }
 
+struct SameIteration {
+  QIOChannelTLS *tioc;
+  GMainContext *ctx;
+  int calls = 0;
+  gssize got = 0;
+};
+
+gboolean same_iteration_readable(QIOChannel *, GIOCondition cond, gpointer data) noexcept {
+  auto *s = static_cast<SameIteration *>(data);
+  s->calls++;
+  g_assert_true(cond & G_IO_IN);
+  /* The watch must not run again inside its own callback although the
+   * byte is still unread. */
+  g_main_context_iteration(s->ctx, FALSE);
+  g_assert_cmpint(s->calls, ==, 1);
+  char buf[16];
+  s->got = qio_channel_read(QIO_CHANNEL(s->tioc), buf, sizeof(buf), nullptr);
+  return G_SOURCE_CONTINUE;
+}
+
+/* A record arriving on the master dispatches the TLS watch in the
+ * iteration whose poll saw it, once. */
+void test_watch_same_iteration() {
+  Fixture f;
+  f.handshake_ok();
+  g_autoptr(GMainContext) ctx = g_main_context_new();
+  SameIteration s{f.server, ctx};
+  guint id = qio_channel_add_watch_full(QIO_CHANNEL(f.server), G_IO_IN,
+                                        same_iteration_readable, &s, nullptr, ctx);
+  g_assert_false(g_main_context_iteration(ctx, FALSE));
+  g_assert_cmpint(s.calls, ==, 0);
+  g_autoptr(GError) error = nullptr;
+  g_assert_true(qio_channel_write_all(QIO_CHANNEL(f.client), "x", 1, &error));
+  g_assert_no_error(error);
+  g_assert_true(g_main_context_iteration(ctx, FALSE));
+  g_assert_cmpint(s.calls, ==, 1);
+  g_assert_cmpint(s.got, ==, 1);
+  for (int i = 0; i < 5; i++) g_main_context_iteration(ctx, FALSE);
+  g_assert_cmpint(s.calls, ==, 1);
+  g_source_destroy(g_main_context_find_source_by_id(ctx, id));
+}
+
 /* Each end has a reader and a writer thread; the client's writer asks for
  * key updates along the way. */
 struct Duplex {
@@ -503,6 +545,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-tls/bulk-scattered", test_bulk_scattered);
   g_test_add_func("/qio/channel-tls/bye-and-premature-close", test_bye_and_premature_close);
   g_test_add_func("/qio/channel-tls/pending-watch", test_pending_watch);
+  g_test_add_func("/qio/channel-tls/watch-same-iteration", test_watch_same_iteration);
   g_test_add_func("/qio/channel-tls/key-update-two-threads", test_key_update_two_threads);
   return g_test_run();
 }

@@ -243,6 +243,48 @@ static void test_serial_shell() {
   g_assert_nonnull(strstr(out.c_str(), "\r\nok\r\n"));
 }
 
+/* Input in one block and byte by byte gives the same output and state,
+ * and a pasted run is echoed with one write. */
+static void test_serial_shell_blocks() {
+  SerialShell::Backend backend{[] { return std::string("running"); },
+                               [] { return std::string("abc"); }, [](guint64) {}};
+  std::string block_out, byte_out;
+  int block_writes = 0;
+  SerialShell block(backend, [&](std::string_view s) {
+    block_out.append(s);
+    block_writes++;
+  });
+  SerialShell bytes(backend, [&](std::string_view s) { byte_out.append(s); });
+  GRand *rand = g_rand_new_with_seed(7);
+  const char specials[] = {'\r', '\n', '\b', 0x7f, 0x01, 0x1b, static_cast<char>(0xc3), ' '};
+  for (int round = 0; round < 200; round++) {
+    std::string in;
+    gint32 len = g_rand_int_range(rand, 0, 400);
+    for (gint32 k = 0; k < len; k++) {
+      if (g_rand_int_range(rand, 0, 8) == 0)
+        in += specials[g_rand_int_range(rand, 0, sizeof specials)];
+      else
+        in += static_cast<char>(g_rand_int_range(rand, 'a', 'z' + 1));
+    }
+    if (round % 10 == 0) in += "echo " + std::string(300, 'q') + "\r"; /* overflow */
+    if (round % 10 == 1) in += "\recho round\n";
+    block.input(in);
+    for (char c : in) bytes.input(std::string_view(&c, 1));
+    g_assert_cmpstr(block_out.c_str(), ==, byte_out.c_str());
+    g_assert_cmpstr(block.pending_line().c_str(), ==, bytes.pending_line().c_str());
+    g_assert_cmpint(block.overflowed(), ==, bytes.overflowed());
+  }
+  g_rand_free(rand);
+  g_assert_nonnull(strstr(block_out.c_str(), "line too long"));
+  g_assert_nonnull(strstr(block_out.c_str(), "\r\nround\r\n"));
+  block.input("\n");
+  block_out.clear();
+  block_writes = 0;
+  block.input("echo pasted");
+  g_assert_cmpstr(block_out.c_str(), ==, "echo pasted");
+  g_assert_cmpint(block_writes, ==, 1);
+}
+
 static int glyph_bits(unsigned char c) {
   int n = 0;
   for (int r = 0; r < kFontHeight; r++) n += std::popcount(font_glyph(c)[r]);
@@ -327,6 +369,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/host/disk/write-digest", test_disk);
   g_test_add_func("/host/guest/stop-cont", test_guest_stop_cont);
   g_test_add_func("/host/serial-shell", test_serial_shell);
+  g_test_add_func("/host/serial-shell-blocks", test_serial_shell_blocks);
   g_test_add_func("/host/guest/digests-async", test_guest_digests_async);
   g_test_add_func("/host/font", test_font);
   g_test_add_func("/host/framebuffer", test_framebuffer);
