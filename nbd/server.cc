@@ -369,7 +369,7 @@ struct Conn {
   void queue_reply(Job *job);
   /* From a worker or the reader: writes the small reply of @job at once
    * when no other reply is waiting, else hands it to the sender thread. */
-  void reply_from_worker(Job *job);
+  void reply_from_worker(Job *job, bool release_here = false);
   void start_sender();
   /* Waits for the sender thread after the last reply went out. */
   void stop_sender_thread();
@@ -810,7 +810,7 @@ void Conn::queue_reply(Job *job) {
   g_mutex_unlock(&send_mutex);
 }
 
-void Conn::reply_from_worker(Job *job) {
+void Conn::reply_from_worker(Job *job, bool release_here) {
   g_mutex_lock(&send_mutex);
   if (writing || !ready.empty() || send_dead) {
     g_mutex_unlock(&send_mutex);
@@ -830,7 +830,10 @@ void Conn::reply_from_worker(Job *job) {
   gssize n = qio_channel_writev(ioc, iov, niov, &error);
   g_mutex_lock(&send_mutex);
   writing = false;
-  if (n >= 0 && static_cast<gsize>(n) == total) {
+  bool done = n >= 0 && static_cast<gsize>(n) == total;
+  if (done && release_here) {
+    /* The reader frees the job itself: no trip through the context. */
+  } else if (done) {
     sent.push_back(job);
     g_source_set_ready_time(sent_source, 0);
   } else if (n < 0 && n != QIO_CHANNEL_ERR_BLOCK) {
@@ -845,6 +848,7 @@ void Conn::reply_from_worker(Job *job) {
   }
   if (!ready.empty() && sender_idle) g_cond_signal(&send_cond);
   g_mutex_unlock(&send_mutex);
+  if (done && release_here) release_job(job);
 }
 
 void run_job(gpointer data, gpointer) noexcept {
@@ -1038,7 +1042,7 @@ bool Conn::read_requests(GError **error) {
       return false;
     }
     if (in_map && !(req.flags & NBD_CMD_FLAG_FUA))
-      reply_from_worker(job); /* the data is in the page cache: done */
+      reply_from_worker(job, true); /* the data is in the page cache: done */
     else if (err || from_file)
       queue_reply(job); /* nothing to run: the sender reads the file */
     else
