@@ -56,6 +56,9 @@ struct _QCryptoTLSSession {
   QCryptoAuthz *authz;
   QCryptoTLSSessionPushFunc push;
   QCryptoTLSSessionPullFunc pull;
+  /* Optional, never waits: records go straight from GnuTLS to the
+   * transport when nothing is queued, with no copy. */
+  QCryptoTLSSessionPushFunc try_push;
   gpointer opaque;
   /* The transport's last failure, one per direction (reader and writer
    * threads fail independently). */
@@ -115,13 +118,33 @@ const char *session_creds_id(QCryptoTLSSession *sess) {
   return qcrypto_tls_creds_get_id(sess->creds);
 }
 
+/* Runs under the session lock.  What the transport does not take at once
+ * is queued for session_flush. */
 ssize_t session_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt) noexcept {
-  auto *out = static_cast<QCryptoTLSSession *>(ptr)->out;
-  gsize total = 0;
+  auto *sess = static_cast<QCryptoTLSSession *>(ptr);
+  WriteBehind *out = sess->out;
+  gsize total = 0, taken = 0;
+  for (int i = 0; i < iovcnt; i++) total += iov[i].iov_len;
+  /* Straight to the transport only behind nothing: a flushing thread owns
+   * what was queued before, and the byte order must hold. */
+  if (sess->try_push && out->queued.empty() && g_mutex_trylock(&out->flush_lock)) {
+    if (out->sent == out->sending.size()) {
+      /* A failure queues the records; the flush meets it and reports it. */
+      gssize n = sess->try_push(reinterpret_cast<const struct iovec *>(iov),
+                                static_cast<gsize>(iovcnt), sess->opaque, nullptr);
+      if (n > 0) taken = static_cast<gsize>(n);
+    }
+    g_mutex_unlock(&out->flush_lock);
+  }
   for (int i = 0; i < iovcnt; i++) {
     auto *base = static_cast<const char *>(iov[i].iov_base);
-    out->queued.insert(out->queued.end(), base, base + iov[i].iov_len);
-    total += iov[i].iov_len;
+    gsize len = iov[i].iov_len;
+    if (taken >= len) {
+      taken -= len;
+      continue;
+    }
+    out->queued.insert(out->queued.end(), base + taken, base + len);
+    taken = 0;
   }
   return static_cast<ssize_t>(total);
 }
@@ -398,6 +421,11 @@ void qcrypto_tls_session_set_callbacks(QCryptoTLSSession *sess, QCryptoTLSSessio
   sess->opaque = opaque;
 }
 
+void qcrypto_tls_session_set_try_push(QCryptoTLSSession *sess, QCryptoTLSSessionPushFunc try_push) {
+  g_return_if_fail(QCRYPTO_IS_TLS_SESSION(sess));
+  sess->try_push = try_push;
+}
+
 QCryptoTLSHandshakeStatus qcrypto_tls_session_handshake(QCryptoTLSSession *sess,
                                                         GError **error) {
   g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), QCRYPTO_TLS_HANDSHAKE_FAILED);
@@ -524,12 +552,18 @@ static gsize contiguous_span(const struct iovec *iov, gsize niov, gsize i, gsize
 gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *iov,
                                   gsize niov, GError **error) {
   if (sess->out_accepted == 0) {
-    SessionLock locked(sess);
     std::vector<char> &record = *sess->record;
-    record.resize(gnutls_record_get_max_size(sess->session));
+    {
+      SessionLock locked(sess);
+      record.resize(gnutls_record_get_max_size(sess->session));
+    }
     const gsize record_size = record.size();
     gsize total = 0, i = 0, off = 0;
-    while (i < niov && sess->out->queued.size() < WriteBehind::kFlushAt) {
+    /* The lock is taken per record: with records going straight to the
+     * transport the queue may stay empty for the whole call, and a reading
+     * thread must not wait that long. */
+    bool queue_full = false;
+    while (i < niov && !queue_full) {
       if (off == iov[i].iov_len) {
         i++;
         off = 0;
@@ -551,7 +585,12 @@ gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *i
         }
         data = record.data();
       }
-      ssize_t ret = gnutls_record_send(sess->session, data, len);
+      ssize_t ret;
+      {
+        SessionLock locked(sess);
+        ret = gnutls_record_send(sess->session, data, len);
+        queue_full = sess->out->queued.size() >= WriteBehind::kFlushAt;
+      }
       if (ret == GNUTLS_E_INTERRUPTED) continue;
       if (ret < 0) {
         if (total > 0) break; /* the error comes again on the next call */

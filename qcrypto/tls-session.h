@@ -58,6 +58,12 @@ QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds, const char *h
 void qcrypto_tls_session_set_callbacks(QCryptoTLSSession *sess, QCryptoTLSSessionPushFunc push,
                                        QCryptoTLSSessionPullFunc pull, gpointer opaque);
 
+/* Optional, for transports that can be told not to wait for one write (a
+ * socket): @try_push returns QCRYPTO_TLS_SESSION_ERR_BLOCK rather than
+ * wait.  Records then go straight from GnuTLS to the transport whenever
+ * nothing is queued, without a copy; push stays the fallback. */
+void qcrypto_tls_session_set_try_push(QCryptoTLSSession *sess, QCryptoTLSSessionPushFunc try_push);
+
 /* One step of the handshake; call again once the transport is ready as
  * the status says.  FAILED sets @error with a named cause; the peer has
  * been sent an alert saying why. */
@@ -75,8 +81,9 @@ gssize qcrypto_tls_session_write(QCryptoTLSSession *sess, const void *buf, gsize
                                  GError **error);
 /* Packs @iov into full-size records (not one record per entry),
  * encrypting straight from the caller's memory wherever a record's worth
- * lies contiguous (across entries too); encrypts up to 64 KiB ahead and
- * writes them in one transport write. */
+ * lies contiguous (across entries too).  Records go straight to the
+ * transport with a try-push; otherwise (or when it would block) up to
+ * 64 KiB of them are queued and written in one transport write. */
 gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *iov,
                                   gsize niov, GError **error);
 /* Decrypted bytes already held, readable without touching the transport

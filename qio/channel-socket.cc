@@ -86,6 +86,7 @@ void adopt_fd(QIOChannelSocket *sioc, int fd, const char *name) {
                      ? ss.ss_family
                      : AF_UNSPEC;
   qio_channel_set_feature(ioc, QIO_CHANNEL_FEATURE_SHUTDOWN);
+  if (sioc->family != AF_UNSPEC) qio_channel_set_feature(ioc, QIO_CHANNEL_FEATURE_WRITE_DONTWAIT);
   if (sioc->family == AF_UNIX) qio_channel_set_feature(ioc, QIO_CHANNEL_FEATURE_FD_PASS);
   int listening = 0;
   len = sizeof(listening);
@@ -391,6 +392,7 @@ static gssize socket_writev(QIOChannel *ioc, const struct iovec *iov, gsize niov
   }
   int sflags = MSG_NOSIGNAL;
   if (flags & QIO_CHANNEL_WRITE_FLAG_ZERO_COPY) sflags |= MSG_ZEROCOPY;
+  if (flags & QIO_CHANNEL_WRITE_FLAG_DONTWAIT) sflags |= MSG_DONTWAIT;
   for (;;) {
     gssize ret = sendmsg(sioc->fd, &msg, sflags);
     if (ret >= 0) {

@@ -30,11 +30,19 @@ gssize tls_pull(void *buf, gsize len, gpointer opaque, GError **error) {
   return n == QIO_CHANNEL_ERR_BLOCK ? QCRYPTO_TLS_SESSION_ERR_BLOCK : n;
 }
 
+gssize tls_try_push(const struct iovec *iov, gsize niov, gpointer opaque, GError **error) {
+  gssize n = qio_channel_writev_full(static_cast<QIOChannel *>(opaque), iov, niov, nullptr, 0,
+                                     QIO_CHANNEL_WRITE_FLAG_DONTWAIT, error);
+  return n == QIO_CHANNEL_ERR_BLOCK ? QCRYPTO_TLS_SESSION_ERR_BLOCK : n;
+}
+
 QIOChannelTLS *tls_new(QIOChannel *master, QCryptoTLSSession *session) {
   auto *tioc = QIO_CHANNEL_TLS(g_object_new(QIO_TYPE_CHANNEL_TLS, nullptr));
   tioc->master = QIO_CHANNEL(g_object_ref(master));
   tioc->session = session;
   qcrypto_tls_session_set_callbacks(session, tls_push, tls_pull, master);
+  if (qio_channel_has_feature(master, QIO_CHANNEL_FEATURE_WRITE_DONTWAIT))
+    qcrypto_tls_session_set_try_push(session, tls_try_push);
   if (qio_channel_has_feature(master, QIO_CHANNEL_FEATURE_SHUTDOWN))
     qio_channel_set_feature(QIO_CHANNEL(tioc), QIO_CHANNEL_FEATURE_SHUTDOWN);
   g_autofree char *name = g_strdup_printf("tls-%s", qio_channel_get_name(master));

@@ -89,6 +89,14 @@ gssize qio_channel_writev_full(QIOChannel *ioc, const struct iovec *iov, gsize n
                 qio_channel_get_name(ioc));
     return -1;
   }
+  if ((flags & QIO_CHANNEL_WRITE_FLAG_DONTWAIT) &&
+      !qio_channel_has_feature(ioc, QIO_CHANNEL_FEATURE_WRITE_DONTWAIT)) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
+                _("Channel '%s' cannot be told not to wait for one write; "
+                  "make it non-blocking instead"),
+                qio_channel_get_name(ioc));
+    return -1;
+  }
   return QIO_CHANNEL_GET_CLASS(ioc)->io_writev(ioc, iov, niov, fds, nfds, flags, error);
 }
 

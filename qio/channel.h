@@ -22,6 +22,9 @@ typedef enum {
   QIO_CHANNEL_FEATURE_SHUTDOWN = 1 << 1,
   QIO_CHANNEL_FEATURE_LISTEN = 1 << 2,
   QIO_CHANNEL_FEATURE_WRITE_ZERO_COPY = 1 << 3,
+  /* Writes may be told not to wait (QIO_CHANNEL_WRITE_FLAG_DONTWAIT),
+   * whatever the channel's blocking mode. */
+  QIO_CHANNEL_FEATURE_WRITE_DONTWAIT = 1 << 4,
 } QIOChannelFeature;
 
 typedef enum {
@@ -34,6 +37,8 @@ typedef enum {
   QIO_CHANNEL_WRITE_FLAG_NONE = 0,
   /* The caller keeps the buffers unchanged until qio_channel_flush(). */
   QIO_CHANNEL_WRITE_FLAG_ZERO_COPY = 1 << 0,
+  /* Return QIO_CHANNEL_ERR_BLOCK rather than wait, even when blocking. */
+  QIO_CHANNEL_WRITE_FLAG_DONTWAIT = 1 << 1,
 } QIOChannelWriteFlags;
 
 /* Callback of a channel watch; return G_SOURCE_CONTINUE to keep it. */

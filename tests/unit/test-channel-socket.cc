@@ -1,6 +1,7 @@
 /* QIOChannelSocket over TCP (IPv4, IPv6), UNIX (path, abstract) and vsock. */
 #include "config.h"
 
+#include "qio/channel-file.h"
 #include "qio/channel-socket.h"
 #include "qio/error.h"
 
@@ -349,6 +350,40 @@ void test_nonblocking() {
   g_assert_no_error(error);
   g_object_unref(client);
   g_object_unref(server);
+}
+
+/* A write told not to wait returns at once on a blocking socket that is
+ * full; channels that cannot honour the flag refuse it. */
+void test_write_dontwait() {
+  QIOChannelSocket *a, *b;
+  g_autoptr(GError) error = nullptr;
+  g_assert_true(qio_channel_socket_new_pair(&a, &b, &error));
+  g_assert_true(qio_channel_has_feature(QIO_CHANNEL(a), QIO_CHANNEL_FEATURE_WRITE_DONTWAIT));
+  g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(a), TRUE, &error));
+  std::vector<guint8> chunk(256 * 1024, 'd');
+  struct iovec out = {chunk.data(), chunk.size()};
+  gssize n;
+  int rounds = 0;
+  while ((n = qio_channel_writev_full(QIO_CHANNEL(a), &out, 1, nullptr, 0,
+                                      QIO_CHANNEL_WRITE_FLAG_DONTWAIT, &error)) > 0)
+    g_assert_cmpint(++rounds, <, 10000);
+  g_assert_cmpint(n, ==, QIO_CHANNEL_ERR_BLOCK);
+  g_assert_no_error(error);
+  char buf[4];
+  g_assert_cmpint(qio_channel_read(QIO_CHANNEL(b), buf, sizeof(buf), &error), ==, 4);
+  g_assert_cmpmem(buf, 4, "dddd", 4);
+  g_object_unref(a);
+  g_object_unref(b);
+
+  int pipefd[2];
+  g_assert_cmpint(pipe(pipefd), ==, 0);
+  close(pipefd[0]);
+  g_autoptr(QIOChannelFile) file = qio_channel_file_new_fd(pipefd[1]);
+  g_assert_false(qio_channel_has_feature(QIO_CHANNEL(file), QIO_CHANNEL_FEATURE_WRITE_DONTWAIT));
+  g_assert_cmpint(qio_channel_writev_full(QIO_CHANNEL(file), &out, 1, nullptr, 0,
+                                          QIO_CHANNEL_WRITE_FLAG_DONTWAIT, &error),
+                  ==, -1);
+  g_assert_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED);
 }
 
 void test_connect_refused() {
@@ -791,6 +826,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-socket/fd-address", test_fd_address);
   g_test_add_func("/qio/channel-socket/close-shutdown-eof", test_close_shutdown_eof);
   g_test_add_func("/qio/channel-socket/nonblocking", test_nonblocking);
+  g_test_add_func("/qio/channel-socket/write-dontwait", test_write_dontwait);
   g_test_add_func("/qio/channel-socket/connect-refused", test_connect_refused);
   g_test_add_func("/qio/channel-socket/listen-errors", test_listen_errors);
   g_test_add_func("/qio/channel-socket/async", test_async);
