@@ -28,6 +28,7 @@ struct _TestFdChannel {
   QIOChannel parent_instance;
   int fd;
   std::atomic<unsigned> *writes;
+  std::atomic<unsigned> *dontwait_writes;
 };
 
 G_DEFINE_FINAL_TYPE(TestFdChannel, test_fd_channel, QIO_TYPE_CHANNEL)
@@ -51,6 +52,8 @@ static gssize fd_writev(QIOChannel *ioc, const struct iovec *iov, gsize niov, co
                       MSG_NOSIGNAL | ((flags & QIO_CHANNEL_WRITE_FLAG_DONTWAIT) ? MSG_DONTWAIT : 0));
   if (n >= 0) {
     if (fioc->writes) (*fioc->writes)++;
+    if (fioc->dontwait_writes && (flags & QIO_CHANNEL_WRITE_FLAG_DONTWAIT))
+      (*fioc->dontwait_writes)++;
     return n;
   }
   if (errno == EAGAIN) return QIO_CHANNEL_ERR_BLOCK;
@@ -107,6 +110,7 @@ struct Fixture {
   TestFdChannel *server_master = nullptr, *client_master = nullptr;
   QIOChannelTLS *server = nullptr, *client = nullptr;
   std::atomic<unsigned> client_writes{0};
+  std::atomic<unsigned> client_dontwait_writes{0};
 
   /* @direct: the masters take writes told not to wait, so records go
    * straight from GnuTLS to the socket. */
@@ -135,6 +139,7 @@ struct Fixture {
     server_master->fd = fds[0];
     client_master->fd = fds[1];
     client_master->writes = &client_writes;
+    client_master->dontwait_writes = &client_dontwait_writes;
     if (direct) {
       qio_channel_set_feature(QIO_CHANNEL(server_master), QIO_CHANNEL_FEATURE_WRITE_DONTWAIT);
       qio_channel_set_feature(QIO_CHANNEL(client_master), QIO_CHANNEL_FEATURE_WRITE_DONTWAIT);
@@ -313,6 +318,12 @@ void bulk(bool blocking, bool direct = false) {
   unsigned writes = f.client_writes - writes_before;
   g_test_message("%u writes to the socket for 1 MiB in 300 iovecs", writes);
   g_assert_cmpuint(writes, <=, direct ? 96 : 32);
+  /* Records went straight to the socket only when the master allows it;
+   * the first one, into an empty socket, always does. */
+  if (direct)
+    g_assert_cmpuint(f.client_dontwait_writes, >, 0);
+  else
+    g_assert_cmpuint(f.client_dontwait_writes, ==, 0);
 }
 
 /* The same bytes from entries that lie apart in memory (gathered into
