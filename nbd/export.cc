@@ -3,6 +3,7 @@
 #include "nbd/export.h"
 
 #include "nbd/error.h"
+#include "nbd/map-guard.h"
 #include "nbd/protocol.h"
 
 #include <glib/gi18n-lib.h>
@@ -12,11 +13,16 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <memory>
 #include <new>
 #include <string>
 
@@ -26,10 +32,15 @@ struct NBDExportPrivate {
   std::string description;
   int fd = -1;
   guint64 size = 0;
-  guint8 *map = nullptr; /* writable regular files: see nbd_export_get_map */
+  /* Writable regular files, and read-only ones in memory: see
+   * nbd_export_get_map and nbd_export_get_read_map. */
+  guint8 *map = nullptr;
+  std::unique_ptr<qio::nbd::MapGuard> map_guard;
+  std::atomic<bool> map_loss_reported{false};
   bool read_only = false;
   bool multi_conn = true;
   bool block_device = false;
+  bool in_memory = false; /* tmpfs or ramfs: reads never wait for a disk */
   /* The last run of data SEEK_HOLE found, [run_start, run_end): on tmpfs
    * SEEK_HOLE walks the page cache up to the end of the file, so a client
    * asking for block status chunk by chunk (nbdcopy) would scan the whole
@@ -55,6 +66,7 @@ static NBDExportPrivate *export_priv(NBDExport *exp) {
 
 static void nbd_export_finalize(GObject *object) {
   NBDExportPrivate *priv = export_priv(NBD_EXPORT(object));
+  priv->map_guard.reset();
   if (priv->map) munmap(priv->map, priv->size);
   if (priv->fd >= 0) close(priv->fd);
   g_mutex_clear(&priv->run_lock);
@@ -123,10 +135,23 @@ NBDExport *nbd_export_new(const char *name, const char *path, gboolean read_only
   priv->size = static_cast<guint64>(end);
   priv->read_only = read_only;
   priv->block_device = S_ISBLK(st.st_mode);
-  if (!read_only && S_ISREG(st.st_mode) && end > 0) {
-    /* Without a map, writes take the pwrite path: nothing is lost. */
-    void *map = mmap(nullptr, priv->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map != MAP_FAILED) priv->map = static_cast<guint8 *>(map);
+  struct statfs fs;
+  priv->in_memory = S_ISREG(st.st_mode) && fstatfs(fd, &fs) == 0 &&
+                    (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+  if (S_ISREG(st.st_mode) && end > 0 && (!read_only || priv->in_memory)) {
+    /* Without a map, reads and writes take the pread/pwrite path: nothing
+     * is lost. */
+    int prot = read_only ? PROT_READ : PROT_READ | PROT_WRITE;
+    void *map = mmap(nullptr, priv->size, prot, MAP_SHARED, fd, 0);
+    if (map != MAP_FAILED) {
+      auto guard = std::make_unique<qio::nbd::MapGuard>(map, priv->size);
+      if (guard->ok()) {
+        priv->map = static_cast<guint8 *>(map);
+        priv->map_guard = std::move(guard);
+      } else {
+        munmap(map, priv->size);
+      }
+    }
   }
   return exp;
 }
@@ -136,7 +161,36 @@ const char *nbd_export_get_path(NBDExport *exp) { return export_priv(exp)->path.
 guint64 nbd_export_get_size(NBDExport *exp) { return export_priv(exp)->size; }
 gboolean nbd_export_is_read_only(NBDExport *exp) { return export_priv(exp)->read_only; }
 int nbd_export_get_fd(NBDExport *exp) { return export_priv(exp)->fd; }
-guint8 *nbd_export_get_map(NBDExport *exp) { return export_priv(exp)->map; }
+gboolean nbd_export_map_intact(NBDExport *exp) {
+  NBDExportPrivate *priv = export_priv(exp);
+  if (!priv->map || priv->map_guard->faults() == 0) return TRUE;
+  if (!priv->map_loss_reported.exchange(true))
+    g_message(_("Export '%s': part of '%s' vanished while the server was using it through "
+                "memory (the file shrank, its file system is full or a read failed); the "
+                "requests that touched it failed, and the export now uses plain reads and "
+                "writes.  Check the file, then re-add the export"),
+              priv->name.c_str(), priv->path.c_str());
+  return FALSE;
+}
+
+guint8 *nbd_export_get_map(NBDExport *exp) {
+  NBDExportPrivate *priv = export_priv(exp);
+  return !priv->read_only && nbd_export_map_intact(exp) ? priv->map : nullptr;
+}
+
+const guint8 *nbd_export_get_read_map(NBDExport *exp) {
+  NBDExportPrivate *priv = export_priv(exp);
+  return priv->in_memory && nbd_export_map_intact(exp) ? priv->map : nullptr;
+}
+
+void nbd_export_populate_map(NBDExport *exp, guint64 offset, guint64 len) {
+  NBDExportPrivate *priv = export_priv(exp);
+  if (!priv->map || len == 0) return;
+  guint64 page = static_cast<guint64>(sysconf(_SC_PAGESIZE));
+  guint64 start = offset - offset % page;
+  /* Only a hint: pages it could not map fault in one by one as before. */
+  madvise(priv->map + start, offset + len - start, MADV_POPULATE_WRITE);
+}
 
 int nbd_export_sync_range(NBDExport *exp, guint64 offset, guint64 len) {
   NBDExportPrivate *priv = export_priv(exp);
@@ -192,6 +246,16 @@ int nbd_export_read(NBDExport *exp, void *buf, gsize len, guint64 offset) {
     offset += static_cast<guint64>(n);
   }
   return 0;
+}
+
+gboolean nbd_export_read_cached(NBDExport *exp, void *buf, gsize len, guint64 offset) {
+  NBDExportPrivate *priv = export_priv(exp);
+  /* tmpfs refuses RWF_NOWAIT, but its pages are in memory (unless swapped). */
+  if (priv->in_memory) return nbd_export_read(exp, buf, len, offset) == 0;
+  struct iovec iov = {buf, len};
+  /* A short read (past the end, or partly cached) is left to the worker. */
+  ssize_t n = preadv2(priv->fd, &iov, 1, static_cast<off_t>(offset), RWF_NOWAIT);
+  return n >= 0 && static_cast<gsize>(n) == len;
 }
 
 int nbd_export_flush(NBDExport *exp) {

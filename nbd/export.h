@@ -38,12 +38,28 @@ gboolean nbd_export_get_multi_conn(NBDExport *exp);
 int nbd_export_get_fd(NBDExport *exp);
 
 /* A writable regular file's contents mapped shared, or NULL (read-only
- * exports, block devices, empty files, or when mmap fails): a server may
- * receive write payloads straight into it, from the kernel only (a file
- * that shrinks makes such a receive fail with EFAULT; a user-space copy
- * would die of SIGBUS).  Data written there is in the page cache as after
- * pwrite; nbd_export_flush() syncs it, nbd_export_sync_range() for FUA. */
+ * exports, block devices, empty files, when mmap fails, or once the map
+ * is no longer intact): a server may receive write payloads straight into
+ * it instead of into a buffer it then copies with pwrite.  Data written
+ * there is in the page cache as after pwrite; nbd_export_flush() syncs it,
+ * nbd_export_sync_range() for FUA.  A page the file no longer backs (it
+ * shrank, its file system is full) makes a receive by the kernel fail with
+ * EFAULT, and a copy in user space land in a private zero page (MapGuard,
+ * no SIGBUS): check nbd_export_map_intact() after every write through the
+ * map, and fail the request when it says no. */
 guint8 *nbd_export_get_map(NBDExport *exp);
+/* The contents mapped for reading, when reading them there is as good as
+ * pread: the file is in memory (tmpfs, ramfs), so no read waits for or
+ * fails on a disk, and past the end of a file that shrank it reads zeroes,
+ * as pread past the end does.  NULL otherwise. */
+const guint8 *nbd_export_get_read_map(NBDExport *exp);
+/* FALSE once a page of the map had to be replaced: data written through
+ * the map since may be lost, so such writes must fail; from then on the
+ * getters above give NULL.  Says so once in the log, naming the file. */
+gboolean nbd_export_map_intact(NBDExport *exp);
+/* Makes the map's pages of [@offset, @offset + @len) writable in one call,
+ * before a receive into them: a page fault for every page costs more. */
+void nbd_export_populate_map(NBDExport *exp, guint64 offset, guint64 len);
 /* Makes [@offset, @offset + @len) written through the map stable. */
 int nbd_export_sync_range(NBDExport *exp, guint64 offset, guint64 len);
 
@@ -52,6 +68,11 @@ guint16 nbd_export_get_flags(NBDExport *exp);
 
 /* I/O, ranges already checked by the caller.  Return 0 or an errno. */
 int nbd_export_read(NBDExport *exp, void *buf, gsize len, guint64 offset);
+/* Like nbd_export_read() when all of the range is in the page cache, so
+ * that it cannot block: the server then answers without a trip through a
+ * worker thread.  FALSE when it would have to wait for the disk (or the
+ * file cannot tell): nbd_export_read() in a worker then. */
+gboolean nbd_export_read_cached(NBDExport *exp, void *buf, gsize len, guint64 offset);
 /* @fua: the data is on stable storage when this returns. */
 int nbd_export_write(NBDExport *exp, const void *buf, gsize len, guint64 offset,
                      gboolean fua);

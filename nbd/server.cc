@@ -35,6 +35,8 @@ constexpr gsize kMaxBytes = 64 * 1024 * 1024;
 /* Idle buffers a connection keeps for its next requests: reusing them
  * spares the page faults of touching fresh memory on every read. */
 constexpr gsize kKeepBytes = kMaxBytes;
+/* Replies at least this big are written corked. */
+constexpr gsize kCorkBytes = 64 * 1024;
 /* Threads running file I/O for all connections of a server. */
 constexpr int kWorkers = 16;
 
@@ -54,6 +56,7 @@ struct Job {
   bool from_file = false; /* read data goes out with sendfile, not from data */
   gsize reply_sent = 0;    /* bytes of the reply a worker wrote before the socket filled */
   bool in_map = false;     /* the write payload was received into the export's map */
+  const guint8 *src = nullptr; /* read data in the export's map, not in data */
   guint8 hdr[NBD_STRUCTURED_REPLY_HEADER_SIZE + 8]; /* the reply header */
 };
 
@@ -722,7 +725,7 @@ gsize reply_iov(Job *job, bool structured, struct iovec *iov) {
     nbd_put64(hdr + 8, req.cookie);
     iov[0] = {hdr, NBD_SIMPLE_REPLY_SIZE};
     if (!err && req.type == NBD_CMD_READ && req.length && !job->from_file) {
-      iov[1] = {job->data, req.length};
+      iov[1] = {const_cast<guint8 *>(job->src ? job->src : job->data), req.length};
       niov = 2;
     }
   } else if (req.type == NBD_CMD_BLOCK_STATUS) {
@@ -742,7 +745,7 @@ gsize reply_iov(Job *job, bool structured, struct iovec *iov) {
     nbd_put64(hdr + NBD_STRUCTURED_REPLY_HEADER_SIZE, req.offset);
     iov[0] = {hdr, sizeof job->hdr};
     if (!job->from_file) {
-      iov[1] = {job->data, req.length};
+      iov[1] = {const_cast<guint8 *>(job->src ? job->src : job->data), req.length};
       niov = 2;
     }
   }
@@ -779,6 +782,7 @@ Job *Conn::take_job(gsize len, bool alloc) {
   job->from_file = false;
   job->reply_sent = 0;
   job->in_map = false;
+  job->src = nullptr;
   in_flight++;
   bytes_in_flight += len;
   job->charged = len;
@@ -827,7 +831,12 @@ void Conn::reply_from_worker(Job *job, bool release_here) {
   gsize total = 0;
   for (gsize i = 0; i < niov; i++) total += iov[i].iov_len;
   GError *error = nullptr;
+  /* Read data over TLS leaves as one record after another: corked, the
+   * socket sends them in full segments instead of one by one. */
+  bool cork = total >= kCorkBytes;
+  if (cork) qio_channel_set_cork(ioc, TRUE);
   gssize n = qio_channel_writev(ioc, iov, niov, &error);
+  if (cork) qio_channel_set_cork(ioc, FALSE);
   g_mutex_lock(&send_mutex);
   writing = false;
   bool done = n >= 0 && static_cast<gsize>(n) == total;
@@ -1002,10 +1011,9 @@ bool Conn::read_requests(GError **error) {
   guint64 size = nbd_export_get_size(exp);
   GThreadPool *workers = server_priv(server)->workers;
   ThreadWait readable(ioc, G_IO_IN);
-  /* Plain sockets receive write payloads straight into the file's pages:
-   * one copy instead of two (into a buffer, then pwrite).  TLS decrypts in
-   * user space, where a file that shrank would raise SIGBUS: buffers. */
-  guint8 *map = send_from_file ? nbd_export_get_map(exp) : nullptr;
+  /* Write payloads go straight into the file's pages when it is mapped
+   * (one copy instead of two: into a buffer, then pwrite), and reads of a
+   * file in memory come straight from its pages. */
   for (;;) {
     guint8 raw[NBD_REQUEST_SIZE];
     int got = read_exact(ioc, readable, raw, sizeof raw, true, error);
@@ -1028,21 +1036,36 @@ bool Conn::read_requests(GError **error) {
       len = NBD_STRUCTURED_REPLY_HEADER_SIZE + 4 + 8 * kMaxExtents;
     if (req.type == NBD_CMD_WRITE) len = req.length; /* read even when refused */
     bool from_file = send_from_file && !err && req.type == NBD_CMD_READ && req.length;
-    bool in_map = map && !err && req.type == NBD_CMD_WRITE && req.length;
-    Job *job = take_job(len, !from_file && !in_map);
+    /* Looked up per request: a map stops being used once it lost a page. */
+    guint8 *map = nullptr;
+    const guint8 *read_map = nullptr;
+    if (!err && req.length && req.type == NBD_CMD_WRITE) map = nbd_export_get_map(exp);
+    if (!err && req.length && req.type == NBD_CMD_READ && !from_file)
+      read_map = nbd_export_get_read_map(exp);
+    bool in_map = map != nullptr;
+    if (read_map) len = 0;
+    Job *job = take_job(len, !from_file && !in_map && !read_map);
     if (!job) return true; /* the sender failed: transmission() reports why */
     job->req = req;
     job->err = err;
     job->from_file = from_file;
     job->in_map = in_map;
+    if (in_map) nbd_export_populate_map(exp, req.offset, req.length);
     if (req.type == NBD_CMD_WRITE && req.length &&
         read_exact(ioc, readable, in_map ? map + req.offset : job->data, req.length, false,
                    error) < 0) {
       release_job(job);
       return false;
     }
-    if (in_map && !(req.flags & NBD_CMD_FLAG_FUA))
-      reply_from_worker(job, true); /* the data is in the page cache: done */
+    /* A page of the map gone meanwhile may have taken some of the data. */
+    if (in_map && !nbd_export_map_intact(exp)) job->host_err = EIO;
+    if (read_map) job->src = read_map + req.offset;
+    bool data_ready = read_map || (in_map && (job->host_err || !(req.flags & NBD_CMD_FLAG_FUA)));
+    /* Data in the page cache needs no worker: the reply goes out now. */
+    if (!data_ready && !err && !from_file && req.type == NBD_CMD_READ && req.length)
+      data_ready = nbd_export_read_cached(exp, job->data, req.length, req.offset);
+    if (data_ready)
+      reply_from_worker(job, true);
     else if (err || from_file)
       queue_reply(job); /* nothing to run: the sender reads the file */
     else

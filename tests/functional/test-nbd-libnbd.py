@@ -68,10 +68,15 @@ def scratch_server(name, size=4 * MIB):
     return path, p, s
 
 
-def connect(sock, name="", structured=True, meta=True):
+def connect(sock, name="", structured=True, meta=True, psk=None):
+    """@psk: (user, key file) to require TLS-PSK."""
     # The socket file exists from bind() on, a moment before listen().
     for attempt in range(100):
         h = nbd.NBD()
+        if psk:
+            h.set_tls(nbd.TLS_REQUIRE)
+            h.set_tls_username(psk[0])
+            h.set_tls_psk_file(psk[1])
         h.set_export_name(name)
         h.set_request_structured_replies(structured)
         if meta:
@@ -565,9 +570,73 @@ def _():
     return ok
 
 
+# Over TLS the server reads files in memory (tmpfs) and writes every mapped
+# file through its memory map; a page that vanishes under it must neither
+# kill it nor lose an acknowledged write.  TLS-PSK, so no certificates.
+shm = tempfile.mkdtemp(dir="/dev/shm") if os.path.isdir("/dev/shm") else tmp
+psk_dir = os.path.join(tmp, "psk")
+os.mkdir(psk_dir)
+with open(os.path.join(psk_dir, "keys.psk"), "w") as f:
+    f.write("alice:" + os.urandom(32).hex() + "\n")
+PSK = ["--object", "tls-creds-psk,id=tls0,endpoint=server,dir=" + psk_dir, "--tls-creds", "tls0"]
+
+
+PSK_CLIENT = ("alice", os.path.join(psk_dir, "keys.psk"))
+
+
+@test("over TLS, a file in memory reads exact, and zeroes past the end once it shrank")
+def _():
+    path = os.path.join(shm, "tls-shrinks")
+    data = os.urandom(4 * MIB)
+    for mode in (["-r"], []):
+        with open(path, "wb") as f:
+            f.write(data)
+        p, s = start(path, "-t", *PSK, *mode)
+        h = connect(s, psk=PSK_CLIENT)
+        assert h.pread(4 * MIB, 0) == data and h.pread(4096, 3 * MIB + 5) == data[3 * MIB + 5:3 * MIB + 4101]
+        with open(path, "r+b") as f:
+            f.truncate(MIB + 100)
+        got = h.pread(2 * MIB, MIB // 2)
+        assert got == data[MIB // 2:MIB + 100] + bytes(2 * MIB - (MIB // 2 + 100)), mode
+        assert h.pread(MIB, 3 * MIB) == bytes(MIB), mode
+        h.shutdown()
+        p.terminate()
+        p.wait()
+
+
+@test("over TLS, a write into a vanished part of the file fails with EIO; the server says why and goes on")
+def _():
+    path = os.path.join(shm, "tls-shrinks-w")
+    with open(path, "wb") as f:
+        f.truncate(4 * MIB)
+    p, s = start(path, "-t", *PSK)
+    h = connect(s, psk=PSK_CLIENT)
+    a, b = os.urandom(MIB), os.urandom(MIB)
+    h.pwrite(a, 0)
+    with open(path, "rb") as f:
+        assert f.read(MIB) == a, "the write through the map did not land in the file"
+    with open(path, "r+b") as f:
+        f.truncate(MIB)
+    e = nbd_errno(lambda: h.pwrite(b, 2 * MIB))
+    assert e == "EIO", "a write into the vanished part: %s" % (e or "acknowledged")
+    # The map is no longer trusted: the same write now grows the file.
+    h.pwrite(b, 2 * MIB)
+    h.flush()
+    assert h.pread(MIB, 0) == a and h.pread(MIB, 2 * MIB) == b
+    with open(path, "rb") as f:
+        assert f.read() == a + bytes(MIB) + b
+    assert p.poll() is None, "the server died"
+    h.shutdown()
+    p.terminate()
+    err = p.communicate()[1].decode()
+    assert "vanished" in err and "tls-shrinks-w" in err, err
+
+
 for p in procs:
     if p.poll() is None:
         p.terminate()
         p.wait()
 shutil.rmtree(tmp, ignore_errors=True)
+if shm != tmp:
+    shutil.rmtree(shm, ignore_errors=True)
 print("1..%d" % count)

@@ -114,6 +114,11 @@ tests_unit_test_nbd_protocol_SOURCES = tests/unit/test-nbd-protocol.cc
 tests_unit_test_nbd_protocol_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_nbd_protocol_LDADD = nbd/libnbd-qio.la $(UNIT_LDADD)
 
+unit_tests += tests/unit/test-nbd-map-guard
+tests_unit_test_nbd_map_guard_SOURCES = tests/unit/test-nbd-map-guard.cc
+tests_unit_test_nbd_map_guard_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_nbd_map_guard_LDADD = nbd/libnbd-qio.la $(UNIT_LDADD)
+
 unit_tests += tests/unit/test-nbd-server
 tests_unit_test_nbd_server_SOURCES = tests/unit/test-nbd-server.cc
 tests_unit_test_nbd_server_CPPFLAGS = $(UNIT_CPPFLAGS)
