@@ -274,6 +274,13 @@ struct Conn {
   GSource *reader_done = nullptr; /* wakes transmission() when the reader ends */
   bool reader_ok = true;
   GError *reader_error = nullptr;
+  /* Writes into the export under way (a payload being received into the
+   * map, a worker writing, trimming or zeroing), under jobs_mutex: a hard
+   * removal or a server stop waits for them and lets no new one start, so
+   * that nothing lands in the file once it returns. */
+  guint writes_under_way = 0;
+  bool writes_stopped = false;
+  GCond writes_cond;
 
   /* Shared with the sender thread, under send_mutex. */
   GMutex send_mutex;
@@ -297,6 +304,7 @@ struct Conn {
     g_cond_init(&send_cond);
     g_mutex_init(&jobs_mutex);
     g_cond_init(&room_cond);
+    g_cond_init(&writes_cond);
   }
   ~Conn() {
     for (Job *job : idle_jobs) {
@@ -308,6 +316,7 @@ struct Conn {
     g_cond_clear(&send_cond);
     g_mutex_clear(&send_mutex);
     g_cond_clear(&room_cond);
+    g_cond_clear(&writes_cond);
     g_mutex_clear(&jobs_mutex);
     if (context) g_main_context_unref(context);
     if (exp) g_object_unref(exp);
@@ -368,6 +377,12 @@ struct Conn {
   /* The reader thread's loop; false with @error set on a failure. */
   bool read_requests(GError **error);
   void release_job(Job *job);
+  /* False once stop_writes() ran: the write must not start. */
+  bool begin_write();
+  void end_write();
+  /* From the server's context, after the connection was shut down: waits
+   * for the writes under way and refuses new ones. */
+  void stop_writes();
   /* Hands @job's reply to the sender thread (from any thread). */
   void queue_reply(Job *job);
   /* From a worker or the reader: writes the small reply of @job at once
@@ -806,6 +821,27 @@ void Conn::release_job(Job *job) {
   g_mutex_unlock(&jobs_mutex);
 }
 
+bool Conn::begin_write() {
+  g_mutex_lock(&jobs_mutex);
+  bool ok = !writes_stopped;
+  if (ok) writes_under_way++;
+  g_mutex_unlock(&jobs_mutex);
+  return ok;
+}
+
+void Conn::end_write() {
+  g_mutex_lock(&jobs_mutex);
+  if (--writes_under_way == 0) g_cond_broadcast(&writes_cond);
+  g_mutex_unlock(&jobs_mutex);
+}
+
+void Conn::stop_writes() {
+  g_mutex_lock(&jobs_mutex);
+  writes_stopped = true;
+  while (writes_under_way > 0) g_cond_wait(&writes_cond, &jobs_mutex);
+  g_mutex_unlock(&jobs_mutex);
+}
+
 void Conn::queue_reply(Job *job) {
   g_mutex_lock(&send_mutex);
   ready.push_back(job);
@@ -862,7 +898,16 @@ void Conn::reply_from_worker(Job *job, bool release_here) {
 
 void run_job(gpointer data, gpointer) noexcept {
   auto *job = static_cast<Job *>(data);
-  execute(job->conn->exp, job);
+  guint16 type = job->req.type;
+  bool writes = type == NBD_CMD_WRITE || type == NBD_CMD_TRIM || type == NBD_CMD_WRITE_ZEROES;
+  if (!writes) {
+    execute(job->conn->exp, job);
+  } else if (job->conn->begin_write()) {
+    execute(job->conn->exp, job);
+    job->conn->end_write();
+  } else {
+    job->host_err = ESHUTDOWN; /* the export was removed meanwhile */
+  }
   /* Read replies carry data: the sender thread writes those. */
   if (job->req.type == NBD_CMD_READ)
     job->conn->queue_reply(job);
@@ -1050,10 +1095,16 @@ bool Conn::read_requests(GError **error) {
     job->err = err;
     job->from_file = from_file;
     job->in_map = in_map;
+    if (in_map && !begin_write()) {
+      release_job(job);
+      return true; /* removed or stopped: transmission() says why */
+    }
     if (in_map) nbd_export_populate_map(exp, req.offset, req.length);
-    if (req.type == NBD_CMD_WRITE && req.length &&
-        read_exact(ioc, readable, in_map ? map + req.offset : job->data, req.length, false,
-                   error) < 0) {
+    bool received = req.type != NBD_CMD_WRITE || !req.length ||
+                    read_exact(ioc, readable, in_map ? map + req.offset : job->data,
+                               req.length, false, error) > 0;
+    if (in_map) end_write();
+    if (!received) {
       release_job(job);
       return false;
     }
@@ -1237,6 +1288,8 @@ gboolean nbd_server_remove_export(NBDServer *server, const char *name, gboolean 
     g_cancellable_cancel(conn->cancel);
     qio_channel_shutdown(conn->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
   }
+  for (Conn *conn : priv->conns)
+    if (conn->exp == exp) conn->stop_writes();
   std::erase(priv->export_order, std::string(name));
   priv->exports.erase(it);
   g_object_unref(exp);
@@ -1316,4 +1369,5 @@ void nbd_server_shutdown(NBDServer *server) {
     g_cancellable_cancel(conn->cancel);
     qio_channel_shutdown(conn->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
   }
+  for (Conn *conn : priv->conns) conn->stop_writes();
 }

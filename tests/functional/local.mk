@@ -40,6 +40,7 @@ functional_tests += tests/functional/test-chardev-qemu.py
 functional_tests += tests/functional/test-qiod-tls.py
 EXTRA_DIST += tests/functional/nbd-pki.sh
 functional_tests += tests/functional/test-qiod-nbd.py
+functional_tests += tests/functional/test-nbd-remove.py
 functional_tests += tests/functional/test-migration-storage.py
 functional_tests += tests/functional/test-mirror-cancel.py
 functional_tests += tests/functional/test-mirror-export.py
