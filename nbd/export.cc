@@ -37,6 +37,11 @@ struct NBDExportPrivate {
   guint8 *map = nullptr;
   std::unique_ptr<qio::nbd::MapGuard> map_guard;
   std::atomic<bool> map_loss_reported{false};
+  /* One bit per kPopulateUnit of the map whose pages nbd_export_populate_map
+   * already mapped writable: walking mapped pages again costs as much as
+   * the faults it spares.  Trims and zeroing, which unmap pages, clear
+   * their bits; the kernel reclaiming pages only brings back faults. */
+  std::unique_ptr<std::atomic<guint64>[]> populated;
   bool read_only = false;
   bool multi_conn = true;
   bool block_device = false;
@@ -81,6 +86,29 @@ static void nbd_export_class_init(NBDExportClass *klass) {
 static void nbd_export_init(NBDExport *exp) {
   new (export_priv(exp)) NBDExportPrivate();
   g_mutex_init(&export_priv(exp)->run_lock);
+}
+
+constexpr guint64 kPopulateUnit = 64 * 1024;
+
+/* Calls @fn(word, mask) for the bits of the units [@first, @last]. */
+template <typename Fn>
+static void for_each_unit_bits(guint64 first, guint64 last, Fn fn) {
+  for (guint64 u = first; u <= last;) {
+    guint64 word = u / 64, bit = u % 64;
+    guint64 n = std::min<guint64>(64 - bit, last - u + 1);
+    guint64 mask = (n == 64 ? ~G_GUINT64_CONSTANT(0) : ((G_GUINT64_CONSTANT(1) << n) - 1)) << bit;
+    if (!fn(word, mask)) return;
+    u += n;
+  }
+}
+
+static void forget_populated(NBDExportPrivate *priv, guint64 offset, guint64 len) {
+  if (!priv->populated || len == 0) return;
+  for_each_unit_bits(offset / kPopulateUnit, (offset + len - 1) / kPopulateUnit,
+                     [&](guint64 word, guint64 mask) {
+                       priv->populated[word].fetch_and(~mask, std::memory_order_relaxed);
+                       return true;
+                     });
 }
 
 static void forget_data_run(NBDExportPrivate *priv) {
@@ -148,6 +176,8 @@ NBDExport *nbd_export_new(const char *name, const char *path, gboolean read_only
       if (guard->ok()) {
         priv->map = static_cast<guint8 *>(map);
         priv->map_guard = std::move(guard);
+        gsize words = (priv->size + kPopulateUnit * 64 - 1) / (kPopulateUnit * 64);
+        if (!read_only) priv->populated = std::make_unique<std::atomic<guint64>[]>(words);
       } else {
         munmap(map, priv->size);
       }
@@ -185,11 +215,26 @@ const guint8 *nbd_export_get_read_map(NBDExport *exp) {
 
 void nbd_export_populate_map(NBDExport *exp, guint64 offset, guint64 len) {
   NBDExportPrivate *priv = export_priv(exp);
-  if (!priv->map || len == 0) return;
+  if (!priv->populated || len == 0) return;
+  guint64 first = offset / kPopulateUnit, last = (offset + len - 1) / kPopulateUnit;
+  bool done = true;
+  for_each_unit_bits(first, last, [&](guint64 word, guint64 mask) {
+    done = (priv->populated[word].load(std::memory_order_relaxed) & mask) == mask;
+    return done;
+  });
+  if (done) return;
   guint64 page = static_cast<guint64>(sysconf(_SC_PAGESIZE));
   guint64 start = offset - offset % page;
   /* Only a hint: pages it could not map fault in one by one as before. */
-  madvise(priv->map + start, offset + len - start, MADV_POPULATE_WRITE);
+  if (madvise(priv->map + start, offset + len - start, MADV_POPULATE_WRITE) != 0) return;
+  /* Only units the range covers whole are mapped whole. */
+  guint64 whole_first = (offset + kPopulateUnit - 1) / kPopulateUnit;
+  guint64 whole_end = (offset + len) / kPopulateUnit;
+  if (whole_first < whole_end)
+    for_each_unit_bits(whole_first, whole_end - 1, [&](guint64 word, guint64 mask) {
+      priv->populated[word].fetch_or(mask, std::memory_order_relaxed);
+      return true;
+    });
 }
 
 int nbd_export_sync_range(NBDExport *exp, guint64 offset, guint64 len) {
@@ -291,6 +336,7 @@ int nbd_export_trim(NBDExport *exp, guint64 offset, guint64 len, gboolean fua) {
     if (errno != EOPNOTSUPP && errno != ENOSYS) return errno;
   }
   forget_data_run(priv);
+  forget_populated(priv, offset, len);
   return fua ? nbd_export_flush(exp) : 0;
 }
 
@@ -323,6 +369,7 @@ int nbd_export_write_zeroes(NBDExport *exp, guint64 offset, guint64 len, gboolea
     if (errno != EOPNOTSUPP && errno != ENOSYS) return errno;
   }
   forget_data_run(priv);
+  forget_populated(priv, offset, len);
   if (err) {
     if (fast) return ENOTSUP;
     err = write_zero_buffers(exp, offset, len);

@@ -58,7 +58,8 @@ const guint8 *nbd_export_get_read_map(NBDExport *exp);
  * getters above give NULL.  Says so once in the log, naming the file. */
 gboolean nbd_export_map_intact(NBDExport *exp);
 /* Makes the map's pages of [@offset, @offset + @len) writable in one call,
- * before a receive into them: a page fault for every page costs more. */
+ * before a receive into them (a page fault for every page costs more);
+ * nothing for ranges it mapped before. */
 void nbd_export_populate_map(NBDExport *exp, guint64 offset, guint64 len);
 /* Makes [@offset, @offset + @len) written through the map stable. */
 int nbd_export_sync_range(NBDExport *exp, guint64 offset, guint64 len);
