@@ -197,7 +197,7 @@ gboolean nbd_export_map_intact(NBDExport *exp) {
   if (!priv->map_loss_reported.exchange(true))
     g_message(_("Export '%s': part of '%s' vanished while the server was using it through "
                 "memory (the file shrank, its file system is full or a read failed); the "
-                "requests that touched it failed, and the export now uses plain reads and "
+                "writes that touched it failed, and the export now uses plain reads and "
                 "writes.  Check the file, then re-add the export"),
               priv->name.c_str(), priv->path.c_str());
   return FALSE;

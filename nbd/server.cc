@@ -385,9 +385,10 @@ struct Conn {
   void stop_writes();
   /* Hands @job's reply to the sender thread (from any thread). */
   void queue_reply(Job *job);
-  /* From a worker or the reader: writes the small reply of @job at once
-   * when no other reply is waiting, else hands it to the sender thread. */
-  void reply_from_worker(Job *job, bool release_here = false);
+  /* From a worker or the reader: writes the reply of @job at once when no
+   * other reply is waiting, else hands it to the sender thread;
+   * @release_here: the caller frees the job, not the context. */
+  void reply_now(Job *job, bool release_here = false);
   void start_sender();
   /* Waits for the sender thread after the last reply went out. */
   void stop_sender_thread();
@@ -850,16 +851,16 @@ void Conn::queue_reply(Job *job) {
   g_mutex_unlock(&send_mutex);
 }
 
-void Conn::reply_from_worker(Job *job, bool release_here) {
+void Conn::reply_now(Job *job, bool release_here) {
   g_mutex_lock(&send_mutex);
   if (writing || !ready.empty() || send_dead) {
     g_mutex_unlock(&send_mutex);
     queue_reply(job);
     return;
   }
-  /* Waking the sender for a 16-byte reply costs more than writing it:
-   * one non-blocking try here; what does not fit goes to the sender, so
-   * a client that stops reading never holds a worker. */
+  /* Waking the sender costs more than writing a reply whose data is at
+   * hand: one non-blocking try here; what does not fit goes to the
+   * sender, so a client that stops reading never holds this thread. */
   writing = true;
   g_mutex_unlock(&send_mutex);
   struct iovec iov[2];
@@ -912,7 +913,7 @@ void run_job(gpointer data, gpointer) noexcept {
   if (job->req.type == NBD_CMD_READ)
     job->conn->queue_reply(job);
   else
-    job->conn->reply_from_worker(job);
+    job->conn->reply_now(job);
 }
 
 void Conn::send_loop() {
@@ -1116,7 +1117,7 @@ bool Conn::read_requests(GError **error) {
     if (!data_ready && !err && !from_file && req.type == NBD_CMD_READ && req.length)
       data_ready = nbd_export_read_cached(exp, job->data, req.length, req.offset);
     if (data_ready)
-      reply_from_worker(job, true);
+      reply_now(job, true);
     else if (err || from_file)
       queue_reply(job); /* nothing to run: the sender reads the file */
     else
