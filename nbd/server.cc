@@ -145,6 +145,19 @@ int read_exact(QIOChannel *ioc, ThreadWait &w, void *buf, gsize len, bool eof_ok
   return 1;
 }
 
+/* Drops the first @done bytes of *@iov (entries and *@niov shrink). */
+void consume_iov(struct iovec *&iov, gsize &niov, gsize done) {
+  while (niov > 0 && done >= iov->iov_len) {
+    done -= iov->iov_len;
+    iov++;
+    niov--;
+  }
+  if (niov > 0) {
+    iov->iov_base = static_cast<guint8 *>(iov->iov_base) + done;
+    iov->iov_len -= done;
+  }
+}
+
 /* Writes all of @iov (which it consumes), waiting with @w. */
 bool write_exact(QIOChannel *ioc, ThreadWait &w, struct iovec *iov, gsize niov, GError **error) {
   while (niov > 0) {
@@ -154,16 +167,7 @@ bool write_exact(QIOChannel *ioc, ThreadWait &w, struct iovec *iov, gsize niov, 
       continue;
     }
     if (n < 0) return false;
-    auto done = static_cast<gsize>(n);
-    while (niov > 0 && done >= iov->iov_len) {
-      done -= iov->iov_len;
-      iov++;
-      niov--;
-    }
-    if (niov > 0) {
-      iov->iov_base = static_cast<guint8 *>(iov->iov_base) + done;
-      iov->iov_len -= done;
-    }
+    consume_iov(iov, niov, static_cast<gsize>(n));
   }
   return true;
 }
@@ -859,8 +863,9 @@ void Conn::reply_now(Job *job, bool release_here) {
     return;
   }
   /* Waking the sender costs more than writing a reply whose data is at
-   * hand: one non-blocking try here; what does not fit goes to the
-   * sender, so a client that stops reading never holds this thread. */
+   * hand: non-blocking writes here while the channel takes them; what
+   * does not fit goes to the sender, so a client that stops reading never
+   * holds this thread. */
   writing = true;
   g_mutex_unlock(&send_mutex);
   struct iovec iov[2];
@@ -872,11 +877,19 @@ void Conn::reply_now(Job *job, bool release_here) {
    * socket sends them in full segments instead of one by one. */
   bool cork = total >= kCorkBytes;
   if (cork) qio_channel_set_cork(ioc, TRUE);
-  gssize n = qio_channel_writev(ioc, iov, niov, &error);
+  gsize written = 0;
+  gssize n = 0;
+  struct iovec *left = iov;
+  for (gsize nleft = niov; nleft > 0;) {
+    n = qio_channel_writev(ioc, left, nleft, &error);
+    if (n <= 0) break;
+    written += static_cast<gsize>(n);
+    consume_iov(left, nleft, static_cast<gsize>(n));
+  }
   if (cork) qio_channel_set_cork(ioc, FALSE);
   g_mutex_lock(&send_mutex);
   writing = false;
-  bool done = n >= 0 && static_cast<gsize>(n) == total;
+  bool done = written == total;
   if (done && release_here) {
     /* The reader frees the job itself: no trip through the context. */
   } else if (done) {
@@ -889,7 +902,7 @@ void Conn::reply_now(Job *job, bool release_here) {
     g_source_set_ready_time(sent_source, 0);
   } else {
     /* First in line: the rest of this reply must go out before any other. */
-    job->reply_sent = n > 0 ? static_cast<gsize>(n) : 0;
+    job->reply_sent = written;
     ready.insert(ready.begin(), job);
   }
   if (!ready.empty() && sender_idle) g_cond_signal(&send_cond);
