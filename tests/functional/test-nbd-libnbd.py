@@ -612,9 +612,10 @@ def _():
     p, s = start(path, "-t", *PSK)
     h = connect(s, psk=PSK_CLIENT)
     a, b = os.urandom(MIB), os.urandom(MIB)
-    h.pwrite(a, 0)
+    h.pwrite(a[:MIB // 2], 0)
+    h.pwrite(a[MIB // 2:], MIB // 2, nbd.CMD_FLAG_FUA)
     with open(path, "rb") as f:
-        assert f.read(MIB) == a, "the write through the map did not land in the file"
+        assert f.read(MIB) == a, "the writes through the map (one FUA) did not land in the file"
     with open(path, "r+b") as f:
         f.truncate(MIB)
     e = nbd_errno(lambda: h.pwrite(b, 2 * MIB))
