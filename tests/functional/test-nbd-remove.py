@@ -7,6 +7,7 @@ and qiod goes on serving."""
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -36,11 +37,20 @@ def image_digest(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def writer(uri, env=None):
+def writer(uri):
     """nbdcopy writing the source into @uri again and again (4 connections)."""
     loop = f'while nbdcopy "{src}" "{uri}"; do :; done'
     return subprocess.Popen(["bash", "-c", loop], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_writer(w):
+    """The loop and the nbdcopy it runs."""
+    try:
+        os.killpg(w.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    w.wait()
 
 
 def wait_written(img, timeout=20):
@@ -84,7 +94,7 @@ for mode in ("plain", "tls"):
         w = writer(uri)
         if not t.ok(r == {"return": {}} and wait_written(img), f"{mode}: nbdcopy writes stream in",
                     r):
-            w.kill()
+            stop_writer(w)
             continue
         time.sleep(0.3)  # the socket buffers and TLS's read-ahead fill up
         if how == "remove":
@@ -97,8 +107,7 @@ for mode in ("plain", "tls"):
         t.ok(r == {"return": {}} and before == after,
              f"{mode}: nothing lands in the image after nbd-server-{how} returns"
              + (" in hard mode" if how == "remove" else ""), r)
-        w.kill()
-        w.wait()
+        stop_writer(w)
 
 r = q.cmd("query-status")
 t.ok("return" in r and a.proc.poll() is None, "qiod serves on", r)
