@@ -38,7 +38,7 @@ def image_digest(path):
 
 
 def writer(uri):
-    """nbdcopy writing the source into @uri again and again (4 connections)."""
+    """nbdcopy writing the source into @uri again and again (multi-conn)."""
     loop = f'while nbdcopy "{src}" "{uri}"; do :; done'
     return subprocess.Popen(["bash", "-c", loop], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
