@@ -90,6 +90,12 @@ static void nbd_export_init(NBDExport *exp) {
 
 constexpr guint64 kPopulateUnit = 64 * 1024;
 
+/* madvise and msync want a page-aligned start. */
+static guint64 page_start(guint64 offset) {
+  static const auto page = static_cast<guint64>(sysconf(_SC_PAGESIZE));
+  return offset - offset % page;
+}
+
 /* Calls @fn(word, mask) for the bits of the units [@first, @last]. */
 template <typename Fn>
 static void for_each_unit_bits(guint64 first, guint64 last, Fn fn) {
@@ -223,8 +229,7 @@ void nbd_export_populate_map(NBDExport *exp, guint64 offset, guint64 len) {
     return done;
   });
   if (done) return;
-  guint64 page = static_cast<guint64>(sysconf(_SC_PAGESIZE));
-  guint64 start = offset - offset % page;
+  guint64 start = page_start(offset);
   /* Only a hint: pages it could not map fault in one by one as before. */
   if (madvise(priv->map + start, offset + len - start, MADV_POPULATE_WRITE) != 0) return;
   /* Only units the range covers whole are mapped whole. */
@@ -240,9 +245,7 @@ void nbd_export_populate_map(NBDExport *exp, guint64 offset, guint64 len) {
 int nbd_export_sync_range(NBDExport *exp, guint64 offset, guint64 len) {
   NBDExportPrivate *priv = export_priv(exp);
   if (!priv->map || len == 0) return 0;
-  /* msync wants a page-aligned start. */
-  guint64 page = static_cast<guint64>(sysconf(_SC_PAGESIZE));
-  guint64 start = offset - offset % page;
+  guint64 start = page_start(offset);
   return msync(priv->map + start, offset + len - start, MS_SYNC) == 0 ? 0 : errno;
 }
 
