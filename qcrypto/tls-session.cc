@@ -149,16 +149,27 @@ ssize_t session_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt
   return static_cast<ssize_t>(total);
 }
 
+enum class Flush {
+  kWait,   /* a writer: waits for the flush lock and for the transport */
+  kIfIdle, /* unless another thread is flushing; may wait for the transport */
+  /* A reader: only what the transport takes at once (try_push), the rest
+   * stays queued for the next write.  A reader that waits to write can
+   * deadlock two peers whose readers both wait with full buffers.  TLS 1.3
+   * asks no more: a key update requested by the peer must go out before our
+   * next application data, which the queue's order ensures. */
+  kNoWait,
+};
+
 /* Writes the queued ciphertext to the transport, without the session
- * lock: 1 when all is written, QCRYPTO_TLS_SESSION_ERR_BLOCK, or -1 (the
- * error in push_error).  With @try_only, returns 1 at once if another
- * thread is flushing. */
-gssize session_flush(QCryptoTLSSession *sess, bool try_only) {
+ * lock: 1 when all is written (or, but for kWait, left to another time),
+ * QCRYPTO_TLS_SESSION_ERR_BLOCK, or -1 (the error in push_error). */
+gssize session_flush(QCryptoTLSSession *sess, Flush mode) {
   WriteBehind *out = sess->out;
-  if (try_only) {
-    if (!g_mutex_trylock(&out->flush_lock)) return 1;
-  } else {
+  QCryptoTLSSessionPushFunc push = mode == Flush::kNoWait ? sess->try_push : sess->push;
+  if (mode == Flush::kWait) {
     g_mutex_lock(&out->flush_lock);
+  } else if (!push || !g_mutex_trylock(&out->flush_lock)) {
+    return 1;
   }
   gssize result = 1;
   for (;;) {
@@ -170,13 +181,13 @@ gssize session_flush(QCryptoTLSSession *sess, bool try_only) {
       g_mutex_unlock(&sess->lock);
       if (out->sending.empty()) break;
     }
-    if (!sess->push) {
+    if (!push) {
       result = -1;
       break;
     }
     struct iovec iov = {out->sending.data() + out->sent, out->sending.size() - out->sent};
     g_clear_error(&sess->push_error);
-    gssize n = sess->push(&iov, 1, sess->opaque, &sess->push_error);
+    gssize n = push(&iov, 1, sess->opaque, &sess->push_error);
     if (n < 0) {
       result = n == QCRYPTO_TLS_SESSION_ERR_BLOCK ? n : -1;
       break;
@@ -441,7 +452,7 @@ QCryptoTLSHandshakeStatus qcrypto_tls_session_handshake(QCryptoTLSSession *sess,
       ret = gnutls_handshake(sess->session);
     }
     /* Our flight goes out before we wait for the peer's. */
-    gssize flushed = session_flush(sess, false);
+    gssize flushed = session_flush(sess, Flush::kWait);
     if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) {
       sess->handshake_result_pending = ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED;
       sess->handshake_result = ret;
@@ -479,8 +490,8 @@ QCryptoTLSHandshakeStatus qcrypto_tls_session_handshake(QCryptoTLSSession *sess,
       set_gnutls_error(sess, ret, ret == GNUTLS_E_PUSH_ERROR, _("handshake failed"), error);
     }
   }
-  /* The alert, if the transport takes it now. */
-  session_flush(sess, true);
+  /* The alert, if no other thread is flushing. */
+  session_flush(sess, Flush::kIfIdle);
   return QCRYPTO_TLS_HANDSHAKE_FAILED;
 }
 
@@ -516,9 +527,8 @@ gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
       ret = gnutls_record_recv(sess->session, buf, len);
       sent_something = !sess->out->queued.empty();
     }
-    /* Records GnuTLS sent while reading (alerts) go out now if no writer
-     * is flushing. */
-    if (sent_something) session_flush(sess, true);
+    /* Records GnuTLS sent while reading (key updates, alerts). */
+    if (sent_something) session_flush(sess, Flush::kNoWait);
     if (ret >= 0) return ret;
     if (ret == GNUTLS_E_AGAIN && sess->pull_blocked) {
       gssize n = session_fill(sess);
@@ -610,7 +620,7 @@ gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *i
     }
     sess->out_accepted = total;
   }
-  gssize flushed = session_flush(sess, false);
+  gssize flushed = session_flush(sess, Flush::kWait);
   if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) return flushed;
   if (flushed < 0) {
     sess->out_accepted = 0;
@@ -648,7 +658,7 @@ int session_control(QCryptoTLSSession *sess, gboolean *queued, Op op, const char
     }
     *queued = TRUE;
   }
-  gssize flushed = session_flush(sess, false);
+  gssize flushed = session_flush(sess, Flush::kWait);
   if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) return 0;
   if (flushed < 0) {
     set_gnutls_error(sess, GNUTLS_E_PUSH_ERROR, true, what, error);

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 #include <cerrno>
@@ -532,6 +533,92 @@ void key_update_two_threads(bool direct) {
   g_assert_true(s.in == c.out);
 }
 
+/* A reader must not wait to write.  Here the server's socket is full (the
+ * client reads nothing yet) and more of the server's records are queued (a
+ * key update) when its reader runs: the reader gets the client's byte all
+ * the same, and the queue goes out with the server's next write.  A reader
+ * that flushed the queue and waited for the socket deadlocked two peers
+ * doing the same (CI hung on key-update-two-threads). */
+struct OneByteReader {
+  QIOChannel *ioc;
+  char got = 0;
+  GError *error = nullptr;
+  std::atomic<bool> done{false};
+};
+
+gpointer read_one_byte(gpointer opaque) noexcept {
+  auto *r = static_cast<OneByteReader *>(opaque);
+  qio_channel_read_all(r->ioc, &r->got, 1, &r->error);
+  r->done = true;
+  return nullptr;
+}
+
+/* Finishes what would have blocked: the key update, the write; then one
+ * byte under the new keys. */
+struct FinishThenByte {
+  QIOChannelTLS *tioc;
+  const guint8 *retry;
+  gsize retry_len;
+  GError *error = nullptr;
+};
+
+gpointer finish_then_byte(gpointer opaque) noexcept {
+  auto *w = static_cast<FinishThenByte *>(opaque);
+  auto *ioc = QIO_CHANNEL(w->tioc);
+  if (qcrypto_tls_session_update_keys(qio_channel_tls_get_session(w->tioc), FALSE,
+                                      &w->error) == 1 &&
+      qio_channel_write_all(ioc, w->retry, w->retry_len, &w->error))
+    qio_channel_write_all(ioc, "y", 1, &w->error);
+  return nullptr;
+}
+
+void reader_does_not_wait_to_write(bool direct) {
+  Fixture f(false, direct);
+  f.handshake_ok();
+  /* Server to client: written until a write would block. */
+  f.set_blocking(false);
+  const gsize chunk = 64 * 1024;
+  auto sent = pattern(16 * 1024 * 1024, 3);
+  gsize accepted = 0;
+  g_autoptr(GError) error = nullptr;
+  for (;;) {
+    g_assert_cmpuint(accepted + chunk, <=, sent.size());
+    gssize n = qio_channel_write(QIO_CHANNEL(f.server), sent.data() + accepted, chunk, &error);
+    g_assert_no_error(error);
+    if (n == QIO_CHANNEL_ERR_BLOCK) break;
+    accepted += static_cast<gsize>(n);
+  }
+  QCryptoTLSSession *server_session = qio_channel_tls_get_session(f.server);
+  g_assert_cmpint(qcrypto_tls_session_update_keys(server_session, FALSE, &error), ==, 0);
+  g_assert_no_error(error);
+  f.set_blocking(true);
+  g_assert_true(qio_channel_write_all(QIO_CHANNEL(f.client), "x", 1, &error));
+  g_assert_no_error(error);
+
+  OneByteReader r{QIO_CHANNEL(f.server)};
+  GThread *reader = g_thread_new("reader", read_one_byte, &r);
+  /* Not a speed check: 30 s only tells a stuck reader from a slow machine
+   * (a failed assertion ends the test where a join would hang). */
+  for (int i = 0; i < 3000 && !r.done; i++) g_usleep(10 * 1000);
+  g_assert_true(r.done);
+  g_thread_join(reader);
+  g_assert_no_error(r.error);
+  g_assert_cmpint(r.got, ==, 'x');
+
+  /* The client reads every byte in order, the last under new keys. */
+  FinishThenByte w{f.server, sent.data() + accepted, chunk};
+  GThread *writer = g_thread_new("writer", finish_then_byte, &w);
+  std::vector<guint8> got(accepted + chunk + 1);
+  g_assert_true(qio_channel_read_all(QIO_CHANNEL(f.client), got.data(), got.size(), &error));
+  g_assert_no_error(error);
+  g_thread_join(writer);
+  g_assert_no_error(w.error);
+  g_assert_true(std::equal(got.begin(), got.end() - 1, sent.begin()));
+  g_assert_cmpint(got.back(), ==, 'y');
+}
+
+void test_reader_does_not_wait_to_write() { reader_does_not_wait_to_write(false); }
+void test_direct_reader_does_not_wait_to_write() { reader_does_not_wait_to_write(true); }
 void test_key_update_two_threads() { key_update_two_threads(false); }
 void test_direct_key_update_two_threads() { key_update_two_threads(true); }
 void test_direct_bulk_blocking() { bulk(true, true); }
@@ -574,9 +661,13 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-tls/pending-watch", test_pending_watch);
   g_test_add_func("/qio/channel-tls/watch-same-iteration", test_watch_same_iteration);
   g_test_add_func("/qio/channel-tls/key-update-two-threads", test_key_update_two_threads);
+  g_test_add_func("/qio/channel-tls/reader-does-not-wait-to-write",
+                  test_reader_does_not_wait_to_write);
   g_test_add_func("/qio/channel-tls/direct/bulk-blocking", test_direct_bulk_blocking);
   g_test_add_func("/qio/channel-tls/direct/bulk-nonblocking", test_direct_bulk_nonblocking);
   g_test_add_func("/qio/channel-tls/direct/key-update-two-threads",
                   test_direct_key_update_two_threads);
+  g_test_add_func("/qio/channel-tls/direct/reader-does-not-wait-to-write",
+                  test_direct_reader_does_not_wait_to_write);
   return g_test_run();
 }
