@@ -154,9 +154,9 @@ enum class Flush {
   kIfIdle, /* unless another thread is flushing; may wait for the transport */
   /* A reader: only what the transport takes at once (try_push), the rest
    * stays queued for the next write.  A reader that waits to write can
-   * deadlock two peers whose readers both wait with full buffers.  TLS 1.3
-   * asks no more: a key update requested by the peer must go out before our
-   * next application data, which the queue's order ensures. */
+   * deadlock two peers whose readers both wait with full buffers.  Nothing
+   * a reader queues is urgent: GnuTLS sends the key update a peer asks
+   * for with our next record, as TLS 1.3 allows. */
   kNoWait,
 };
 
@@ -527,7 +527,8 @@ gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
       ret = gnutls_record_recv(sess->session, buf, len);
       sent_something = !sess->out->queued.empty();
     }
-    /* Records GnuTLS sent while reading (key updates, alerts). */
+    /* What is queued (a writer's records, an alert GnuTLS sent while
+     * reading) goes out as far as the transport takes it now. */
     if (sent_something) session_flush(sess, Flush::kNoWait);
     if (ret >= 0) return ret;
     if (ret == GNUTLS_E_AGAIN && sess->pull_blocked) {
