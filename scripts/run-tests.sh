@@ -19,7 +19,9 @@ run_suite() { # name, configure flags, make check flags
   ( cd "$dir" && "$top/configure" --enable-werror $flags >configure.log 2>&1 ) || {
     cat "$dir/configure.log"; return 1; }
   make -C "$dir" -j"$jobs" >"$dir/make.log" 2>&1 || { tail -50 "$dir/make.log"; return 1; }
-  make -C "$dir" -j"$jobs" check "$@" 2>&1 | tee "$dir/check.log" | grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP):' 
+  # Line-buffered, so that output cut off by a time limit ends at the last
+  # result rather than at the last 4 KiB block.
+  make -C "$dir" -j"$jobs" check "$@" 2>&1 | tee "$dir/check.log" | grep --line-buffered -E '^(PASS|FAIL|ERROR|XPASS|SKIP):'
   return "${PIPESTATUS[0]}"
 }
 
