@@ -20,9 +20,10 @@
 # CPU time per GiB with qio-nbd and with nbdkit (the client shares the
 # machine's CPUs with the server):
 #   bench name=<id>-server-cpu-qio-vs-nbdkit value=<s/GiB> unit=s/GiB baseline=<s/GiB> ratio=<r> paired=yes
-#   bench name=<id>-client-cpu-with-qio-vs-nbdkit value=<s/GiB> unit=s/GiB baseline=<s/GiB> ratio=<r> paired=yes  Before the timed writes of each transport every scratch
-# image starts out zero, one untimed write fills it, and cmp must find it
-# identical to the source; the bench fails loudly otherwise.
+#   bench name=<id>-client-cpu-with-qio-vs-nbdkit value=<s/GiB> unit=s/GiB baseline=<s/GiB> ratio=<r> paired=yes
+# Before the timed writes of each transport every scratch image starts out
+# zero, one untimed write fills it, and cmp must find it identical to the
+# source; the bench fails loudly otherwise.
 # Options: --size 256M|512M|1G|2G (default 1G; QIO_BENCH_NBD_SIZE also works).
 # Run by hand or with `make bench-nbd`; never part of make check.
 set -u
@@ -115,6 +116,7 @@ run() { # op server security extra-nbdcopy-args...
     awk '{g = $1 / 1073741824; printf "%.4f %.4f %.4f\n", g / ($3 - $2), ($5 - $4) / $6 / g, ($7 + $8) / g}'
 }
 median() { sort -g | awk '{v[NR]=$1} END {if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2] + v[NR/2+1]) / 2}'; }
+median_of() { tr ' ' '\n' <<<"$1" | grep . | median; } # of a space-separated list
 
 # Each scratch image starts out zero (a fresh sparse file), one untimed
 # write through each server fills it, and it must then equal the source.
@@ -160,20 +162,20 @@ for sec in plain tls; do
         ccpupair+="$(awk -v a="${thisccpu[qio]}" -v b="${thisccpu[nbdkit]}" 'BEGIN {print (b > 0 ? a / b : 0)}') "
       done
       declare -A med=()
-      for s in "${servers[@]}"; do med[$s]=$(echo "${rate[$s]}" | tr ' ' '\n' | grep . | median); done
+      for s in "${servers[@]}"; do med[$s]=$(median_of "${rate[$s]}"); done
       for b in qemu-nbd nbdkit; do
-        ratio=$(echo "${pair[$b]}" | tr ' ' '\n' | grep . | median)
+        ratio=$(median_of "${pair[$b]}")
         printf 'bench name=nbd-%s-%s-%s-%s-qio-vs-%s value=%.3f unit=GiB/s baseline=%.3f ratio=%.3f paired=yes\n' \
           $op "$size" $sec $mode $b "${med[qio]}" "${med[$b]}" "$ratio"
       done
       printf 'bench name=nbd-%s-%s-%s-%s-server-cpu-qio-vs-nbdkit value=%.3f unit=s/GiB baseline=%.3f ratio=%.3f paired=yes\n' \
-        $op "$size" $sec $mode "$(echo "${cpu[qio]}" | tr ' ' '\n' | grep . | median)" \
-        "$(echo "${cpu[nbdkit]}" | tr ' ' '\n' | grep . | median)" \
-        "$(echo "${cpupair}" | tr ' ' '\n' | grep . | median)"
+        $op "$size" $sec $mode "$(median_of "${cpu[qio]}")" \
+        "$(median_of "${cpu[nbdkit]}")" \
+        "$(median_of "${cpupair}")"
       printf 'bench name=nbd-%s-%s-%s-%s-client-cpu-with-qio-vs-nbdkit value=%.3f unit=s/GiB baseline=%.3f ratio=%.3f paired=yes\n' \
-        $op "$size" $sec $mode "$(echo "${ccpu[qio]}" | tr ' ' '\n' | grep . | median)" \
-        "$(echo "${ccpu[nbdkit]}" | tr ' ' '\n' | grep . | median)" \
-        "$(echo "${ccpupair}" | tr ' ' '\n' | grep . | median)"
+        $op "$size" $sec $mode "$(median_of "${ccpu[qio]}")" \
+        "$(median_of "${ccpu[nbdkit]}")" \
+        "$(median_of "${ccpupair}")"
     done
   done
   stop_servers
