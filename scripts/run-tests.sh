@@ -40,6 +40,15 @@ count() { cat "$top"/build-tests/tests/*/*.trs "$top"/build-sanitizers/tests/*/*
   2>/dev/null | grep -c "^:test-result: $1" ; }
 passed=$(count PASS)
 failed=$(( $(count FAIL) + $(count ERROR) + $(count XPASS) ))
+# What each failed test said about its failure, so that a CI run that shows
+# only its last lines still shows why.
+for trs in "$top"/build-tests/tests/*/*.trs "$top"/build-sanitizers/tests/*/*.trs; do
+  [ -e "$trs" ] && grep -qE '^:test-result: (FAIL|ERROR|XPASS)' "$trs" || continue
+  log=${trs%.trs}.log
+  echo "== ${log#"$top"/}"
+  awk '/^(not ok|Bail out!)/ { show = 1; print; next }
+       show && /^#/ { print; next } { show = 0 } / took [0-9]+ s$/' "$log" | head -40
+done
 [ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
 echo "tests: $passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
