@@ -445,9 +445,15 @@ def _():
     n = 20000
     payload = bytes((i * 13 + 1) % 251 for i in range(n))
 
+    send_error = []
+
     def send():
         for i in range(n):
-            s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 1, i + 1, i * 37, 1) + payload[i:i + 1])
+            try:
+                s.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 1, i + 1, i * 37, 1) + payload[i:i + 1])
+            except OSError as e:
+                send_error.append("sending request %d failed: %r" % (i + 1, e))
+                return
     t = threading.Thread(target=send)
     t.start()
     # The server's replies fill the socket (and wait for the sender thread)
@@ -455,11 +461,18 @@ def _():
     time.sleep(0.5)
     s.settimeout(30)
     seen = set()
-    for _ in range(n):
-        magic, err, cookie = struct.unpack(">IIQ", recv_exact(s, 16))
-        assert magic == 0x67446698 and err == 0, (magic, err)
-        seen.add(cookie)
+    try:
+        for _ in range(n):
+            magic, err, cookie = struct.unpack(">IIQ", recv_exact(s, 16))
+            assert magic == 0x67446698 and err == 0, (magic, err)
+            seen.add(cookie)
+    except (OSError, EOFError) as e:
+        p.terminate()
+        raise AssertionError("after %d of %d replies: %r; %s; server: %s" % (
+            len(seen), n, e, send_error or "every request sent",
+            p.communicate()[1].decode().strip() or "said nothing"))
     t.join()
+    assert not send_error, send_error
     s.close()
     assert seen == set(range(1, n + 1)), len(seen)
     with open(path, "rb") as f:
