@@ -164,6 +164,19 @@ def run_qiod(*args, timeout=20):
     return p.returncode, p.stdout, p.stderr
 
 
+def unix_listening(path):
+    """True once the UNIX socket at @path accepts connections.  Its file
+    appears at bind(), a moment before listen(): a client connecting in
+    between is refused, so waiting for the file is not enough."""
+    with open("/proc/net/unix") as f:
+        for line in f:
+            fields = line.split()
+            # Flags 00010000: __SO_ACCEPTCON, set by listen().
+            if len(fields) == 8 and fields[7] == path and fields[3] == "00010000":
+                return True
+    return False
+
+
 def nbdkit(sock, *args):
     """nbdkit serving on UNIX socket @sock (plugin and filters in @args),
     once it listens; the caller kills it.  Exits the test with a TAP skip
@@ -174,6 +187,6 @@ def nbdkit(sock, *args):
     proc = subprocess.Popen(["nbdkit", "--foreground", "-U", sock, *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 10
-    while not os.path.exists(sock) and time.time() < deadline:
+    while not unix_listening(sock) and time.time() < deadline:
         time.sleep(0.05)
     return proc

@@ -13,6 +13,8 @@ import sys
 import tempfile
 import time
 
+from qiodtest import unix_listening
+
 try:
     import nbd
 except ImportError:
@@ -53,7 +55,7 @@ def start(path, *args, sock=None):
     p = subprocess.Popen([QIONBD, "-k", sock, *args, path], stderr=subprocess.PIPE)
     procs.append(p)
     for _ in range(200):
-        if os.path.exists(sock):
+        if unix_listening(sock):
             return p, sock
         time.sleep(0.02)
     raise RuntimeError("qio-nbd did not start: " + p.stderr.read().decode())
@@ -70,24 +72,17 @@ def scratch_server(name, size=4 * MIB):
 
 def connect(sock, name="", structured=True, meta=True, psk=None):
     """@psk: (user, key file) to require TLS-PSK."""
-    # The socket file exists from bind() on, a moment before listen().
-    for attempt in range(100):
-        h = nbd.NBD()
-        if psk:
-            h.set_tls(nbd.TLS_REQUIRE)
-            h.set_tls_username(psk[0])
-            h.set_tls_psk_file(psk[1])
-        h.set_export_name(name)
-        h.set_request_structured_replies(structured)
-        if meta:
-            h.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)
-        try:
-            h.connect_unix(sock)
-            return h
-        except nbd.Error as e:
-            if e.errno != "ECONNREFUSED" or attempt == 99:
-                raise
-        time.sleep(0.02)
+    h = nbd.NBD()
+    if psk:
+        h.set_tls(nbd.TLS_REQUIRE)
+        h.set_tls_username(psk[0])
+        h.set_tls_psk_file(psk[1])
+    h.set_export_name(name)
+    h.set_request_structured_replies(structured)
+    if meta:
+        h.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)
+    h.connect_unix(sock)
+    return h
 
 
 def nbd_errno(fn):

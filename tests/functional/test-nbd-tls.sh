@@ -24,7 +24,10 @@ fails() { local name=$1 want=$2; shift 2
   if [ -z "$want" ] || grep -qi -- "$want" out; then ok "$name"; else notok "$name"; sed 's/^/# /' out | head; fi; }
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-wait_socket() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done; return 1; }
+# A UNIX socket's file appears at bind(), a moment before listen(): wait for
+# the listening flag (__SO_ACCEPTCON) in /proc/net/unix instead.
+listening() { awk -v p="$1" '$8 == p && $4 == "00010000" { f = 1 } END { exit !f }' /proc/net/unix; }
+wait_socket() { for _ in $(seq 100); do listening "$1" && return 0; sleep 0.05; done; return 1; }
 
 # PKI: a CA with server and client (CN=client) certificates, and a second
 # CA nobody trusts with its own client.
