@@ -13,7 +13,7 @@ struct _QIOChannelTLS {
   QIOChannel parent_instance;
   QIOChannel *master;
   QCryptoTLSSession *session;
-  gboolean bye_sent;
+  gboolean bye_tried; /* sent, or dropped by a non-blocking master */
 };
 
 G_DEFINE_FINAL_TYPE(QIOChannelTLS, qio_channel_tls, QIO_TYPE_CHANNEL)
@@ -109,25 +109,25 @@ gssize tls_writev(QIOChannel *ioc, const struct iovec *iov, gsize niov, const in
   return n == QCRYPTO_TLS_SESSION_ERR_BLOCK ? QIO_CHANNEL_ERR_BLOCK : n;
 }
 
-/* Sends the bye once, waiting for a non-blocking master. */
+/* Sends the bye once.  A non-blocking master gets it only if it takes it at
+ * once: shutdown and close run in main loops and must not wait for a peer
+ * that stopped reading (one such client would stall a whole server); that
+ * peer sees the end without close_notify. */
 gboolean tls_bye(QIOChannelTLS *tioc, GError **error) {
-  if (tioc->bye_sent || !qcrypto_tls_session_is_handshaken(tioc->session)) return TRUE;
-  for (;;) {
-    int ret = qcrypto_tls_session_bye(tioc->session, error);
-    if (ret < 0) return FALSE;
-    if (ret == 1) break;
-    qio_channel_wait(tioc->master, G_IO_OUT);
-  }
-  tioc->bye_sent = TRUE;
+  if (tioc->bye_tried || !qcrypto_tls_session_is_handshaken(tioc->session)) return TRUE;
+  if (qcrypto_tls_session_bye(tioc->session, error) < 0) return FALSE;
+  tioc->bye_tried = TRUE;
   return TRUE;
 }
 
-gboolean tls_close(QIOChannel *ioc, GError **error) {
-  auto *tioc = QIO_CHANNEL_TLS(ioc);
-  /* A peer that is already gone must not keep us from closing. */
+/* The bye, then @finish on the master, which runs even when the bye failed
+ * (a peer already gone must not keep the transport open); the bye's error
+ * is reported after @finish's. */
+template <typename Finish>
+gboolean bye_then(QIOChannelTLS *tioc, bool bye, Finish finish, GError **error) {
   g_autoptr(GError) bye_error = nullptr;
-  gboolean bye_ok = tls_bye(tioc, &bye_error);
-  if (!qio_channel_close(tioc->master, error)) return FALSE;
+  gboolean bye_ok = !bye || tls_bye(tioc, &bye_error);
+  if (!finish(tioc->master, error)) return FALSE;
   if (!bye_ok) {
     g_propagate_error(error, g_steal_pointer(&bye_error));
     return FALSE;
@@ -135,10 +135,15 @@ gboolean tls_close(QIOChannel *ioc, GError **error) {
   return TRUE;
 }
 
+gboolean tls_close(QIOChannel *ioc, GError **error) {
+  return bye_then(QIO_CHANNEL_TLS(ioc), true, qio_channel_close, error);
+}
+
 gboolean tls_shutdown(QIOChannel *ioc, QIOChannelShutdown how, GError **error) {
-  auto *tioc = QIO_CHANNEL_TLS(ioc);
-  if ((how & QIO_CHANNEL_SHUTDOWN_WRITE) && !tls_bye(tioc, error)) return FALSE;
-  return qio_channel_shutdown(tioc->master, how, error);
+  return bye_then(
+      QIO_CHANNEL_TLS(ioc), how & QIO_CHANNEL_SHUTDOWN_WRITE,
+      [how](QIOChannel *master, GError **err) { return qio_channel_shutdown(master, how, err); },
+      error);
 }
 
 gboolean tls_set_blocking(QIOChannel *ioc, gboolean enabled, GError **error) {

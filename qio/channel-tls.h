@@ -3,9 +3,10 @@
  * pipe, a command, even another security layer).  Create it with the
  * credentials object, run the handshake (asynchronously in a main context,
  * or synchronously in a worker thread), then use it like any channel.
- * shutdown and close send the TLS bye; a peer that closes without one is
- * reported as QCRYPTO_ERROR_PREMATURE_CLOSE.  One thread may read while
- * another writes.
+ * shutdown and close send the TLS bye (over a non-blocking master only if
+ * it goes out at once: they never wait for the peer); a peer that closes
+ * without one is reported as QCRYPTO_ERROR_PREMATURE_CLOSE.  One thread
+ * may read while another writes.
  */
 #pragma once
 

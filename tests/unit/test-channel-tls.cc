@@ -617,6 +617,67 @@ void reader_does_not_wait_to_write(bool direct) {
   g_assert_cmpint(got.back(), ==, 'y');
 }
 
+/* A peer that stopped reading must not hold the thread that ends the
+ * channel: a server's main loop closing one such client stalled every
+ * other client.  The bye is dropped, and the peer reads the data that
+ * got out, then a close without close_notify. */
+struct Ender {
+  QIOChannel *ioc;
+  bool shutdown_first;
+  gboolean ok = FALSE;
+  GError *error = nullptr;
+  std::atomic<bool> done{false};
+};
+
+gpointer end_channel(gpointer opaque) noexcept {
+  auto *e = static_cast<Ender *>(opaque);
+  e->ok = (!e->shutdown_first ||
+           qio_channel_shutdown(e->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, &e->error)) &&
+          qio_channel_close(e->ioc, &e->error);
+  e->done = true;
+  return nullptr;
+}
+
+void end_does_not_wait_for_peer(bool shutdown_first) {
+  Fixture f;
+  f.handshake_ok();
+  f.set_blocking(false);
+  const gsize chunk = 64 * 1024;
+  auto sent = pattern(16 * 1024 * 1024, 5);
+  gsize accepted = 0;
+  g_autoptr(GError) error = nullptr;
+  for (;;) {
+    g_assert_cmpuint(accepted + chunk, <=, sent.size());
+    gssize n = qio_channel_write(QIO_CHANNEL(f.server), sent.data() + accepted, chunk, &error);
+    g_assert_no_error(error);
+    if (n == QIO_CHANNEL_ERR_BLOCK) break;
+    accepted += static_cast<gsize>(n);
+  }
+  Ender e{QIO_CHANNEL(f.server), shutdown_first};
+  GThread *ender = g_thread_new("ender", end_channel, &e);
+  /* Not a speed check: 30 s only tells a stuck close from a slow machine. */
+  for (int i = 0; i < 3000 && !e.done; i++) g_usleep(10 * 1000);
+  g_assert_true(e.done);
+  g_thread_join(ender);
+  g_assert_no_error(e.error);
+  g_assert_true(e.ok);
+
+  g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(f.client), TRUE, nullptr));
+  std::vector<guint8> got(accepted);
+  g_assert_true(qio_channel_read_all(QIO_CHANNEL(f.client), got.data(), got.size(), &error));
+  g_assert_no_error(error);
+  g_assert_true(std::equal(got.begin(), got.end(), sent.begin()));
+  /* Whatever else got out before the end, then no close_notify. */
+  char rest[4096];
+  gssize n;
+  while ((n = qio_channel_read(QIO_CHANNEL(f.client), rest, sizeof rest, &error)) > 0) {
+  }
+  g_assert_cmpint(n, ==, -1);
+  g_assert_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_PREMATURE_CLOSE);
+}
+
+void test_close_does_not_wait_for_peer() { end_does_not_wait_for_peer(false); }
+void test_shutdown_does_not_wait_for_peer() { end_does_not_wait_for_peer(true); }
 void test_reader_does_not_wait_to_write() { reader_does_not_wait_to_write(false); }
 void test_direct_reader_does_not_wait_to_write() { reader_does_not_wait_to_write(true); }
 void test_key_update_two_threads() { key_update_two_threads(false); }
@@ -661,6 +722,10 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-tls/pending-watch", test_pending_watch);
   g_test_add_func("/qio/channel-tls/watch-same-iteration", test_watch_same_iteration);
   g_test_add_func("/qio/channel-tls/key-update-two-threads", test_key_update_two_threads);
+  g_test_add_func("/qio/channel-tls/close-does-not-wait-for-peer",
+                  test_close_does_not_wait_for_peer);
+  g_test_add_func("/qio/channel-tls/shutdown-does-not-wait-for-peer",
+                  test_shutdown_does_not_wait_for_peer);
   g_test_add_func("/qio/channel-tls/reader-does-not-wait-to-write",
                   test_reader_does_not_wait_to_write);
   g_test_add_func("/qio/channel-tls/direct/bulk-blocking", test_direct_bulk_blocking);
