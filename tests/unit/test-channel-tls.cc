@@ -572,22 +572,31 @@ gpointer finish_then_byte(gpointer opaque) noexcept {
   return nullptr;
 }
 
-void reader_does_not_wait_to_write(bool direct) {
-  Fixture f(false, direct);
-  f.handshake_ok();
-  /* Server to client: written until a write would block. */
+constexpr gsize kFillChunk = 64 * 1024;
+
+/* Writes @sent from server to client, non-blocking, in kFillChunk pieces
+ * until a write would block; returns the bytes accepted (the refused
+ * chunk's records may be partly queued). */
+gsize fill_until_blocked(Fixture &f, const std::vector<guint8> &sent) {
   f.set_blocking(false);
-  const gsize chunk = 64 * 1024;
-  auto sent = pattern(16 * 1024 * 1024, 3);
   gsize accepted = 0;
   g_autoptr(GError) error = nullptr;
   for (;;) {
-    g_assert_cmpuint(accepted + chunk, <=, sent.size());
-    gssize n = qio_channel_write(QIO_CHANNEL(f.server), sent.data() + accepted, chunk, &error);
+    g_assert_cmpuint(accepted + kFillChunk, <=, sent.size());
+    gssize n = qio_channel_write(QIO_CHANNEL(f.server), sent.data() + accepted, kFillChunk,
+                                 &error);
     g_assert_no_error(error);
-    if (n == QIO_CHANNEL_ERR_BLOCK) break;
+    if (n == QIO_CHANNEL_ERR_BLOCK) return accepted;
     accepted += static_cast<gsize>(n);
   }
+}
+
+void reader_does_not_wait_to_write(bool direct) {
+  Fixture f(false, direct);
+  f.handshake_ok();
+  auto sent = pattern(16 * 1024 * 1024, 3);
+  gsize accepted = fill_until_blocked(f, sent);
+  g_autoptr(GError) error = nullptr;
   QCryptoTLSSession *server_session = qio_channel_tls_get_session(f.server);
   g_assert_cmpint(qcrypto_tls_session_update_keys(server_session, FALSE, &error), ==, 0);
   g_assert_no_error(error);
@@ -606,9 +615,9 @@ void reader_does_not_wait_to_write(bool direct) {
   g_assert_cmpint(r.got, ==, 'x');
 
   /* The client reads every byte in order, the last under new keys. */
-  FinishThenByte w{f.server, sent.data() + accepted, chunk};
+  FinishThenByte w{f.server, sent.data() + accepted, kFillChunk};
   GThread *writer = g_thread_new("writer", finish_then_byte, &w);
-  std::vector<guint8> got(accepted + chunk + 1);
+  std::vector<guint8> got(accepted + kFillChunk + 1);
   g_assert_true(qio_channel_read_all(QIO_CHANNEL(f.client), got.data(), got.size(), &error));
   g_assert_no_error(error);
   g_thread_join(writer);
@@ -641,18 +650,9 @@ gpointer end_channel(gpointer opaque) noexcept {
 void end_does_not_wait_for_peer(bool shutdown_first) {
   Fixture f;
   f.handshake_ok();
-  f.set_blocking(false);
-  const gsize chunk = 64 * 1024;
   auto sent = pattern(16 * 1024 * 1024, 5);
-  gsize accepted = 0;
+  gsize accepted = fill_until_blocked(f, sent);
   g_autoptr(GError) error = nullptr;
-  for (;;) {
-    g_assert_cmpuint(accepted + chunk, <=, sent.size());
-    gssize n = qio_channel_write(QIO_CHANNEL(f.server), sent.data() + accepted, chunk, &error);
-    g_assert_no_error(error);
-    if (n == QIO_CHANNEL_ERR_BLOCK) break;
-    accepted += static_cast<gsize>(n);
-  }
   Ender e{QIO_CHANNEL(f.server), shutdown_first};
   GThread *ender = g_thread_new("ender", end_channel, &e);
   /* Not a speed check: 30 s only tells a stuck close from a slow machine. */
