@@ -1026,14 +1026,18 @@ void Conn::collect_sent() {
   GError *error = std::exchange(sender_error, nullptr);
   g_mutex_unlock(&send_mutex);
   g_mutex_lock(&jobs_mutex);
-  if (failed && !broken) {
-    /* The replies cannot go out: stop reading requests too. */
+  bool cut = failed && !broken;
+  if (cut) {
     broken = true;
     send_error = std::exchange(error, nullptr);
+  }
+  g_mutex_unlock(&jobs_mutex);
+  if (cut) {
+    /* The replies cannot go out: stop reading requests too.  Outside the
+     * lock, which the reader and the workers take. */
     g_cancellable_cancel(cancel);
     qio_channel_shutdown(ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr); /* wakes the reader */
   }
-  g_mutex_unlock(&jobs_mutex);
   g_clear_error(&error);
   for (Job *job : collecting) release_job(job);
   collecting.clear();

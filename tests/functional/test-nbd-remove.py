@@ -3,11 +3,14 @@
 python3-libnbd client streams writes into the export, plain and over x509
 TLS: once the command returns nothing more lands in the image (requests
 already in the socket or in TLS's read-ahead are dropped, writes being
-carried out finish first), and qiod goes on serving."""
+carried out finish first), and qiod goes on serving.  A TLS client that
+stops reading cannot stall qiod when its connection is ended (hard
+removal, server stop)."""
 import hashlib
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -112,7 +115,102 @@ for mode in ("plain", "tls"):
              + (" in hard mode" if how == "remove" else ""), r)
         stop_writer(w)
 
-r = q.cmd("query-status")
+# A TLS client that stops reading must not stall the server's main loop
+# when its connection ends: the bye to it is dropped, not waited for.
+NBD_OPT, NBD_REQ = 0x49484156454F5054, 0x25609513
+
+
+def recv_exact(s, n):
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise EOFError("closed after %d of %d bytes" % (len(out), n))
+        out += chunk
+    return out
+
+
+def stalled_tls_client(port, setup, request):
+    """Connects with STARTTLS and x509, runs @setup, then sends what
+    @request makes until the socket takes no more, reading no reply."""
+    import ssl
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    recv_exact(s, 18)
+    s.sendall(struct.pack(">I", 3))
+    s.sendall(struct.pack(">QII", NBD_OPT, 5, 0))  # NBD_OPT_STARTTLS
+    recv_exact(s, 20)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(f"{pki}/cli/ca-cert.pem")
+    ctx.load_cert_chain(f"{pki}/cli/client-cert.pem", f"{pki}/cli/client-key.pem")
+    tls = ctx.wrap_socket(s, server_hostname="localhost")
+    setup(tls)
+    tls.settimeout(2)
+    try:
+        while True:
+            request(tls)
+    except OSError:  # timed out with the socket full, or already cut off
+        pass
+    return tls
+
+
+def go(tls, name=b"disk0"):
+    tls.sendall(struct.pack(">QII", NBD_OPT, 7, len(name) + 6) + struct.pack(">I", len(name))
+                + name + struct.pack(">H", 0))
+    while True:
+        _, _, typ, length = struct.unpack(">QIII", recv_exact(tls, 20))
+        recv_exact(tls, length)
+        if typ == 1:  # NBD_REP_ACK
+            return
+
+
+def read_request(tls):
+    tls.sendall(struct.pack(">IHHQQI", NBD_REQ, 0, 0, 1, 0, MiB))
+
+
+def greeted(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            return recv_exact(c, 8) == b"NBDMAGIC"
+    except OSError:
+        return False
+
+
+def stalled_client_ends(how):
+    """Starts the TLS server, ends a stalled client's connection by @how;
+    None when qiod answered throughout, else what went wrong."""
+    # On the TLS server's port from above.
+    r = q.cmd("nbd-server-start", {"addr": {"type": "inet", "data": {
+        "host": "127.0.0.1", "port": str(port)}}, "tls-creds": "tls0"})
+    r2 = q.cmd("nbd-server-add", {"device": "disk0", "writable": True})
+    if r != {"return": {}} or r2 != {"return": {}}:
+        return (r, r2)
+    c = stalled_tls_client(port, go, read_request)
+    if how == "remove":
+        r = q.cmd("nbd-server-remove", {"name": "disk0", "mode": "hard"})
+        if r != {"return": {}}:
+            return r
+        if not greeted(port):
+            return "a new client got no greeting"
+    r = q.cmd("nbd-server-stop")
+    c.close()
+    return None if r == {"return": {}} else r
+
+
+for how in ("remove", "stop"):
+    try:
+        why = stalled_client_ends(how)
+    except OSError as e:  # QMP timed out: qiod's main loop is stuck
+        why = "%r" % e
+    t.ok(why is None, f"a TLS client that stopped reading: {how} ends it, qiod answers throughout",
+         why)
+    if why is not None:
+        break  # a stuck qiod answers nothing more
+
+try:
+    r = q.cmd("query-status")
+except OSError as e:
+    r = "%r" % e
 t.ok("return" in r and a.proc.poll() is None, "qiod serves on", r)
 a.stop()
 shutil.rmtree(pki, ignore_errors=True)
