@@ -164,6 +164,17 @@ def run_qiod(*args, timeout=20):
     return p.returncode, p.stdout, p.stderr
 
 
+def recv_exact(s, n):
+    """@n bytes from socket @s; EOFError if it closes first."""
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise EOFError("closed after %d of %d bytes" % (len(out), n))
+        out += chunk
+    return out
+
+
 def unix_listening(path):
     """True once the UNIX socket at @path accepts connections.  Its file
     appears at bind(), a moment before listen(): a client connecting in

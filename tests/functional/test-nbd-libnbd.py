@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from qiodtest import unix_listening
+from qiodtest import recv_exact, unix_listening
 
 try:
     import nbd
@@ -301,16 +301,6 @@ def raw(sock_path, flags=3):
     assert hello[:16] == b"NBDMAGICIHAVEOPT", hello
     s.sendall(struct.pack(">I", flags))
     return s
-
-
-def recv_exact(s, n):
-    out = b""
-    while len(out) < n:
-        chunk = s.recv(n - len(out))
-        if not chunk:
-            raise EOFError("closed after %d of %d bytes" % (len(out), n))
-        out += chunk
-    return out
 
 
 def option(s, opt, data=b"", length=None):

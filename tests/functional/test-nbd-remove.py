@@ -17,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qiodtest import Qiod, Tap  # noqa: E402
+from qiodtest import Qiod, Tap, recv_exact  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MiB = 1 << 20
@@ -118,16 +118,6 @@ for mode in ("plain", "tls"):
 # A TLS client that stops reading must not stall the server's main loop
 # when its connection ends: the bye to it is dropped, not waited for.
 NBD_OPT, NBD_REQ = 0x49484156454F5054, 0x25609513
-
-
-def recv_exact(s, n):
-    out = b""
-    while len(out) < n:
-        chunk = s.recv(n - len(out))
-        if not chunk:
-            raise EOFError("closed after %d of %d bytes" % (len(out), n))
-        out += chunk
-    return out
 
 
 def stalled_tls_client(port, setup, request):
