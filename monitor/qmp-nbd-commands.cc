@@ -211,8 +211,10 @@ static JsonNode *server_start(NbdState &st, JsonObject *args, GError **error) {
   return qmp_empty_object();
 }
 
-static bool add_export(NbdState &st, const char *device, const char *name, bool writable,
+/* @args: the command's, for the optional name, writable and description. */
+static bool add_export(NbdState &st, const char *device, const char *name, JsonObject *args,
                        GError **error) {
+  bool writable = json_object_get_boolean_member_with_default(args, "writable", FALSE);
   if (!st.server) {
     set_error(error, _("NBD server not running; start it first with nbd-server-start"));
     return false;
@@ -234,8 +236,10 @@ static bool add_export(NbdState &st, const char *device, const char *name, bool 
   g_autoptr(NBDExport) exp = nbd_export_new(name, disk->path().c_str(), !writable, error);
   if (!exp) return false;
   g_autofree char *desc = g_strdup_printf("qiod drive %s", device);
-  nbd_export_set_description(exp, desc);
-  if (!nbd_server_add_export(st.server, exp, error)) return false;
+  if (!nbd_export_set_description(
+          exp, json_object_get_string_member_with_default(args, "description", desc), error) ||
+      !nbd_server_add_export(st.server, exp, error))
+    return false;
   if (writable) {
     disk->add_writable_export();
     st.writable_disks[name] = disk;
@@ -292,9 +296,7 @@ void qmp_register_nbd_commands(QmpServer &server, host::Guest &guest) {
                         if (!add_export(*st, json_object_get_string_member(args, "device"),
                                         json_object_get_string_member_with_default(args, "name",
                                                                                    nullptr),
-                                        json_object_get_boolean_member_with_default(
-                                            args, "writable", FALSE),
-                                        error))
+                                        args, error))
                           return nullptr;
                         return qmp_empty_object();
                       }});
@@ -320,9 +322,7 @@ void qmp_register_nbd_commands(QmpServer &server, host::Guest &guest) {
          }
          const char *node = json_object_get_string_member(args, "node-name");
          const char *name = json_object_get_string_member_with_default(args, "name", node);
-         if (!add_export(*st, node, name,
-                         json_object_get_boolean_member_with_default(args, "writable", FALSE),
-                         error))
+         if (!add_export(*st, node, name, args, error))
            return nullptr;
          st->export_ids[id] = name;
          return qmp_empty_object();

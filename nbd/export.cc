@@ -249,8 +249,16 @@ int nbd_export_sync_range(NBDExport *exp, guint64 offset, guint64 len) {
   return msync(priv->map + start, offset + len - start, MS_SYNC) == 0 ? 0 : errno;
 }
 
-void nbd_export_set_description(NBDExport *exp, const char *description) {
+gboolean nbd_export_set_description(NBDExport *exp, const char *description, GError **error) {
+  if (description && strlen(description) > NBD_MAX_STRING) {
+    g_set_error(error, NBD_ERROR, NBD_ERROR_EXPORT,
+                _("Description of export '%s' is longer than %u bytes; NBD clients refuse it, "
+                  "so shorten it"),
+                nbd_export_get_name(exp), NBD_MAX_STRING);
+    return FALSE;
+  }
   export_priv(exp)->description = description ? description : "";
+  return TRUE;
 }
 
 const char *nbd_export_get_description(NBDExport *exp) {

@@ -23,8 +23,9 @@ const char *nbd_export_get_path(NBDExport *exp);
 guint64 nbd_export_get_size(NBDExport *exp);
 gboolean nbd_export_is_read_only(NBDExport *exp);
 
-/* Free text shown by NBD_OPT_LIST / NBD_INFO_DESCRIPTION. */
-void nbd_export_set_description(NBDExport *exp, const char *description);
+/* Free text shown by NBD_OPT_LIST / NBD_INFO_DESCRIPTION; at most
+ * NBD_MAX_STRING bytes, as for names (clients refuse longer ones). */
+gboolean nbd_export_set_description(NBDExport *exp, const char *description, GError **error);
 const char *nbd_export_get_description(NBDExport *exp);
 
 /* Whether several connections may write and flush consistently (default

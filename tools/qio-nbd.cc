@@ -222,7 +222,10 @@ int run_server(Options &o) {
     g_printerr("qio-nbd: %s\n", error->message);
     return 1;
   }
-  if (o.description) nbd_export_set_description(exp, o.description);
+  if (!nbd_export_set_description(exp, o.description, &error)) {
+    g_printerr("qio-nbd: %s\n", error->message);
+    return 1;
+  }
 
   int ready_fd = -1;
   if (o.fork && daemonize(&ready_fd) < 0) {

@@ -142,6 +142,8 @@ bad "unknown option" "Unknown option" --frobnicate "$img"
 bad "missing file" "Cannot open" "$tmp/does-not-exist"
 bad "directory" "not a regular file" "$tmp"
 bad "negative --shared" "shared" -e -1 "$img"
+bad "description over 4096 bytes" "Description of export 'disk' is longer than 4096 bytes" \
+  -x disk -D "$(head -c 4097 /dev/zero | tr '\0' d)" "$img"
 bad "--object of an unknown type" "unknown type 'foo'" --object foo,id=x "$img"
 bad "--object without an id" "id" --object secret,data=x "$img"
 bad "--list with a file" "no file argument" --list "$img"

@@ -96,15 +96,21 @@ t.ok(is_error(q.cmd("nbd-server-add", {"device": "disk0"}), "already exists"),
      "a second export of the same name is refused")
 t.ok(is_error(q.cmd("nbd-server-add", {"device": "nodisk"}), "'nodisk' not found",
               "DeviceNotFound"), "nbd-server-add of an unknown drive: DeviceNotFound")
+t.ok(is_error(q.cmd("block-export-add", {"type": "nbd", "id": "exp1", "node-name": "disk1",
+                                         "name": "scratch", "description": "d" * 4097}),
+              "Description of export 'scratch' is longer than 4096 bytes"),
+     "block-export-add with a description over 4096 bytes is refused")
 r = q.cmd("block-export-add", {"type": "nbd", "id": "exp1", "node-name": "disk1",
-                               "name": "scratch", "writable": True})
+                               "name": "scratch", "writable": True,
+                               "description": "scratch disk for the test"})
 t.ok(r == {"return": {}}, "block-export-add a writable export of disk1", r)
 t.ok(is_error(q.cmd("block-export-add", {"type": "nbd", "id": "exp1", "node-name": "disk1",
                                          "name": "other"}), "already in use"),
      "block-export-add with a used id is refused")
 rc, out, err = run("nbdinfo", "--list", f"nbd+unix:///?socket={sock}")
-t.ok(rc == 0 and 'export="disk0"' in out and 'export="scratch"' in out,
-     "nbdinfo --list shows both exports", out + err)
+t.ok(rc == 0 and 'export="disk0"' in out and 'export="scratch"' in out
+     and "description: qiod drive disk0" in out and "description: scratch disk for the test" in out,
+     "nbdinfo --list shows both exports with their descriptions", out + err)
 rc, out, err = run("qemu-io", "-f", "raw", "-c", "write -P 0x5a 1M 64k",
                    f"nbd+unix:///scratch?socket={sock}")
 with open(os.path.join(a.dir, "disk1.img"), "rb") as f:

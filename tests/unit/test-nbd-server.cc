@@ -51,7 +51,7 @@ void setup(Fixture *f, gconstpointer) {
   f->server = nbd_server_new(f->context);
   g_autoptr(NBDExport) a = nbd_export_new("a", f->path_a.c_str(), FALSE, nullptr);
   g_autoptr(NBDExport) b = nbd_export_new("b", f->path_b.c_str(), TRUE, nullptr);
-  nbd_export_set_description(b, "the read-only one");
+  g_assert_true(nbd_export_set_description(b, "the read-only one", nullptr));
   g_assert_true(nbd_server_add_export(f->server, a, nullptr));
   g_assert_true(nbd_server_add_export(f->server, b, nullptr));
   g_autoptr(GError) error = nullptr;
@@ -251,6 +251,23 @@ void test_export_errors() {
   std::string longname(5000, 'n');
   g_assert_null(nbd_export_new(longname.c_str(), "/dev/null", TRUE, &error));
   g_assert_error(error, NBD_ERROR, NBD_ERROR_EXPORT);
+  g_clear_error(&error);
+  /* Descriptions have the same limit: libnbd refuses a longer one. */
+  g_autofree char *path = nullptr;
+  int fd = g_file_open_tmp("test-nbd-desc-XXXXXX", &path, &error);
+  g_assert_no_error(error);
+  close(fd);
+  g_autoptr(NBDExport) exp = nbd_export_new("d", path, TRUE, &error);
+  g_assert_no_error(error);
+  g_unlink(path);
+  std::string desc(NBD_MAX_STRING, 'd');
+  g_assert_true(nbd_export_set_description(exp, desc.c_str(), &error));
+  g_assert_no_error(error);
+  desc += 'd';
+  g_assert_false(nbd_export_set_description(exp, desc.c_str(), &error));
+  g_assert_error(error, NBD_ERROR, NBD_ERROR_EXPORT);
+  g_assert_nonnull(strstr(error->message, "'d'"));
+  g_assert_cmpuint(strlen(nbd_export_get_description(exp)), ==, NBD_MAX_STRING);
 }
 
 }  // namespace
