@@ -564,21 +564,25 @@ qio::Task<int> Conn::option_step(GError **error) {
       co_return co_await qio::write_all(ioc, reply, n, error, cancel) ? 1 : -1;
     }
 
-    case NBD_OPT_LIST:
+    case NBD_OPT_LIST: {
       if (len)
         co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID,
                                           "NBD_OPT_LIST takes no data", error) ? 0 : -1;
+      /* Built before the first reply: exports may come and go while a
+       * reply waits for the socket. */
+      std::vector<std::vector<guint8>> entries;
       for (const std::string &name : priv->export_order) {
-        NBDExport *e = priv->exports[name];
-        const char *desc = nbd_export_get_description(e);
-        std::vector<guint8> payload(4 + name.size() + strlen(desc));
+        const char *desc = nbd_export_get_description(priv->exports.at(name));
+        std::vector<guint8> &payload = entries.emplace_back(4 + name.size() + strlen(desc));
         nbd_put32(payload.data(), static_cast<guint32>(name.size()));
         memcpy(payload.data() + 4, name.data(), name.size());
         memcpy(payload.data() + 4 + name.size(), desc, strlen(desc));
+      }
+      for (const std::vector<guint8> &payload : entries)
         if (!co_await send_rep(opt, NBD_REP_SERVER, payload.data(), payload.size(), error))
           co_return -1;
-      }
       co_return co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error) ? 0 : -1;
+    }
 
     case NBD_OPT_STARTTLS:
       co_return co_await starttls(error) ? 0 : -1;
@@ -591,18 +595,25 @@ qio::Task<int> Conn::option_step(GError **error) {
       if (!nbd_parse_info_request(option.data(), option.size(), &name, &infos, &parse_error))
         co_return co_await send_rep_error(opt, NBD_REP_ERR_INVALID, parse_error->message,
                                           error) ? 0 : -1;
-      NBDExport *e = nbd_server_lookup_export(server, name);
-      if (!e)
+      NBDExport *found = nbd_server_lookup_export(server, name);
+      if (!found)
         co_return co_await send_rep_error(opt, NBD_REP_ERR_UNKNOWN, "no such export", error)
             ? 0 : -1;
+      /* Held while the replies wait for the socket: the export may be
+       * removed meanwhile (this connection is not yet its user). */
+      g_autoptr(NBDExport) e = NBD_EXPORT(g_object_ref(found));
       export_flags = nbd_export_get_flags(e);
       if (!nbd_export_get_multi_conn(e) || priv->max_connections == 1)
         export_flags &= static_cast<guint16>(~NBD_FLAG_CAN_MULTI_CONN);
       if (!structured) export_flags &= static_cast<guint16>(~NBD_FLAG_SEND_DF);
       if (!co_await send_export_info(opt, e, infos, error)) co_return -1;
+      if (nbd_server_lookup_export(server, name) != e)
+        co_return co_await send_rep_error(opt, NBD_REP_ERR_UNKNOWN,
+                                          "the export was removed meanwhile", error) ? 0 : -1;
+      /* A user from here on: removing the export now cuts this client off. */
+      if (opt == NBD_OPT_GO) exp = NBD_EXPORT(g_object_ref(e));
       if (!co_await send_rep(opt, NBD_REP_ACK, nullptr, 0, error)) co_return -1;
       if (opt == NBD_OPT_INFO) co_return 0;
-      exp = NBD_EXPORT(g_object_ref(e));
       /* Contexts chosen for another export do not apply to this one. */
       if (meta_export != name) base_allocation = false;
       co_return 1;

@@ -5,7 +5,9 @@ TLS: once the command returns nothing more lands in the image (requests
 already in the socket or in TLS's read-ahead are dropped, writes being
 carried out finish first), and qiod goes on serving.  A TLS client that
 stops reading cannot stall qiod when its connection is ended (hard
-removal, server stop)."""
+removal, server stop).  Exports removed while option replies wait for the
+socket: NBD_OPT_GO fails rather than serve a removed export, NBD_OPT_LIST
+stays whole."""
 import hashlib
 import os
 import shutil
@@ -196,6 +198,83 @@ for how in ("remove", "stop"):
          why)
     if why is not None:
         break  # a stuck qiod answers nothing more
+
+# Exports removed while option replies wait for a client that does not
+# read them yet: the replies stay whole and name nothing removed as usable.
+NBD_REP_ACK, NBD_REP_SERVER, NBD_REP_ERR_UNKNOWN = 1, 2, 2**31 + 6
+
+
+def option_replies(s, until):
+    """(type, payload) of each option reply, up to and including the first
+    whose type is in @until or is an error."""
+    out = []
+    while True:
+        magic, _, typ, length = struct.unpack(">QIII", recv_exact(s, 20))
+        assert magic == 0x3e889045565a9, hex(magic)
+        out.append((typ, recv_exact(s, length)))
+        if typ in until or typ >= 2**31:
+            return out
+
+
+def unread_option_client(data):
+    """A plain client on the UNIX server that sends @data (options) and
+    reads nothing until told."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(sock)
+    recv_exact(s, 18)
+    s.sendall(struct.pack(">I", 3) + data)
+    time.sleep(0.5)  # the replies fill the socket; the server waits
+    return s
+
+
+r = q.cmd("nbd-server-start", {"addr": {"type": "unix", "path": sock}})
+r2 = q.cmd("nbd-server-add", {"device": "disk0", "name": "gone"})
+# NBD_OPT_GO asking for the export's name 30000 times: replies far beyond
+# what the socket holds.
+name = b"gone"
+go_data = struct.pack(">I", len(name)) + name + struct.pack(">H", 30000) + struct.pack(">H", 1) * 30000
+c = unread_option_client(struct.pack(">QII", NBD_OPT, 7, len(go_data)) + go_data)
+r3 = q.cmd("nbd-server-remove", {"name": "gone", "mode": "hard"})
+try:
+    replies = option_replies(c, (NBD_REP_ACK,))
+    last = replies[-1][0]
+except (OSError, EOFError, AssertionError) as e:
+    replies, last = [], repr(e)
+c.close()
+t.ok(r == r2 == r3 == {"return": {}} and last == NBD_REP_ERR_UNKNOWN,
+     "an export removed while NBD_OPT_GO's replies wait: the GO fails with NBD_REP_ERR_UNKNOWN",
+     (r, r2, r3, len(replies), last))
+
+# NBD_OPT_LIST of 100 exports (4 KiB descriptions), all removed meanwhile.
+names = ["l%d" % i for i in range(100)]
+def description(n):
+    return (n * 4000)[:4000]
+
+
+added = [q.cmd("nbd-server-add", {"device": "disk0", "name": n, "description": description(n)})
+         for n in names]
+c = unread_option_client(struct.pack(">QII", NBD_OPT, 3, 0))
+removed = [q.cmd("nbd-server-remove", {"name": n, "mode": "hard"}) for n in names]
+try:
+    listed = []
+    for typ, data in option_replies(c, (NBD_REP_ACK,)):
+        if typ == NBD_REP_SERVER:
+            (n,) = struct.unpack(">I", data[:4])
+            listed.append((data[4:4 + n].decode(), data[4 + n:].decode()))
+        elif typ != NBD_REP_ACK:
+            listed.append(("unexpected reply", typ))
+except (OSError, EOFError, AssertionError) as e:
+    listed.append(("the replies broke off", repr(e)))
+c.close()
+t.ok(all(x == {"return": {}} for x in added + removed)
+     and listed == [(n, description(n)) for n in names],
+     "NBD_OPT_LIST lists the exports it began with, whole, though they are removed meanwhile",
+     ([x for x in added + removed if x != {"return": {}}][:2],
+      len(listed), [(name, len(desc)) for name, desc in listed[-3:]]))
+r = q.cmd("nbd-server-add", {"device": "disk0", "name": "l0"})
+t.ok(r == {"return": {}}, "a removed export's name can be used again", r)
+q.cmd("nbd-server-stop")
 
 try:
     r = q.cmd("query-status")
