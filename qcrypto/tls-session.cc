@@ -60,9 +60,8 @@ struct _QCryptoTLSSession {
    * transport when nothing is queued, with no copy. */
   QCryptoTLSSessionPushFunc try_push;
   gpointer opaque;
-  /* The transport's last failure, one per direction (reader and writer
-   * threads fail independently). */
-  GError *push_error;
+  /* The transport's last failure when reading (one reader at a time); a
+   * flush's failure goes to its own caller, since several threads flush. */
   GError *pull_error;
   /* Whether the read-ahead ran dry during the current GnuTLS call: GnuTLS
    * also answers GNUTLS_E_AGAIN after consuming a post-handshake message
@@ -162,8 +161,8 @@ enum class Flush {
 
 /* Writes the queued ciphertext to the transport, without the session
  * lock: 1 when all is written (or, but for kWait, left to another time),
- * QCRYPTO_TLS_SESSION_ERR_BLOCK, or -1 (the error in push_error). */
-gssize session_flush(QCryptoTLSSession *sess, Flush mode) {
+ * QCRYPTO_TLS_SESSION_ERR_BLOCK, or -1 with @error set. */
+gssize session_flush(QCryptoTLSSession *sess, Flush mode, GError **error = nullptr) {
   WriteBehind *out = sess->out;
   QCryptoTLSSessionPushFunc push = mode == Flush::kNoWait ? sess->try_push : sess->push;
   if (mode == Flush::kWait) {
@@ -186,8 +185,7 @@ gssize session_flush(QCryptoTLSSession *sess, Flush mode) {
       break;
     }
     struct iovec iov = {out->sending.data() + out->sent, out->sending.size() - out->sent};
-    g_clear_error(&sess->push_error);
-    gssize n = push(&iov, 1, sess->opaque, &sess->push_error);
+    gssize n = push(&iov, 1, sess->opaque, error);
     if (n < 0) {
       result = n == QCRYPTO_TLS_SESSION_ERR_BLOCK ? n : -1;
       break;
@@ -266,12 +264,12 @@ const char *alert_hint(gnutls_alert_description_t alert) {
   }
 }
 
-/* Turns a GnuTLS failure into an error naming the cause. */
-void set_gnutls_error(QCryptoTLSSession *sess, int ret, bool writing, const char *what,
+/* Turns a GnuTLS failure into an error naming the cause; *@transport (taken
+ * if set) holds the transport's own failure behind a push or pull error. */
+void set_gnutls_error(QCryptoTLSSession *sess, int ret, GError **transport, const char *what,
                       GError **error) {
   const char *id = session_creds_id(sess);
-  GError **transport = writing ? &sess->push_error : &sess->pull_error;
-  if ((ret == GNUTLS_E_PUSH_ERROR || ret == GNUTLS_E_PULL_ERROR) && *transport) {
+  if ((ret == GNUTLS_E_PUSH_ERROR || ret == GNUTLS_E_PULL_ERROR) && transport && *transport) {
     g_propagate_error(error, *transport);
     *transport = nullptr;
     g_prefix_error(error, _("TLS session (credentials '%s'): %s: "), id, what);
@@ -358,7 +356,6 @@ static void qcrypto_tls_session_finalize(GObject *object) {
   g_clear_object(&sess->authz);
   g_free(sess->hostname);
   g_free(sess->peer_identity);
-  g_clear_error(&sess->push_error);
   g_clear_error(&sess->pull_error);
   g_clear_error(&sess->peer_error);
   g_mutex_clear(&sess->lock);
@@ -443,6 +440,7 @@ QCryptoTLSHandshakeStatus qcrypto_tls_session_handshake(QCryptoTLSSession *sess,
   if (sess->handshaken) return QCRYPTO_TLS_HANDSHAKE_COMPLETE;
   if (!sess->handshake_start) sess->handshake_start = g_get_monotonic_time();
   int ret;
+  g_autoptr(GError) push_error = nullptr;
   for (;;) {
     if (sess->handshake_result_pending) {
       ret = sess->handshake_result;
@@ -452,7 +450,8 @@ QCryptoTLSHandshakeStatus qcrypto_tls_session_handshake(QCryptoTLSSession *sess,
       ret = gnutls_handshake(sess->session);
     }
     /* Our flight goes out before we wait for the peer's. */
-    gssize flushed = session_flush(sess, Flush::kWait);
+    g_clear_error(&push_error);
+    gssize flushed = session_flush(sess, Flush::kWait, &push_error);
     if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) {
       sess->handshake_result_pending = ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED;
       sess->handshake_result = ret;
@@ -487,7 +486,8 @@ QCryptoTLSHandshakeStatus qcrypto_tls_session_handshake(QCryptoTLSSession *sess,
       if (ret != GNUTLS_E_FATAL_ALERT_RECEIVED && ret != GNUTLS_E_PUSH_ERROR &&
           ret != GNUTLS_E_PULL_ERROR && ret != GNUTLS_E_PREMATURE_TERMINATION)
         gnutls_alert_send_appropriate(sess->session, ret);
-      set_gnutls_error(sess, ret, ret == GNUTLS_E_PUSH_ERROR, _("handshake failed"), error);
+      set_gnutls_error(sess, ret, ret == GNUTLS_E_PUSH_ERROR ? &push_error : &sess->pull_error,
+                       _("handshake failed"), error);
     }
   }
   /* The alert, if no other thread is flushing. */
@@ -517,7 +517,7 @@ gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
       gssize n = session_fill(sess);
       if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
       if (n < 0) {
-        set_gnutls_error(sess, GNUTLS_E_PULL_ERROR, false, _("read failed"), error);
+        set_gnutls_error(sess, GNUTLS_E_PULL_ERROR, &sess->pull_error, _("read failed"), error);
         return -1;
       }
     }
@@ -542,7 +542,7 @@ gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
     if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED || ret == GNUTLS_E_REHANDSHAKE ||
         ret == GNUTLS_E_GOT_APPLICATION_DATA)
       continue;
-    set_gnutls_error(sess, static_cast<int>(ret), false, _("read failed"), error);
+    set_gnutls_error(sess, static_cast<int>(ret), &sess->pull_error, _("read failed"), error);
     return -1;
   }
 }
@@ -605,7 +605,7 @@ gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *i
       if (ret == GNUTLS_E_INTERRUPTED) continue;
       if (ret < 0) {
         if (total > 0) break; /* the error comes again on the next call */
-        set_gnutls_error(sess, static_cast<int>(ret), true, _("write failed"), error);
+        set_gnutls_error(sess, static_cast<int>(ret), nullptr, _("write failed"), error);
         return -1;
       }
       total += static_cast<gsize>(ret);
@@ -621,11 +621,12 @@ gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *i
     }
     sess->out_accepted = total;
   }
-  gssize flushed = session_flush(sess, Flush::kWait);
+  g_autoptr(GError) push_error = nullptr;
+  gssize flushed = session_flush(sess, Flush::kWait, &push_error);
   if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) return flushed;
   if (flushed < 0) {
     sess->out_accepted = 0;
-    set_gnutls_error(sess, GNUTLS_E_PUSH_ERROR, true, _("write failed"), error);
+    set_gnutls_error(sess, GNUTLS_E_PUSH_ERROR, &push_error, _("write failed"), error);
     return -1;
   }
   gsize done = sess->out_accepted;
@@ -654,15 +655,16 @@ int session_control(QCryptoTLSSession *sess, gboolean *queued, Op op, const char
     SessionLock locked(sess);
     int ret = op();
     if (ret < 0) {
-      set_gnutls_error(sess, ret, true, what, error);
+      set_gnutls_error(sess, ret, nullptr, what, error);
       return -1;
     }
     *queued = TRUE;
   }
-  gssize flushed = session_flush(sess, Flush::kWait);
+  g_autoptr(GError) push_error = nullptr;
+  gssize flushed = session_flush(sess, Flush::kWait, &push_error);
   if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) return 0;
   if (flushed < 0) {
-    set_gnutls_error(sess, GNUTLS_E_PUSH_ERROR, true, what, error);
+    set_gnutls_error(sess, GNUTLS_E_PUSH_ERROR, &push_error, what, error);
     return -1;
   }
   return 1;

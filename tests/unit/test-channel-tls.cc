@@ -399,6 +399,26 @@ void test_bye_and_premature_close() {
   g_assert_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_PREMATURE_CLOSE);
 }
 
+/* A write to a peer that is gone, and the bye after it, name the
+ * transport's own failure behind the TLS one. */
+void test_write_error_names_transport() {
+  Fixture f;
+  f.handshake_ok();
+  f.set_blocking(true);
+  g_assert_true(qio_channel_close(QIO_CHANNEL(f.client_master), nullptr));
+  g_autoptr(GError) error = nullptr;
+  auto data = pattern(64 * 1024, 9);
+  /* The first writes may still land in the socket before it reports. */
+  for (int i = 0; i < 64 && !error; i++)
+    qio_channel_write_all(QIO_CHANNEL(f.server), data.data(), data.size(), &error);
+  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE);
+  g_assert_nonnull(strstr(error->message, "write failed: writev: "));
+  g_clear_error(&error);
+  g_assert_cmpint(qcrypto_tls_session_bye(qio_channel_tls_get_session(f.server), &error), ==, -1);
+  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE);
+  g_assert_nonnull(strstr(error->message, "bye failed: writev: "));
+}
+
 gboolean on_readable(QIOChannel *, GIOCondition cond, gpointer data) noexcept {
   *static_cast<GIOCondition *>(data) = cond;
   return G_SOURCE_REMOVE;
@@ -722,6 +742,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-tls/pending-watch", test_pending_watch);
   g_test_add_func("/qio/channel-tls/watch-same-iteration", test_watch_same_iteration);
   g_test_add_func("/qio/channel-tls/key-update-two-threads", test_key_update_two_threads);
+  g_test_add_func("/qio/channel-tls/write-error-names-transport",
+                  test_write_error_names_transport);
   g_test_add_func("/qio/channel-tls/close-does-not-wait-for-peer",
                   test_close_does_not_wait_for_peer);
   g_test_add_func("/qio/channel-tls/shutdown-does-not-wait-for-peer",
