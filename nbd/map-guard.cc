@@ -14,13 +14,33 @@ namespace qio::nbd {
 namespace {
 
 /* The handler may run in any thread at any moment: it reads only these
- * atomics, and a slot's range is published (begin last) before anyone
- * touches the map and withdrawn after the last access. */
+ * atomics, and a slot's range is published before anyone touches the map
+ * and withdrawn after the last access.  @changes is odd while the range
+ * changes, so that the handler never pairs one map's begin with another's
+ * end when a slot is reused under it. */
 struct Slot {
   std::atomic<bool> taken{false};
+  std::atomic<guint> changes{0};
   std::atomic<std::uintptr_t> begin{0};
   std::atomic<std::uintptr_t> end{0};
   std::atomic<guint> faults{0};
+
+  void set_range(std::uintptr_t new_begin, std::uintptr_t new_end) {
+    changes.fetch_add(1);
+    begin.store(new_begin);
+    end.store(new_end);
+    changes.fetch_add(1);
+  }
+  /* The range as one whole; begin 0 when the slot guards nothing. */
+  void get_range(std::uintptr_t *b, std::uintptr_t *e) const {
+    for (;;) {
+      guint before = changes.load();
+      if (before & 1) continue; /* another thread is between two stores */
+      *b = begin.load();
+      *e = end.load();
+      if (changes.load() == before) return;
+    }
+  }
 };
 
 constexpr int kSlots = 64;
@@ -47,14 +67,17 @@ void pass_on(int sig, siginfo_t *info, void *context) {
 void on_sigbus(int sig, siginfo_t *info, void *context) {
   auto addr = reinterpret_cast<std::uintptr_t>(info->si_addr);
   for (Slot &slot : slots) {
-    std::uintptr_t begin = slot.begin.load(std::memory_order_acquire);
-    if (!begin || addr < begin || addr >= slot.end.load(std::memory_order_relaxed)) continue;
+    std::uintptr_t begin, end;
+    slot.get_range(&begin, &end);
+    if (!begin || addr < begin || addr >= end) continue;
     std::uintptr_t page = addr & ~(page_size - 1);
+    /* Counted first: once the page is replaced another thread can write
+     * into it without a fault, and its owner must already see this one. */
+    slot.faults.fetch_add(1);
     /* mmap is a plain system call here, safe in a handler in practice. */
     if (mmap(reinterpret_cast<void *>(page), page_size, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
       break;
-    slot.faults.fetch_add(1, std::memory_order_release);
     return;
   }
   pass_on(sig, info, context);
@@ -81,9 +104,8 @@ MapGuard::MapGuard(void *base, gsize len) {
     bool expected = false;
     if (!slots[i].taken.compare_exchange_strong(expected, true)) continue;
     auto begin = reinterpret_cast<std::uintptr_t>(base);
-    slots[i].faults.store(0, std::memory_order_relaxed);
-    slots[i].end.store(begin + len, std::memory_order_relaxed);
-    slots[i].begin.store(begin, std::memory_order_release);
+    slots[i].faults.store(0);
+    slots[i].set_range(begin, begin + len);
     slot_ = i;
     return;
   }
@@ -91,13 +113,12 @@ MapGuard::MapGuard(void *base, gsize len) {
 
 MapGuard::~MapGuard() {
   if (slot_ < 0) return;
-  slots[slot_].begin.store(0, std::memory_order_release);
-  slots[slot_].end.store(0, std::memory_order_relaxed);
-  slots[slot_].taken.store(false, std::memory_order_release);
+  slots[slot_].set_range(0, 0);
+  slots[slot_].taken.store(false);
 }
 
 guint MapGuard::faults() const {
-  return slot_ < 0 ? 0 : slots[slot_].faults.load(std::memory_order_acquire);
+  return slot_ < 0 ? 0 : slots[slot_].faults.load();
 }
 
 }  // namespace qio::nbd
