@@ -30,7 +30,13 @@ struct NBDClientPrivate {
   bool base_allocation = false;
   guint32 base_allocation_id = 0;
   guint64 next_cookie = 1;
+  /* Replies read to the option last sent: a server that never ends a
+   * reply list must not keep the client reading (and storing) forever. */
+  guint option_replies = 0;
 };
+
+/* More than any server has exports or information to give. */
+constexpr guint kMaxOptionReplies = 4096;
 
 struct _NBDClient {
   GObject parent_instance;
@@ -164,6 +170,7 @@ gboolean send_option(NBDClientPrivate *priv, guint32 opt, const void *data, gsiz
   nbd_put32(hdr + 8, opt);
   nbd_put32(hdr + 12, static_cast<guint32>(len));
   struct iovec iov[2] = {{hdr, sizeof hdr}, {const_cast<void *>(data), len}};
+  priv->option_replies = 0;
   return qio_channel_writev_all(priv->ioc, iov, len ? 2 : 1, error);
 }
 
@@ -171,6 +178,8 @@ gboolean send_option(NBDClientPrivate *priv, guint32 opt, const void *data, gsiz
 gboolean read_reply(NBDClientPrivate *priv, guint32 opt, guint32 *type,
                     std::vector<guint8> &payload, GError **error) {
   guint8 hdr[NBD_OPTION_REPLY_HEADER_SIZE];
+  if (++priv->option_replies > kMaxOptionReplies)
+    return protocol_error(priv, error, _("thousands of replies to one option"));
   if (!qio_channel_read_all(priv->ioc, hdr, sizeof hdr, error)) return FALSE;
   if (nbd_get64(hdr) != NBD_REP_MAGIC) return protocol_error(priv, error, _("bad reply magic"));
   if (nbd_get32(hdr + 8) != opt)
@@ -451,6 +460,12 @@ gboolean command_failed(NBDClientPrivate *priv, guint16 type, guint64 offset, gu
  * @offset), block status extents to @extents. */
 gboolean read_reply_chunks(NBDClientPrivate *priv, guint16 type, guint64 cookie, guint64 offset,
                            guint8 *buf, guint32 len, GArray *extents, GError **error) {
+  /* The first error chunk is reported once the reply is done, so that the
+   * connection stays in step. */
+  guint32 failure = 0;
+  std::string failure_message;
+  guint64 covered = 0; /* bytes of a read that data and hole chunks filled */
+  bool got_block_status = false;
   for (;;) {
     guint8 magic[4];
     if (!qio_channel_read_all(priv->ioc, magic, 4, error)) return FALSE;
@@ -483,6 +498,7 @@ gboolean read_reply_chunks(NBDClientPrivate *priv, guint16 type, guint64 cookie,
       if (at < offset || at - offset > len || n > len - (at - offset))
         return protocol_error(priv, error, _("data chunk outside the requested range"));
       if (!qio_channel_read_all(priv->ioc, buf + (at - offset), n, error)) return FALSE;
+      covered += n;
     } else if (ctype == NBD_REPLY_TYPE_OFFSET_HOLE && type == NBD_CMD_READ) {
       guint8 p[12];
       if (clen != 12) return protocol_error(priv, error, _("bad hole chunk"));
@@ -492,16 +508,19 @@ gboolean read_reply_chunks(NBDClientPrivate *priv, guint16 type, guint64 cookie,
       if (at < offset || at - offset > len || n > len - (at - offset))
         return protocol_error(priv, error, _("hole chunk outside the requested range"));
       memset(buf + (at - offset), 0, n);
+      covered += n;
     } else if (ctype == NBD_REPLY_TYPE_BLOCK_STATUS && type == NBD_CMD_BLOCK_STATUS) {
       if (clen < 12 || (clen - 4) % 8 || clen > NBD_MAX_OPTION_LENGTH * 16)
         return protocol_error(priv, error, _("bad block status chunk"));
       std::vector<guint8> p(clen);
       if (!qio_channel_read_all(priv->ioc, p.data(), clen, error)) return FALSE;
-      if (nbd_get32(p.data()) == priv->base_allocation_id) {
-        for (guint32 i = 4; i < clen; i += 8) {
-          NBDExtent e = {nbd_get32(p.data() + i), nbd_get32(p.data() + i + 4)};
-          g_array_append_val(extents, e);
-        }
+      /* One chunk per context, and base:allocation is the only one asked for. */
+      if (nbd_get32(p.data()) != priv->base_allocation_id || got_block_status)
+        return protocol_error(priv, error, _("block status for a context not asked for"));
+      got_block_status = true;
+      for (guint32 i = 4; i < clen; i += 8) {
+        NBDExtent e = {nbd_get32(p.data() + i), nbd_get32(p.data() + i + 4)};
+        g_array_append_val(extents, e);
       }
     } else if (ctype == NBD_REPLY_TYPE_ERROR || ctype == NBD_REPLY_TYPE_ERROR_OFFSET) {
       if (clen < 6 || clen > NBD_MAX_OPTION_LENGTH)
@@ -509,22 +528,25 @@ gboolean read_reply_chunks(NBDClientPrivate *priv, guint16 type, guint64 cookie,
       std::vector<guint8> p(clen);
       if (!qio_channel_read_all(priv->ioc, p.data(), clen, error)) return FALSE;
       guint16 mlen = nbd_get16(p.data() + 4);
-      if (6u + mlen > clen) return protocol_error(priv, error, _("bad error chunk"));
-      /* Drain the rest of the reply before reporting, to stay in sync. */
-      if (!(flags & NBD_REPLY_FLAG_DONE)) {
-        GError *ignored = nullptr;
-        if (!read_reply_chunks(priv, type, cookie, offset, buf, len, extents, &ignored))
-          g_clear_error(&ignored);
+      if (6u + mlen > clen || nbd_get32(p.data()) == 0)
+        return protocol_error(priv, error, _("bad error chunk"));
+      if (!failure) {
+        failure = nbd_get32(p.data());
+        failure_message.assign(p.begin() + 6, p.begin() + 6 + mlen);
       }
-      return command_failed(priv, type, offset, nbd_get32(p.data()),
-                            std::string(p.begin() + 6, p.begin() + 6 + mlen), error);
     } else if (ctype == NBD_REPLY_TYPE_NONE) {
       if (clen != 0 || !(flags & NBD_REPLY_FLAG_DONE))
         return protocol_error(priv, error, _("bad NBD_REPLY_TYPE_NONE chunk"));
     } else {
       return protocol_error(priv, error, _("unexpected reply chunk"));
     }
-    if (flags & NBD_REPLY_FLAG_DONE) return TRUE;
+    if (!(flags & NBD_REPLY_FLAG_DONE)) continue;
+    if (failure) return command_failed(priv, type, offset, failure, failure_message, error);
+    /* Chunks may not overlap: bytes no chunk filled would read as whatever
+     * the buffer held. */
+    if (type == NBD_CMD_READ && covered != len)
+      return protocol_error(priv, error, _("the reply to a read left part of it unfilled"));
+    return TRUE;
   }
 }
 
