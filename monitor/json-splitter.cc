@@ -19,6 +19,18 @@ void JsonSplitter::emit(const MessageFunc &message) {
 bool JsonSplitter::feed(std::string_view data, const MessageFunc &message,
                         const FaultFunc &fault) {
   for (char c : data) {
+    if (comment_ == Comment::kSlash) {
+      comment_ = c == '*' ? Comment::kBlock : c == '/' ? Comment::kLine : Comment::kNone;
+      star_ = false;
+      if (comment_ != Comment::kNone) continue;
+    } else if (comment_ == Comment::kBlock) {
+      if (star_ && c == '/') comment_ = Comment::kNone;
+      star_ = c == '*';
+      continue;
+    } else if (comment_ == Comment::kLine) {
+      if (c == '\n') comment_ = Comment::kNone;
+      continue;
+    }
     if (in_string_) {
       if (!skipping_) buf_.push_back(c);
       if (escape_)
@@ -28,6 +40,14 @@ bool JsonSplitter::feed(std::string_view data, const MessageFunc &message,
       else if (c == quote_) {
         in_string_ = false;
         if (depth_ == 0) emit(message);
+      }
+    } else if (c == '/') {
+      comment_ = Comment::kSlash;
+      if (!skipping_) {
+        fault(Fault::Comment);
+        buf_.clear();
+        scalar_ = false;
+        skipping_ = depth_ > 0;
       }
     } else if (scalar_ && !ends_token(c)) {
       buf_.push_back(c);

@@ -22,6 +22,7 @@ class JsonSplitter {
     TooLarge,   /* a value exceeded max_size: the stream cannot resync */
     TooDeep,    /* nesting exceeded max_depth: the value is skipped */
     Unbalanced, /* a closing bracket with nothing open: skipped */
+    Comment,    /* a comment (not JSON): the value around it is skipped */
   };
   using MessageFunc = std::function<void(std::string_view)>;
   using FaultFunc = std::function<void(Fault)>;
@@ -45,7 +46,13 @@ class JsonSplitter {
   char quote_ = '"'; /* QEMU also accepts 'single-quoted' strings */
   bool escape_ = false;
   bool scalar_ = false;  /* a bare top-level token such as 42 or true */
-  bool skipping_ = false; /* inside a value that was too deep */
+  bool skipping_ = false; /* inside a value that was too deep or had a comment */
+  /* json-glib reads C and C++ comments, where brackets and quotes do not
+   * count: the splitter follows them so that its depth is the parser's,
+   * and refuses them, as QEMU does. */
+  enum class Comment { kNone, kSlash, kBlock, kLine };
+  Comment comment_ = Comment::kNone;
+  bool star_ = false; /* the last character of a block comment was '*' */
 };
 
 }  // namespace qio::monitor

@@ -138,6 +138,9 @@ static std::string fault_reply(JsonSplitter::Fault fault) {
     case JsonSplitter::Fault::Unbalanced:
       desc = _("JSON parse error: unexpected closing bracket; it was ignored");
       break;
+    case JsonSplitter::Fault::Comment:
+      desc = _("JSON parse error: comments are not JSON; the request was ignored");
+      break;
   }
   g_autoptr(GError) e = g_error_new_literal(QMP_ERROR, QMP_ERROR_GENERIC, desc);
   g_autoptr(JsonNode) reply = qmp_error_reply(e, nullptr);

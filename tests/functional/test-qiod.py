@@ -234,6 +234,11 @@ corpus = [
     (b'{"execute": "' + b"x" * 5000 + b'"}\n', "has not been found"),
     (b'[' * 100 + b']' * 100 + b'\n', "nested too deeply"),
     (b'{"a":' * 70 + b'1' + b'}' * 70 + b'\n', "nested too deeply"),
+    # A quote in a comment once hid 100000 levels from the depth check, and
+    # json-glib's recursion overflowed the stack.
+    (b'{"execute": /* " */ ' + b'[' * 100000 + b']' * 100000 + b' /* " */ }\n',
+     "comments are not JSON"),
+    (b'// "\n', "comments are not JSON"),
 ]
 q2 = d.qmp()
 all_ok = True

@@ -366,6 +366,19 @@ static void test_splitter() {
   out = split({"}{}"}, &faults);
   g_assert_true(faults.size() == 1 && faults[0] == JsonSplitter::Fault::Unbalanced);
   g_assert_cmpuint(out.size(), ==, 1);
+  /* Comments are refused, and what they hold counts for nothing: json-glib
+   * would have read them, past the depth limit the splitter saw. */
+  faults.clear();
+  out = split({"{\"execute\": /* \" */ " + std::string(100, '[') + std::string(100, ']') +
+                   " /* \" */ }",
+               "// a \" line {[\n", "{\"a\":\"/* no */ // no\"} {}"},
+              &faults);
+  g_assert_cmpuint(faults.size(), ==, 2);
+  g_assert_true(faults[0] == JsonSplitter::Fault::Comment);
+  g_assert_true(faults[1] == JsonSplitter::Fault::Comment);
+  g_assert_cmpuint(out.size(), ==, 2);
+  g_assert_cmpstr(out[0].c_str(), ==, "{\"a\":\"/* no */ // no\"}");
+  g_assert_cmpstr(out[1].c_str(), ==, "{}");
   faults.clear();
   JsonSplitter s(100, 8);
   g_assert_false(s.feed("{\"" + std::string(200, 'a'), [](std::string_view) {},
