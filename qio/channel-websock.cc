@@ -354,6 +354,10 @@ static void queue_control(QIOChannelWebsock *wioc, guint8 opcode, const guint8 *
   std::lock_guard<std::mutex> guard(p->ctl_lock);
   if (p->close_sent) return;
   if (opcode == kOpClose) p->close_sent = true;
+  /* Before a close only pongs are queued: only the latest ping is answered
+   * (RFC 6455 5.5.3), so a peer that pings and never reads cannot grow the
+   * queue. */
+  if (opcode == kOpPong) p->ctl.consume(p->ctl.size());
   p->ctl.append(frame, n + len);
   p->ctl_pending = true;
 }

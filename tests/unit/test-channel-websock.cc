@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -624,6 +625,65 @@ static void test_would_block() {
   delete got;
 }
 
+/* A peer that pings without reading: only the latest ping is answered
+ * (RFC 6455 5.5.3), so the pongs waiting for it stay one, not one per ping
+ * (a flood of them grew qiod by gigabytes). */
+static std::string ping_payload(int i) {
+  std::string p = std::to_string(i);
+  return p + std::string(125 - p.size(), '.');
+}
+
+static void test_ping_flood() {
+  Raw raw;
+  g_autoptr(QIOChannelWebsock) wioc = server_after_handshake(&raw);
+  QIOChannel *ioc = QIO_CHANNEL(wioc);
+  g_assert_true(qio_channel_set_blocking(ioc, FALSE, nullptr));
+  constexpr int kPings = 5000;
+  struct Sender {
+    Raw *raw;
+    std::atomic<bool> done{false};
+  } sender{&raw};
+  /* 125-byte payloads: a 64 KiB pipe holds about 500 of their pongs. */
+  GThread *thread = g_thread_new(
+      "pinger",
+      +[](gpointer data) -> gpointer {
+        auto *sd = static_cast<Sender *>(data);
+        for (int i = 0; i < kPings; i++) sd->raw->send(frame(0x9, true, ping_payload(i), true));
+        sd->done = true;
+        return nullptr;
+      },
+      &sender);
+  char c;
+  for (;;) {
+    bool finished = sender.done;
+    if (qio_channel_read(ioc, &c, 1, nullptr) == QIO_CHANNEL_ERR_BLOCK && finished) break;
+  }
+  g_thread_join(thread);
+  /* Now read everything the server has for the peer, up to its close. */
+  g_assert_true(qio_channel_set_blocking(ioc, TRUE, nullptr));
+  struct Drain {
+    Raw *raw;
+    int pongs = 0;
+    std::string last;
+  } drain{&raw};
+  GThread *reader = g_thread_new(
+      "drain",
+      +[](gpointer data) -> gpointer {
+        auto *d = static_cast<Drain *>(data);
+        for (Frame f = read_frame(*d->raw); f.opcode != 0x8; f = read_frame(*d->raw)) {
+          g_assert_cmpuint(f.opcode, ==, 0xA);
+          d->pongs++;
+          d->last = f.payload;
+        }
+        return nullptr;
+      },
+      &drain);
+  g_assert_true(qio_channel_close(ioc, nullptr));
+  g_thread_join(reader);
+  g_assert_true(drain.last == ping_payload(kPings - 1));
+  g_assert_cmpint(drain.pongs, <, kPings / 2);
+}
+
 /* ---- framing against hand-made frames --------------------------------- */
 
 
@@ -1093,6 +1153,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/websock/data/would-block", test_would_block);
   g_test_add_func("/qio/websock/data/not-ready", test_not_ready);
   g_test_add_func("/qio/websock/frame/fragmentation-ping", test_fragmentation_and_ping);
+  g_test_add_func("/qio/websock/frame/ping-flood", test_ping_flood);
   g_test_add_func("/qio/websock/frame/masking-enforced", test_masking_enforced);
   g_test_add_func("/qio/websock/frame/client-rejects-masked", test_client_rejects_masked);
   g_test_add_func("/qio/websock/frame/violations", test_violations);
