@@ -162,7 +162,12 @@ qio::Task<void> QmpSession::read_loop(std::shared_ptr<QmpSession> self) {
       gsize nfds = 0;
       n = qio_channel_readv_full(self->ioc_, &iov, 1, fd_pass ? &fds : nullptr,
                                  fd_pass ? &nfds : nullptr, &error);
-      for (gsize k = 0; k < nfds; k++) self->fds_.push_back(fds[k]);
+      if (nfds > 0) {
+        /* Only the latest batch waits for a getfd, as in QEMU: a client
+         * sending descriptors nobody claims cannot fill the table. */
+        for (int fd : self->fds_) g_close(fd, nullptr);
+        self->fds_.assign(fds, fds + nfds);
+      }
       g_free(fds);
       if (n != QIO_CHANNEL_ERR_BLOCK) break;
       if (co_await qio::wait_io(self->ioc_, G_IO_IN, nullptr, self->cancellable_) == 0) {

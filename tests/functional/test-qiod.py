@@ -4,6 +4,7 @@ many and slow clients, signals, and the guest's digests."""
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -252,6 +253,25 @@ for data, want in corpus:
     alive = q2.cmd("query-version")
     all_ok = all_ok and "return" in alive
 t.ok(all_ok, "the connection keeps serving after every malformed request")
+
+# Descriptors sent with no getfd to claim them: only the latest batch is
+# kept, so a client cannot fill qiod's descriptor table.
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+q4 = d.qmp()
+before = open_fds(d.proc.pid)
+with open("/dev/null") as null:
+    for _ in range(200):
+        q4.sock.sendmsg([b" "], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                  struct.pack("10i", *([null.fileno()] * 10)))])
+r = q4.cmd("query-version")
+after = open_fds(d.proc.pid)
+t.ok("return" in r and after - before <= 12,
+     "2000 unclaimed descriptors (200 messages): qiod holds only the last 10",
+     (before, after, r))
+q4.close()
 
 # A request over the 1 MiB limit: an error, then the connection is closed.
 q3 = d.qmp()
