@@ -107,6 +107,11 @@ void QmpListener::take_client(QIOChannelSocket *client) {
     return;
   }
   g_autoptr(GError) error = nullptr;
+  if (handshakes_ >= server_.limits().max_clients) {
+    g_message(_("QMP: dropping client '%s': %u TLS handshakes are already under way"),
+              qio_channel_get_name(QIO_CHANNEL(client)), handshakes_);
+    return;
+  }
   if (!qio_channel_set_blocking(QIO_CHANNEL(client), FALSE, &error)) {
     g_message(_("QMP: dropping client '%s': %s"), qio_channel_get_name(QIO_CHANNEL(client)),
               error->message);
@@ -119,6 +124,7 @@ void QmpListener::take_client(QIOChannelSocket *client) {
     return;
   }
   auto *hs = new Handshake(this, tioc);
+  handshakes_++;
   qio_channel_tls_handshake(tioc, hs->cancellable, on_handshake, hs, server_.context());
 }
 
@@ -127,6 +133,7 @@ void QmpListener::on_handshake(GObject *, GAsyncResult *result, gpointer data) n
   g_autoptr(GError) error = nullptr;
   bool ok = qio_channel_tls_handshake_finish(hs->tioc, result, &error);
   if (hs->alive.expired()) return;
+  hs->listener->handshakes_--;
   if (!ok) {
     g_message(_("QMP: TLS handshake with '%s' failed: %s"),
               qio_channel_get_name(QIO_CHANNEL(hs->tioc)),

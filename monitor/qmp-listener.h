@@ -51,6 +51,9 @@ class QmpListener {
   /* Handshakes in flight hold a weak reference: one finishing after the
    * listener is gone drops its client. */
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  /* TLS handshakes under way: at most max_clients, or silent connections
+   * would hold a session and a descriptor each until their timeout. */
+  guint handshakes_ = 0;
 };
 
 }  // namespace qio::monitor

@@ -3,6 +3,7 @@
 and the expiry warning, with certificates made by certtool."""
 import json
 import os
+import select
 import socket
 import ssl
 import subprocess
@@ -128,6 +129,32 @@ try:
 except (ssl.SSLError, OSError, ValueError):
     refused = True
 t.ok(refused, "verify-peer=on: a client without a certificate is refused")
+
+# Silent connections: at most 64 (max_clients) TLS handshakes wait at once;
+# the rest are dropped at once instead of each holding a session.
+silent = []
+for _ in range(200):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(tls_sock)
+    silent.append(c)
+time.sleep(1)  # well inside the 10 s handshake timeout
+held = len(os.listdir(f"/proc/{d.proc.pid}/fd"))
+dropped = 0
+for c in select.select(silent, [], [], 1)[0]:
+    try:
+        dropped += c.recv(1) == b""
+    except ConnectionResetError:
+        dropped += 1
+for c in silent:
+    c.close()
+time.sleep(0.5)  # their handshakes fail at the hang-up and free their places
+try:
+    greeting, reply = tls_qmp(tls_sock)
+except Exception as e:  # noqa: BLE001
+    greeting, reply = {"exception": repr(e)}, {}
+t.ok(dropped >= 136 and held < 100 and "return" in reply,
+     "200 silent TLS connections: all past 64 are dropped at once, then a client is served",
+     (dropped, held, greeting, reply))
 
 q = d.qmp()
 r = q.cmd("object-del", {"id": "tls0"})
