@@ -66,6 +66,7 @@ std::optional<ChardevOptions> ChardevOptions::parse(const char *text, GError **e
 
 std::optional<ChardevOptions> ChardevOptions::from_qmp(JsonObject *args, GError **error) {
   ChardevOptions opts;
+  opts.from_monitor_ = true;
   opts.id_ = json_object_get_string_member_with_default(args, "id", "");
   JsonNode *backend_node = json_object_get_member(args, "backend");
   JsonObject *backend =

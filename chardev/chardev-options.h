@@ -24,6 +24,8 @@ class ChardevOptions {
 
   const std::string &backend() const { return backend_; }
   const std::string &id() const { return id_; }
+  /* Made by chardev-add, whose defaults differ at places (as in QEMU). */
+  bool from_monitor() const { return from_monitor_; }
 
   bool has(const char *key) const { return values_.count(key) != 0; }
   /* Each removes the key it reads; a missing key yields @def. */
@@ -36,6 +38,7 @@ class ChardevOptions {
  private:
   std::string backend_;
   std::string id_;
+  bool from_monitor_ = false;
   std::map<std::string, std::string> values_;
 };
 

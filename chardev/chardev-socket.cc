@@ -97,8 +97,10 @@ std::unique_ptr<ChardevSocket> ChardevSocket::create(ChardevOptions &opts, GMain
     self->fd_ = static_cast<int>(n);
     self->fd_text_ = fd;
   }
+  /* wait=on blocks until a client connects: fine at start-up, as in QEMU,
+   * but from chardev-add it would stop qiod's main loop. */
   if (!opts.take_bool("server", false, &self->server_, error) ||
-      !opts.take_bool("wait", true, &self->wait_, error) ||
+      !opts.take_bool("wait", !opts.from_monitor(), &self->wait_, error) ||
       !opts.take_bool("nodelay", false, &self->nodelay_, error) ||
       !opts.take_bool("telnet", false, &self->telnet_, error) ||
       !opts.take_bool("websocket", false, &self->websocket_, error) ||
@@ -117,6 +119,13 @@ std::unique_ptr<ChardevSocket> ChardevSocket::create(ChardevOptions &opts, GMain
   }
   if (reconnect_s) self->reconnect_ms_ = reconnect_s * 1000;
   if (!self->server_) self->wait_ = false;
+  if (self->wait_ && opts.from_monitor()) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
+                _("chardev '%s': wait=true would stop qiod until a client connects; leave it "
+                  "off and connect once chardev-add has returned"),
+                id);
+    return nullptr;
+  }
   if (self->websocket_ && !self->server_) {
     g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
                 _("chardev '%s': websocket=on needs server=on"), id);

@@ -180,6 +180,20 @@ t.ok(is_error(q.cmd("chardev-add", {"id": "x", "backend": {"type": "socket", "da
 t.ok(is_error(q.cmd("chardev-add", {"id": "x", "backend": {"type": "socket", "data": {
     "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": "1"}}, "server": False}}}),
     "'x'"), "chardev-add of a client whose server is absent fails, naming the chardev")
+# From QMP a server does not wait for its first client (QEMU's default
+# there too), and asking it to would stop qiod: refused.
+sport = free_port()
+r = q.cmd("chardev-add", {"id": "nw", "backend": {"type": "socket", "data": {
+    "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(sport)}},
+    "server": True}}})
+r2 = q.cmd("query-status")
+r3 = q.cmd("chardev-remove", {"id": "nw"})
+t.ok(r == r3 == {"return": {}} and "return" in r2,
+     "chardev-add of a server without 'wait' returns at once; qiod answers on", (r, r2, r3))
+t.ok(is_error(q.cmd("chardev-add", {"id": "w", "backend": {"type": "socket", "data": {
+    "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(sport)}},
+    "server": True, "wait": True}}}), "would stop qiod"),
+     "chardev-add of a server with wait=true is refused")
 t.ok(is_error(q.cmd("chardev-remove", {"id": "s0"}), "busy"),
      "chardev-remove of the serial port's chardev is refused (busy)")
 r = q.cmd("chardev-remove", {"id": "c1"})
