@@ -59,11 +59,13 @@ bool GuestDisk::flush(GError **error) {
   return false;
 }
 
-bool GuestDisk::write_block(guint64 block, guint64 seed, guint64 generation, GError **error) {
+bool GuestDisk::write_block(guint64 block, guint64 seed, guint64 generation, GError **error,
+                            bool skip_if_frozen) {
   guint64 buf[kGuestBlockSize / 8];
   guint64 state = seed ^ (block * 0xA0761D6478BD642FULL) ^ (generation << 1);
   for (auto &w : buf) w = splitmix64(state);
   std::unique_lock guard(lock_);
+  if (skip_if_frozen && frozen_) return false;
   thawed_.wait(guard, [this] { return !frozen_; });
   ssize_t n;
   do {

@@ -32,7 +32,10 @@ class GuestDisk {
   guint64 blocks_written() const;
 
   /* Writes block @block with bytes derived from @seed and @generation. */
-  bool write_block(guint64 block, guint64 seed, guint64 generation, GError **error);
+  /* While the disk is frozen: waits for the thaw, or with @skip_if_frozen
+   * writes nothing and returns false (error unset). */
+  bool write_block(guint64 block, guint64 seed, guint64 generation, GError **error,
+                   bool skip_if_frozen = false);
   /* Writes the image's data through to the storage (fdatasync). */
   bool flush(GError **error);
   /* SHA-256 of the whole image, lower-case hex. */
@@ -45,7 +48,8 @@ class GuestDisk {
   std::vector<guint64> take_dirty();
   /* Reads @len bytes at @offset, never a half-written block. */
   bool read(guint64 offset, void *buf, gsize len, GError **error) const;
-  /* While frozen, write_block waits: a job's final pass sees a fixed image. */
+  /* While frozen, write_block waits (or skips): a job's final pass sees a
+   * fixed image. */
   void freeze();
   void thaw();
 

@@ -130,9 +130,12 @@ void Workload::run() {
       GuestDisk *disk = disks_[splitmix64(rng) % disks_.size()];
       if (disk->block_count() == 0) continue;
       /* A failing image (disk full) is reported by query-guest's digest;
-       * the workload keeps going on the other disks. */
+       * the workload keeps going on the other disks.  A frozen disk (a
+       * mirror's final pass) is skipped, not waited for: this thread holds
+       * lock_, which the main loop takes (stop, query-guest), and a
+       * stalled mirror target must not reach the main loop. */
       if (disk->write_block(splitmix64(rng) % disk->block_count(), seed_, ++generation_,
-                            nullptr))
+                            nullptr, true))
         blocks_total_++;
     }
     blocks_since_epoch_ += blocks;

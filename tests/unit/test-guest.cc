@@ -8,6 +8,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
+#include <atomic>
 #include <bit>
 #include <set>
 #include <thread>
@@ -144,6 +145,38 @@ static void test_disk() {
   g_assert_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
   g_assert_nonnull(strstr(error->message, "d1"));
   g_assert_nonnull(strstr(error->message, "/nonexistent/qio.img"));
+}
+
+/* A frozen disk (a mirror's final pass, whose target may stall) is
+ * skipped by the workload, not waited for: the workload's lock, which
+ * pause() and the main loop take, stays free. */
+static void test_workload_skips_frozen_disk() {
+  std::string path = make_image(64 * kGuestBlockSize);
+  auto ram = GuestRam::create(64 * kGuestPageSize, 3, nullptr);
+  auto disk = GuestDisk::open("d0", path.c_str(), nullptr);
+  Workload w(*ram, {disk.get()}, 3);
+  w.set_disk_rate(2000);
+  disk->freeze();
+  w.resume();
+  g_usleep(200000);
+  std::atomic<bool> paused{false};
+  std::thread pauser([&] {
+    w.pause();
+    paused = true;
+  });
+  /* Not a speed check: 30 s only tells a stuck pause from a slow machine. */
+  for (int i = 0; i < 3000 && !paused; i++) g_usleep(10 * 1000);
+  g_assert_true(paused.load());
+  pauser.join();
+  g_assert_cmpuint(disk->blocks_written(), ==, 0);
+  disk->thaw();
+  w.resume();
+  for (int i = 0; i < 3000 && disk->blocks_written() == 0; i++) g_usleep(10 * 1000);
+  w.pause();
+  g_assert_cmpuint(disk->blocks_written(), >, 0);
+  g_assert_cmpuint(w.blocks_written(), ==, disk->blocks_written());
+  disk.reset();
+  g_unlink(path.c_str());
 }
 
 static void test_guest_stop_cont() {
@@ -367,6 +400,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/host/ram/dirty-concurrent", test_ram_dirty_concurrent);
   g_test_add_func("/host/workload/pacing", test_workload_pacing);
   g_test_add_func("/host/disk/write-digest", test_disk);
+  g_test_add_func("/host/workload/skips-frozen-disk", test_workload_skips_frozen_disk);
   g_test_add_func("/host/guest/stop-cont", test_guest_stop_cont);
   g_test_add_func("/host/serial-shell", test_serial_shell);
   g_test_add_func("/host/serial-shell-blocks", test_serial_shell_blocks);
