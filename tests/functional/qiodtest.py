@@ -1,5 +1,6 @@
 """Helpers for the qiod functional tests: TAP output, starting qiod on a
 temporary UNIX socket, and a minimal QMP client speaking raw JSON."""
+import atexit
 import json
 import os
 import shutil
@@ -116,6 +117,8 @@ class Qiod:
             cmd += ["-qmp", f"unix:{self.sock},server=on,wait=off"]
         cmd += [a.replace("@DIR@", self.dir) for a in args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # A test that dies of an exception must not leave qiod running.
+        atexit.register(lambda proc=self.proc: proc.poll() is None and proc.kill())
         if qmp and wait:
             self.wait_socket()
 
