@@ -89,11 +89,11 @@ for mode in ("plain", "tls"):
     else:
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        tls_port = s.getsockname()[1]
         s.close()
         r = q.cmd("nbd-server-start", {"addr": {"type": "inet", "data": {
-            "host": "127.0.0.1", "port": str(port)}}, "tls-creds": "tls0"})
-        uri = f"nbds://127.0.0.1:{port}/disk0?tls-certificates={pki}/cli"
+            "host": "127.0.0.1", "port": str(tls_port)}}, "tls-creds": "tls0"})
+        uri = f"nbds://127.0.0.1:{tls_port}/disk0?tls-certificates={pki}/cli"
     t.ok(r == {"return": {}}, f"{mode}: nbd-server-start", r)
     for how in ("remove", "stop"):
         with open(img, "r+b") as f:
@@ -122,9 +122,9 @@ for mode in ("plain", "tls"):
 NBD_OPT, NBD_REQ = 0x49484156454F5054, 0x25609513
 
 
-def stalled_tls_client(port, setup, request):
-    """Connects with STARTTLS and x509, runs @setup, then sends what
-    @request makes until the socket takes no more, reading no reply."""
+def stalled_tls_client(port, name=b"disk0"):
+    """Connects with STARTTLS and x509, goes to export @name, then sends
+    1 MiB reads until the socket takes no more, reading no reply."""
     import ssl
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -136,28 +136,20 @@ def stalled_tls_client(port, setup, request):
     ctx.load_verify_locations(f"{pki}/cli/ca-cert.pem")
     ctx.load_cert_chain(f"{pki}/cli/client-cert.pem", f"{pki}/cli/client-key.pem")
     tls = ctx.wrap_socket(s, server_hostname="localhost")
-    setup(tls)
-    tls.settimeout(2)
-    try:
-        while True:
-            request(tls)
-    except OSError:  # timed out with the socket full, or already cut off
-        pass
-    return tls
-
-
-def go(tls, name=b"disk0"):
     tls.sendall(struct.pack(">QII", NBD_OPT, 7, len(name) + 6) + struct.pack(">I", len(name))
                 + name + struct.pack(">H", 0))
     while True:
         _, _, typ, length = struct.unpack(">QIII", recv_exact(tls, 20))
         recv_exact(tls, length)
         if typ == 1:  # NBD_REP_ACK
-            return
-
-
-def read_request(tls):
-    tls.sendall(struct.pack(">IHHQQI", NBD_REQ, 0, 0, 1, 0, MiB))
+            break
+    tls.settimeout(2)
+    try:
+        while True:
+            tls.sendall(struct.pack(">IHHQQI", NBD_REQ, 0, 0, 1, 0, MiB))
+    except OSError:  # timed out with the socket full
+        pass
+    return tls
 
 
 def greeted(port):
@@ -171,18 +163,17 @@ def greeted(port):
 def stalled_client_ends(how):
     """Starts the TLS server, ends a stalled client's connection by @how;
     None when qiod answered throughout, else what went wrong."""
-    # On the TLS server's port from above.
     r = q.cmd("nbd-server-start", {"addr": {"type": "inet", "data": {
-        "host": "127.0.0.1", "port": str(port)}}, "tls-creds": "tls0"})
+        "host": "127.0.0.1", "port": str(tls_port)}}, "tls-creds": "tls0"})
     r2 = q.cmd("nbd-server-add", {"device": "disk0", "writable": True})
     if r != {"return": {}} or r2 != {"return": {}}:
         return (r, r2)
-    c = stalled_tls_client(port, go, read_request)
+    c = stalled_tls_client(tls_port)
     if how == "remove":
         r = q.cmd("nbd-server-remove", {"name": "disk0", "mode": "hard"})
         if r != {"return": {}}:
             return r
-        if not greeted(port):
+        if not greeted(tls_port):
             return "a new client got no greeting"
     r = q.cmd("nbd-server-stop")
     c.close()
