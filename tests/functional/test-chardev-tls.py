@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qiodtest import Qiod, Tap  # noqa: E402
-from chardevtest import (GUEST_PROMPT, GnutlsCli, Pki, chardev_info, free_port,  # noqa: E402
+from chardevtest import (GUEST_PROMPT, GnutlsCli, Pki, free_port,  # noqa: E402
                          wait_connected)
 
 t = Tap()

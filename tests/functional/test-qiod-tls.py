@@ -12,7 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qiodtest import Qiod, Qmp, Tap  # noqa: E402
+from qiodtest import Qiod, Tap  # noqa: E402
 
 t = Tap()
 pki = tempfile.mkdtemp(prefix="qiod-pki-")
