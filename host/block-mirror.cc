@@ -194,6 +194,18 @@ void BlockMirror::run() {
     nbd_client_disconnect(client);
     return finish(error, false);
   }
+  /* Dirty blocks go out one guest block at a time where need be: a target
+   * that wants bigger aligned writes would refuse them mid-job. */
+  if (info->min_block > kGuestBlockSize) {
+    g_set_error(&error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                _("Mirror job '%s': target '%s' requires writes aligned to %u bytes, but the "
+                  "mirror writes %u-byte blocks; use a target whose minimum block size is at "
+                  "most %u bytes"),
+                config_.job_id.c_str(), config_.target.c_str(), info->min_block,
+                static_cast<guint>(kGuestBlockSize), static_cast<guint>(kGuestBlockSize));
+    nbd_client_disconnect(client);
+    return finish(error, false);
+  }
   std::vector<guint8> buf(info->max_block ? MIN(kChunk, info->max_block) : kChunk);
 
   /* Tracking starts before the bulk copy, so a block the guest rewrites

@@ -558,6 +558,16 @@ gboolean simple_command(NBDClient *client, guint16 type, guint16 flags, guint64 
          read_reply_chunks(priv, type, cookie, offset, nullptr, 0, nullptr, error);
 }
 
+/* Commands the server did not offer must not be sent (the spec forbids
+ * them): refused here, naming the server. */
+gboolean require_flag(NBDClient *client, guint16 flag, const char *command, GError **error) {
+  NBDClientPrivate *priv = client_priv(client);
+  if (!priv->ioc || (priv->info.flags & flag)) return TRUE;
+  g_set_error(error, NBD_ERROR, NBD_ERROR_UNSUPPORTED,
+              _("NBD server %s does not offer %s on this export"), priv->peer.c_str(), command);
+  return FALSE;
+}
+
 /* Calls @step(offset, done, n) for pieces of at most the server's maximum
  * payload covering @len bytes from @offset. */
 template <typename F>
@@ -587,24 +597,35 @@ gboolean nbd_client_read(NBDClient *client, guint64 offset, void *buf, gsize len
 
 gboolean nbd_client_write(NBDClient *client, guint64 offset, const void *buf, gsize len,
                           gboolean fua, GError **error) {
+  NBDClientPrivate *priv = client_priv(client);
+  /* The spec forbids the FUA flag unless the server offered it; a flush
+   * after the write gives the same guarantee where only that is offered. */
+  bool fua_flag = fua && (priv->info.flags & NBD_FLAG_SEND_FUA);
   auto *p = static_cast<const guint8 *>(buf);
-  return for_each_piece(client_priv(client), offset, len, [&](guint64 at, gsize done, guint32 n) {
-    return simple_command(client, NBD_CMD_WRITE, fua ? NBD_CMD_FLAG_FUA : 0, at, n, p + done,
-                          error);
-  });
+  return for_each_piece(priv, offset, len, [&](guint64 at, gsize done, guint32 n) {
+           return simple_command(client, NBD_CMD_WRITE, fua_flag ? NBD_CMD_FLAG_FUA : 0, at, n,
+                                 p + done, error);
+         }) &&
+         (!fua || fua_flag || nbd_client_flush(client, error));
 }
 
 gboolean nbd_client_flush(NBDClient *client, GError **error) {
+  /* A server that offers no flush cannot be asked for one (the spec
+   * forbids the command): its writes are as durable as it makes them. */
+  NBDClientPrivate *priv = client_priv(client);
+  if (priv->ioc && !(priv->info.flags & NBD_FLAG_SEND_FLUSH)) return TRUE;
   return simple_command(client, NBD_CMD_FLUSH, 0, 0, 0, nullptr, error);
 }
 
 gboolean nbd_client_trim(NBDClient *client, guint64 offset, guint32 len, GError **error) {
-  return simple_command(client, NBD_CMD_TRIM, 0, offset, len, nullptr, error);
+  return require_flag(client, NBD_FLAG_SEND_TRIM, "NBD_CMD_TRIM", error) &&
+         simple_command(client, NBD_CMD_TRIM, 0, offset, len, nullptr, error);
 }
 
 gboolean nbd_client_write_zeroes(NBDClient *client, guint64 offset, guint32 len,
                                  GError **error) {
-  return simple_command(client, NBD_CMD_WRITE_ZEROES, 0, offset, len, nullptr, error);
+  return require_flag(client, NBD_FLAG_SEND_WRITE_ZEROES, "NBD_CMD_WRITE_ZEROES", error) &&
+         simple_command(client, NBD_CMD_WRITE_ZEROES, 0, offset, len, nullptr, error);
 }
 
 GArray *nbd_client_block_status(NBDClient *client, guint64 offset, guint32 len,

@@ -69,7 +69,11 @@ const NBDExportInfo *nbd_client_get_info(NBDClient *client);
 gboolean nbd_client_has_structured_replies(NBDClient *client);
 gboolean nbd_client_has_base_allocation(NBDClient *client);
 
-/* Commands; a server-side failure is NBD_ERROR_COMMAND naming the errno. */
+/* Commands; a server-side failure is NBD_ERROR_COMMAND naming the errno.
+ * Only what the server offered goes out: a @fua write to a server without
+ * FUA is followed by a flush instead, a flush is a no-op where the server
+ * offers none, and trim or write-zeroes it does not offer fail with
+ * NBD_ERROR_UNSUPPORTED. */
 gboolean nbd_client_read(NBDClient *client, guint64 offset, void *buf, gsize len,
                          GError **error);
 gboolean nbd_client_write(NBDClient *client, guint64 offset, const void *buf, gsize len,

@@ -40,6 +40,7 @@ guint32 nbd_request_check(const NBDRequest *req, guint64 size, guint16 export_fl
   guint16 allowed = 0;
   gboolean writes = FALSE;
   gboolean ranged = TRUE;
+  gboolean offered = TRUE;
   switch (req->type) {
     case NBD_CMD_READ:
       allowed = NBD_CMD_FLAG_DF;
@@ -51,12 +52,12 @@ guint32 nbd_request_check(const NBDRequest *req, guint64 size, guint16 export_fl
       if (req->length > NBD_MAX_PAYLOAD) return NBD_EINVAL;
       break;
     case NBD_CMD_TRIM:
-      if (!(export_flags & NBD_FLAG_SEND_TRIM)) return NBD_EINVAL;
+      offered = (export_flags & NBD_FLAG_SEND_TRIM) != 0;
       allowed = NBD_CMD_FLAG_FUA;
       writes = TRUE;
       break;
     case NBD_CMD_WRITE_ZEROES:
-      if (!(export_flags & NBD_FLAG_SEND_WRITE_ZEROES)) return NBD_EINVAL;
+      offered = (export_flags & NBD_FLAG_SEND_WRITE_ZEROES) != 0;
       allowed = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO;
       writes = TRUE;
       break;
@@ -77,9 +78,12 @@ guint32 nbd_request_check(const NBDRequest *req, guint64 size, guint16 export_fl
     default:
       return NBD_EINVAL;
   }
+  /* A read-only export offers no trim or zeroing; asked for anyway, they
+   * are refused as the writes they are. */
+  if (writes && (export_flags & NBD_FLAG_READ_ONLY)) return NBD_EPERM;
+  if (!offered) return NBD_EINVAL;
   if (req->flags & ~allowed) return NBD_EINVAL;
   if ((req->flags & NBD_CMD_FLAG_DF) && !structured) return NBD_EINVAL;
-  if (writes && (export_flags & NBD_FLAG_READ_ONLY)) return NBD_EPERM;
   if (ranged) {
     /* offset + length may wrap; compare without adding. */
     if (req->offset > size || req->length > size - req->offset)

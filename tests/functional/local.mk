@@ -44,4 +44,5 @@ functional_tests += tests/functional/test-qiod-nbd.py
 functional_tests += tests/functional/test-nbd-remove.py
 functional_tests += tests/functional/test-migration-storage.py
 functional_tests += tests/functional/test-mirror-cancel.py
+functional_tests += tests/functional/test-mirror-nbdkit.py
 functional_tests += tests/functional/test-mirror-export.py

@@ -99,6 +99,16 @@ class Qmp:
             if "event" in msg:
                 self.events.append(msg)
 
+    def wait_job_ready(self, job, timeout=30):
+        """True once query-block-jobs shows @job ready, False after @timeout s."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            jobs = self.cmd("query-block-jobs")["return"]
+            if any(j["device"] == job and j["ready"] for j in jobs):
+                return True
+            time.sleep(0.05)
+        return False
+
     def close(self):
         self.sock.close()
 

@@ -10,21 +10,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import migrationtest as mt  # noqa: E402
 from qiodtest import Qiod, Tap  # noqa: E402
 
 t = Tap()
 MiB = 1 << 20
-
-
-def wait_ready(q, job, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        jobs = q.cmd("query-block-jobs")["return"]
-        if any(j["device"] == job and j["ready"] for j in jobs):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def pair(n, disk_rate=400):
@@ -46,7 +35,7 @@ def pair(n, disk_rate=400):
               {"capabilities": [{"capability": "events", "state": True}]})
     r = qs.cmd("drive-mirror", {"device": "disk0", "sync": "full", "job-id": "m0",
                                 "target": f"nbd+unix:///disk0?socket={sock}"})
-    t.ok(r == {"return": {}} and wait_ready(qs, "m0"),
+    t.ok(r == {"return": {}} and qs.wait_job_ready("m0"),
          f"run {n}: drive-mirror to the destination's export becomes ready", r)
     return src, dst, qs, qd
 

@@ -111,6 +111,27 @@ t "NBDClient writes through nbdkit byte-exact" \
            cmp -n $((3 << 20)) '$tmp/w' '$tmp/sparse2'"
 t "NBDClient block status from nbdkit sees the hole" \
   bash -c "'$check' map 'nbd+unix:///?socket=$k2sock' | grep -q ' 3$'"
+# nbdkit's eval plugin over a file, offering only what its methods allow;
+# nbdkit refuses commands it did not offer.  nbd-client-check writes with
+# FUA and then flushes.
+evalsrv() { # socket, extra methods...
+  local s=$1; shift
+  start nbdkit -f -U "$s" eval get_size="echo $((4 << 20))" \
+    pread="dd if=$tmp/ev skip=\$4 count=\$3 iflag=skip_bytes,count_bytes status=none" \
+    pwrite="dd of=$tmp/ev seek=\$4 oflag=seek_bytes conv=notrunc status=none" "$@"
+  wait_socket "$s"
+}
+truncate -s 4M "$tmp/ev"
+evalsrv "$tmp/eval1.sock"
+t "NBDClient writes through nbdkit offering no FUA and no flush (sends neither)" \
+  bash -c "nbdinfo 'nbd+unix:///?socket=$tmp/eval1.sock' | grep -q 'can_flush: false' &&
+           head -c 1M /dev/urandom >'$tmp/w1' && '$check' write 'nbd+unix:///?socket=$tmp/eval1.sock' '$tmp/w1' &&
+           cmp -n $((1 << 20)) '$tmp/w1' '$tmp/ev'"
+evalsrv "$tmp/eval2.sock" can_fua="echo none" flush="echo flush >>$tmp/flushes"
+t "NBDClient FUA write to nbdkit offering flush but no FUA: a flush follows the write" \
+  bash -c "nbdinfo 'nbd+unix:///?socket=$tmp/eval2.sock' | grep -q 'can_fua: false' &&
+           head -c 1M /dev/urandom >'$tmp/w2' && '$check' write 'nbd+unix:///?socket=$tmp/eval2.sock' '$tmp/w2' &&
+           cmp -n $((1 << 20)) '$tmp/w2' '$tmp/ev' && [ \$(wc -l <'$tmp/flushes') = 2 ]"
 
 # Life cycle: without -t the server exits after its client; --fork and --pid-file.
 osock=$tmp/once.sock

@@ -272,15 +272,16 @@ def _():
     h2.shutdown()
 
 
-@test("read-only export refuses writes with EPERM")
+@test("read-only export refuses writes, trims and zeroes with EPERM")
 def _():
     p, s = start(img, "-r", "-t")
     h = connect(s)
     assert h.is_read_only()
     h.set_strict_mode(0)
-    e = nbd_errno(lambda: h.pwrite(b"x", 0))
+    errs = (nbd_errno(lambda: h.pwrite(b"x", 0)), nbd_errno(lambda: h.trim(4096, 0)),
+            nbd_errno(lambda: h.zero(4096, 0)))
     h.shutdown()
-    return e == "EPERM" or e
+    return errs == ("EPERM",) * 3 or errs
 
 
 @test("unknown export: NBD_OPT_GO fails")

@@ -196,7 +196,12 @@ void test_request_check() {
       {{NBD_CMD_FLAG_REQ_ONE, NBD_CMD_WRITE, 1, 0, 1}, rw, FALSE, FALSE, NBD_EINVAL},
       {{NBD_CMD_FLAG_DF, NBD_CMD_READ, 1, 0, 1}, rw, FALSE, FALSE, NBD_EINVAL},
       {{NBD_CMD_FLAG_DF, NBD_CMD_READ, 1, 0, 1}, rw, TRUE, FALSE, 0},
-      {{0, NBD_CMD_TRIM, 1, 0, 4096}, ro, FALSE, FALSE, NBD_EINVAL}, /* not advertised */
+      {{0, NBD_CMD_TRIM, 1, 0, 4096}, ro, FALSE, FALSE, NBD_EPERM}, /* a write all the same */
+      {{0, NBD_CMD_WRITE_ZEROES, 1, 0, 4096}, ro, FALSE, FALSE, NBD_EPERM},
+      {{0, NBD_CMD_TRIM, 1, 0, 4096}, static_cast<guint16>(rw & ~NBD_FLAG_SEND_TRIM), FALSE,
+       FALSE, NBD_EINVAL}, /* not advertised */
+      {{0, NBD_CMD_WRITE_ZEROES, 1, 0, 4096},
+       static_cast<guint16>(rw & ~NBD_FLAG_SEND_WRITE_ZEROES), FALSE, FALSE, NBD_EINVAL},
       {{0, NBD_CMD_TRIM, 1, 0, 4096}, rw, FALSE, FALSE, 0},
       {{0, NBD_CMD_TRIM, 1, 0, size + 1}, rw, FALSE, FALSE, NBD_ENOSPC},
       {{NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO, NBD_CMD_WRITE_ZEROES, 1, 0, 9}, rw,

@@ -153,8 +153,16 @@ void test_read_only(Fixture *f, gconstpointer) {
   g_assert_false(nbd_client_write(client, 0, &byte, 1, FALSE, &error));
   g_assert_error(error, NBD_ERROR, NBD_ERROR_COMMAND);
   g_clear_error(&error);
+  /* A read-only export offers no trim: the client does not send one. */
   g_assert_false(nbd_client_trim(client, 0, 4096, &error));
-  g_assert_error(error, NBD_ERROR, NBD_ERROR_COMMAND);
+  g_assert_error(error, NBD_ERROR, NBD_ERROR_UNSUPPORTED);
+  g_assert_nonnull(strstr(error->message, "NBD_CMD_TRIM"));
+  g_clear_error(&error);
+  g_assert_false(nbd_client_write_zeroes(client, 0, 4096, &error));
+  g_assert_error(error, NBD_ERROR, NBD_ERROR_UNSUPPORTED);
+  g_clear_error(&error);
+  /* The connection is still in step. */
+  g_assert_true(nbd_client_read(client, 0, &byte, 1, &error));
 }
 
 void test_unknown_export(Fixture *f, gconstpointer) {
