@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "migration/migration-incoming.h"
+#include "qio/channel-socket.h"
 #include "qio/error.h"
 
 #include <glib/gi18n-lib.h>
@@ -13,6 +14,22 @@ namespace {
 
 /* Device state larger than this is not something a source sends. */
 constexpr guint32 kMaxDeviceState = 16u << 20;
+
+/* On a listener with TLS, a peer gets this long for its handshake, and at
+ * most kMaxHandshakes run at once: silent connections cannot hold the
+ * port for good, nor cost a thread each without bound. */
+constexpr guint kHandshakeSeconds = 10;
+constexpr guint32 kMaxHandshakes = 16;
+
+/* The peer's address, for the log: accepted sockets are named after the
+ * listener. */
+std::string peer_name(QIOChannel *ioc) {
+  if (!QIO_IS_CHANNEL_SOCKET(ioc)) return qio_channel_get_name(ioc);
+  g_autoptr(QIOSocketAddress) addr =
+      qio_channel_socket_get_remote_address(QIO_CHANNEL_SOCKET(ioc), nullptr);
+  g_autofree char *text = addr ? qio_socket_address_to_string(addr) : nullptr;
+  return text && *text ? text : qio_channel_get_name(ioc);
+}
 
 }  // namespace
 
@@ -31,12 +48,12 @@ MigrationIncoming::~MigrationIncoming() {
     g_clear_object(&listener_);
   }
   abort_channels();
-  std::vector<std::thread> threads;
+  std::list<ChannelThread> threads;
   {
     std::lock_guard guard(lock_);
     threads.swap(threads_);
   }
-  for (auto &t : threads) t.join();
+  for (auto &t : threads) t.thread.join();
   for (QIOChannel *ioc : channels_) g_object_unref(ioc);
   g_clear_error(&error_);
   g_clear_object(&creds_);
@@ -61,7 +78,9 @@ bool MigrationIncoming::start(GError **error) {
   }
   listener_ = qio_net_listener_new();
   qio_net_listener_set_name(listener_, "migration-incoming");
-  if (!qio_net_listener_open_sync(listener_, uri_.address, 1 + params_.multifd_channels, error)) {
+  /* Room in the backlog for the source's channels beside handshakes under way. */
+  guint backlog = 1 + params_.multifd_channels + (creds_ ? kMaxHandshakes : 0);
+  if (!qio_net_listener_open_sync(listener_, uri_.address, backlog, error)) {
     g_prefix_error(error, _("Incoming migration on '%s': "), uri_.text.c_str());
     g_clear_object(&listener_);
     return false;
@@ -77,20 +96,104 @@ void MigrationIncoming::on_client(QIONetListener *, QIOChannelSocket *client,
   self->add_channel(QIO_CHANNEL(g_object_ref(client)));
 }
 
-void MigrationIncoming::add_channel(QIOChannel *plain) {
-  std::lock_guard guard(lock_);
+guint32 MigrationIncoming::channel_limit() const {
   /* The main channel plus one per multifd channel; once the main hello
    * has told how many, further connections are not ours. */
-  guint32 limit = main_ready_ ? 1 + expected_multifd_ : 1 + MAX(params_.multifd_channels, 1);
-  if (aborted() || accepted_ >= limit) {
-    g_info("migration: refusing an extra connection on '%s'", uri_.text.c_str());
-    qio_channel_close(plain, nullptr);
-    g_object_unref(plain);
-    return;
+  return main_ready_ ? 1 + expected_multifd_ : 1 + MAX(params_.multifd_channels, 1);
+}
+
+void MigrationIncoming::reap_threads() {
+  std::list<ChannelThread> done;
+  {
+    std::lock_guard guard(lock_);
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      auto next = std::next(it);
+      if (it->finished) done.splice(done.end(), threads_, it);
+      it = next;
+    }
   }
-  guint32 seq = accepted_++;
-  channels_.push_back(QIO_CHANNEL(g_object_ref(plain)));
-  threads_.emplace_back([this, plain, seq] { channel_thread(plain, seq); });
+  for (auto &t : done) t.thread.join();
+}
+
+void MigrationIncoming::add_channel(QIOChannel *plain) {
+  /* Dropped peers' threads end on their own; joined here, they cannot pile up. */
+  reap_threads();
+  /* Over TLS on a listener, only a completed handshake earns a role. */
+  bool admitted = !(creds_ && listener_);
+  bool extra, busy;
+  {
+    std::lock_guard guard(lock_);
+    extra = aborted() || admitted_ >= channel_limit();
+    busy = !extra && !admitted && handshakes_ >= kMaxHandshakes;
+    if (!extra && !busy) {
+      guint32 seq = 0;
+      if (admitted)
+        seq = admitted_++;
+      else
+        handshakes_++;
+      channels_.push_back(QIO_CHANNEL(g_object_ref(plain)));
+      ChannelThread *me = &threads_.emplace_back();
+      me->thread = std::thread([this, plain, admitted, seq, me] {
+        channel_thread(plain, admitted, seq);
+        std::lock_guard done_guard(lock_);
+        me->finished = true;
+      });
+      return;
+    }
+  }
+  /* Logged outside the lock: a slow log must not hold the channels. */
+  if (extra)
+    g_info("migration: refusing an extra connection on '%s'", uri_.text.c_str());
+  else
+    g_message(_("Incoming migration on '%s': dropping connection from %s: %u TLS handshakes "
+                "are already under way"),
+              uri_.text.c_str(), peer_name(plain).c_str(), kMaxHandshakes);
+  qio_channel_close(plain, nullptr);
+  g_object_unref(plain);
+}
+
+QIOChannel *MigrationIncoming::shake_hands(QIOChannel *plain, bool time_limit,
+                                           ChannelReport &report, GError **error) {
+  GSource *timer = nullptr;
+  if (time_limit) {
+    /* Cuts a handshake that takes too long: the peer is dropped. */
+    timer = g_timeout_source_new_seconds(kHandshakeSeconds);
+    g_source_set_callback(
+        timer,
+        +[](gpointer data) noexcept -> gboolean {
+          qio_channel_shutdown(QIO_CHANNEL(data), QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+          return G_SOURCE_REMOVE;
+        },
+        g_object_ref(plain), g_object_unref);
+    g_source_attach(timer, ctx_.main_context);
+  }
+  /* The plain reference stays ours until the thread ends. */
+  QIOChannel *ioc =
+      migration_tls_server(QIO_CHANNEL(g_object_ref(plain)), creds_, authz_, report, error);
+  if (timer) {
+    g_source_destroy(timer);
+    g_source_unref(timer);
+  }
+  return ioc;
+}
+
+bool MigrationIncoming::admit(QIOChannel *ioc, guint32 *seq) {
+  std::lock_guard guard(lock_);
+  handshakes_--;
+  if (aborted() || admitted_ >= channel_limit()) return false;
+  *seq = admitted_++;
+  channels_.push_back(QIO_CHANNEL(g_object_ref(ioc)));
+  return true;
+}
+
+void MigrationIncoming::drop(QIOChannel *plain) {
+  {
+    std::lock_guard guard(lock_);
+    std::erase(channels_, plain);
+  }
+  qio_channel_close(plain, nullptr);
+  g_object_unref(plain); /* the reference channels_ held */
+  g_object_unref(plain); /* the thread's */
 }
 
 void MigrationIncoming::abort_channels() {
@@ -125,23 +228,49 @@ void MigrationIncoming::fail(GError *error) {
   });
 }
 
-void MigrationIncoming::channel_thread(QIOChannel *plain, guint32 seq) {
+void MigrationIncoming::channel_thread(QIOChannel *plain, bool admitted, guint32 seq) {
   GError *error = nullptr;
   ChannelReport report;
-  report.name = seq == 0 ? "migration-main" : "migration-multifd";
+  auto role = [](guint32 n) { return n == 0 ? "migration-main" : "migration-multifd"; };
+  std::string peer = peer_name(plain);
+  report.name = admitted ? role(seq) : "migration-incoming";
   qio_channel_set_name(plain, report.name.c_str());
   QIOChannel *ioc = plain;
   if (creds_) {
-    /* The plain reference stays ours until the thread ends. */
-    ioc = migration_tls_server(QIO_CHANNEL(g_object_ref(plain)), creds_, authz_, report, &error);
+    ioc = shake_hands(plain, !admitted, report, &error);
+    if (!ioc && !admitted) {
+      {
+        std::lock_guard guard(lock_);
+        handshakes_--;
+      }
+      /* Once the migration has ended, the handshakes it cut short are no news. */
+      if (!aborted() && stats_->status != MigrationStatus::Completed)
+        g_message(_("Incoming migration on '%s': dropping connection from %s: %s; still "
+                    "waiting for the source"),
+                  uri_.text.c_str(), peer.c_str(), error->message);
+      g_error_free(error);
+      drop(plain);
+      return;
+    }
     if (!ioc) {
       g_prefix_error(&error, _("Incoming migration: "));
       fail(error);
       g_object_unref(plain);
       return;
     }
-    std::lock_guard guard(lock_);
-    channels_.push_back(QIO_CHANNEL(g_object_ref(ioc)));
+    if (admitted) {
+      std::lock_guard guard(lock_);
+      channels_.push_back(QIO_CHANNEL(g_object_ref(ioc)));
+    } else if (!admit(ioc, &seq)) {
+      g_info("migration: refusing an extra connection on '%s'", uri_.text.c_str());
+      qio_channel_close(ioc, nullptr);
+      g_object_unref(ioc);
+      drop(plain);
+      return;
+    }
+    report.name = role(seq);
+    qio_channel_set_name(plain, report.name.c_str());
+    qio_channel_set_name(ioc, report.name.c_str());
   }
   guint8 buf[kHelloSize];
   Hello hello;

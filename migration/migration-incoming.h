@@ -2,9 +2,13 @@
  * MigrationIncoming: the destination.  Listens on a tcp:/unix: URI (or
  * takes the one channel of fd:/exec:); each accepted channel gets its own
  * thread, which runs the TLS handshake and reads the channel's hello.
- * The first channel is the main one: it validates the stream, carries the
- * device state and, without multifd, the pages; multifd channels carry
- * pages straight into guest memory and meet at each round's end.
+ * The first channel admitted is the main one: it validates the stream,
+ * carries the device state and, without multifd, the pages; multifd
+ * channels carry pages straight into guest memory and meet at each round's
+ * end.  With TLS on a listener, a channel is admitted once its handshake
+ * succeeds: a peer that fails it (or takes longer than
+ * kHandshakeSeconds) is dropped and the migration keeps waiting, so that
+ * nobody without credentials can end it.
  */
 #pragma once
 
@@ -18,6 +22,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -43,8 +48,18 @@ class MigrationIncoming {
  private:
   static void on_client(QIONetListener *listener, QIOChannelSocket *client,
                         gpointer data) noexcept;
+  struct ChannelThread {
+    std::thread thread;
+    bool finished = false; /* under lock_: only the join is left */
+  };
   void add_channel(QIOChannel *plain);
-  void channel_thread(QIOChannel *plain, guint32 seq);
+  void channel_thread(QIOChannel *plain, bool admitted, guint32 seq);
+  QIOChannel *shake_hands(QIOChannel *plain, bool time_limit, ChannelReport &report,
+                          GError **error);
+  bool admit(QIOChannel *ioc, guint32 *seq);
+  void drop(QIOChannel *plain);
+  guint32 channel_limit() const;
+  void reap_threads();
   bool main_flow(QIOChannel *ioc, const Hello &hello, GError **error);
   bool multifd_flow(QIOChannel *ioc, const Hello &hello, GError **error);
   bool receive_pages(QIOChannel *ioc, guint32 count, GError **error);
@@ -71,9 +86,10 @@ class MigrationIncoming {
   QIONetListener *listener_ = nullptr;
   std::mutex lock_; /* everything below */
   std::condition_variable cv_;
-  std::vector<std::thread> threads_;
+  std::list<ChannelThread> threads_;
   std::vector<QIOChannel *> channels_;
-  guint32 accepted_ = 0;
+  guint32 admitted_ = 0;   /* channels given a role; the first is the main one */
+  guint32 handshakes_ = 0; /* TLS handshakes under way on the listener */
   guint32 expected_multifd_ = 0;
   std::vector<bool> multifd_seen_;
   guint32 multifd_finished_ = 0;

@@ -3,6 +3,7 @@ temporary UNIX socket, and a minimal QMP client speaking raw JSON."""
 import atexit
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -150,6 +151,23 @@ class Qiod:
 
     def qmp(self, **kw):
         return Qmp(self.sock, **kw)
+
+    def stderr_until(self, text, timeout=20):
+        """What qiod wrote to stderr so far, read until @text appears (or
+        @timeout s pass, or qiod exits); qiod keeps running."""
+        fd = self.proc.stderr.fileno()
+        os.set_blocking(fd, False)
+        self.log = getattr(self, "log", "")
+        deadline = time.time() + timeout
+        while text not in self.log and time.time() < deadline:
+            ready, _, _ = select.select([fd], [], [], max(0, deadline - time.time()))
+            if not ready:
+                break
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            self.log += chunk.decode(errors="replace")
+        return self.log
 
     def wait(self, timeout=20):
         try:
