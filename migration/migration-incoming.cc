@@ -6,7 +6,9 @@
 
 #include <glib/gi18n-lib.h>
 
+#include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace qio::migration {
 
@@ -15,11 +17,12 @@ namespace {
 /* Device state larger than this is not something a source sends. */
 constexpr guint32 kMaxDeviceState = 16u << 20;
 
-/* On a listener with TLS, a peer gets this long for its handshake, and at
- * most kMaxHandshakes run at once: silent connections cannot hold the
- * port for good, nor cost a thread each without bound. */
+/* On a listener with TLS, a peer gets this long for its handshake, and
+ * beside the source's own channels at most kStrangerHandshakes run at
+ * once: silent connections cannot hold the port for good, nor cost a
+ * thread each without bound. */
 constexpr guint kHandshakeSeconds = 10;
-constexpr guint32 kMaxHandshakes = 16;
+constexpr guint32 kStrangerHandshakes = 16;
 
 /* The peer's address, for the log: accepted sockets are named after the
  * listener. */
@@ -78,8 +81,8 @@ bool MigrationIncoming::start(GError **error) {
   }
   listener_ = qio_net_listener_new();
   qio_net_listener_set_name(listener_, "migration-incoming");
-  /* Room in the backlog for the source's channels beside handshakes under way. */
-  guint backlog = 1 + params_.multifd_channels + (creds_ ? kMaxHandshakes : 0);
+  /* Room in the backlog for the source's channels beside strangers' handshakes. */
+  guint backlog = 1 + params_.multifd_channels + (creds_ ? kStrangerHandshakes : 0);
   if (!qio_net_listener_open_sync(listener_, uri_.address, backlog, error)) {
     g_prefix_error(error, _("Incoming migration on '%s': "), uri_.text.c_str());
     g_clear_object(&listener_);
@@ -120,18 +123,33 @@ void MigrationIncoming::add_channel(QIOChannel *plain) {
   reap_threads();
   /* Over TLS on a listener, only a completed handshake earns a role. */
   bool admitted = !(creds_ && listener_);
-  bool extra, busy;
+  bool extra, flooded = false;
   {
     std::lock_guard guard(lock_);
     extra = aborted() || admitted_ >= channel_limit();
-    busy = !extra && !admitted && handshakes_ >= kMaxHandshakes;
-    if (!extra && !busy) {
+    if (!extra && !admitted) {
+      /* Room for the source's channels beside the strangers; when full, the
+       * oldest handshake gives way: a real one takes milliseconds, so only
+       * a peer that stalls loses its place.  Handshakes cut but not yet
+       * gone count too, or a flood would outrun them. */
+      guint32 room = 1 + params_.multifd_channels + kStrangerHandshakes;
+      flooded = pending_.size() >= 2 * room;
+      auto live = std::count_if(pending_.begin(), pending_.end(),
+                                [](const PendingHandshake &h) { return h.cut == Cut::None; });
+      if (!flooded && static_cast<guint32>(live) >= room) {
+        auto oldest = std::find_if(pending_.begin(), pending_.end(),
+                                   [](const PendingHandshake &h) { return h.cut == Cut::None; });
+        cut_locked(*oldest, Cut::Evicted);
+      }
+    }
+    if (!extra && !flooded) {
       guint32 seq = 0;
-      if (admitted)
+      if (admitted) {
         seq = admitted_++;
-      else
-        handshakes_++;
-      channels_.push_back(QIO_CHANNEL(g_object_ref(plain)));
+        channels_.push_back(QIO_CHANNEL(g_object_ref(plain)));
+      } else {
+        pending_.push_back({QIO_CHANNEL(g_object_ref(plain))});
+      }
       ChannelThread *me = &threads_.emplace_back();
       me->thread = std::thread([this, plain, admitted, seq, me] {
         channel_thread(plain, admitted, seq);
@@ -145,26 +163,42 @@ void MigrationIncoming::add_channel(QIOChannel *plain) {
   if (extra)
     g_info("migration: refusing an extra connection on '%s'", uri_.text.c_str());
   else
-    g_message(_("Incoming migration on '%s': dropping connection from %s: %u TLS handshakes "
-                "are already under way"),
-              uri_.text.c_str(), peer_name(plain).c_str(), kMaxHandshakes);
+    log_drop(peer_name(plain), _("too many TLS handshakes are under way"));
   qio_channel_close(plain, nullptr);
   g_object_unref(plain);
+}
+
+void MigrationIncoming::cut_locked(PendingHandshake &h, Cut why) {
+  h.cut = why;
+  qio_channel_shutdown(h.plain, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+}
+
+void MigrationIncoming::cut_pending(QIOChannel *plain, Cut why) {
+  std::lock_guard guard(lock_);
+  for (auto &h : pending_)
+    if (h.plain == plain && h.cut == Cut::None) cut_locked(h, why);
 }
 
 QIOChannel *MigrationIncoming::shake_hands(QIOChannel *plain, bool time_limit,
                                            ChannelReport &report, GError **error) {
   GSource *timer = nullptr;
   if (time_limit) {
-    /* Cuts a handshake that takes too long: the peer is dropped. */
+    /* Cuts a handshake that takes too long.  Runs in the main loop, like
+     * the destructor, and cuts only a handshake still pending: one that
+     * has just finished keeps its channel. */
+    struct Timeout {
+      MigrationIncoming *self;
+      QIOChannel *plain;
+    };
     timer = g_timeout_source_new_seconds(kHandshakeSeconds);
     g_source_set_callback(
         timer,
         +[](gpointer data) noexcept -> gboolean {
-          qio_channel_shutdown(QIO_CHANNEL(data), QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+          auto *t = static_cast<Timeout *>(data);
+          t->self->cut_pending(t->plain, Cut::TimedOut);
           return G_SOURCE_REMOVE;
         },
-        g_object_ref(plain), g_object_unref);
+        new Timeout{this, plain}, +[](gpointer data) noexcept { delete static_cast<Timeout *>(data); });
     g_source_attach(timer, ctx_.main_context);
   }
   /* The plain reference stays ours until the thread ends. */
@@ -177,29 +211,51 @@ QIOChannel *MigrationIncoming::shake_hands(QIOChannel *plain, bool time_limit,
   return ioc;
 }
 
-bool MigrationIncoming::admit(QIOChannel *ioc, guint32 *seq) {
+MigrationIncoming::Cut MigrationIncoming::leave_pending(QIOChannel *plain, QIOChannel *ioc,
+                                                        guint32 *seq) {
   std::lock_guard guard(lock_);
-  handshakes_--;
-  if (aborted() || admitted_ >= channel_limit()) return false;
+  auto it = std::find_if(pending_.begin(), pending_.end(),
+                         [&](const PendingHandshake &h) { return h.plain == plain; });
+  Cut cut = it->cut;
+  g_object_unref(it->plain);
+  pending_.erase(it);
+  /* A handshake cut as it finished has a dead socket: not admitted. */
+  if (!ioc || cut != Cut::None) return cut == Cut::None ? Cut::Failed : cut;
+  if (aborted() || admitted_ >= channel_limit()) return Cut::Extra;
   *seq = admitted_++;
   channels_.push_back(QIO_CHANNEL(g_object_ref(ioc)));
-  return true;
+  return Cut::None;
 }
 
-void MigrationIncoming::drop(QIOChannel *plain) {
+void MigrationIncoming::log_drop(const std::string &peer, const char *why) {
+  /* At most a line a second: a peer connecting in a loop cannot fill the log. */
+  gint64 now = g_get_monotonic_time();
+  guint32 unlogged;
   {
     std::lock_guard guard(lock_);
-    std::erase(channels_, plain);
+    if (last_drop_log_ && now - last_drop_log_ < G_USEC_PER_SEC) {
+      drops_unlogged_++;
+      return;
+    }
+    last_drop_log_ = now;
+    unlogged = std::exchange(drops_unlogged_, 0);
   }
-  qio_channel_close(plain, nullptr);
-  g_object_unref(plain); /* the reference channels_ held */
-  g_object_unref(plain); /* the thread's */
+  if (unlogged)
+    g_message(_("Incoming migration on '%s': dropping connection from %s: %s; still waiting "
+                "for the source (%u more connections dropped since the last such line)"),
+              uri_.text.c_str(), peer.c_str(), why, unlogged);
+  else
+    g_message(_("Incoming migration on '%s': dropping connection from %s: %s; still waiting "
+                "for the source"),
+              uri_.text.c_str(), peer.c_str(), why);
 }
 
 void MigrationIncoming::abort_channels() {
   aborted_ = true;
   std::lock_guard guard(lock_);
   for (QIOChannel *ioc : channels_) qio_channel_shutdown(ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+  for (auto &h : pending_)
+    if (h.cut == Cut::None) cut_locked(h, Cut::Ended);
   cv_.notify_all();
 }
 
@@ -238,21 +294,7 @@ void MigrationIncoming::channel_thread(QIOChannel *plain, bool admitted, guint32
   QIOChannel *ioc = plain;
   if (creds_) {
     ioc = shake_hands(plain, !admitted, report, &error);
-    if (!ioc && !admitted) {
-      {
-        std::lock_guard guard(lock_);
-        handshakes_--;
-      }
-      /* Once the migration has ended, the handshakes it cut short are no news. */
-      if (!aborted() && stats_->status != MigrationStatus::Completed)
-        g_message(_("Incoming migration on '%s': dropping connection from %s: %s; still "
-                    "waiting for the source"),
-                  uri_.text.c_str(), peer.c_str(), error->message);
-      g_error_free(error);
-      drop(plain);
-      return;
-    }
-    if (!ioc) {
+    if (!ioc && admitted) {
       g_prefix_error(&error, _("Incoming migration: "));
       fail(error);
       g_object_unref(plain);
@@ -261,11 +303,26 @@ void MigrationIncoming::channel_thread(QIOChannel *plain, bool admitted, guint32
     if (admitted) {
       std::lock_guard guard(lock_);
       channels_.push_back(QIO_CHANNEL(g_object_ref(ioc)));
-    } else if (!admit(ioc, &seq)) {
-      g_info("migration: refusing an extra connection on '%s'", uri_.text.c_str());
-      qio_channel_close(ioc, nullptr);
-      g_object_unref(ioc);
-      drop(plain);
+    } else if (Cut cut = leave_pending(plain, ioc, &seq); cut != Cut::None) {
+      g_autofree char *timeout = nullptr;
+      const char *why = error ? error->message : nullptr;
+      if (cut == Cut::TimedOut)
+        why = timeout = g_strdup_printf(_("no TLS handshake within %u seconds"),
+                                        kHandshakeSeconds);
+      else if (cut == Cut::Evicted)
+        why = _("its TLS handshake was the oldest when more peers came");
+      /* Once the migration has ended, the handshakes it cut short are no news. */
+      if (cut == Cut::Extra)
+        g_info("migration: refusing an extra connection on '%s'", uri_.text.c_str());
+      else if (cut != Cut::Ended && !aborted())
+        log_drop(peer, why);
+      g_clear_error(&error);
+      if (ioc) {
+        qio_channel_close(ioc, nullptr);
+        g_object_unref(ioc);
+      }
+      qio_channel_close(plain, nullptr);
+      g_object_unref(plain);
       return;
     }
     report.name = role(seq);
@@ -445,8 +502,12 @@ bool MigrationIncoming::main_flow(QIOChannel *ioc, const Hello &hello, GError **
   /* Without a return path the source may have closed already. */
   write_record(ioc, RecordType::Done, 0, 0, nullptr, 0, nullptr);
   {
+    /* Handshakes still under way are shut down, not closed: their threads
+     * are reading those sockets and close them themselves. */
     std::lock_guard guard(lock_);
     for (QIOChannel *c : channels_) qio_channel_close(c, nullptr);
+    for (auto &h : pending_)
+      if (h.cut == Cut::None) cut_locked(h, Cut::Ended);
   }
   stats_->end_us = g_get_monotonic_time();
   stats_->remaining = 0;

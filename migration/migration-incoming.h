@@ -6,9 +6,9 @@
  * carries the device state and, without multifd, the pages; multifd
  * channels carry pages straight into guest memory and meet at each round's
  * end.  With TLS on a listener, a channel is admitted once its handshake
- * succeeds: a peer that fails it (or takes longer than
- * kHandshakeSeconds) is dropped and the migration keeps waiting, so that
- * nobody without credentials can end it.
+ * succeeds: a peer that fails it, stalls in it, or is the oldest of too
+ * many is dropped and the migration keeps waiting, so that nobody without
+ * credentials can end it.
  */
 #pragma once
 
@@ -52,12 +52,20 @@ class MigrationIncoming {
     std::thread thread;
     bool finished = false; /* under lock_: only the join is left */
   };
+  /* Why a TLS handshake on the listener ended without a channel. */
+  enum class Cut { None, Failed, TimedOut, Evicted, Extra, Ended };
+  struct PendingHandshake {
+    QIOChannel *plain; /* a reference of its own; only its thread closes it */
+    Cut cut = Cut::None;
+  };
   void add_channel(QIOChannel *plain);
   void channel_thread(QIOChannel *plain, bool admitted, guint32 seq);
   QIOChannel *shake_hands(QIOChannel *plain, bool time_limit, ChannelReport &report,
                           GError **error);
-  bool admit(QIOChannel *ioc, guint32 *seq);
-  void drop(QIOChannel *plain);
+  void cut_locked(PendingHandshake &h, Cut why);
+  void cut_pending(QIOChannel *plain, Cut why);
+  Cut leave_pending(QIOChannel *plain, QIOChannel *ioc, guint32 *seq);
+  void log_drop(const std::string &peer, const char *why);
   guint32 channel_limit() const;
   void reap_threads();
   bool main_flow(QIOChannel *ioc, const Hello &hello, GError **error);
@@ -88,8 +96,10 @@ class MigrationIncoming {
   std::condition_variable cv_;
   std::list<ChannelThread> threads_;
   std::vector<QIOChannel *> channels_;
-  guint32 admitted_ = 0;   /* channels given a role; the first is the main one */
-  guint32 handshakes_ = 0; /* TLS handshakes under way on the listener */
+  guint32 admitted_ = 0; /* channels given a role; the first is the main one */
+  std::vector<PendingHandshake> pending_; /* TLS handshakes on the listener, oldest first */
+  gint64 last_drop_log_ = 0;
+  guint32 drops_unlogged_ = 0;
   guint32 expected_multifd_ = 0;
   std::vector<bool> multifd_seen_;
   guint32 multifd_finished_ = 0;

@@ -389,43 +389,59 @@ finally:
     src.stop()
     lsock.close()
 # Peers without credentials cannot end a TLS destination's wait: a
-# plaintext source, silent connections (at most 16 handshakes at once; the
-# rest are closed at once; a handshake gets 10 s), and then a real source
-# migrates.
+# plaintext source; silent connections (beside the source's own channels,
+# 1 + multifd-channels, 16 strangers may shake hands at once; beyond that
+# the oldest handshake gives way; a handshake gets 10 s); and a real source
+# migrates while strangers hold handshakes open, after which those are cut.
 p = mt.Pair(next_uri(), dst_args=["-object", X_SRV])
 good = None
 silent = []
+
+
+def cut(c, timeout):
+    """True if the destination closed @c within @timeout seconds."""
+    c.settimeout(timeout)
+    try:
+        return c.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def open_silent(port, n):
+    conns = []
+    for _ in range(n):
+        conns.append((socket.create_connection(("127.0.0.1", port), timeout=5), time.time()))
+        time.sleep(0.05)
+    return conns
+
+
 try:
     p.setup(dst_params={"tls-creds": "tls0"})
+    room = 1 + p.d.cmd("query-migrate-parameters")["return"]["multifd-channels"] + 16
     p.start()
     info = p.wait()
     t.ok(info.get("status") == "failed", "plaintext source against a TLS destination fails", info)
     dst_waits(p, "plaintext source against a TLS destination", "TLS")
     port = int(p.uri.rsplit(":", 1)[1])
-    start = time.time()
-    for _ in range(20):
-        silent.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-        time.sleep(0.05)
-
-    def cut(c, timeout):
-        c.settimeout(timeout)
-        try:
-            return c.recv(1) == b""
-        except ConnectionResetError:
-            return True
-        except socket.timeout:
-            return False
-
-    closed = [i for i, c in enumerate(silent) if cut(c, 0.5 if i >= 16 else 0.01)]
-    log = p.dst.stderr_until("TLS handshakes are already under way", timeout=5)
-    t.ok(closed == [16, 17, 18, 19] and "16 TLS handshakes are already under way" in log,
-         "20 silent connections: the 4 beyond 16 handshakes are closed at once",
-         (closed, log[-500:]))
-    for c in silent[1:]:
+    silent = open_silent(port, room + 5)
+    closed = [i for i, (c, _) in enumerate(silent) if cut(c, 0.2)]
+    log = p.dst.stderr_until("was the oldest", timeout=5)
+    t.ok(closed == list(range(5)) and "was the oldest when more peers came" in log,
+         f"{room + 5} silent connections: the 5 oldest give way to the newest {room}",
+         (closed, log[-300:]))
+    last, since = silent[-1]
+    ok = cut(last, 20)
+    took = time.time() - since
+    others = [i for i, (c, _) in enumerate(silent[5:-1], 5) if not cut(c, 0.1)]
+    log = p.dst.stderr_until("no TLS handshake within 10 seconds", timeout=5)
+    t.ok(ok and 9 < took < 13 and not others and "no TLS handshake within 10 seconds" in log,
+         "silent connections are cut 10 s into their handshake", (took, others, log[-300:]))
+    for c, _ in silent:
         c.close()
-    ok = cut(silent[0], 20)
-    took = time.time() - start
-    t.ok(ok and 9 < took < 14, "a silent connection is cut after 10 s of handshake", took)
+
+    silent = open_silent(port, 20)
     good = qt.Qiod("-m", "64M", "-guest", "dirty-rate=0,seed=5", "-object", X_CLI)
     g = good.qmp()
     g.cmd("migrate-set-capabilities", {"capabilities": [
@@ -435,14 +451,18 @@ try:
     r = g.cmd("migrate", {"uri": p.uri})
     info = p.wait(g)
     t.ok(r == {"return": {}} and info.get("status") == "completed",
-         "then a source with credentials migrates to the same destination", (r, info))
+         "a source with credentials migrates while 20 strangers hold handshakes open", (r, info))
     dinfo = p.wait(p.d)
     t.ok(dinfo.get("status") == "completed"
          and p.d.cmd("query-guest")["return"]["ram-digest"] == before,
          "the destination completes with the source's RAM", dinfo)
+    still = [i for i, (c, _) in enumerate(silent) if not cut(c, 3)]
+    t.ok(not still, "once it completes, the strangers' handshakes are cut", still)
     g.close()
+    p.d.cmd("quit")
+    t.ok(p.dst.wait(10) == 0, "and the destination quits at once, status 0")
 finally:
-    for c in silent:
+    for c, _ in silent:
         c.close()
     if good:
         good.stop()
