@@ -134,6 +134,12 @@ migrate("unix multifd 3 TLS x509", "unix", n, tls=X509, caps={"multifd": True},
         params={"multifd-channels": 3, "tls-hostname": "localhost"},
         checks=tls_checks("CN=destination", "CN=source", 4))
 n += 1
+# More channels than the destination lets strangers shake hands at once
+# (16): the source's own channels always have room.
+migrate("tcp multifd 20 TLS PSK", "tcp", n, tls=PSK, caps={"multifd": True},
+        params={"multifd-channels": 20},
+        checks=tls_checks("migrator", "migrator", 21))
+n += 1
 migrate("tcp zero-copy-send", "tcp", n, caps={"zero-copy-send": True})
 for method in ("zlib", "zstd"):
     n += 1
