@@ -66,12 +66,14 @@ void MigrationSource::set_status(MigrationStatus status) {
 /* Wakes every thread blocked on a channel or a queue. */
 void MigrationSource::abort_channels() {
   aborted_ = true;
+  std::vector<Sender *> senders;
   {
     std::lock_guard guard(channels_lock_);
     for (QIOChannel *ioc : transports_)
       qio_channel_shutdown(ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+    for (auto &s : senders_) senders.push_back(s.get());
   }
-  for (auto &s : senders_) {
+  for (Sender *s : senders) {
     std::lock_guard sguard(s->lock);
     s->cv.notify_all();
   }
@@ -139,6 +141,7 @@ bool MigrationSource::setup_multifd(GError **error) {
     sender->index = i;
     if (params_.multifd_compression != Compression::None)
       sender->compressor = std::make_unique<PageCompressor>(params_.multifd_compression);
+    std::lock_guard guard(channels_lock_);
     senders_.push_back(std::move(sender));
   }
   for (auto &s : senders_) {

@@ -92,6 +92,8 @@ class MigrationSource {
   std::string hostname_;
 
   QIOChannel *main_ = nullptr;
+  /* Grown by the migration thread only, under channels_lock_: cancel()
+   * walks it from the main thread. */
   std::vector<std::unique_ptr<Sender>> senders_;
   std::thread thread_;
   std::atomic<bool> aborted_{false};
@@ -99,7 +101,7 @@ class MigrationSource {
   std::atomic<bool> finished_{false};
   std::mutex error_lock_;
   GError *error_ = nullptr;
-  std::mutex channels_lock_; /* guards transports_ */
+  std::mutex channels_lock_; /* guards transports_ and the growth of senders_ */
   /* Every transport opened (a reference each), so that a cancel also
    * interrupts a connection still in its TLS handshake. */
   std::vector<QIOChannel *> transports_;
