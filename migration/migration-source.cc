@@ -58,8 +58,20 @@ void MigrationSource::cancel() {
 }
 
 void MigrationSource::set_status(MigrationStatus status) {
-  stats_->status = status;
   auto notify = ctx_.status_changed;
+  if (status == MigrationStatus::Completed || status == MigrationStatus::Failed ||
+      status == MigrationStatus::Cancelled) {
+    /* The final status is stored on the main thread: until then the
+     * migration counts as busy, so a new `migrate` (which joins this
+     * thread) cannot wait for it while it waits for the main thread. */
+    auto stats = stats_;
+    ctx_.run_on_main([stats, notify, status] {
+      stats->status = status;
+      notify(status);
+    });
+    return;
+  }
+  stats_->status = status;
   ctx_.run_on_main([notify, status] { notify(status); });
 }
 

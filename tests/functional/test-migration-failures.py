@@ -130,6 +130,37 @@ for multifd in (False, True):
     finally:
         p.close()
 
+# A client that issues migrate again as soon as query-migrate says the last
+# one failed (here pipelined, so the two land in one read): qiod must not
+# join the finished migration's thread while that thread waits for the
+# main loop to report its final status.
+q = qt.Qiod("-m", "16M")
+m = q.qmp()
+try:
+    uri = f"tcp:127.0.0.1:{mt.free_port()}".encode()  # nobody listens: each attempt fails
+    pair = b'{"execute":"query-migrate"}\n{"execute":"migrate","arguments":{"uri":"' + uri + \
+        b'"}}\n'
+    m.sock.settimeout(10)
+    answered = 0
+    failed_seen = 0
+    deadline = time.time() + 3
+    try:
+        while time.time() < deadline:
+            m.send_raw(pair)
+            status = m.reply()["return"].get("status")
+            m.reply()
+            answered += 1
+            failed_seen += status == "failed"
+    except socket.timeout:
+        pass
+    t.ok(time.time() >= deadline and failed_seen > 0,
+         "query-migrate and migrate pipelined after failed migrations: every pair answered",
+         (answered, failed_seen))
+    m.close()
+finally:
+    q.stop()
+
+
 def cut_proxy(listen_port, target_port, cut_after):
     """Forwards one connection to @target_port and cuts both directions
     once @cut_after bytes went from the source to the destination."""
