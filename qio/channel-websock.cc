@@ -39,6 +39,10 @@ constexpr gsize kMaxIov = 256;
  * comes with them costs one more copy: keep them small, since a frame's
  * payload is later read straight into the caller's buffers. */
 constexpr gsize kReadChunk = 16 * 1024;
+/* A non-blocking read that has pulled this much from the master without
+ * finding payload returns "would block": a peer streaming empty or control
+ * frames cannot hold the main loop; the watch fires again at once. */
+constexpr gsize kMaxIdlePull = 16 * kReadChunk;
 
 enum class Role { kServer, kClient };
 enum class Handshake { kSendRequest, kReadHead, kSendReply, kSendRejection, kDone, kFailed };
@@ -951,7 +955,7 @@ static gssize websock_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov
   auto *wioc = QIO_CHANNEL_WEBSOCK(ioc);
   WebsockPrivate *p = ws_priv(wioc);
   if (!check_ready(wioc, error)) return -1;
-  gsize idx = 0, off = 0, total = 0;
+  gsize idx = 0, off = 0, total = 0, pulled = 0;
   while (idx < niov && iov[idx].iov_len == 0) idx++;
   while (true) {
     if (!decode(wioc) || p->error) {
@@ -976,6 +980,7 @@ static gssize websock_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov
                   ws_name(wioc));
       return -1;
     }
+    if (pulled >= kMaxIdlePull && !p->blocking) return QIO_CHANNEL_ERR_BLOCK;
     gssize n;
     if (p->in_payload && p->rx.empty()) {
       /* Payload goes straight into the caller's buffers and is unmasked
@@ -1007,6 +1012,7 @@ static gssize websock_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov
       guint8 *buf = p->rx.reserve(kReadChunk);
       n = qio_channel_read(p->master, buf, kReadChunk, error);
       p->rx.commit(n > 0 ? static_cast<gsize>(n) : 0);
+      if (n > 0) pulled += static_cast<gsize>(n);
     }
     if (n == QIO_CHANNEL_ERR_BLOCK || n < 0) return n;
     if (n == 0) p->master_eof = true;
