@@ -206,6 +206,17 @@ void BlockMirror::run() {
     nbd_client_disconnect(client);
     return finish(error, false);
   }
+  if (info->min_block > 1 && disk_.size() % info->min_block) {
+    g_set_error(&error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                _("Mirror job '%s': drive '%s' has %llu bytes, not a multiple of the %u-byte "
+                  "minimum block size of target '%s', so its last write would be refused; "
+                  "use a target with a smaller minimum block size"),
+                config_.job_id.c_str(), disk_.id().c_str(),
+                static_cast<unsigned long long>(disk_.size()), info->min_block,
+                config_.target.c_str());
+    nbd_client_disconnect(client);
+    return finish(error, false);
+  }
   std::vector<guint8> buf(info->max_block ? MIN(kChunk, info->max_block) : kChunk);
 
   /* Tracking starts before the bulk copy, so a block the guest rewrites

@@ -69,6 +69,27 @@ try:
     t.ok(m.cmd("query-block-jobs")["return"] == [] and m.cmd("query-status")["return"]["running"],
          "no job is left and the guest keeps running")
     m.close()
+
+    # A drive whose size is no multiple of the target's 512-byte minimum:
+    # its last write would be refused, so the mirror refuses up front.
+    q2 = Qiod("-m", "16M", "-drive", "file=@DIR@/odd.img,id=odd",
+              images={"odd.img": SIZE + 100})
+    try:
+        m2 = q2.qmp()
+        sock = os.path.join(tmp, "sector.sock")
+        procs.append(nbdkit(sock, "--filter=blocksize-policy", "memory", f"size={SIZE + 512}",
+                            "blocksize-minimum=512", "blocksize-error-policy=error"))
+        r = m2.cmd("drive-mirror", {"device": "odd", "sync": "full", "job-id": "m2",
+                                    "target": f"nbd+unix:///?socket={sock}"})
+        ev = m2.event("BLOCK_JOB_COMPLETED", timeout=30)
+        err = ev["data"].get("error", "") if ev else ""
+        t.ok(r == {"return": {}} and ev and f"has {SIZE + 100} bytes, not a multiple of the "
+             "512-byte minimum block size" in err,
+             "a drive of 16 MiB + 100 bytes into a 512-byte-block target is refused, saying why",
+             (r, ev))
+        m2.close()
+    finally:
+        q2.stop()
 finally:
     q.stop()
     for p in procs:
