@@ -58,21 +58,20 @@ void MigrationSource::cancel() {
 }
 
 void MigrationSource::set_status(MigrationStatus status) {
+  /* Every status is stored on the main thread, where cancel() stores
+   * Cancelling: a step the thread reports after a cancel does not replace
+   * it, only the final status does.  And until the final status is stored
+   * the migration counts as busy, so a new `migrate` (which joins this
+   * thread) cannot wait for it while it waits for the main thread. */
+  bool final = status == MigrationStatus::Completed || status == MigrationStatus::Failed ||
+               status == MigrationStatus::Cancelled;
+  auto stats = stats_;
   auto notify = ctx_.status_changed;
-  if (status == MigrationStatus::Completed || status == MigrationStatus::Failed ||
-      status == MigrationStatus::Cancelled) {
-    /* The final status is stored on the main thread: until then the
-     * migration counts as busy, so a new `migrate` (which joins this
-     * thread) cannot wait for it while it waits for the main thread. */
-    auto stats = stats_;
-    ctx_.run_on_main([stats, notify, status] {
-      stats->status = status;
-      notify(status);
-    });
-    return;
-  }
-  stats_->status = status;
-  ctx_.run_on_main([notify, status] { notify(status); });
+  ctx_.run_on_main([stats, notify, status, final] {
+    if (!final && stats->status == MigrationStatus::Cancelling) return;
+    stats->status = status;
+    notify(status);
+  });
 }
 
 /* Wakes every thread blocked on a channel or a queue. */
