@@ -19,6 +19,12 @@ bool ChardevMux::open(GError **error) {
   return backend_->open(error);
 }
 
+void ChardevMux::open_async(OpenDone done) {
+  GError *error = nullptr;
+  if (!backend_->attach(this, &error)) return done(error);
+  backend_->open_async(std::move(done));
+}
+
 std::string ChardevMux::filename() const { return backend_->filename(); }
 
 void ChardevMux::describe(JsonObject *info) const {

@@ -31,6 +31,7 @@ class ChardevMux final : public Chardev, private ChardevFrontend {
   ~ChardevMux() override;
 
   bool open(GError **error) override;
+  void open_async(OpenDone done) override;
   std::string filename() const override;
   void describe(JsonObject *info) const override;
 

@@ -90,20 +90,22 @@ ChardevRingbuf *ringbuf_args(ChardevSet &set, JsonObject *args, bool *base64, GE
 }  // namespace
 
 void qmp_register_chardev_commands(monitor::QmpServer &server, ChardevSet &set) {
-  server.add_command({"chardev-add",
-                      {{"id", QmpArgType::String}, {"backend", QmpArgType::Object}},
-                      false,
-                      [&set](JsonObject *args, GError **error) -> JsonNode * {
-                        auto opts = ChardevOptions::from_qmp(args, error);
-                        if (!opts) return nullptr;
-                        Chardev *dev = set.add(*opts, error);
-                        if (!dev) return nullptr;
-                        JsonObject *ret = json_object_new();
-                        if (auto *pty = dynamic_cast<ChardevPty *>(dev))
-                          json_object_set_string_member(ret, "pty",
-                                                        pty->filename().substr(4).c_str());
-                        return monitor::qmp_take_object(ret);
-                      }});
+  monitor::QmpCommand add{"chardev-add",
+                          {{"id", QmpArgType::String}, {"backend", QmpArgType::Object}}};
+  /* Asynchronous: a socket client connecting must not hold the loop. */
+  add.async_handler = [&set](JsonObject *args, monitor::QmpCompletion done) {
+    GError *error = nullptr;
+    auto opts = ChardevOptions::from_qmp(args, &error);
+    if (!opts) return done(nullptr, error);
+    set.add_async(*opts, [done](Chardev *dev, GError *add_error) {
+      if (!dev) return done(nullptr, add_error);
+      JsonObject *ret = json_object_new();
+      if (auto *pty = dynamic_cast<ChardevPty *>(dev))
+        json_object_set_string_member(ret, "pty", pty->filename().substr(4).c_str());
+      done(monitor::qmp_take_object(ret), nullptr);
+    });
+  };
+  server.add_command(std::move(add));
   server.add_command({"chardev-remove", {{"id", QmpArgType::String}}, false,
                       [&set](JsonObject *args, GError **error) -> JsonNode * {
                         if (!set.remove(json_object_get_string_member(args, "id"), error))

@@ -37,8 +37,8 @@ std::unique_ptr<Chardev> make(ChardevOptions &opts, GMainContext *context, GErro
 
 }  // namespace
 
-Chardev *ChardevSet::add(ChardevOptions &opts, GError **error) {
-  if (devs_.count(opts.id())) {
+std::unique_ptr<Chardev> ChardevSet::prepare(ChardevOptions &opts, GError **error) {
+  if (devs_.count(opts.id()) || opening_.count(opts.id())) {
     g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
                 _("chardev '%s' already exists; choose another id or chardev-remove it first"),
                 opts.id().c_str());
@@ -49,10 +49,32 @@ Chardev *ChardevSet::add(ChardevOptions &opts, GError **error) {
   std::unique_ptr<Chardev> dev = make(opts, context_, error);
   if (!dev || !opts.check_all_taken(error)) return nullptr;
   if (mux) dev = std::make_unique<ChardevMux>(std::move(dev), mux_actions_, context_);
-  if (!dev->open(error)) return nullptr;
+  return dev;
+}
+
+Chardev *ChardevSet::add(ChardevOptions &opts, GError **error) {
+  std::unique_ptr<Chardev> dev = prepare(opts, error);
+  if (!dev || !dev->open(error)) return nullptr;
   Chardev *raw = dev.get();
   devs_.emplace(opts.id(), std::move(dev));
   return raw;
+}
+
+void ChardevSet::add_async(ChardevOptions &opts, AddDone done) {
+  GError *error = nullptr;
+  std::unique_ptr<Chardev> dev = prepare(opts, &error);
+  if (!dev) return done(nullptr, error);
+  Chardev *raw = dev.get();
+  std::string id = opts.id();
+  opening_.emplace(id, std::move(dev));
+  raw->open_async([this, id, done = std::move(done)](GError *open_error) {
+    /* The chardev (whose callback this is) ends here if it failed. */
+    auto node = opening_.extract(id);
+    if (open_error) return done(nullptr, open_error);
+    Chardev *opened = node.mapped().get();
+    devs_.insert(std::move(node));
+    done(opened, nullptr);
+  });
 }
 
 Chardev *ChardevSet::add_from_string(const char *text, GError **error) {

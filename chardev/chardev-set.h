@@ -9,6 +9,7 @@
 #include "chardev/chardev-options.h"
 #include "chardev/chardev.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,6 +22,12 @@ class ChardevSet {
 
   /* Creates and opens the chardev; fails if the id is taken. */
   Chardev *add(ChardevOptions &opts, GError **error);
+  /* Like add(), opening with Chardev::open_async (for chardev-add: a
+   * client connecting does not hold the loop); the id is taken meanwhile.
+   * @done gets the chardev or the error (which it owns); it does not run
+   * if the set is destroyed first. */
+  using AddDone = std::function<void(Chardev *dev, GError *error)>;
+  void add_async(ChardevOptions &opts, AddDone done);
   Chardev *add_from_string(const char *text, GError **error);
   /* Fails when the id is unknown or a frontend is attached. */
   bool remove(const std::string &id, GError **error);
@@ -34,9 +41,13 @@ class ChardevSet {
   MuxActions &mux_actions() { return mux_actions_; }
 
  private:
+  /* Checks the id, takes mux=, creates the backend (unopened). */
+  std::unique_ptr<Chardev> prepare(ChardevOptions &opts, GError **error);
+
   GMainContext *context_;
   MuxActions mux_actions_;
   std::map<std::string, std::unique_ptr<Chardev>> devs_;
+  std::map<std::string, std::unique_ptr<Chardev>> opening_; /* open_async under way */
 };
 
 }  // namespace qio::chardev

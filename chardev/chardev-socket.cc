@@ -9,6 +9,8 @@
 
 #include <glib/gi18n-lib.h>
 
+#include <utility>
+
 namespace qio::chardev {
 
 /* One asynchronous step (connect, TLS or websocket handshake).  The
@@ -464,13 +466,35 @@ void ChardevSocket::on_connected(GObject *source, GAsyncResult *result, gpointer
     g_set_error(&error, QIO_ERROR, QIO_ERROR_FAILED, _("connected to itself"));
     ok = FALSE;
   }
+  /* The first connection of open_async() answers its caller, last: a
+   * failure may end this chardev. */
+  OpenDone done = std::exchange(self->open_done_, nullptr);
   if (!ok) {
-    g_debug("chardev '%s': reconnect failed: %s", self->id().c_str(), error->message);
     qio_channel_close(QIO_CHANNEL(sioc), nullptr);
+    if (done && !self->reconnect_ms_) {
+      g_prefix_error(&error, _("chardev '%s': "), self->id().c_str());
+      return done(g_steal_pointer(&error));
+    }
+    if (done)
+      g_message(_("chardev '%s': %s; trying again every %llu ms"), self->id().c_str(),
+                error->message, static_cast<unsigned long long>(self->reconnect_ms_));
+    else
+      g_debug("chardev '%s': reconnect failed: %s", self->id().c_str(), error->message);
     self->schedule_reconnect();
-    return;
+  } else {
+    self->start_session(sioc);
   }
-  self->start_session(sioc);
+  if (done) done(nullptr);
+}
+
+void ChardevSocket::open_async(OpenDone done) {
+  if (server_ || fd_ >= 0) return Chardev::open_async(std::move(done));
+  /* A client connects in the background: a host that does not answer
+   * would hold the loop for the TCP connect timeout (minutes). */
+  open_done_ = std::move(done);
+  Pending *p = new_pending();
+  g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
+  qio_channel_socket_connect_async(sioc, addr_, p->cancel, on_connected, p, context());
 }
 
 gsize ChardevSocket::write(std::string_view data) {

@@ -29,6 +29,7 @@ class ChardevSocket final : public Chardev {
   ~ChardevSocket() override;
 
   bool open(GError **error) override;
+  void open_async(OpenDone done) override;
   std::string filename() const override;
   void describe(JsonObject *info) const override;
   /* With telnet=on, a 0xff byte goes out as IAC IAC. */
@@ -80,6 +81,7 @@ class ChardevSocket final : public Chardev {
   QIOChannelSocket *sioc_ = nullptr;
   QIOChannel *top_ = nullptr;
   Pending *pending_ = nullptr;
+  OpenDone open_done_; /* open_async() waiting for its first connection */
   guint handshake_timer_ = 0;
   guint reconnect_timer_ = 0;
   std::string peer_;

@@ -17,6 +17,11 @@ Chardev::~Chardev() {
   g_clear_object(&out_ioc_);
 }
 
+void Chardev::open_async(OpenDone done) {
+  GError *error = nullptr;
+  done(open(&error) ? nullptr : error);
+}
+
 bool Chardev::attach(ChardevFrontend *frontend, GError **error) {
   if (frontend_ && frontend_ != frontend) {
     g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,

@@ -17,6 +17,7 @@
 #include <json-glib/json-glib.h>
 
 #include <array>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,11 @@ class Chardev {
 
   /* Listens, connects or opens files; called once, after construction. */
   virtual bool open(GError **error) = 0;
+  /* Like open(), without holding the loop where that can take long (a
+   * client connecting): @done runs in the chardev's context with NULL or
+   * the error, which it owns.  By default it runs open() at once. */
+  using OpenDone = std::function<void(GError *error)>;
+  virtual void open_async(OpenDone done);
 
   /* One frontend at a time; it receives Opened at once if the backend is
    * already open. */

@@ -7,6 +7,7 @@ malformed handshakes and frames, and malformed options."""
 import asyncio
 import base64
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -22,7 +23,8 @@ import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qiodtest import QIOD, Qiod, Tap, run_qiod  # noqa: E402
-from chardevtest import GUEST_PROMPT, Pki, chardev_info, chardev_port, free_port, read_until  # noqa: E402,E501
+from chardevtest import (GUEST_PROMPT, Pki, chardev_info, chardev_port, free_port,  # noqa: E402
+                         read_until, wait_connected)
 
 t = Tap()
 tmp = tempfile.mkdtemp(prefix="chardev-test-")
@@ -194,6 +196,53 @@ t.ok(is_error(q.cmd("chardev-add", {"id": "w", "backend": {"type": "socket", "da
     "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(sport)}},
     "server": True, "wait": True}}}), "would stop qiod"),
      "chardev-add of a server with wait=true is refused")
+# A client whose server does not answer (its accept queue is full, so the
+# kernel drops the SYNs) connects in the background: other QMP clients are
+# served meanwhile, and chardev-add answers once the server accepts.
+hold = socket.socket()
+hold.bind(("127.0.0.1", 0))
+hold.listen(0)
+hport = hold.getsockname()[1]
+filler = socket.create_connection(("127.0.0.1", hport))
+q.send_raw(json.dumps({"execute": "chardev-add", "arguments": {"id": "slow", "backend": {
+    "type": "socket", "data": {"addr": {"type": "inet", "data": {
+        "host": "127.0.0.1", "port": str(hport)}}, "server": False}}}}).encode() + b"\n")
+time.sleep(0.3)
+other = d.qmp()
+start = time.time()
+r = other.cmd("query-status")
+served = time.time() - start
+taken = is_error(other.cmd("chardev-add", {"id": "slow", "backend": {"type": "null"}}),
+                 "already exists")
+hold.accept()[0].close()
+hold.settimeout(20)
+peer, _ = hold.accept()
+q.sock.settimeout(20)
+r2 = q.reply()
+labels = [x["label"] for x in other.cmd("query-chardev")["return"]]
+t.ok("return" in r and served < 2 and taken and r2 == {"return": {}} and "slow" in labels,
+     "chardev-add of a client whose server does not answer yet holds nobody, keeps its id "
+     "taken, and answers once connected", (r, served, taken, r2, labels))
+r = q.cmd("chardev-remove", {"id": "slow"})
+for s_ in (peer, filler, hold):
+    s_.close()
+other.close()
+# With reconnect-ms, an absent server is not an error: chardev-add answers
+# and qiod connects once a server listens.
+rport = free_port()
+r = q.cmd("chardev-add", {"id": "later", "backend": {"type": "socket", "data": {
+    "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(rport)}},
+    "server": False, "reconnect-ms": 100}}})
+srv = socket.create_server(("127.0.0.1", rport))
+srv.settimeout(10)
+conn, _ = srv.accept()
+info = wait_connected(q, "later")
+t.ok(r == {"return": {}} and info.get("connected"),
+     "chardev-add with reconnect-ms and no server answers, then connects when one listens",
+     (r, info))
+q.cmd("chardev-remove", {"id": "later"})
+conn.close()
+srv.close()
 t.ok(is_error(q.cmd("chardev-remove", {"id": "s0"}), "busy"),
      "chardev-remove of the serial port's chardev is refused (busy)")
 r = q.cmd("chardev-remove", {"id": "c1"})
