@@ -21,6 +21,8 @@
 # machine's CPUs with the server):
 #   bench name=<id>-server-cpu-qio-vs-nbdkit value=<s/GiB> unit=s/GiB baseline=<s/GiB> ratio=<r> paired=yes
 #   bench name=<id>-client-cpu-with-qio-vs-nbdkit value=<s/GiB> unit=s/GiB baseline=<s/GiB> ratio=<r> paired=yes
+# Before each case's lines, a comment lists its per-round qio/nbdkit rate
+# and server CPU ratios, so that the spread behind the medians shows.
 # Before the timed writes of each transport every scratch image starts out
 # zero, one untimed write fills it, and cmp must find it identical to the
 # source; the bench fails loudly otherwise.
@@ -161,6 +163,9 @@ for sec in plain tls; do
         cpupair+="$(awk -v a="${thiscpu[qio]}" -v b="${thiscpu[nbdkit]}" 'BEGIN {print (b > 0 ? a / b : 0)}') "
         ccpupair+="$(awk -v a="${thisccpu[qio]}" -v b="${thisccpu[nbdkit]}" 'BEGIN {print (b > 0 ? a / b : 0)}') "
       done
+      # The spread behind each median: a shared machine's noise shows here.
+      printf '# nbd-%s-%s-%s-%s rounds, qio/nbdkit rate: %s; qio/nbdkit server CPU: %s\n' \
+        $op "$size" $sec $mode "${pair[nbdkit]% }" "${cpupair% }"
       declare -A med=()
       for s in "${servers[@]}"; do med[$s]=$(median_of "${rate[$s]}"); done
       for b in qemu-nbd nbdkit; do
