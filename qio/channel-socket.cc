@@ -214,13 +214,15 @@ gboolean do_connect(QIOChannelSocket *sioc, QIOSocketAddress *addr, GCancellable
 }
 
 /* A UNIX socket file nobody listens on any more (a crashed server's) is
- * removed so that the path can be reused; a live one is left alone. */
+ * removed so that the path can be reused; a live one is left alone.  The
+ * probe does not wait: a server whose backlog is full (EAGAIN) is live,
+ * and waiting for it would hold the caller for as long as it likes. */
 void remove_stale_unix_socket(const struct sockaddr_storage *ss, socklen_t len) {
   auto *sun = reinterpret_cast<const sockaddr_un *>(ss);
   struct stat st;
   if (sun->sun_path[0] == '\0' || stat(sun->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
     return;
-  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (probe < 0) return;
   if (connect(probe, reinterpret_cast<const sockaddr *>(ss), len) < 0 && errno == ECONNREFUSED)
     unlink(sun->sun_path);

@@ -227,6 +227,23 @@ r = q.cmd("chardev-remove", {"id": "slow"})
 for s_ in (peer, filler, hold):
     s_.close()
 other.close()
+# A server on a UNIX path where a live server's backlog is full: qiod
+# probes the path without waiting, leaves it alone and says it is in use.
+busy_path = os.path.join(tmp, "busy.sock")
+busy = socket.socket(socket.AF_UNIX)
+busy.bind(busy_path)
+busy.listen(0)
+queued = socket.socket(socket.AF_UNIX)
+queued.connect(busy_path)
+start = time.time()
+r = q.cmd("chardev-add", {"id": "busy", "backend": {"type": "socket", "data": {
+    "addr": {"type": "unix", "data": {"path": busy_path}}, "server": True}}})
+took = time.time() - start
+t.ok(is_error(r, "in use") and took < 5 and os.path.exists(busy_path),
+     "chardev-add server on a live UNIX socket whose backlog is full: refused at once, "
+     "the socket left alone", (r, took))
+queued.close()
+busy.close()
 # With reconnect-ms, an absent server is not an error: chardev-add answers
 # and qiod connects once a server listens.
 rport = free_port()
