@@ -33,6 +33,8 @@ struct QmpListener::Handshake {
   QIOChannelTLS *tioc;
   GCancellable *cancellable;
   qio::CancelAfter timeout;
+  bool evicted = false; /* gave way to a newer client */
+  std::list<Handshake *>::iterator pos;
 
   Handshake(QmpListener *l, QIOChannelTLS *t)
       : alive(l->alive_), listener(l), tioc(t), cancellable(g_cancellable_new()),
@@ -107,10 +109,35 @@ void QmpListener::take_client(QIOChannelSocket *client) {
     return;
   }
   g_autoptr(GError) error = nullptr;
-  if (handshakes_ >= server_.limits().max_clients) {
-    g_message(_("QMP: dropping client '%s': %u TLS handshakes are already under way"),
-              qio_channel_get_name(QIO_CHANNEL(client)), handshakes_);
+  guint max = server_.limits().max_clients;
+  /* Handshakes cut but not yet ended count too, or a flood would outrun them. */
+  /* A flood says so once a second, not once per connection. */
+  gint64 now = g_get_monotonic_time();
+  bool say = now - last_crowd_log_ >= G_USEC_PER_SEC;
+  if (pending_.size() >= 2 * max) {
+    if (say) {
+      last_crowd_log_ = now;
+      g_message(_("QMP: dropping client '%s': %u TLS handshakes are already under way"),
+                qio_channel_get_name(QIO_CHANNEL(client)), static_cast<guint>(pending_.size()));
+    }
     return;
+  }
+  if (handshakes_ >= max) {
+    if (say) {
+      last_crowd_log_ = now;
+      g_message(_("QMP: %u TLS handshakes are under way; the oldest gives way to client '%s'"),
+                max, qio_channel_get_name(QIO_CHANNEL(client)));
+    }
+    /* The oldest handshake gives way: a real client's takes milliseconds,
+     * so only one that stalls loses its place, and silent connections
+     * cannot keep the monitor from its users. */
+    for (Handshake *old : pending_) {
+      if (old->evicted) continue;
+      old->evicted = true;
+      handshakes_--;
+      g_cancellable_cancel(old->cancellable);
+      break;
+    }
   }
   if (!qio_channel_set_blocking(QIO_CHANNEL(client), FALSE, &error)) {
     g_message(_("QMP: dropping client '%s': %s"), qio_channel_get_name(QIO_CHANNEL(client)),
@@ -124,6 +151,7 @@ void QmpListener::take_client(QIOChannelSocket *client) {
     return;
   }
   auto *hs = new Handshake(this, tioc);
+  hs->pos = pending_.insert(pending_.end(), hs);
   handshakes_++;
   qio_channel_tls_handshake(tioc, hs->cancellable, on_handshake, hs, server_.context());
 }
@@ -133,11 +161,18 @@ void QmpListener::on_handshake(GObject *, GAsyncResult *result, gpointer data) n
   g_autoptr(GError) error = nullptr;
   bool ok = qio_channel_tls_handshake_finish(hs->tioc, result, &error);
   if (hs->alive.expired()) return;
-  hs->listener->handshakes_--;
-  if (!ok) {
+  hs->listener->pending_.erase(hs->pos);
+  if (!hs->evicted) hs->listener->handshakes_--;
+  if (!ok && hs->evicted) {
+    /* Said once a second by take_client(). */
+    g_debug("QMP: TLS handshake with '%s' gave way to a newer client",
+            qio_channel_get_name(QIO_CHANNEL(hs->tioc)));
+  } else if (!ok) {
     g_message(_("QMP: TLS handshake with '%s' failed: %s"),
               qio_channel_get_name(QIO_CHANNEL(hs->tioc)),
               hs->timeout.expired() ? _("it took too long") : error->message);
+  }
+  if (!ok) {
     qio_channel_close(QIO_CHANNEL(hs->tioc), nullptr);
     return;
   }

@@ -13,6 +13,7 @@
 #include "qcrypto/tls-creds.h"
 #include "qio/net-listener.h"
 
+#include <list>
 #include <memory>
 #include <string>
 
@@ -51,9 +52,12 @@ class QmpListener {
   /* Handshakes in flight hold a weak reference: one finishing after the
    * listener is gone drops its client. */
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
-  /* TLS handshakes under way: at most max_clients, or silent connections
-   * would hold a session and a descriptor each until their timeout. */
-  guint handshakes_ = 0;
+  /* TLS handshakes under way, oldest first: at most max_clients, or
+   * silent connections would hold a session and a descriptor each until
+   * their timeout; beyond that the oldest gives way. */
+  std::list<Handshake *> pending_;
+  guint handshakes_ = 0; /* those of pending_ not cut */
+  gint64 last_crowd_log_ = 0;
 };
 
 }  // namespace qio::monitor
