@@ -66,14 +66,14 @@ void ChardevSet::add_async(ChardevOptions &opts, AddDone done) {
   if (!dev) return done(nullptr, error);
   Chardev *raw = dev.get();
   std::string id = opts.id();
-  opening_.emplace(id, std::move(dev));
-  raw->open_async([this, id, done = std::move(done)](GError *open_error) {
+  opening_.emplace(id, Opening{std::move(dev), std::move(done)});
+  raw->open_async([this, id](GError *open_error) {
     /* The chardev (whose callback this is) ends here if it failed. */
-    auto node = opening_.extract(id);
-    if (open_error) return done(nullptr, open_error);
-    Chardev *opened = node.mapped().get();
-    devs_.insert(std::move(node));
-    done(opened, nullptr);
+    Opening opening = std::move(opening_.extract(id).mapped());
+    if (open_error) return opening.done(nullptr, open_error);
+    Chardev *opened = opening.dev.get();
+    devs_.emplace(id, std::move(opening.dev));
+    opening.done(opened, nullptr);
   });
 }
 
@@ -96,6 +96,15 @@ Chardev *ChardevSet::lookup(const std::string &id, GError **error) const {
 }
 
 bool ChardevSet::remove(const std::string &id, GError **error) {
+  if (auto it = opening_.find(id); it != opening_.end()) {
+    /* Still connecting: its chardev-add fails, and the connection with it. */
+    Opening opening = std::move(it->second);
+    opening_.erase(it);
+    opening.done(nullptr, g_error_new(QIO_ERROR, QIO_ERROR_FAILED,
+                                      _("chardev '%s' was removed before it connected"),
+                                      id.c_str()));
+    return true;
+  }
   Chardev *dev = lookup(id, error);
   if (!dev) return false;
   if (dev->frontend()) {

@@ -29,7 +29,8 @@ class ChardevSet {
   using AddDone = std::function<void(Chardev *dev, GError *error)>;
   void add_async(ChardevOptions &opts, AddDone done);
   Chardev *add_from_string(const char *text, GError **error);
-  /* Fails when the id is unknown or a frontend is attached. */
+  /* Fails when the id is unknown or a frontend is attached.  A chardev
+   * add_async() is still opening is dropped, its add failing. */
   bool remove(const std::string &id, GError **error);
   Chardev *find(const std::string &id) const;
   /* Like find(), with an error naming @id when there is none. */
@@ -47,7 +48,11 @@ class ChardevSet {
   GMainContext *context_;
   MuxActions mux_actions_;
   std::map<std::string, std::unique_ptr<Chardev>> devs_;
-  std::map<std::string, std::unique_ptr<Chardev>> opening_; /* open_async under way */
+  struct Opening {
+    std::unique_ptr<Chardev> dev;
+    AddDone done;
+  };
+  std::map<std::string, Opening> opening_; /* add_async() under way */
 };
 
 }  // namespace qio::chardev

@@ -227,6 +227,26 @@ r = q.cmd("chardev-remove", {"id": "slow"})
 for s_ in (peer, filler, hold):
     s_.close()
 other.close()
+# chardev-remove of a client still connecting: its chardev-add fails.
+hold = socket.socket()
+hold.bind(("127.0.0.1", 0))
+hold.listen(0)
+filler = socket.create_connection(("127.0.0.1", hold.getsockname()[1]))
+q.send_raw(json.dumps({"execute": "chardev-add", "arguments": {"id": "gone", "backend": {
+    "type": "socket", "data": {"addr": {"type": "inet", "data": {
+        "host": "127.0.0.1", "port": str(hold.getsockname()[1])}}, "server": False}}}}).encode()
+    + b"\n")
+time.sleep(0.3)
+other = d.qmp()
+r = other.cmd("chardev-remove", {"id": "gone"})
+r2 = q.reply()
+labels = [x["label"] for x in other.cmd("query-chardev")["return"]]
+t.ok(r == {"return": {}} and is_error(r2, "removed before it connected") and "gone" not in labels,
+     "chardev-remove of a client still connecting: removed, and its chardev-add fails saying so",
+     (r, r2, labels))
+other.close()
+filler.close()
+hold.close()
 # A server on a UNIX path where a live server's backlog is full: qiod
 # probes the path without waiting, leaves it alone and says it is in use.
 busy_path = os.path.join(tmp, "busy.sock")
