@@ -7,7 +7,6 @@
 #include "qom/object-registry.h"
 
 #include <glib/gi18n-lib.h>
-#include <glib/gstdio.h>
 
 namespace qio::monitor {
 
@@ -18,8 +17,9 @@ QmpListener::QmpListener(QmpServer &server)
 
 QmpListener::~QmpListener() {
   disconnect();
+  /* Its sockets remove the files they created (not one a newer qiod has
+   * bound at the same path since). */
   g_object_unref(listener_);
-  if (!unix_path_.empty()) g_unlink(unix_path_.c_str());
   if (creds_) g_object_unref(creds_);
   if (authz_) g_object_unref(authz_);
 }
@@ -80,9 +80,6 @@ std::unique_ptr<QmpListener> QmpListener::open(QmpServer &server, const QmpListe
   std::unique_ptr<QmpListener> self(new QmpListener(server));
   if (!self->setup_tls(config, error)) return nullptr;
   if (!qio_net_listener_open_sync(self->listener_, addr, 16, error)) return nullptr;
-  if (qio_socket_address_get_kind(addr) == QIO_SOCKET_ADDRESS_UNIX &&
-      !qio_socket_address_is_abstract(addr))
-    self->unix_path_ = qio_socket_address_get_path(addr);
   for (gsize i = 0; i < qio_net_listener_get_n_sockets(self->listener_); i++) {
     g_autoptr(QIOSocketAddress) local = qio_net_listener_get_address(self->listener_, i, nullptr);
     g_autofree char *text = local ? qio_socket_address_to_string(local) : nullptr;

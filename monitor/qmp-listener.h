@@ -46,7 +46,6 @@ class QmpListener {
 
   QmpServer &server_;
   QIONetListener *listener_;
-  std::string unix_path_;
   QCryptoTLSCreds *creds_ = nullptr;
   QCryptoAuthz *authz_ = nullptr;
   /* Handshakes in flight hold a weak reference: one finishing after the

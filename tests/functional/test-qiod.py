@@ -473,6 +473,33 @@ q.cmd("quit")
 d.wait()
 d.stop()
 
+# 64 clients (the limit) and 100 more: the extra ones are refused, and the
+# log says so once a second, not once per connection.
+d = Qiod("-m", "8M")
+held = []
+for _ in range(64):
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(d.sock)
+    held.append(c)
+refused = 0
+for _ in range(100):
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(d.sock)
+    c.settimeout(5)
+    try:
+        refused += c.recv(1) == b""
+    except ConnectionResetError:
+        refused += 1
+    c.close()
+log = d.stderr_until("never printed", timeout=1)
+for c in held:
+    c.close()
+lines = log.count("refusing client")
+t.ok(refused == 100 and 1 <= lines <= 3,
+     "100 clients past the limit of 64: all refused, with at most a log line a second",
+     (refused, lines))
+d.stop()
+
 d = Qiod("-m", "8M", "-daemonize", "-pidfile", "@DIR@/d.pid", wait=False)
 rc = d.wait()
 pid = None
