@@ -198,7 +198,8 @@ QIOChannel *MigrationIncoming::shake_hands(QIOChannel *plain, bool time_limit,
           t->self->cut_pending(t->plain, Cut::TimedOut);
           return G_SOURCE_REMOVE;
         },
-        new Timeout{this, plain}, +[](gpointer data) noexcept { delete static_cast<Timeout *>(data); });
+        new Timeout{this, plain},
+        +[](gpointer data) noexcept { delete static_cast<Timeout *>(data); });
     g_source_attach(timer, ctx_.main_context);
   }
   /* The plain reference stays ours until the thread ends. */
