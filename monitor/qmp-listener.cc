@@ -107,10 +107,10 @@ void QmpListener::take_client(QIOChannelSocket *client) {
   }
   g_autoptr(GError) error = nullptr;
   guint max = server_.limits().max_clients;
-  /* Handshakes cut but not yet ended count too, or a flood would outrun them. */
   /* A flood says so once a second, not once per connection. */
   gint64 now = g_get_monotonic_time();
   bool say = now - last_crowd_log_ >= G_USEC_PER_SEC;
+  /* Handshakes cut but not yet ended count too, or a flood would outrun them. */
   if (pending_.size() >= 2 * max) {
     if (say) {
       last_crowd_log_ = now;
