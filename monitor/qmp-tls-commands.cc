@@ -4,6 +4,8 @@
 #include "qcrypto/tls-creds.h"
 #include "qom/object-registry.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <set>
 #include <string>
 
@@ -80,9 +82,20 @@ void qmp_check_tls_expiry(QmpServer &server, guint days) {
   });
 }
 
+/* Loads the credentials' files again: new sessions use them, sessions
+ * under way keep what they started with; on failure nothing changes. */
+static JsonNode *tls_creds_reload(JsonObject *args, GError **error) {
+  const char *id = json_object_get_string_member(args, "id");
+  g_autoptr(QCryptoTLSCreds) creds = static_cast<QCryptoTLSCreds *>(
+      qom_object_ref_typed(id, QCRYPTO_TYPE_TLS_CREDS, _("TLS credentials"), error));
+  if (!creds || !qcrypto_tls_creds_reload(creds, error)) return nullptr;
+  return qmp_empty_object();
+}
+
 void qmp_register_tls_commands(QmpServer &server) {
   server.add_command({"query-tls-creds", {}, false,
                       [](JsonObject *, GError **) { return query_tls_creds(); }});
+  server.add_command({"tls-creds-reload", {{"id", QmpArgType::String}}, false, tls_creds_reload});
 }
 
 }  // namespace qio::monitor

@@ -178,6 +178,56 @@ t.ok(days and 360 <= days[0] <= 365 and all(c["expiry"].endswith("Z") or "+" in 
                                             for c in c0["certificates"]),
      "query-tls-creds: expiry dates", c0)
 
+# tls-creds-reload: new certificate files are used by new sessions, a
+# session under way goes on, and bad files change nothing.
+def peer_cn(path):
+    ctx = ssl.create_default_context(cafile=ca_cert)
+    ctx.check_hostname = False
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    raw.settimeout(15)
+    raw.connect(path)
+    with ctx.wrap_socket(raw) as s:
+        return dict(x[0] for x in s.getpeercert()["subject"]).get("commonName")
+
+
+ctx = ssl.create_default_context(cafile=ca_cert)
+ctx.check_hostname = False
+raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+raw.settimeout(15)
+raw.connect(tls_sock)
+held = ctx.wrap_socket(raw).makefile("rwb")
+json.loads(held.readline())
+held.write(b'{"execute":"qmp_capabilities"}\n')
+held.flush()
+json.loads(held.readline())
+before = peer_cn(tls_sock)
+make_cert(server_dir, "renewed.qiod.test", 365, "tls_www_server", "server-key.pem",
+          "server-cert.pem")
+r = q.cmd("tls-creds-reload", {"id": "tls0"})
+after = peer_cn(tls_sock)
+held.write(b'{"execute":"query-status"}\n')
+held.flush()
+still = json.loads(held.readline())
+subjects = [c["subject"] for c in
+            {c["id"]: c for c in q.cmd("query-tls-creds")["return"]}["tls0"]["certificates"]]
+t.ok(before == "qiod.test" and r == {"return": {}} and after == "renewed.qiod.test"
+     and "return" in still and any("renewed.qiod.test" in x for x in subjects),
+     "tls-creds-reload: new clients get the new certificate, the session under way goes on",
+     (before, r, after, still, subjects))
+with open(os.path.join(server_dir, "server-cert.pem"), "w") as f:
+    f.write("not a certificate\n")
+r = q.cmd("tls-creds-reload", {"id": "tls0"})
+t.ok("error" in r and "server-cert.pem" in r["error"]["desc"]
+     and peer_cn(tls_sock) == "renewed.qiod.test",
+     "tls-creds-reload of bad files: an error naming the file, the loaded ones stay", r)
+r = q.cmd("tls-creds-reload", {"id": "auth0"})
+r2 = q.cmd("tls-creds-reload", {"id": "nope"})
+t.ok("error" in r and "auth0" in r["error"]["desc"] and "error" in r2
+     and "nope" in r2["error"]["desc"],
+     "tls-creds-reload of an authz object or an unknown id: errors naming them", (r, r2))
+held.close()
+make_cert(server_dir, "qiod.test", 365, "tls_www_server", "server-key.pem", "server-cert.pem")
+
 # Unused credentials: added and deleted; an expiring certificate warns.
 r = q.cmd("object-add", {"qom-type": "tls-creds-x509", "id": "tls2", "dir": soon_dir,
                          "endpoint": "server", "verify-peer": False})
