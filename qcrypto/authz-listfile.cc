@@ -104,8 +104,8 @@ static gboolean authz_list_file_complete(QCryptoAuthz *authz, GError **error) {
                 qcrypto_authz_get_id(authz));
     return FALSE;
   }
-  if (!qcrypto_authz_list_file_reload(listfile, error)) return FALSE;
-  if (!listfile->refresh) return TRUE;
+  if (!listfile->refresh) return qcrypto_authz_list_file_reload(listfile, error);
+  /* Watched before it is read: a change in between is not missed. */
   g_autoptr(GFile) file = g_file_new_for_path(listfile->filename);
   GError *local = nullptr;
   listfile->monitor = g_file_monitor_file(file, G_FILE_MONITOR_NONE, nullptr, &local);
@@ -118,7 +118,7 @@ static gboolean authz_list_file_complete(QCryptoAuthz *authz, GError **error) {
     return FALSE;
   }
   g_signal_connect(listfile->monitor, "changed", G_CALLBACK(listfile_changed), listfile);
-  return TRUE;
+  return qcrypto_authz_list_file_reload(listfile, error);
 }
 
 static gboolean authz_list_file_is_allowed(QCryptoAuthz *authz, const char *identity,
