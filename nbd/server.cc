@@ -252,6 +252,8 @@ struct Conn {
   guint16 export_flags = 0;
   bool no_zeroes = false;
   bool tls = false; /* STARTTLS done */
+  bool negotiating = true; /* still in the handshake */
+  bool evicted = false;    /* cut in the handshake to make room for a newer client */
   bool structured = false;
   bool base_allocation = false;
   std::string meta_export; /* the export SET_META_CONTEXT was for */
@@ -1212,7 +1214,14 @@ qio::Task<GError *> Conn::serve() {
     std::unique_ptr<qio::CancelAfter> timer;
     if (limit) timer = std::make_unique<qio::CancelAfter>(cancel, limit * 1000);
     ok = co_await handshake(&error);
-    if (!ok && timer && timer->expired()) {
+    negotiating = false;
+    if (!ok && evicted) {
+      g_clear_error(&error);
+      g_set_error(&error, NBD_ERROR, NBD_ERROR_POLICY,
+                  _("NBD client %s had not finished its handshake when max-connections was "
+                    "reached; disconnected to make room for a newer client"),
+                  peer.c_str());
+    } else if (!ok && timer && timer->expired()) {
       g_clear_error(&error);
       g_set_error(&error, QIO_ERROR, QIO_ERROR_TIMEOUT,
                   _("NBD client %s did not finish the handshake within %u seconds "
@@ -1366,7 +1375,23 @@ QIONetListener *nbd_server_get_listener(NBDServer *server) {
 
 void nbd_server_add_client(NBDServer *server, QIOChannel *ioc) {
   NBDServerPrivate *priv = server_priv(server);
-  if (priv->max_connections && priv->conns.size() >= priv->max_connections) {
+  guint max = priv->max_connections;
+  auto live = static_cast<guint>(std::count_if(priv->conns.begin(), priv->conns.end(),
+                                               [](const Conn *c) { return !c->evicted; }));
+  if (max && live >= max && priv->conns.size() < 2 * max) {
+    /* Full: the oldest connection still in its handshake gives way, so
+     * that peers which connect and stall cannot keep clients out (a real
+     * client negotiates in milliseconds).  Connections being cut still
+     * count, up to twice the limit, so a flood cannot outrun them. */
+    auto oldest = std::find_if(priv->conns.begin(), priv->conns.end(),
+                               [](const Conn *c) { return c->negotiating && !c->evicted; });
+    if (oldest != priv->conns.end()) {
+      (*oldest)->evicted = true;
+      g_cancellable_cancel((*oldest)->cancel);
+      live--;
+    }
+  }
+  if (max && (live >= max || priv->conns.size() >= 2 * max)) {
     g_autoptr(GError) error = g_error_new(
         NBD_ERROR, NBD_ERROR_POLICY,
         _("NBD client %s refused: %u connections already (max-connections); raise the "

@@ -507,6 +507,43 @@ def _():
     connect(s2).shutdown()  # and the slot is free again
 
 
+@test("--shared=2 with two silent connections: each gives way, oldest first, to a real client")
+def _():
+    p, s2 = start(img, "-t", "-e", "2")
+    silent = []
+    for _ in range(2):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(s2)
+        recv_exact(s, 18)  # the greeting: now in the handshake, saying nothing
+        silent.append(s)
+
+    def gone(s, timeout):
+        s.settimeout(timeout)
+        try:
+            return s.recv(1) == b""
+        except socket.timeout:
+            return False
+
+    h1 = connect(s2)
+    first = (gone(silent[0], 10), gone(silent[1], 0.3))
+    h2 = connect(s2)
+    second = gone(silent[1], 10)
+    # Clients in transmission never give way: a third one is refused.
+    try:
+        connect(s2)
+        third = "accepted"
+    except nbd.Error:
+        third = "refused"
+    ok = h1.pread(10, 0) == h2.pread(10, 0)
+    h1.shutdown()
+    h2.shutdown()
+    for s in silent:
+        s.close()
+    return (first == (True, False) and second and third == "refused" and ok) or \
+        (first, second, third, ok)
+
+
 @test("--shared=1 does not advertise multi-conn; --shared=8 does")
 def _():
     p, s2 = start(img, "-t", "-e", "1")
