@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 namespace {
 
@@ -145,15 +146,29 @@ int run_list(const Options &o) {
 struct ServeState {
   GMainLoop *loop;
   gboolean persistent;
+  gint64 last_policy_line = 0; /* refusals and evictions: a line a second */
+  guint policy_unsaid = 0;
 };
 
 void on_client_closed(NBDServer *server, const GError *error, guint remaining,
                       gpointer data) noexcept {
   auto *state = static_cast<ServeState *>(data);
-  if (error) g_printerr("qio-nbd: %s\n", error->message);
-  if (remaining == 0 && !state->persistent &&
-      !(error && g_error_matches(error, NBD_ERROR, NBD_ERROR_POLICY)))
-    g_main_loop_quit(state->loop);
+  bool policy = error && g_error_matches(error, NBD_ERROR, NBD_ERROR_POLICY);
+  gint64 now = g_get_monotonic_time();
+  if (policy && state->last_policy_line && now - state->last_policy_line < G_USEC_PER_SEC) {
+    /* A flood of connections past max-connections cannot fill the log. */
+    state->policy_unsaid++;
+  } else if (policy) {
+    state->last_policy_line = now;
+    if (guint unsaid = std::exchange(state->policy_unsaid, 0))
+      g_printerr(_("qio-nbd: %s (and %u more like it since the last such line)\n"),
+                 error->message, unsaid);
+    else
+      g_printerr("qio-nbd: %s\n", error->message);
+  } else if (error) {
+    g_printerr("qio-nbd: %s\n", error->message);
+  }
+  if (remaining == 0 && !state->persistent && !policy) g_main_loop_quit(state->loop);
 }
 
 gboolean on_signal(gpointer data) noexcept {

@@ -544,6 +544,24 @@ def _():
         (first, second, third, ok)
 
 
+@test("100 clients past --shared=1 are refused, with at most a log line a second")
+def _():
+    p, s2 = start(img, "-t", "-e", "1")
+    h = connect(s2)
+    refused = 0
+    for _ in range(100):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(s2)
+        refused += s.recv(1) == b""
+        s.close()
+    h.shutdown()
+    p.terminate()
+    err = p.communicate(timeout=10)[1].decode()
+    lines = err.count("refused")
+    return (refused == 100 and 1 <= lines <= 3) or (refused, lines, err[-300:])
+
+
 @test("--shared=1 does not advertise multi-conn; --shared=8 does")
 def _():
     p, s2 = start(img, "-t", "-e", "1")
