@@ -8,6 +8,7 @@
 #include "nbd/error.h"
 #include "nbd/protocol.h"
 #include "nbd/server.h"
+#include "qio/error.h"
 #include "qom/object-registry.h"
 
 #include <glib-unix.h>
@@ -146,7 +147,7 @@ int run_list(const Options &o) {
 struct ServeState {
   GMainLoop *loop;
   gboolean persistent;
-  gint64 last_policy_line = 0; /* refusals and evictions: a line a second */
+  gint64 last_policy_line = 0; /* refusals, evictions, timeouts: a line a second */
   guint policy_unsaid = 0;
 };
 
@@ -154,11 +155,13 @@ void on_client_closed(NBDServer *server, const GError *error, guint remaining,
                       gpointer data) noexcept {
   auto *state = static_cast<ServeState *>(data);
   bool policy = error && g_error_matches(error, NBD_ERROR, NBD_ERROR_POLICY);
+  bool timeout = error && g_error_matches(error, QIO_ERROR, QIO_ERROR_TIMEOUT);
   gint64 now = g_get_monotonic_time();
-  if (policy && state->last_policy_line && now - state->last_policy_line < G_USEC_PER_SEC) {
-    /* A flood of connections past max-connections cannot fill the log. */
+  if ((policy || timeout) && state->last_policy_line &&
+      now - state->last_policy_line < G_USEC_PER_SEC) {
+    /* A flood of connections that stall or find no room cannot fill the log. */
     state->policy_unsaid++;
-  } else if (policy) {
+  } else if (policy || timeout) {
     state->last_policy_line = now;
     if (guint unsaid = std::exchange(state->policy_unsaid, 0))
       g_printerr(_("qio-nbd: %s (and %u more like it since the last such line)\n"),

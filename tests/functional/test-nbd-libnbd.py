@@ -562,6 +562,24 @@ def _():
     return (refused == 100 and 1 <= lines <= 3) or (refused, lines, err[-300:])
 
 
+@test("30 clients stalling past --handshake-limit: cut, with at most a log line a second")
+def _():
+    p, s2 = start(img, "-t", "-e", "0", "--handshake-limit", "1")
+    silent = []
+    for _ in range(30):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(s2)  # blocking: the backlog may be full for a moment
+        s.settimeout(10)
+        silent.append(s)
+    cut = sum(len(recv_exact(s, 18)) == 18 and s.recv(1) == b"" for s in silent)
+    for s in silent:
+        s.close()
+    p.terminate()
+    err = p.communicate(timeout=10)[1].decode()
+    lines = err.count("did not finish the handshake")
+    return (cut == 30 and 1 <= lines <= 3) or (cut, lines, err[-300:])
+
+
 @test("--shared=1 does not advertise multi-conn; --shared=8 does")
 def _():
     p, s2 = start(img, "-t", "-e", "1")
