@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <utility>
 
 namespace qio::migration {
 
@@ -229,18 +228,8 @@ MigrationIncoming::Cut MigrationIncoming::leave_pending(QIOChannel *plain, QIOCh
 }
 
 void MigrationIncoming::log_drop(const std::string &peer, const char *why) {
-  /* At most a line a second: a peer connecting in a loop cannot fill the log. */
-  gint64 now = g_get_monotonic_time();
-  guint32 unlogged;
-  {
-    std::lock_guard guard(lock_);
-    if (last_drop_log_ && now - last_drop_log_ < G_USEC_PER_SEC) {
-      drops_unlogged_++;
-      return;
-    }
-    last_drop_log_ = now;
-    unlogged = std::exchange(drops_unlogged_, 0);
-  }
+  guint unlogged = 0;
+  if (!drop_log_.allow(&unlogged)) return;
   if (unlogged)
     g_message(_("Incoming migration on '%s': dropping connection from %s: %s; still waiting "
                 "for the source (%u more connections dropped since the last such line)"),

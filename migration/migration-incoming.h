@@ -16,6 +16,7 @@
 #include "migration/page-compressor.h"
 #include "qcrypto/authz.h"
 #include "qcrypto/tls-creds.h"
+#include "qio/log-limiter.h"
 #include "qio/net-listener.h"
 
 #include <glib.h>
@@ -98,8 +99,6 @@ class MigrationIncoming {
   std::vector<QIOChannel *> channels_;
   guint32 admitted_ = 0; /* channels given a role; the first is the main one */
   std::vector<PendingHandshake> pending_; /* TLS handshakes on the listener, oldest first */
-  gint64 last_drop_log_ = 0;
-  guint32 drops_unlogged_ = 0;
   guint32 expected_multifd_ = 0;
   std::vector<bool> multifd_seen_;
   guint32 multifd_finished_ = 0;
@@ -108,6 +107,7 @@ class MigrationIncoming {
   bool main_ready_ = false;
   GError *error_ = nullptr;
   std::atomic<bool> aborted_{false};
+  LogLimiter drop_log_; /* the "dropping connection" lines */
 };
 
 }  // namespace qio::migration

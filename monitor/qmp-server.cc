@@ -90,10 +90,7 @@ std::vector<std::string> QmpServer::command_names() const {
 
 bool QmpServer::add_client(QIOChannel *ioc) {
   if (sessions_.size() >= limits_.max_clients) {
-    /* Once a second: a peer connecting in a loop cannot fill the log. */
-    gint64 now = g_get_monotonic_time();
-    if (now - last_refusal_log_ >= G_USEC_PER_SEC) {
-      last_refusal_log_ = now;
+    if (refusal_log_.allow()) {
       g_message(_("QMP: refusing client '%s': already %u clients connected"),
                 qio_channel_get_name(ioc), limits_.max_clients);
     }

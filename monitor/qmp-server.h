@@ -7,6 +7,7 @@
 #pragma once
 
 #include "qio/channel.h"
+#include "qio/log-limiter.h"
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
@@ -107,7 +108,7 @@ class QmpServer {
   std::vector<std::shared_ptr<QmpSession>> dead_;
   guint reap_source_ = 0;
   guint64 next_session_id_ = 1;
-  gint64 last_refusal_log_ = 0; /* refusals are logged once a second */
+  qio::LogLimiter refusal_log_; /* refused clients: a line a second */
   std::function<void()> drained_;
   guint drain_timer_ = 0;
   QmpSession *current_ = nullptr;

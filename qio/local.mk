@@ -35,3 +35,5 @@ qioinclude_HEADERS += qio/channel-command.h
 qio_libqio_la_SOURCES += qio/channel-command.cc
 qio_libqio_la_SOURCES += qio/socket-task.h
 qio_libqio_la_SOURCES += qio/socket-task.cc
+qio_libqio_la_SOURCES += qio/log-limiter.h
+qio_libqio_la_SOURCES += qio/log-limiter.cc

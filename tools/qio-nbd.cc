@@ -9,6 +9,7 @@
 #include "nbd/protocol.h"
 #include "nbd/server.h"
 #include "qio/error.h"
+#include "qio/log-limiter.h"
 #include "qom/object-registry.h"
 
 #include <glib-unix.h>
@@ -22,7 +23,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <utility>
 
 namespace {
 
@@ -147,8 +147,7 @@ int run_list(const Options &o) {
 struct ServeState {
   GMainLoop *loop;
   gboolean persistent;
-  gint64 last_policy_line = 0; /* refusals, evictions, timeouts: a line a second */
-  guint policy_unsaid = 0;
+  qio::LogLimiter crowd_log; /* refusals, evictions, timeouts: a line a second */
 };
 
 void on_client_closed(NBDServer *server, const GError *error, guint remaining,
@@ -156,21 +155,14 @@ void on_client_closed(NBDServer *server, const GError *error, guint remaining,
   auto *state = static_cast<ServeState *>(data);
   bool policy = error && g_error_matches(error, NBD_ERROR, NBD_ERROR_POLICY);
   bool timeout = error && g_error_matches(error, QIO_ERROR, QIO_ERROR_TIMEOUT);
-  gint64 now = g_get_monotonic_time();
-  if ((policy || timeout) && state->last_policy_line &&
-      now - state->last_policy_line < G_USEC_PER_SEC) {
-    /* A flood of connections that stall or find no room cannot fill the log. */
-    state->policy_unsaid++;
-  } else if (policy || timeout) {
-    state->last_policy_line = now;
-    if (guint unsaid = std::exchange(state->policy_unsaid, 0))
-      g_printerr(_("qio-nbd: %s (and %u more like it since the last such line)\n"),
-                 error->message, unsaid);
-    else
-      g_printerr("qio-nbd: %s\n", error->message);
-  } else if (error) {
+  /* A flood of connections that stall or find no room cannot fill the log. */
+  guint unsaid = 0;
+  bool say = error && (!(policy || timeout) || state->crowd_log.allow(&unsaid));
+  if (say && unsaid)
+    g_printerr(_("qio-nbd: %s (and %u more like it since the last such line)\n"),
+               error->message, unsaid);
+  else if (say)
     g_printerr("qio-nbd: %s\n", error->message);
-  }
   if (remaining == 0 && !state->persistent && !policy) g_main_loop_quit(state->loop);
 }
 

@@ -131,3 +131,7 @@ unit_tests += tests/unit/test-block-mirror
 tests_unit_test_block_mirror_SOURCES = tests/unit/test-block-mirror.cc
 tests_unit_test_block_mirror_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_block_mirror_LDADD = host/libhost.la nbd/libnbd-qio.la $(UNIT_LDADD)
+unit_tests += tests/unit/test-log-limiter
+tests_unit_test_log_limiter_SOURCES = tests/unit/test-log-limiter.cc
+tests_unit_test_log_limiter_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_log_limiter_LDADD = $(UNIT_LDADD)
