@@ -8,6 +8,8 @@
 
 #include <glib/gi18n-lib.h>
 
+#include <algorithm>
+
 namespace qio::monitor {
 
 QmpListener::QmpListener(QmpServer &server)
@@ -107,33 +109,29 @@ void QmpListener::take_client(QIOChannelSocket *client) {
   }
   g_autoptr(GError) error = nullptr;
   guint max = server_.limits().max_clients;
-  /* A flood says so once a second, not once per connection. */
-  gint64 now = g_get_monotonic_time();
-  bool say = now - last_crowd_log_ >= G_USEC_PER_SEC;
   /* Handshakes cut but not yet ended count too, or a flood would outrun them. */
   if (pending_.size() >= 2 * max) {
-    if (say) {
-      last_crowd_log_ = now;
+    if (crowd_log_.allow()) {
       g_message(_("QMP: dropping client '%s': %u TLS handshakes are already under way"),
                 qio_channel_get_name(QIO_CHANNEL(client)), static_cast<guint>(pending_.size()));
     }
     return;
   }
-  if (handshakes_ >= max) {
-    if (say) {
-      last_crowd_log_ = now;
+  auto live = std::count_if(pending_.begin(), pending_.end(),
+                            [](const Handshake *h) { return !h->evicted; });
+  if (static_cast<guint>(live) >= max) {
+    if (crowd_log_.allow()) {
       g_message(_("QMP: %u TLS handshakes are under way; the oldest gives way to client '%s'"),
                 max, qio_channel_get_name(QIO_CHANNEL(client)));
     }
     /* The oldest handshake gives way: a real client's takes milliseconds,
      * so only one that stalls loses its place, and silent connections
      * cannot keep the monitor from its users. */
-    for (Handshake *old : pending_) {
-      if (old->evicted) continue;
-      old->evicted = true;
-      handshakes_--;
-      g_cancellable_cancel(old->cancellable);
-      break;
+    auto oldest = std::find_if(pending_.begin(), pending_.end(),
+                               [](const Handshake *h) { return !h->evicted; });
+    if (oldest != pending_.end()) {
+      (*oldest)->evicted = true;
+      g_cancellable_cancel((*oldest)->cancellable);
     }
   }
   if (!qio_channel_set_blocking(QIO_CHANNEL(client), FALSE, &error)) {
@@ -149,7 +147,6 @@ void QmpListener::take_client(QIOChannelSocket *client) {
   }
   auto *hs = new Handshake(this, tioc);
   hs->pos = pending_.insert(pending_.end(), hs);
-  handshakes_++;
   qio_channel_tls_handshake(tioc, hs->cancellable, on_handshake, hs, server_.context());
 }
 
@@ -159,9 +156,8 @@ void QmpListener::on_handshake(GObject *, GAsyncResult *result, gpointer data) n
   bool ok = qio_channel_tls_handshake_finish(hs->tioc, result, &error);
   if (hs->alive.expired()) return;
   hs->listener->pending_.erase(hs->pos);
-  if (!hs->evicted) hs->listener->handshakes_--;
   if (!ok && hs->evicted) {
-    /* Said once a second by take_client(). */
+    /* take_client() says so, at most once a second. */
     g_debug("QMP: TLS handshake with '%s' gave way to a newer client",
             qio_channel_get_name(QIO_CHANNEL(hs->tioc)));
   } else if (!ok) {

@@ -11,6 +11,7 @@
 #include "monitor/qmp-server.h"
 #include "qcrypto/authz.h"
 #include "qcrypto/tls-creds.h"
+#include "qio/log-limiter.h"
 #include "qio/net-listener.h"
 
 #include <list>
@@ -55,8 +56,7 @@ class QmpListener {
    * silent connections would hold a session and a descriptor each until
    * their timeout; beyond that the oldest gives way. */
   std::list<Handshake *> pending_;
-  guint handshakes_ = 0; /* those of pending_ not cut */
-  gint64 last_crowd_log_ = 0;
+  qio::LogLimiter crowd_log_; /* too many handshakes: a line a second */
 };
 
 }  // namespace qio::monitor
