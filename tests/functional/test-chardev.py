@@ -23,8 +23,7 @@ import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qiodtest import QIOD, Qiod, Tap, run_qiod  # noqa: E402
-from chardevtest import (GUEST_PROMPT, Pki, chardev_info, chardev_port, free_port,  # noqa: E402
-                         read_until, wait_connected)
+from chardevtest import GUEST_PROMPT, Pki, chardev_info, chardev_port, free_port, read_until  # noqa: E402,E501
 
 t = Tap()
 tmp = tempfile.mkdtemp(prefix="chardev-test-")
@@ -264,22 +263,6 @@ t.ok(is_error(r, "in use") and took < 5 and os.path.exists(busy_path),
      "the socket left alone", (r, took))
 queued.close()
 busy.close()
-# With reconnect-ms, an absent server is not an error: chardev-add answers
-# and qiod connects once a server listens.
-rport = free_port()
-r = q.cmd("chardev-add", {"id": "later", "backend": {"type": "socket", "data": {
-    "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(rport)}},
-    "server": False, "reconnect-ms": 100}}})
-srv = socket.create_server(("127.0.0.1", rport))
-srv.settimeout(10)
-conn, _ = srv.accept()
-info = wait_connected(q, "later")
-t.ok(r == {"return": {}} and info.get("connected"),
-     "chardev-add with reconnect-ms and no server answers, then connects when one listens",
-     (r, info))
-q.cmd("chardev-remove", {"id": "later"})
-conn.close()
-srv.close()
 t.ok(is_error(q.cmd("chardev-remove", {"id": "s0"}), "busy"),
      "chardev-remove of the serial port's chardev is refused (busy)")
 r = q.cmd("chardev-remove", {"id": "c1"})

@@ -61,6 +61,13 @@ def start(path, *args, sock=None):
     raise RuntimeError("qio-nbd did not start: " + p.stderr.read().decode())
 
 
+def log_lines(p, text):
+    """Stops qio-nbd @p: how many lines of its log hold @text, and the log."""
+    p.terminate()
+    err = p.communicate(timeout=10)[1].decode()
+    return sum(text in line for line in err.splitlines()), err
+
+
 def scratch_server(name, size=4 * MIB):
     """A zeroed file of @size and a writable qio-nbd serving it."""
     path = os.path.join(tmp, name)
@@ -556,9 +563,7 @@ def _():
         refused += s.recv(1) == b""
         s.close()
     h.shutdown()
-    p.terminate()
-    err = p.communicate(timeout=10)[1].decode()
-    lines = err.count("refused")
+    lines, err = log_lines(p, "refused")
     return (refused == 100 and 1 <= lines <= 3) or (refused, lines, err[-300:])
 
 
@@ -574,9 +579,7 @@ def _():
     cut = sum(len(recv_exact(s, 18)) == 18 and s.recv(1) == b"" for s in silent)
     for s in silent:
         s.close()
-    p.terminate()
-    err = p.communicate(timeout=10)[1].decode()
-    lines = err.count("did not finish the handshake")
+    lines, err = log_lines(p, "did not finish the handshake")
     return (cut == 30 and 1 <= lines <= 3) or (cut, lines, err[-300:])
 
 
