@@ -210,38 +210,6 @@ static NBDServerPrivate *server_priv(NBDServer *server) {
 
 namespace {
 
-/* co_await runs the TLS handshake of @tioc in the task's context and gives
- * whether it succeeded. */
-class TlsHandshake {
- public:
-  TlsHandshake(QIOChannelTLS *tioc, GCancellable *cancellable, GError **error) noexcept
-      : tioc_(tioc), cancellable_(cancellable), error_(error) {}
-  TlsHandshake(const TlsHandshake &) = delete;
-  ~TlsHandshake() {
-    if (context_) g_main_context_unref(context_);
-  }
-  bool await_ready() noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) noexcept {
-    handle_ = h;
-    context_ = g_main_context_ref_thread_default();
-    qio_channel_tls_handshake(tioc_, cancellable_, on_done, this, context_);
-  }
-  bool await_resume() noexcept { return ok_; }
-
- private:
-  static void on_done(GObject *, GAsyncResult *result, gpointer data) noexcept {
-    auto *self = static_cast<TlsHandshake *>(data);
-    self->ok_ = qio_channel_tls_handshake_finish(self->tioc_, result, self->error_);
-    qio::detail::resume_in(self->context_, self->handle_);
-  }
-  QIOChannelTLS *tioc_;
-  GCancellable *cancellable_;
-  GError **error_;
-  GMainContext *context_ = nullptr;
-  std::coroutine_handle<> handle_;
-  bool ok_ = false;
-};
-
 /* One client connection. */
 struct Conn {
   NBDServer *server;
@@ -488,7 +456,7 @@ qio::Task<bool> Conn::starttls(GError **error) {
       qio_channel_tls_new_server(ioc, priv->tls_creds, priv->tls_authz, error);
   if (!tioc) co_return false;
   qio_channel_set_name(QIO_CHANNEL(tioc), peer.c_str());
-  if (!co_await TlsHandshake(tioc, cancel, error)) {
+  if (!co_await qio::tls_handshake(tioc, cancel, error)) {
     g_prefix_error(error, _("NBD client %s: TLS handshake failed: "), peer.c_str());
     co_return false;
   }

@@ -43,3 +43,5 @@ qcryptoinclude_HEADERS += qcrypto/hash.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/hash.cc
 qcryptoinclude_HEADERS += qcrypto/base64.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/base64.cc
+qcryptoinclude_HEADERS += qcrypto/vnc-auth.h
+qcrypto_libqcrypto_la_SOURCES += qcrypto/vnc-auth.cc

@@ -39,6 +39,8 @@
 
 #ifdef __cplusplus
 
+#include "qio/channel-tls.h"
+#include "qio/channel-websock.h"
 #include "qio/channel.h"
 
 #include <coroutine>
@@ -479,6 +481,77 @@ inline detail::BufferAllBool write_all(QIOChannel *ioc, std::span<const std::byt
 inline detail::ReadSome read(QIOChannel *ioc, void *buf, gsize len, GError **error,
                              GCancellable *cancellable = nullptr) noexcept {
   return detail::ReadSome(ioc, buf, len, cancellable, error);
+}
+
+namespace detail {
+
+/* Awaits a GIO-style asynchronous operation: @start(callback, data,
+ * context) begins it, @finish(result, error) ends it in the callback.
+ * The operation must call back before the task is destroyed (cancel it,
+ * as servers do when they stop). */
+template <typename Start, typename Finish>
+class AsyncCall {
+ public:
+  AsyncCall(Start start, Finish finish, GError **error) noexcept
+      : start_(std::move(start)), finish_(std::move(finish)), error_(error) {}
+  AsyncCall(const AsyncCall &) = delete;
+  ~AsyncCall() {
+    if (context_) g_main_context_unref(context_);
+  }
+  bool await_ready() noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    handle_ = h;
+    context_ = g_main_context_ref_thread_default();
+    start_(on_done, this, context_);
+  }
+  bool await_resume() noexcept { return ok_; }
+
+ private:
+  static void on_done(GObject *, GAsyncResult *result, gpointer data) noexcept {
+    auto *self = static_cast<AsyncCall *>(data);
+    self->ok_ = self->finish_(result, self->error_);
+    resume_in(self->context_, self->handle_);
+  }
+  Start start_;
+  Finish finish_;
+  GError **error_;
+  GMainContext *context_ = nullptr;
+  std::coroutine_handle<> handle_;
+  bool ok_ = false;
+};
+
+template <typename Start, typename Finish>
+AsyncCall<Start, Finish> async_call(Start start, Finish finish, GError **error) noexcept {
+  return AsyncCall<Start, Finish>(std::move(start), std::move(finish), error);
+}
+
+}  // namespace detail
+
+/* Runs the TLS handshake of @tioc in the task's context; true when it
+ * succeeded. */
+inline auto tls_handshake(QIOChannelTLS *tioc, GCancellable *cancellable,
+                          GError **error) noexcept {
+  return detail::async_call(
+      [=](GAsyncReadyCallback cb, gpointer data, GMainContext *context) {
+        qio_channel_tls_handshake(tioc, cancellable, cb, data, context);
+      },
+      [=](GAsyncResult *result, GError **err) {
+        return qio_channel_tls_handshake_finish(tioc, result, err) != FALSE;
+      },
+      error);
+}
+
+/* The same for a websocket's opening handshake. */
+inline auto websock_handshake(QIOChannelWebsock *wioc, GCancellable *cancellable,
+                              GError **error) noexcept {
+  return detail::async_call(
+      [=](GAsyncReadyCallback cb, gpointer data, GMainContext *context) {
+        qio_channel_websock_handshake(wioc, context, cancellable, cb, data);
+      },
+      [=](GAsyncResult *result, GError **err) {
+        return qio_channel_websock_handshake_finish(wioc, result, err) != FALSE;
+      },
+      error);
 }
 
 /* Resumes the task after @ms milliseconds, in @context or the task's. */

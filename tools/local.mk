@@ -24,3 +24,6 @@ tools_qiod_LDADD += migration/libmigration.la
 # qiod's chardevs; the libraries they use follow them for the static link.
 tools_qiod_LDADD += chardev/libchardev.la monitor/libmonitor.la host/libhost.la qom/libqom.la \
 	qio/libqio.la qcrypto/libqcrypto.la $(JSON_GLIB_LIBS) $(GLIB_LIBS)
+# qiod's VNC server; the libraries it uses follow it for the static link.
+tools_qiod_LDADD += ui/libui.la monitor/libmonitor.la host/libhost.la qom/libqom.la \
+	qio/libqio.la qcrypto/libqcrypto.la $(JSON_GLIB_LIBS) $(GLIB_LIBS)

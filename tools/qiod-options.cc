@@ -227,6 +227,8 @@ const char *qiod_usage() {
            "  -mon ADDRESS[,...]        serve QMP on unix:PATH or tcp:HOST:PORT,\n"
            "                            with TLS when tls-creds is given\n"
            "  -incoming URI|defer       wait for an incoming migration\n"
+           "  -vnc HOST:DISPLAY[,OPTIONS] serve the guest's display over VNC on port\n"
+           "                            5900+DISPLAY (or unix:PATH); see docs/vnc.md\n"
            "  -name NAME                the guest's name\n"
            "  -pidfile PATH             write the daemon's process id to PATH\n"
            "  -daemonize                detach once the monitors listen\n"
@@ -269,7 +271,7 @@ bool qiod_parse_options(int argc, char **argv, QiodOptions &opts, GError **error
     }
     static const char *const with_arg[] = {"-object", "-m",     "-drive", "-qmp", "-mon",
                                            "-incoming", "-name", "-pidfile", "-D", "-guest",
-                                           "-chardev", "-serial"};
+                                           "-chardev", "-serial", "-vnc"};
     bool known = false;
     for (const char *o : with_arg) known |= name == o;
     if (!known) {
@@ -305,6 +307,12 @@ bool qiod_parse_options(int argc, char **argv, QiodOptions &opts, GError **error
       opts.logfile = arg;
     } else if (name == "-chardev") {
       opts.chardevs.emplace_back(arg);
+    } else if (name == "-vnc") {
+      if (!opts.vnc.empty()) {
+        OPT_ERROR(error, _("-vnc given twice; qiod serves one VNC display"));
+        return false;
+      }
+      opts.vnc = arg;
     } else if (name == "-serial") {
       if (!g_str_has_prefix(arg, "chardev:") || !arg[8]) {
         OPT_ERROR(error, _("-serial: '%s' is not supported; create the backend with -chardev "

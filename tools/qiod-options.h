@@ -29,6 +29,7 @@ struct QiodOptions {
   std::vector<MonitorOption> monitors;
   std::vector<std::string> chardevs; /* -chardev arguments, in order */
   std::string serial_chardev;        /* -serial chardev:ID */
+  std::string vnc;                   /* -vnc argument, parsed at start-up */
   std::string incoming;
   std::string name;
   std::string pidfile;

@@ -22,6 +22,8 @@
 #include "monitor/qmp-server.h"
 #include "qom/object-registry.h"
 #include "tools/qiod-options.h"
+#include "ui/qmp-vnc-commands.h"
+#include "ui/vnc-server.h"
 
 #include <glib-unix.h>
 #include <glib/gi18n-lib.h>
@@ -72,6 +74,7 @@ struct Daemon {
   std::weak_ptr<monitor::BlockJobs> block_jobs;
   std::unique_ptr<chardev::ChardevSet> chardevs;
   std::unique_ptr<chardev::SerialFrontend> serial;
+  std::unique_ptr<ui::VncServer> vnc;
   std::vector<std::unique_ptr<chardev::MonitorFrontend>> chardev_monitors;
   bool shutting_down = false;
   int exit_status = 0;
@@ -79,6 +82,7 @@ struct Daemon {
 
   ~Daemon() {
     migration.reset();
+    vnc.reset();
     listeners.clear();
     chardev_monitors.clear();
     serial.reset();
@@ -307,6 +311,14 @@ int main(int argc, char **argv) {
       return fail(error);
     }
   }
+
+  if (!d.opts.vnc.empty()) {
+    ui::VncConfig vnc_config;
+    if (!ui::VncConfig::parse(d.opts.vnc.c_str(), vnc_config, &error)) return fail(error);
+    d.vnc = ui::VncServer::create(vnc_config, *d.guest, &error);
+    if (!d.vnc) return fail(error);
+  }
+  ui::qmp_register_vnc_commands(*d.server, d.vnc.get());
 
   for (const auto &mon : d.opts.monitors)
     if (!d.serve_monitor(mon, &error)) return fail(error);

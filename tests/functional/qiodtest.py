@@ -195,6 +195,15 @@ def run_qiod(*args, timeout=20):
     return p.returncode, p.stdout, p.stderr
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def recv_exact(s, n):
     """@n bytes from socket @s; EOFError if it closes first."""
     out = b""

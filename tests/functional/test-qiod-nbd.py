@@ -5,26 +5,17 @@ drive-mirror to another qiod's export and to qemu-nbd while the guest writes
 its disk; and the QMP errors for bad arguments."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qiodtest import Qiod, Tap  # noqa: E402
+from qiodtest import Qiod, Tap, free_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 t = Tap()
 MiB = 1 << 20
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def run(*cmd, timeout=60):

@@ -1,0 +1,512 @@
+#!/usr/bin/python3
+"""qiod's VNC server at the protocol level, with a client written here from
+RFC 6143: RFB 3.3/3.7/3.8 handshakes, VNC password (DES checked with
+openssl), pixel formats against screendump, key events, VeNCrypt over
+Python's ssl with certtool certificates, websockets, the connections
+limit, query-vnc / set_password / display-reload, and malformed input
+from the client and on the command line."""
+import os
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qiodtest import Qiod, Tap, free_port, recv_exact, run_qiod  # noqa: E402
+
+t = Tap()
+tmp = tempfile.mkdtemp(prefix="qiod-vnc-")
+pki = os.path.join(tmp, "pki")
+os.makedirs(pki)
+with open(os.path.join(tmp, "keys.psk"), "w") as f:
+    f.write("qemu:" + "ab" * 32 + "\n")
+subprocess.run(["bash", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                     "nbd-pki.sh"), pki], check=True)
+
+
+def des_response(password, challenge):
+    """The VNC authentication response, computed by openssl."""
+    key = bytes(int(f"{c:08b}"[::-1], 2) for c in (password.encode() + bytes(8))[:8])
+    p = subprocess.run(["openssl", "enc", "-des-ecb", "-nopad", "-K", key.hex(),
+                        "-provider", "legacy", "-provider", "default"],
+                       input=challenge, capture_output=True, check=True)
+    return p.stdout
+
+
+def read_ppm(path):
+    data = open(path, "rb").read()
+    parts = data.split(b"\n", 3)
+    w, h = map(int, parts[1].split())
+    return w, h, parts[3]
+
+
+class Rfb:
+    """One RFB connection over a socket-like object."""
+
+    def __init__(self, sock):
+        self.s = sock
+
+    def recv(self, n):
+        return recv_exact(self.s, n)
+
+    def u32(self):
+        return struct.unpack(">I", self.recv(4))[0]
+
+    def handshake(self, version=b"RFB 003.008\n", password=None, vencrypt=None):
+        """Up to ServerInit; returns (width, height, pixel format bytes)."""
+        assert self.recv(12) == b"RFB 003.008\n"
+        self.s.sendall(version)
+        if version not in (b"RFB 003.007\n", b"RFB 003.008\n"):
+            sec = self.u32()
+        else:
+            n = self.recv(1)[0]
+            sec = self.recv(n)[0]
+            self.s.sendall(bytes([sec]))
+        if sec == 19:
+            self.vencrypt(vencrypt)
+            sec = {257: 1, 260: 1, 258: 2, 261: 2}[self.subtype]
+            version = b"RFB 003.008\n"
+        if sec == 2:
+            challenge = self.recv(16)
+            self.s.sendall(des_response(password, challenge))
+        if sec == 2 or version == b"RFB 003.008\n":
+            result = self.u32()
+            if result != 0:
+                reason = self.recv(self.u32()) if version == b"RFB 003.008\n" else b""
+                raise PermissionError(reason.decode())
+        self.s.sendall(b"\1")
+        init = self.recv(24)
+        w, h = struct.unpack(">HH", init[:4])
+        self.name = self.recv(struct.unpack(">I", init[20:24])[0])
+        return w, h, init[4:20]
+
+    def vencrypt(self, context):
+        assert self.recv(2) == b"\0\2"
+        self.s.sendall(b"\0\2")
+        assert self.recv(1) == b"\0"
+        n = self.recv(1)[0]
+        subtypes = struct.unpack(f">{n}I", self.recv(4 * n))
+        self.subtype = subtypes[0]
+        self.s.sendall(struct.pack(">I", self.subtype))
+        assert self.recv(1) == b"\1"
+        self.s = context.wrap_socket(self.s, server_hostname="localhost")
+
+    def request(self, x, y, w, h, incremental=False):
+        self.s.sendall(struct.pack(">BBHHHH", 3, int(incremental), x, y, w, h))
+
+    def update(self, bpp=4):
+        """One FramebufferUpdate: a list of (x, y, w, h, pixels)."""
+        head = self.recv(4)
+        assert head[0] == 0, head
+        rects = []
+        for _ in range(struct.unpack(">H", head[2:])[0]):
+            x, y, w, h, enc = struct.unpack(">HHHHi", self.recv(12))
+            assert enc == 0, enc
+            rects.append((x, y, w, h, self.recv(w * h * bpp)))
+        return rects
+
+    def key(self, keysym, down=True):
+        self.s.sendall(struct.pack(">BBHI", 4, int(down), 0, keysym))
+
+    def type_text(self, text):
+        for c in text:
+            self.key(ord(c))
+            self.key(ord(c), False)
+        self.key(0xff0d)
+        self.key(0xff0d, False)
+
+
+def connect_unix(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(path)
+    return s
+
+
+def closed_by_server(sock, timeout=20):
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(4096):
+            pass
+        return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except (socket.timeout, OSError):
+        return False
+
+
+def screen_of(q, d):
+    path = os.path.join(d.dir, "screen.ppm")
+    q.cmd("screendump", {"filename": path})
+    return read_ppm(path)
+
+
+def rfb_pixels_as_rgb(data):
+    """32-bit little-endian XRGB pixels to RGB bytes."""
+    out = bytearray()
+    for i in range(0, len(data), 4):
+        out += bytes((data[i + 2], data[i + 1], data[i]))
+    return bytes(out)
+
+
+# --- No authentication: the three RFB versions, pixels, keys ---
+d = Qiod("-vnc", "unix:@DIR@/vnc.sock")
+vsock = os.path.join(d.dir, "vnc.sock")
+q = d.qmp()
+info = q.cmd("query-vnc")["return"]
+t.ok(info["enabled"] and info["auth"] == "none" and info["family"] == "unix"
+     and info["clients"] == [], "query-vnc: enabled, auth none, no clients", info)
+
+c = Rfb(connect_unix(vsock))
+w, h, pf = c.handshake()
+t.ok((w, h) == (640, 400) and c.name == b"qiod" and pf[0] == 32 and pf[3] == 1,
+     "RFB 3.8 without authentication: 640x400, 32 bpp true colour, name qiod", (w, h, pf))
+c.request(0, 0, w, h)
+rects = c.update()
+pw, ph, ppm = screen_of(q, d)
+t.ok(len(rects) == 1 and rects[0][:4] == (0, 0, 640, 400)
+     and rfb_pixels_as_rgb(rects[0][4]) == ppm,
+     "a full update in Raw equals the screendump pixel for pixel")
+clients = q.cmd("query-vnc")["return"]["clients"]
+t.ok(len(clients) == 1 and clients[0]["family"] == "unix"
+     and clients[0]["websocket"] is False, "query-vnc lists the client", clients)
+
+# Typing: the shell echoes and answers; the update covers the text.
+before = ppm
+c.request(0, 0, w, h, incremental=True)
+c.type_text("echo vnc-typed")
+deadline = time.time() + 20
+changed = False
+while time.time() < deadline and not changed:
+    rects = c.update()
+    _, _, now = screen_of(q, d)
+    changed = now != before
+    c.request(0, 0, w, h, incremental=True)
+t.ok(changed and rects and rects[0][2] > 0, "key events reach the guest's console and the "
+     "change arrives as an incremental update")
+c.s.close()
+
+for version, label in ((b"RFB 003.003\n", "3.3"), (b"RFB 003.007\n", "3.7"),
+                       (b"RFB 003.889\n", "3.889 (as 3.3)")):
+    c = Rfb(connect_unix(vsock))
+    try:
+        w2, h2, _ = c.handshake(version)
+        t.ok((w2, h2) == (640, 400), f"RFB {label} handshake without authentication")
+    except Exception as e:  # noqa: BLE001
+        t.ok(False, f"RFB {label} handshake without authentication", repr(e))
+    c.s.close()
+
+# Pixel formats: 16-bit big-endian RGB565 and 8-bit BGR233.
+for bpp, depth, be, maxes, shifts, label in (
+        (16, 16, 1, (31, 63, 31), (11, 5, 0), "RGB565 big-endian"),
+        (8, 8, 0, (7, 7, 3), (0, 3, 6), "BGR233")):
+    c = Rfb(connect_unix(vsock))
+    c.handshake()
+    c.s.sendall(struct.pack(">BxxxBBBBHHHBBBxxx", 0, bpp, depth, be, 1, *maxes, *shifts))
+    c.request(0, 0, 640, 400)
+    rects = c.update(bpp // 8)
+    _, _, ppm = screen_of(q, d)
+    good = len(rects) == 1
+    data = rects[0][4] if good else b""
+    n = bpp // 8
+    for i in range(0, 640 * 400, 997):
+        r, g, b = ppm[3 * i:3 * i + 3]
+        want = (((r * maxes[0] + 127) // 255) << shifts[0] | ((g * maxes[1] + 127) // 255)
+                << shifts[1] | ((b * maxes[2] + 127) // 255) << shifts[2])
+        got = int.from_bytes(data[n * i:n * i + n], "big" if be else "little")
+        if got != want:
+            good = False
+            break
+    t.ok(good, f"SetPixelFormat {label}: pixels converted as the format says")
+    c.s.close()
+
+# --- Malformed input from a client: a clear log line, never a crash ---
+cases = [
+    ("not a version", lambda s: s.sendall(b"HELLO WORLD\n"), "instead of an RFB 3.x version"),
+    ("security type not offered",
+     lambda s: (s.sendall(b"RFB 003.008\n"), recv_exact(s, 2), s.sendall(b"\x02")),
+     "chose security type 2"),
+    ("unknown message type",
+     lambda s: (Rfb(s).handshake(), s.sendall(b"\x63")), "unknown message type 99"),
+    ("24 bits per pixel",
+     lambda s: (Rfb(s).handshake(),
+                s.sendall(struct.pack(">BxxxBBBBHHHBBBxxx", 0, 24, 24, 0, 1, 255, 255, 255,
+                                      16, 8, 0))), "24 bits per pixel"),
+    ("colour map",
+     lambda s: (Rfb(s).handshake(),
+                s.sendall(struct.pack(">BxxxBBBBHHHBBBxxx", 0, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0))),
+     "colour-map pixel format"),
+    ("maximum wider than the pixel",
+     lambda s: (Rfb(s).handshake(),
+                s.sendall(struct.pack(">BxxxBBBBHHHBBBxxx", 0, 16, 16, 0, 1, 255, 255, 255,
+                                      16, 8, 0))), "does not fit 16 bits per pixel"),
+]
+for label, send, logged in cases:
+    s = connect_unix(vsock)
+    try:
+        send(s)
+        gone = closed_by_server(s)
+    except (ConnectionError, EOFError, AssertionError) as e:
+        gone = True
+        print(f"# {label}: {e!r}")
+    log = d.stderr_until(logged)
+    t.ok(gone and logged in log, f"malformed: {label}: disconnected with a log line",
+         log[-500:])
+    s.close()
+
+# Bounded reads: a 65535-entry SetEncodings, 1 MiB of cut text, a request
+# outside the screen: the session goes on.
+c = Rfb(connect_unix(vsock))
+c.handshake()
+c.s.sendall(struct.pack(">BxH", 2, 65535) + struct.pack(">i", 0) * 65535)
+c.s.sendall(struct.pack(">BxxxI", 6, 1 << 20) + b"x" * (1 << 20))
+c.s.sendall(struct.pack(">BxxxI", 6, 0xffffff00) + b"y" * 256)
+c.request(5000, 5000, 10, 10)
+c.request(630, 390, 100, 100)
+rects = c.update()
+t.ok(len(rects) == 1 and rects[0][:4] == (630, 390, 10, 10),
+     "long encodings and cut text are skipped; requests are clipped to the screen",
+     [r[:4] for r in rects])
+c.s.close()
+q.close()
+d.stop()
+
+# --- VNC password: password-secret, password=on with set_password ---
+d = Qiod("-object", "secret,id=sec0,data=s3cret", "-vnc",
+         "unix:@DIR@/vnc.sock,password-secret=sec0")
+vsock = os.path.join(d.dir, "vnc.sock")
+q = d.qmp()
+t.ok(q.cmd("query-vnc")["return"]["auth"] == "vnc", "query-vnc: auth vnc")
+c = Rfb(connect_unix(vsock))
+t.ok(c.handshake(password="s3cret")[0] == 640, "VNC authentication with the right password "
+     "(DES response computed by openssl)")
+c.s.close()
+c = Rfb(connect_unix(vsock))
+try:
+    c.handshake(password="wrong")
+    t.ok(False, "a wrong password is refused")
+except PermissionError as e:
+    log = d.stderr_until("wrong VNC password")
+    t.ok("authentication failed" in str(e) and "wrong VNC password" in log,
+         "a wrong password is refused with a reason, and logged", (str(e), log[-300:]))
+c.s.close()
+c = Rfb(connect_unix(vsock))
+t.ok(c.handshake(b"RFB 003.003\n", password="s3cret")[0] == 640,
+     "RFB 3.3 client with VNC authentication")
+c.s.close()
+r = q.cmd("change-vnc-password", {"password": "n3w"})
+c = Rfb(connect_unix(vsock))
+t.ok("return" in r and c.handshake(password="n3w")[0] == 640,
+     "change-vnc-password: the new password works", r)
+c.s.close()
+r = q.cmd("set_password", {"protocol": "spice", "password": "x"})
+t.ok(r.get("error", {}).get("class") == "GenericError" and "spice" in r["error"]["desc"],
+     "set_password for another protocol is refused", r)
+q.close()
+d.stop()
+
+d = Qiod("-vnc", "unix:@DIR@/vnc.sock,password=on")
+vsock = os.path.join(d.dir, "vnc.sock")
+q = d.qmp()
+c = Rfb(connect_unix(vsock))
+try:
+    c.handshake(password="")
+    t.ok(False, "password=on without a password refuses everyone")
+except PermissionError:
+    log = d.stderr_until("no VNC password is set")
+    t.ok("set_password" in log, "password=on without a password refuses everyone, saying "
+         "how to set one", log[-300:])
+c.s.close()
+r = q.cmd("set_password", {"protocol": "vnc", "password": "abc"})
+c = Rfb(connect_unix(vsock))
+t.ok("return" in r and c.handshake(password="abc")[0] == 640, "set_password then connect")
+c.s.close()
+q.close()
+d.stop()
+
+# --- VeNCrypt: x509 with a client certificate, anon, refusals ---
+srv = os.path.join(pki, "srv")
+cli = os.path.join(pki, "cli")
+
+
+def client_context(cert_dir):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(cli, "ca-cert.pem"))
+    if cert_dir:
+        ctx.load_cert_chain(os.path.join(cert_dir, "client-cert.pem"),
+                            os.path.join(cert_dir, "client-key.pem"))
+    return ctx
+
+
+port = free_port()
+d = Qiod("-object", f"tls-creds-x509,id=tls0,endpoint=server,dir={srv},verify-peer=on",
+         "-object", "secret,id=sec0,data=pw", "-vnc",
+         f"127.0.0.1:{port - 5900},tls-creds=tls0,password-secret=sec0")
+q = d.qmp()
+info = q.cmd("query-vnc")["return"]
+t.ok(info["auth"] == "vencrypt" and info["vencrypt"] == "x509-vnc"
+     and info["service"] == str(port) and info["family"] == "ipv4",
+     "query-vnc: vencrypt x509-vnc on port 5900+DISPLAY", info)
+c = Rfb(socket.create_connection(("127.0.0.1", port), timeout=20))
+w, h, _ = c.handshake(password="pw", vencrypt=client_context(cli))
+c.request(0, 0, w, h)
+rects = c.update()
+clients = q.cmd("query-vnc")["return"]["clients"]
+t.ok(c.subtype == 261 and len(rects) == 1 and len(clients) == 1
+     and "CN=client" in clients[0].get("x509_dname", "") and clients[0]["host"] == "127.0.0.1",
+     "VeNCrypt X509Vnc: TLS with a client certificate, then the password; query-vnc shows "
+     "the client's DN", clients)
+c.s.close()
+c = Rfb(socket.create_connection(("127.0.0.1", port), timeout=20))
+try:
+    c.handshake(password="pw", vencrypt=client_context(None))
+    refused = False
+except (ssl.SSLError, ConnectionError, EOFError, OSError):
+    refused = True
+log = d.stderr_until("TLS handshake failed")
+t.ok(refused and "TLS handshake failed" in log, "VeNCrypt without a client certificate is "
+     "refused (verify-peer=on)", log[-400:])
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+c = Rfb(s)
+c.recv(12)
+s.sendall(b"RFB 003.008\n")
+n = c.recv(1)[0]
+t.ok(n == 1 and c.recv(1) == b"\x13", "with tls-creds only VeNCrypt (19) is offered")
+s.sendall(b"\x13")
+c.recv(2)
+s.sendall(b"\0\1")
+t.ok(c.recv(1) == b"\1" and closed_by_server(s), "VeNCrypt 0.1 is refused")
+s.close()
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+c = Rfb(s)
+c.recv(12)
+s.sendall(b"RFB 003.008\n")
+c.recv(2)
+s.sendall(b"\x13")
+c.recv(2)
+s.sendall(b"\0\2")
+c.recv(2)
+c.recv(4)
+s.sendall(struct.pack(">I", 256))  # Plain: never offered
+log = d.stderr_until("VeNCrypt subtype 256")
+t.ok(c.recv(1) == b"\0" and closed_by_server(s) and "x509-vnc" in log,
+     "a VeNCrypt subtype not offered is refused", log[-300:])
+s.close()
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+c = Rfb(s)
+c.recv(12)
+s.sendall(b"RFB 003.003\n")
+t.ok(c.u32() == 0 and b"3.7" in c.recv(c.u32()) and closed_by_server(s),
+     "an RFB 3.3 client is told VeNCrypt needs 3.7, not given plaintext")
+s.close()
+r = q.cmd("display-reload", {"type": "vnc", "tls-certs": True})
+t.ok("return" in r, "display-reload reloads the certificates", r)
+q.close()
+d.stop()
+
+d = Qiod("-object", "tls-creds-anon,id=tls0,endpoint=server", "-vnc",
+         "unix:@DIR@/vnc.sock,tls-creds=tls0")
+vsock = os.path.join(d.dir, "vnc.sock")
+q = d.qmp()
+t.ok(q.cmd("query-vnc")["return"].get("vencrypt") == "tls-none", "query-vnc: tls-none")
+q.close()
+d.stop()
+
+# --- Websocket (RFB inside RFC 6455 binary frames) ---
+port = free_port()
+wsport = free_port()
+d = Qiod("-vnc", f"127.0.0.1:{port - 5900},websocket={wsport}")
+q = d.qmp()
+t.ok(q.cmd("query-vnc")["return"].get("websocket-service") == str(wsport),
+     "query-vnc: the websocket port")
+
+
+def ws_session():
+    import asyncio
+    import websockets
+
+    async def run():
+        async with websockets.connect(f"ws://127.0.0.1:{wsport}/", subprotocols=["binary"],
+                                      max_size=None) as ws:
+            buf = bytearray()
+
+            async def need(n):
+                while len(buf) < n:
+                    buf.extend(await ws.recv())
+                out = bytes(buf[:n])
+                del buf[:n]
+                return out
+            assert await need(12) == b"RFB 003.008\n"
+            await ws.send(b"RFB 003.008\n")
+            assert await need(2) == b"\1\1"
+            await ws.send(b"\1")
+            assert await need(4) == b"\0\0\0\0"
+            await ws.send(b"\1")
+            init = await need(24)
+            await need(struct.unpack(">I", init[20:24])[0])
+            await ws.send(struct.pack(">BBHHHH", 3, 0, 0, 0, 640, 400))
+            head = await need(16)
+            await need(640 * 400 * 4)
+            return head
+    return asyncio.run(run())
+
+
+try:
+    head = ws_session()
+    t.ok(head[:4] == b"\0\0\0\1", "RFB over a websocket: handshake and a full update")
+except Exception as e:  # noqa: BLE001
+    t.ok(False, "RFB over a websocket: handshake and a full update", repr(e))
+q.close()
+d.stop()
+
+# --- The connections limit: stalled peers give way to real clients ---
+d = Qiod("-vnc", "unix:@DIR@/vnc.sock,connections=2")
+vsock = os.path.join(d.dir, "vnc.sock")
+silent = [connect_unix(vsock) for _ in range(2)]
+time.sleep(0.5)
+c = Rfb(connect_unix(vsock))
+ok = c.handshake()[0] == 640
+t.ok(ok and closed_by_server(silent[0], 10), "connections=2: the oldest stalled peer gives way "
+     "to a new client")
+c2 = Rfb(connect_unix(vsock))
+ok2 = c2.handshake()[0] == 640
+c3 = connect_unix(vsock)
+log = d.stderr_until("refused: 2 clients already")
+t.ok(ok2 and closed_by_server(c3, 10) and "raise the limit" in log,
+     "with two clients in session a third is refused, and logged", log[-300:])
+for s in silent + [c.s, c2.s, c3]:
+    s.close()
+d.stop()
+
+# --- Command line: bad options are refused with a clear message ---
+bad = [
+    (["-vnc", "nonsense"], "is not HOST:DISPLAY"),
+    (["-vnc", "127.0.0.1:1,frobnicate=on"], "unknown option 'frobnicate'"),
+    (["-vnc", "127.0.0.1:1,password=maybe"], "password='maybe' is not on or off"),
+    (["-vnc", "127.0.0.1:1,tls-authz=a"], "tls-authz needs tls-creds"),
+    (["-vnc", "127.0.0.1:1,tls-creds=nope"], "nope"),
+    (["-vnc", "127.0.0.1:1,password=on,password-secret=s"], "not both"),
+    (["-vnc", "127.0.0.1:1,connections=0"], "connections='0'"),
+    (["-vnc", "unix:/tmp/x.sock,websocket=on"], "websocket=PORT"),
+    (["-vnc", "127.0.0.1:1", "-vnc", "127.0.0.1:2"], "-vnc given twice"),
+    (["-object", "tls-creds-psk,id=p,endpoint=server,dir=" + tmp,
+      "-vnc", "127.0.0.1:1,tls-creds=p"], "VeNCrypt has no PSK mode"),
+    (["-object", f"tls-creds-x509,id=c,endpoint=client,dir={cli}",
+      "-vnc", "127.0.0.1:1,tls-creds=c"], "endpoint=server"),
+]
+for args, want in bad:
+    rc, _, err = run_qiod(*args)
+    t.ok(rc == 1 and want in err and "-vnc" in err, f"command line {' '.join(args)} refused",
+         err)
+d = Qiod()
+q = d.qmp()
+r = q.cmd("query-vnc")["return"]
+r2 = q.cmd("set_password", {"protocol": "vnc", "password": "x"})
+t.ok(r == {"enabled": False} and "no VNC server" in r2["error"]["desc"],
+     "without -vnc: query-vnc says disabled; set_password says how to start one", (r, r2))
+q.close()
+d.stop()
+t.done()
