@@ -38,6 +38,12 @@ constexpr guint16 kBasePort = 5900, kWebsocketBasePort = 5700;
  * handshake, so the limit is generous; crowding is handled by eviction. */
 constexpr guint kHandshakeLimitMs = 60 * 1000;
 constexpr guint kRefreshMs = 30;
+/* A client that keeps sending would otherwise keep the coroutine running
+ * (reads complete at once while data is buffered) and starve the main
+ * loop: it yields after this many messages, or bytes of skipped data, or
+ * after any message that produced an update. */
+constexpr guint kMessagesPerTurn = 16;
+constexpr gsize kSkipBytesPerTurn = 64 * 1024;
 
 /* X keysyms the console understands besides Latin-1 printables. */
 constexpr guint32 kKeyBackSpace = 0xff08, kKeyTab = 0xff09, kKeyReturn = 0xff0d,
@@ -75,10 +81,20 @@ host::Rect intersect(const host::Rect &a, const host::Rect &b) {
   return {x0, y0, x1 - x0, y1 - y0};
 }
 
-bool contains(const host::Rect &outer, const host::Rect &inner) {
-  return inner.x >= outer.x && inner.y >= outer.y &&
-         inner.x + inner.width <= outer.x + outer.width &&
-         inner.y + inner.height <= outer.y + outer.height;
+/* @dirty without @sent, where the rest is still one rectangle (@sent
+ * spans it across or along an edge); otherwise @dirty stays whole, which
+ * sends some pixels twice but loses none. */
+host::Rect subtract(const host::Rect &dirty, const host::Rect &sent) {
+  const int dx1 = dirty.x + dirty.width, dy1 = dirty.y + dirty.height;
+  const int sx1 = sent.x + sent.width, sy1 = sent.y + sent.height;
+  const bool across = sent.x <= dirty.x && sx1 >= dx1;
+  const bool along = sent.y <= dirty.y && sy1 >= dy1;
+  if (across && along) return {};
+  if (across && sent.y <= dirty.y && sy1 > dirty.y) return {dirty.x, sy1, dirty.width, dy1 - sy1};
+  if (across && sy1 >= dy1 && sent.y < dy1) return {dirty.x, dirty.y, dirty.width, sent.y - dirty.y};
+  if (along && sent.x <= dirty.x && sx1 > dirty.x) return {sx1, dirty.y, dx1 - sx1, dirty.height};
+  if (along && sx1 >= dx1 && sent.x < dx1) return {dirty.x, dirty.y, sent.x - dirty.x, dirty.height};
+  return dirty;
 }
 
 bool parse_display(const std::string &text, std::string &host, guint16 base, guint16 &port,
@@ -232,7 +248,8 @@ struct VncServer::Conn {
                                    : info.host + ":" + info.service;
     } else {
       info.family = "unix";
-      peer = qio_channel_get_name(ioc) ? qio_channel_get_name(ioc) : "unix";
+      peer = std::string(qio_channel_get_name(ioc) ? qio_channel_get_name(ioc) : "unix") +
+             " #" + std::to_string(++s->unix_clients_);
     }
   }
   ~Conn() {
@@ -256,6 +273,9 @@ struct VncServer::Conn {
   qio::Task<bool> read(void *data, gsize len, GError **error) {
     co_return co_await qio::read_all(ioc, data, len, error, cancel);
   }
+  /* Gives the main loop a turn, resuming when more input is ready. */
+  qio::Task<bool> yield(GError **error);
+  qio::Task<bool> skip(gsize len, GError **error);
 
   qio::Task<bool> open_layers(GError **error);
   qio::Task<bool> version(GError **error);
@@ -287,7 +307,10 @@ qio::Task<bool> VncServer::Conn::open_layers(GError **error) {
   if (server->creds_) {
     QIOChannelTLS *tioc =
         qio_channel_tls_new_server(ioc, server->creds_, server->tls_authz_, error);
-    if (!tioc) co_return false;
+    if (!tioc) {
+      g_prefix_error(error, _("VNC websocket client %s: "), peer.c_str());
+      co_return false;
+    }
     push_layer(QIO_CHANNEL(tioc));
     if (!co_await qio::tls_handshake(tioc, cancel, error)) {
       /* Browsers cannot present a client certificate for a websocket. */
@@ -350,7 +373,10 @@ qio::Task<bool> VncServer::Conn::security_result(bool ok, const char *reason, GE
 
 qio::Task<bool> VncServer::Conn::vnc_auth(GError **error) {
   guint8 challenge[QCRYPTO_VNC_AUTH_CHALLENGE_LEN], response[QCRYPTO_VNC_AUTH_CHALLENGE_LEN];
-  if (!qcrypto_vnc_auth_challenge(challenge, error)) co_return false;
+  if (!qcrypto_vnc_auth_challenge(challenge, error)) {
+    g_prefix_error(error, _("VNC client %s: "), peer.c_str());
+    co_return false;
+  }
   if (!co_await write(challenge, sizeof challenge, error) ||
       !co_await read(response, sizeof response, error))
     co_return false;
@@ -432,7 +458,10 @@ qio::Task<bool> VncServer::Conn::vencrypt(GError **error) {
   }
   QIOChannelTLS *tioc =
       qio_channel_tls_new_server(ioc, server->creds_, server->tls_authz_, error);
-  if (!tioc) co_return false;
+  if (!tioc) {
+    g_prefix_error(error, _("VNC client %s: "), peer.c_str());
+    co_return false;
+  }
   push_layer(QIO_CHANNEL(tioc));
   if (!co_await qio::tls_handshake(tioc, cancel, error)) {
     g_prefix_error(error, _("VNC client %s: TLS handshake failed: "), peer.c_str());
@@ -543,7 +572,7 @@ void VncServer::Conn::maybe_send_update() {
                static_cast<gsize>(r.width), p + 16 + row_bytes * y);
   out_pos = 0;
   update_requested = false;
-  if (contains(r, dirty)) dirty = {};
+  dirty = subtract(dirty, r);
   flush();
 }
 
@@ -578,10 +607,42 @@ gboolean VncServer::Conn::on_writable(QIOChannel *, GIOCondition, gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+qio::Task<bool> VncServer::Conn::yield(GError **error) {
+  GIOCondition ready = co_await qio::wait_io(ioc, G_IO_IN, nullptr, cancel);
+  if (ready) co_return true;
+  g_set_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED, _("VNC client %s: cancelled"),
+              peer.c_str());
+  co_return false;
+}
+
+/* Reads and drops @len bytes in bounded pieces, giving the loop a turn
+ * between pieces. */
+qio::Task<bool> VncServer::Conn::skip(gsize len, GError **error) {
+  guint8 chunk[4096];
+  gsize since_yield = 0;
+  while (len) {
+    gsize n = std::min(len, sizeof chunk);
+    if (!co_await read(chunk, n, error)) co_return false;
+    len -= n;
+    since_yield += n;
+    if (since_yield >= kSkipBytesPerTurn) {
+      if (!co_await yield(error)) co_return false;
+      since_yield = 0;
+    }
+  }
+  co_return true;
+}
+
 qio::Task<bool> VncServer::Conn::messages(GError **error) {
   const auto &fb = server->guest_.framebuffer();
   const host::Rect screen{0, 0, fb.width(), fb.height()};
-  for (;;) {
+  /* Until the first update, everything the client will ask about is new. */
+  dirty = screen;
+  for (guint handled = 0;; handled++) {
+    if (handled >= kMessagesPerTurn || out_pos < out.size()) {
+      if (!co_await yield(error)) co_return false;
+      handled = 0;
+    }
     guint8 type;
     if (!co_await read(&type, 1, error)) co_return false;
     switch (type) {
@@ -597,14 +658,8 @@ qio::Task<bool> VncServer::Conn::messages(GError **error) {
         guint8 head[3];
         if (!co_await read(head, sizeof head, error)) co_return false;
         /* Only Raw is sent, which every client takes: the list is read
-         * and not kept, in bounded pieces. */
-        gsize left = static_cast<gsize>(get16(head + 1)) * 4;
-        guint8 chunk[1024];
-        while (left) {
-          gsize n = std::min(left, sizeof chunk);
-          if (!co_await read(chunk, n, error)) co_return false;
-          left -= n;
-        }
+         * and not kept. */
+        if (!co_await skip(static_cast<gsize>(get16(head + 1)) * 4, error)) co_return false;
         break;
       }
       case kUpdateRequest: {
@@ -636,14 +691,10 @@ qio::Task<bool> VncServer::Conn::messages(GError **error) {
         /* The guest has no clipboard; the extended-clipboard form sends a
          * negative length, whose magnitude is what follows. */
         auto len = static_cast<gint32>(get32(body + 3));
-        gsize left = len < 0 ? static_cast<gsize>(-static_cast<gint64>(len))
-                             : static_cast<gsize>(len);
-        guint8 chunk[4096];
-        while (left) {
-          gsize n = std::min(left, sizeof chunk);
-          if (!co_await read(chunk, n, error)) co_return false;
-          left -= n;
-        }
+        if (!co_await skip(len < 0 ? static_cast<gsize>(-static_cast<gint64>(len))
+                                   : static_cast<gsize>(len),
+                           error))
+          co_return false;
         break;
       }
       default:
@@ -686,8 +737,15 @@ qio::Task<GError *> VncServer::Conn::serve() {
       error = g_steal_pointer(&write_error);
     }
   }
-  /* A viewer closing its window is the normal end of a session. */
-  if (error && g_error_matches(error, QIO_ERROR, QIO_ERROR_EOF)) g_clear_error(&error);
+  /* A viewer closing its window is the normal end of a session, with or
+   * without a TLS bye. */
+  if (error && (g_error_matches(error, QIO_ERROR, QIO_ERROR_EOF) ||
+                (!negotiating && g_error_matches(error, QCRYPTO_ERROR,
+                                                 QCRYPTO_ERROR_PREMATURE_CLOSE))))
+    g_clear_error(&error);
+  /* Channel and TLS failures do not say which client: name it. */
+  if (error && !strstr(error->message, peer.c_str()))
+    g_prefix_error(&error, _("VNC client %s: "), peer.c_str());
   co_return error;
 }
 
@@ -807,10 +865,10 @@ bool VncServer::open_listeners(const VncConfig &config, GError **error) {
 }
 
 VncServer::~VncServer() {
-  for (QIONetListener *l : {listener_, ws_listener_}) {
-    if (!l) continue;
-    qio_net_listener_disconnect(l);
-    g_object_unref(l);
+  for (QIONetListener **l : {&listener_, &ws_listener_}) {
+    if (!*l) continue;
+    qio_net_listener_disconnect(*l);
+    g_clear_object(l);
   }
   /* Clients end when cancelled; their tasks finish on this context. */
   for (Conn *conn : conns_) {
@@ -850,9 +908,11 @@ bool VncServer::make_room() {
 
 void VncServer::add_client(QIOChannelSocket *sioc, bool websocket) {
   if (!make_room()) {
-    g_message(_("VNC client %s refused: %u clients already (connections); raise the limit "
-                "to serve more at once"),
-              qio_channel_get_name(QIO_CHANNEL(sioc)), max_clients_);
+    g_autofree char *message =
+        g_strdup_printf(_("VNC client %s refused: %u clients already (connections); raise the "
+                          "limit to serve more at once"),
+                        qio_channel_get_name(QIO_CHANNEL(sioc)), max_clients_);
+    log_failure(message);
     qio_channel_close(QIO_CHANNEL(sioc), nullptr);
     return;
   }
@@ -864,9 +924,19 @@ void VncServer::add_client(QIOChannelSocket *sioc, bool websocket) {
   qio::spawn(conn->serve(), [this, conn](GError *error) { conn_finished(conn, error); });
 }
 
+/* Any peer can fail on purpose, in a loop: one line a second. */
+void VncServer::log_failure(const char *message) {
+  guint held_back = 0;
+  if (!failure_log_.allow(&held_back)) return;
+  if (held_back)
+    g_message(_("%s (%u more failed or refused VNC clients not logged)"), message, held_back);
+  else
+    g_message("%s", message);
+}
+
 void VncServer::conn_finished(Conn *conn, GError *error) {
   if (error)
-    g_message("%s", error->message);
+    log_failure(error->message);
   else if (!conn->negotiating)
     g_info(_("VNC client %s disconnected"), conn->peer.c_str());
   g_clear_error(&error);

@@ -18,6 +18,7 @@
 #include "host/guest.h"
 #include "qcrypto/authz.h"
 #include "qcrypto/tls-creds.h"
+#include "qio/log-limiter.h"
 #include "qio/net-listener.h"
 
 #include <glib.h>
@@ -93,6 +94,7 @@ class VncServer {
                            gpointer data) noexcept;
   static gboolean on_refresh(gpointer data) noexcept;
   void conn_finished(Conn *conn, GError *error);
+  void log_failure(const char *message);
   bool make_room();
 
   friend struct Conn;
@@ -109,6 +111,8 @@ class VncServer {
   guint max_clients_ = 32;
   std::list<Conn *> conns_;
   guint refresh_timer_ = 0;
+  guint unix_clients_ = 0; /* numbers UNIX clients in log lines */
+  LogLimiter failure_log_;
 };
 
 }  // namespace qio::ui

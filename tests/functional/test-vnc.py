@@ -245,6 +245,7 @@ cases = [
                                       16, 8, 0))), "does not fit 16 bits per pixel"),
 ]
 for label, send, logged in cases:
+    time.sleep(1.1)  # failures are logged at most once a second
     s = connect_unix(vsock)
     try:
         send(s)
@@ -271,6 +272,72 @@ t.ok(len(rects) == 1 and rects[0][:4] == (630, 390, 10, 10),
      "long encodings and cut text are skipped; requests are clipped to the screen",
      [r[:4] for r in rects])
 c.s.close()
+
+# Update bookkeeping: a first request may be incremental (everything is
+# new to the client then); a strip once sent is not sent again unchanged.
+q.cmd("stop")
+c = Rfb(connect_unix(vsock))
+c.handshake()
+c.request(0, 0, 640, 400, incremental=True)
+rects = c.update()
+t.ok(len(rects) == 1 and rects[0][:4] == (0, 0, 640, 400),
+     "an incremental first request gets the whole screen", [r[:4] for r in rects])
+c.request(0, 0, 640, 8, incremental=True)
+c.s.settimeout(1)
+try:
+    c.update()
+    resent = True
+except socket.timeout:
+    resent = False
+t.ok(not resent, "an incremental request for an unchanged strip gets no update")
+c.s.close()
+q.cmd("cont")
+
+# One client sending without pause must not stop qiod's main loop (QMP,
+# other clients): its messages are read a bounded number per turn.
+flooder = Rfb(connect_unix(vsock))
+flooder.handshake()
+import threading  # noqa: E402
+stop_flood = threading.Event()
+
+
+def flood():
+    burst = struct.pack(">BBHH", 5, 0, 1, 1) * 4096
+    try:
+        while not stop_flood.is_set():
+            flooder.s.sendall(burst)
+    except OSError:
+        pass
+
+
+th = threading.Thread(target=flood)
+th.start()
+time.sleep(0.5)
+start = time.time()
+status = q.cmd("query-status")
+took = time.time() - start
+other = Rfb(connect_unix(vsock))
+other_ok = other.handshake()[0] == 640
+stop_flood.set()
+th.join()
+t.ok("return" in status and took < 5 and other_ok,
+     "a client flooding pointer events: QMP still answers (%.2f s) and another client is "
+     "served" % took)
+flooder.s.close()
+other.s.close()
+
+# Refused and failed clients are logged at most once a second.
+time.sleep(1.1)
+before = d.stderr_until("\0", timeout=0.2)
+for _ in range(100):
+    s = connect_unix(vsock)
+    s.sendall(b"XXXXXXXXXXXX")
+    closed_by_server(s, 5)
+    s.close()
+log = d.stderr_until("\0", timeout=1)[len(before):]
+lines = [x for x in log.splitlines() if "instead of an RFB 3.x version" in x]
+t.ok(1 <= len(lines) <= 3, f"100 bad clients: {len(lines)} log line(s), at most one a second",
+     log[-500:])
 q.close()
 d.stop()
 
@@ -380,6 +447,7 @@ c.recv(2)
 s.sendall(b"\0\1")
 t.ok(c.recv(1) == b"\1" and closed_by_server(s), "VeNCrypt 0.1 is refused")
 s.close()
+time.sleep(1.1)
 s = socket.create_connection(("127.0.0.1", port), timeout=20)
 c = Rfb(s)
 c.recv(12)
@@ -473,6 +541,7 @@ t.ok(ok and closed_by_server(silent[0], 10), "connections=2: the oldest stalled 
      "to a new client")
 c2 = Rfb(connect_unix(vsock))
 ok2 = c2.handshake()[0] == 640
+time.sleep(1.1)
 c3 = connect_unix(vsock)
 log = d.stderr_until("refused: 2 clients already")
 t.ok(ok2 and closed_by_server(c3, 10) and "raise the limit" in log,
