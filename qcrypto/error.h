@@ -1,4 +1,5 @@
-/* qcrypto error domain: credential, secret, authorization and TLS failures. */
+/* qcrypto error domain: credential, secret, authorization, TLS and SASL
+ * failures. */
 #pragma once
 
 #include <glib.h>
@@ -12,10 +13,11 @@ typedef enum {
   QCRYPTO_ERROR_INVALID_ARGUMENT, /* a property value is malformed */
   QCRYPTO_ERROR_FILE,             /* a credential file is missing or unreadable */
   QCRYPTO_ERROR_CERTIFICATE,      /* a certificate fails a sanity check */
-  QCRYPTO_ERROR_HANDSHAKE,        /* the TLS handshake failed */
+  QCRYPTO_ERROR_HANDSHAKE,        /* the TLS handshake or SASL exchange failed */
   QCRYPTO_ERROR_VERIFY,           /* the peer's identity could not be verified */
   QCRYPTO_ERROR_ACCESS_DENIED,    /* authorization refused the peer */
   QCRYPTO_ERROR_PREMATURE_CLOSE,  /* the peer closed without a TLS bye */
+  QCRYPTO_ERROR_AUTHENTICATION,   /* SASL refused the credentials (user, password) */
 } QCryptoError;
 
 GQuark qcrypto_error_quark(void);

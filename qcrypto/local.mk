@@ -45,3 +45,5 @@ qcryptoinclude_HEADERS += qcrypto/base64.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/base64.cc
 qcryptoinclude_HEADERS += qcrypto/vnc-auth.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/vnc-auth.cc
+qcryptoinclude_HEADERS += qcrypto/sasl-session.h
+qcrypto_libqcrypto_la_SOURCES += qcrypto/sasl-session.cc

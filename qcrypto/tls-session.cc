@@ -710,6 +710,8 @@ QCryptoTLSSessionReport *qcrypto_tls_session_get_report(QCryptoTLSSession *sess)
   report->kx = g_strdup(gnutls_kx_get_name(gnutls_kx_get(sess->session)));
   report->peer_identity = g_strdup(sess->peer_identity);
   report->handshake_us = sess->handshake_us;
+  report->cipher_key_bits =
+      static_cast<guint>(gnutls_cipher_get_key_size(gnutls_cipher_get(sess->session)) * 8);
   return report;
 }
 

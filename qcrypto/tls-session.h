@@ -43,6 +43,7 @@ typedef struct {
   char *kx;            /* key exchange, "ECDHE-RSA", "(EC)DHE-PSK" ... */
   char *peer_identity; /* x509 DN or PSK user name; NULL if anonymous */
   gint64 handshake_us; /* from the first handshake call to completion */
+  guint cipher_key_bits; /* 128 for AES-128-GCM: the strength SASL is told of */
 } QCryptoTLSSessionReport;
 
 void qcrypto_tls_session_report_free(QCryptoTLSSessionReport *report);

@@ -37,3 +37,5 @@ qio_libqio_la_SOURCES += qio/socket-task.h
 qio_libqio_la_SOURCES += qio/socket-task.cc
 qio_libqio_la_SOURCES += qio/log-limiter.h
 qio_libqio_la_SOURCES += qio/log-limiter.cc
+qioinclude_HEADERS += qio/channel-sasl.h
+qio_libqio_la_SOURCES += qio/channel-sasl.cc

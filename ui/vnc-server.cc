@@ -2,10 +2,12 @@
 
 #include "ui/vnc-server.h"
 #include "qcrypto/error.h"
+#include "qcrypto/sasl-session.h"
 #include "qcrypto/secret.h"
 #include "qcrypto/tls-creds-anon.h"
 #include "qcrypto/tls-creds-x509.h"
 #include "qcrypto/vnc-auth.h"
+#include "qio/channel-sasl.h"
 #include "qio/channel-tls.h"
 #include "qio/channel-websock.h"
 #include "qio/coroutine.h"
@@ -32,6 +34,10 @@ constexpr guint32 kTlsNone = 257, kTlsVnc = 258, kX509None = 260, kX509Vnc = 261
 /* Client-to-server message types (RFC 6143 7.5). */
 constexpr guint8 kSetPixelFormat = 0, kSetEncodings = 2, kUpdateRequest = 3, kKeyEvent = 4,
                  kPointerEvent = 5, kClientCutText = 6;
+
+/* The RFB SASL exchange (as QEMU and gtk-vnc speak it): the longest
+ * mechanism name and step a client may send. */
+constexpr guint32 kSaslMaxMechName = 100, kSaslMaxData = 1 << 20;
 
 constexpr guint16 kBasePort = 5900, kWebsocketBasePort = 5700;
 /* A person may type a password in the viewer's dialog within the
@@ -234,6 +240,7 @@ struct VncServer::Conn {
   guint out_watch = 0;
   GError *write_error = nullptr;
   bool ctrl_down = false;
+  guint tls_key_bits = 0; /* the TLS layer below, if any: SASL need not add one */
 
   Conn(VncServer *s, QIOChannelSocket *socket, bool websocket)
       : server(s), sioc(QIO_CHANNEL_SOCKET(g_object_ref(socket))),
@@ -283,6 +290,9 @@ struct VncServer::Conn {
   qio::Task<bool> vencrypt(GError **error);
   qio::Task<bool> authenticate(guint8 type, bool after_vencrypt, GError **error);
   qio::Task<bool> vnc_auth(GError **error);
+  qio::Task<bool> sasl_auth(GError **error);
+  qio::Task<bool> sasl_send(const char *data, gsize len, int done, GError **error);
+  qio::Task<bool> sasl_receive(std::vector<char> &data, const char *what, GError **error);
   qio::Task<bool> security_result(bool ok, const char *reason, GError **error);
   qio::Task<bool> init(GError **error);
   qio::Task<bool> messages(GError **error);
@@ -327,6 +337,7 @@ qio::Task<bool> VncServer::Conn::open_layers(GError **error) {
     }
     g_autoptr(QCryptoTLSSessionReport) report = qio_channel_tls_get_report(tioc);
     if (report && report->peer_identity && server->x509_) info.x509_dname = report->peer_identity;
+    if (report) tls_key_bits = report->cipher_key_bits;
   }
   QIOChannelWebsock *wioc = qio_channel_websock_new_server(ioc);
   push_layer(QIO_CHANNEL(wioc));
@@ -406,6 +417,129 @@ qio::Task<bool> VncServer::Conn::vnc_auth(GError **error) {
   co_return co_await security_result(true, nullptr, error);
 }
 
+namespace {
+
+/* "IP;PORT" as Cyrus SASL wants addresses; NULL for UNIX sockets. */
+char *sasl_address(QIOSocketAddress *addr) {
+  if (!addr || qio_socket_address_get_kind(addr) != QIO_SOCKET_ADDRESS_INET) return nullptr;
+  return g_strdup_printf("%s;%u", qio_socket_address_get_host(addr),
+                         qio_socket_address_get_port(addr));
+}
+
+}  // namespace
+
+/* One server message of the exchange: the data with a NUL after it (its
+ * length counts the NUL; 0 means no data) and whether the server is done. */
+qio::Task<bool> VncServer::Conn::sasl_send(const char *data, gsize len, int done,
+                                           GError **error) {
+  guint8 head[4];
+  put32(head, data ? static_cast<guint32>(len + 1) : 0);
+  if (!co_await write(head, 4, error)) co_return false;
+  if (data) {
+    static const char kNul = 0;
+    if (!co_await write(data, len, error) || !co_await write(&kNul, 1, error)) co_return false;
+  }
+  if (done < 0) co_return true;
+  guint8 flag = static_cast<guint8>(done);
+  co_return co_await write(&flag, 1, error);
+}
+
+/* One client message: a length (at most kSaslMaxData) and that many
+ * bytes, of which a trailing NUL is not data. */
+qio::Task<bool> VncServer::Conn::sasl_receive(std::vector<char> &data, const char *what,
+                                              GError **error) {
+  guint8 head[4];
+  if (!co_await read(head, 4, error)) co_return false;
+  guint32 len = get32(head);
+  if (len > kSaslMaxData) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                _("VNC client %s sent a SASL %s of %u bytes; the limit is %u"), peer.c_str(),
+                what, len, kSaslMaxData);
+    co_return false;
+  }
+  data.resize(len);
+  if (len && !co_await read(data.data(), len, error)) co_return false;
+  if (!data.empty() && data.back() == '\0') data.pop_back();
+  co_return true;
+}
+
+qio::Task<bool> VncServer::Conn::sasl_auth(GError **error) {
+  g_autoptr(QIOSocketAddress) local = qio_channel_socket_get_local_address(sioc, nullptr);
+  g_autoptr(QIOSocketAddress) remote = qio_channel_socket_get_remote_address(sioc, nullptr);
+  g_autofree char *local_text = sasl_address(local);
+  g_autofree char *remote_text = sasl_address(remote);
+  g_autoptr(QCryptoSASLSession) sasl =
+      qcrypto_sasl_session_new_server("vnc", local_text, remote_text, error);
+  if (!sasl) co_return false;
+  if (tls_key_bits) qcrypto_sasl_session_set_external_ssf(sasl, tls_key_bits);
+  g_autofree char *mechs = qcrypto_sasl_session_list_mechanisms(sasl, error);
+  if (!mechs) co_return false;
+  if (!co_await sasl_send(mechs, strlen(mechs), -1, error)) co_return false;
+
+  guint8 head[4];
+  if (!co_await read(head, 4, error)) co_return false;
+  guint32 mech_len = get32(head);
+  if (mech_len == 0 || mech_len > kSaslMaxMechName) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                _("VNC client %s named a SASL mechanism of %u bytes; names are 1 to %u"),
+                peer.c_str(), mech_len, kSaslMaxMechName);
+    co_return false;
+  }
+  std::string mech(mech_len, '\0');
+  if (!co_await read(mech.data(), mech_len, error)) co_return false;
+  for (char c : mech) {
+    if (!g_ascii_isupper(c) && !g_ascii_isdigit(c) && c != '-' && c != '_') {
+      g_autofree char *shown = g_strescape(mech.c_str(), nullptr);
+      g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                  _("VNC client %s named SASL mechanism '%s', which is not a mechanism name"),
+                  peer.c_str(), shown);
+      co_return false;
+    }
+  }
+  std::vector<char> in;
+  if (!co_await sasl_receive(in, "start", error)) co_return false;
+  const char *out = nullptr;
+  gsize out_len = 0;
+  g_autoptr(GError) auth_error = nullptr;
+  QCryptoSASLStep step = qcrypto_sasl_session_server_start(
+      sasl, mech.c_str(), in.empty() ? nullptr : in.data(), in.size(), &out, &out_len,
+      &auth_error);
+  while (step == QCRYPTO_SASL_STEP_CONTINUE) {
+    if (!co_await sasl_send(out, out_len, 0, error)) co_return false;
+    if (!co_await sasl_receive(in, "step", error)) co_return false;
+    step = qcrypto_sasl_session_server_step(sasl, in.empty() ? nullptr : in.data(), in.size(),
+                                            &out, &out_len, &auth_error);
+  }
+  if (step == QCRYPTO_SASL_STEP_FAILED) {
+    /* The client waits for a step reply: "done, no data", then the
+     * verdict with its reason. */
+    if (co_await sasl_send(nullptr, 0, 1, nullptr))
+      co_await security_result(false, "authentication failed", nullptr);
+    g_propagate_prefixed_error(error, g_steal_pointer(&auth_error), _("VNC client %s: "),
+                               peer.c_str());
+    co_return false;
+  }
+  if (!co_await sasl_send(out, out_len, 1, error)) co_return false;
+  const char *user = qcrypto_sasl_session_get_username(sasl);
+  info.sasl_username = user ? user : "";
+  if (server->sasl_authz_ &&
+      !qcrypto_authz_is_allowed(server->sasl_authz_, info.sasl_username.c_str(), &auth_error)) {
+    co_await security_result(false, "access denied", nullptr);
+    g_propagate_prefixed_error(error, g_steal_pointer(&auth_error),
+                               _("VNC client %s (SASL user '%s'): "), peer.c_str(),
+                               info.sasl_username.c_str());
+    co_return false;
+  }
+  if (!co_await security_result(true, nullptr, error)) co_return false;
+  /* Without TLS the mechanism's security layer protects the rest. */
+  if (qcrypto_sasl_session_get_ssf(sasl) > 0 && !tls_key_bits) {
+    QIOChannelSASL *layer = qio_channel_sasl_new(ioc, sasl, error);
+    if (!layer) co_return false;
+    push_layer(QIO_CHANNEL(layer));
+  }
+  co_return true;
+}
+
 qio::Task<bool> VncServer::Conn::authenticate(guint8 type, bool after_vencrypt, GError **error) {
   switch (type) {
     case kSecNone:
@@ -414,6 +548,8 @@ qio::Task<bool> VncServer::Conn::authenticate(guint8 type, bool after_vencrypt, 
       co_return true;
     case kSecVnc:
       co_return co_await vnc_auth(error);
+    case kSecSasl:
+      co_return co_await sasl_auth(error);
     default:
       g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
                   _("VNC client %s: security type %u is not built in"), peer.c_str(), type);
@@ -469,6 +605,7 @@ qio::Task<bool> VncServer::Conn::vencrypt(GError **error) {
   }
   g_autoptr(QCryptoTLSSessionReport) report = qio_channel_tls_get_report(tioc);
   if (report && report->peer_identity && server->x509_) info.x509_dname = report->peer_identity;
+  if (report) tls_key_bits = report->cipher_key_bits;
   co_return co_await authenticate(inner, true, error);
 }
 
@@ -785,10 +922,14 @@ std::unique_ptr<VncServer> VncServer::create(const VncConfig &config, host::Gues
       return nullptr;
     }
   }
-  if (config.sasl) {
-    g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
-                _("-vnc: sasl=on is not available in this build"));
-    return nullptr;
+  self->sasl_ = config.sasl;
+  if (!config.sasl_authz.empty()) {
+    self->sasl_authz_ = static_cast<QCryptoAuthz *>(qom_object_ref_typed(
+        config.sasl_authz.c_str(), QCRYPTO_TYPE_AUTHZ, _("authorization"), error));
+    if (!self->sasl_authz_) {
+      g_prefix_error(error, "-vnc: ");
+      return nullptr;
+    }
   }
   self->password_auth_ = config.password || !config.password_secret.empty();
   if (!config.password_secret.empty()) {

@@ -47,3 +47,4 @@ functional_tests += tests/functional/test-mirror-cancel.py
 functional_tests += tests/functional/test-mirror-nbdkit.py
 functional_tests += tests/functional/test-mirror-export.py
 functional_tests += tests/functional/test-vnc.py
+functional_tests += tests/functional/test-vnc-sasl.py

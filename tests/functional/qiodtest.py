@@ -7,6 +7,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -202,6 +203,20 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def closed_by_server(sock, timeout=20):
+    """Whether the peer of @sock (plain or TLS) closes it within @timeout s;
+    what it sends meanwhile is read and dropped."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(4096):
+            pass
+        return True
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+        return True
+    except (socket.timeout, OSError):
+        return False
 
 
 def recv_exact(s, n):

@@ -15,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qiodtest import Qiod, Tap, free_port, recv_exact, run_qiod  # noqa: E402
+from qiodtest import Qiod, Tap, closed_by_server, free_port, recv_exact, run_qiod  # noqa: E402
 
 t = Tap()
 tmp = tempfile.mkdtemp(prefix="qiod-vnc-")
@@ -124,18 +124,6 @@ def connect_unix(path):
     s.settimeout(20)
     s.connect(path)
     return s
-
-
-def closed_by_server(sock, timeout=20):
-    sock.settimeout(timeout)
-    try:
-        while sock.recv(4096):
-            pass
-        return True
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except (socket.timeout, OSError):
-        return False
 
 
 def screen_of(q, d):

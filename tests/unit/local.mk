@@ -135,3 +135,12 @@ unit_tests += tests/unit/test-log-limiter
 tests_unit_test_log_limiter_SOURCES = tests/unit/test-log-limiter.cc
 tests_unit_test_log_limiter_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_log_limiter_LDADD = $(UNIT_LDADD)
+# SASL tests run the real Cyrus SASL modules with a sasldb made by saslpasswd2.
+unit_tests += tests/unit/test-sasl-session
+tests_unit_test_sasl_session_SOURCES = tests/unit/test-sasl-session.cc tests/unit/sasl-test-helpers.h
+tests_unit_test_sasl_session_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_sasl_session_LDADD = $(UNIT_LDADD)
+unit_tests += tests/unit/test-channel-sasl
+tests_unit_test_channel_sasl_SOURCES = tests/unit/test-channel-sasl.cc tests/unit/sasl-test-helpers.h
+tests_unit_test_channel_sasl_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_channel_sasl_LDADD = $(UNIT_LDADD)

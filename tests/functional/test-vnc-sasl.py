@@ -1,0 +1,224 @@
+#!/usr/bin/python3
+"""VNC with SASL (-vnc ...,sasl=on): the RFB SASL exchange inside VeNCrypt
+X509SASL, with a SCRAM-SHA-256 client written here from RFC 5802/7677
+against the real Cyrus SASL server and a sasldb made by saslpasswd2;
+sasl-authz, wrong passwords, the mechanisms offered without TLS, and
+malformed SASL messages."""
+import base64
+import hashlib
+import hmac
+import os
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qiodtest import Qiod, Tap, closed_by_server, free_port, recv_exact, run_qiod  # noqa: E402
+
+t = Tap()
+tmp = tempfile.mkdtemp(prefix="qiod-vnc-sasl-")
+pki = os.path.join(tmp, "pki")
+os.makedirs(pki)
+subprocess.run(["bash", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                     "nbd-pki.sh"), pki], check=True)
+srv = os.path.join(pki, "srv")
+cli = os.path.join(pki, "cli")
+REALM = "qio.test"
+db = os.path.join(tmp, "passwd.db")
+with open(os.path.join(tmp, "qio.conf"), "w") as f:
+    f.write(f"mech_list: scram-sha-256 digest-md5\nsasldb_path: {db}\n")
+for user, password in (("alice", "wonder land"), ("bob", "builder")):
+    subprocess.run(["saslpasswd2", "-c", "-p", "-f", db, "-a", "qio", "-u", REALM, user],
+                   input=password.encode(), check=True)
+# qiod (Cyrus SASL) reads qio.conf from here.
+os.environ["SASL_CONF_PATH"] = tmp
+
+
+def tls_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(cli, "ca-cert.pem"))
+    return ctx
+
+
+class Conn:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=20)
+
+    def recv(self, n):
+        return recv_exact(self.s, n)
+
+    def u32(self):
+        return struct.unpack(">I", self.recv(4))[0]
+
+    def to_sasl(self, tls=True):
+        """RFB 3.8, VeNCrypt X509SASL (or plain SASL); returns the mechanisms."""
+        assert self.recv(12) == b"RFB 003.008\n"
+        self.s.sendall(b"RFB 003.008\n")
+        n = self.recv(1)[0]
+        sec = self.recv(n)[0]
+        self.s.sendall(bytes([sec]))
+        if tls:
+            assert sec == 19, sec
+            assert self.recv(2) == b"\0\2"
+            self.s.sendall(b"\0\2")
+            assert self.recv(1) == b"\0"
+            assert self.recv(1) == b"\1"
+            self.subtype = struct.unpack(">I", self.recv(4))[0]
+            self.s.sendall(struct.pack(">I", self.subtype))
+            assert self.recv(1) == b"\1"
+            self.s = tls_context().wrap_socket(self.s, server_hostname="localhost")
+        else:
+            assert sec == 20, sec
+        return self.sasl_data().decode().split(",")
+
+    def sasl_data(self):
+        n = self.u32()
+        data = self.recv(n) if n else b""
+        return data[:-1] if data.endswith(b"\0") else data
+
+    def send_sasl(self, data):
+        self.s.sendall(struct.pack(">I", len(data) + 1) + data + b"\0")
+
+    def result(self):
+        """SecurityResult: None when accepted, else the reason."""
+        if self.u32() == 0:
+            return None
+        return self.recv(self.u32()).decode()
+
+    def scram(self, user, password):
+        """SCRAM-SHA-256 (RFC 5802, 7677); returns (SecurityResult, server verified)."""
+        cnonce = base64.b64encode(os.urandom(18)).decode()
+        first_bare = f"n={user},r={cnonce}"
+        self.s.sendall(struct.pack(">I", len("SCRAM-SHA-256")) + b"SCRAM-SHA-256")
+        self.send_sasl(("n,," + first_bare).encode())
+        server_first = self.sasl_data().decode()
+        if self.recv(1)[0] == 1:
+            return self.result(), False
+        fields = dict(x.split("=", 1) for x in server_first.split(","))
+        assert fields["r"].startswith(cnonce)
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(),
+                                     base64.b64decode(fields["s"]), int(fields["i"]))
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        stored_key = hashlib.sha256(client_key).digest()
+        final_bare = f"c={base64.b64encode(b'n,,').decode()},r={fields['r']}"
+        auth_message = f"{first_bare},{server_first},{final_bare}".encode()
+        signature = hmac.new(stored_key, auth_message, "sha256").digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        self.send_sasl(f"{final_bare},p={base64.b64encode(proof).decode()}".encode())
+        server_final = self.sasl_data().decode()
+        done = self.recv(1)[0]
+        verified = False
+        if server_final.startswith("v="):
+            server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+            expected = hmac.new(server_key, auth_message, "sha256").digest()
+            verified = base64.b64decode(server_final[2:]) == expected and done == 1
+        return self.result(), verified
+
+
+port = free_port()
+d = Qiod("-object", f"tls-creds-x509,id=tls0,endpoint=server,dir={srv},verify-peer=off",
+         "-object", f"authz-simple,id=auth0,identity=alice@{REALM}",
+         "-vnc", f"127.0.0.1:{port - 5900},tls-creds=tls0,sasl=on,sasl-authz=auth0")
+q = d.qmp()
+info = q.cmd("query-vnc")["return"]
+t.ok(info["auth"] == "vencrypt" and info["vencrypt"] == "x509-sasl",
+     "query-vnc: vencrypt x509-sasl", info)
+
+c = Conn(port)
+mechs = c.to_sasl()
+t.ok(c.subtype == 264 and set(mechs) == {"SCRAM-SHA-256", "DIGEST-MD5"},
+     "X509SASL: over TLS both configured mechanisms are offered", mechs)
+res, verified = c.scram(f"alice@{REALM}", "wonder land")
+ok = res is None
+if ok:
+    c.s.sendall(b"\1")
+    init = c.recv(24)
+    ok = struct.unpack(">HH", init[:4]) == (640, 400)
+clients = q.cmd("query-vnc")["return"]["clients"]
+t.ok(ok and verified and len(clients) == 1
+     and clients[0].get("sasl_username") == f"alice@{REALM}",
+     "SCRAM-SHA-256 login: the server proves itself, the session starts, query-vnc shows "
+     "the SASL user", (res, verified, clients))
+c.s.close()
+
+c = Conn(port)
+c.to_sasl()
+res, verified = c.scram(f"alice@{REALM}", "wrong")
+log = d.stderr_until("alice")
+t.ok(res == "authentication failed" and not verified and "VNC client 127.0.0.1:" in log,
+     "a wrong password: SecurityResult failed, logged naming the client", (res, log[-400:]))
+c.s.close()
+
+time.sleep(1.1)  # failures are logged at most once a second
+c = Conn(port)
+c.to_sasl()
+res, _ = c.scram(f"bob@{REALM}", "builder")
+log = d.stderr_until(f"bob@{REALM}")
+t.ok(res == "access denied" and f"SASL user 'bob@{REALM}'" in log and "auth0" in log,
+     "sasl-authz refuses a user it does not allow, naming user and authz", (res, log[-400:]))
+c.s.close()
+
+# Malformed SASL messages: disconnected with a log line, qiod goes on.
+cases = [
+    ("mechanism name of 0 bytes", lambda c: c.s.sendall(struct.pack(">I", 0)),
+     "names are 1 to 100"),
+    ("mechanism name of 1000 bytes",
+     lambda c: c.s.sendall(struct.pack(">I", 1000) + b"A" * 1000), "names are 1 to 100"),
+    ("mechanism name with odd bytes",
+     lambda c: c.s.sendall(struct.pack(">I", 5) + b"a\nb\0c"), "not a mechanism name"),
+    ("start data over 1 MiB",
+     lambda c: c.s.sendall(struct.pack(">I", 13) + b"SCRAM-SHA-256" + struct.pack(">I", 2 << 20)),
+     "the limit is"),
+    ("unknown mechanism",
+     lambda c: (c.s.sendall(struct.pack(">I", 5) + b"BOGUS"), c.send_sasl(b"x")), "BOGUS"),
+    ("garbage SCRAM start",
+     lambda c: (c.s.sendall(struct.pack(">I", 13) + b"SCRAM-SHA-256"),
+                c.send_sasl(b"\xff\xfe garbage")), "VNC client 127.0.0.1:"),
+]
+for label, send, logged in cases:
+    time.sleep(1.1)
+    c = Conn(port)
+    c.to_sasl()
+    before = len(d.stderr_until("\0", timeout=0.1))
+    send(c)
+    gone = closed_by_server(c.s)
+    deadline = time.time() + 20
+    log = ""
+    while logged not in log and time.time() < deadline:
+        log = d.stderr_until("\0", timeout=0.2)[before:]
+    t.ok(gone and logged in log, f"malformed SASL: {label}: disconnected, logged", log[-400:])
+    c.s.close()
+r = q.cmd("query-status")
+t.ok("return" in r, "qiod answers after the malformed clients")
+q.close()
+d.stop()
+
+# Without TLS only mechanisms with a security layer are offered.
+port = free_port()
+d = Qiod("-vnc", f"127.0.0.1:{port - 5900},sasl=on")
+q = d.qmp()
+t.ok(q.cmd("query-vnc")["return"]["auth"] == "sasl", "query-vnc: auth sasl")
+c = Conn(port)
+mechs = c.to_sasl(tls=False)
+t.ok(mechs == ["DIGEST-MD5"], "plain SASL offers only DIGEST-MD5 (SCRAM has no security "
+     "layer and would send the session in clear)", mechs)
+c.s.sendall(struct.pack(">I", 13) + b"SCRAM-SHA-256")
+c.send_sasl(b"n,,n=alice,r=abc")
+log = d.stderr_until("SCRAM-SHA-256")
+t.ok(closed_by_server(c.s), "SCRAM asked for anyway over plain TCP is refused", log[-300:])
+c.s.close()
+q.close()
+d.stop()
+
+for args, want in (
+        (["-vnc", "127.0.0.1:1,sasl-authz=a"], "sasl-authz needs sasl=on"),
+        (["-object", "secret,id=s,data=x", "-vnc", "127.0.0.1:1,sasl=on,password-secret=s"],
+         "choose one"),
+        (["-vnc", "127.0.0.1:1,sasl=on,sasl-authz=nosuch"], "nosuch")):
+    rc, _, err = run_qiod(*args)
+    t.ok(rc == 1 and want in err, f"command line {' '.join(args)} refused", err)
+t.done()
