@@ -89,6 +89,13 @@ void VncPixelFormat::convert(const guint32 *src, gsize n, guint8 *dst) const {
   const bool native = bits_per_pixel == 32 && red_max == 255 && green_max == 255 &&
                       blue_max == 255 && red_shift == 16 && green_shift == 8 && blue_shift == 0;
   const gsize bpp = bytes_per_pixel();
+  /* Bits no channel uses are set: some viewers (noVNC 1.3's Raw decoder)
+   * take the spare byte of a 32-bit pixel as alpha. */
+  guint32 spare = 0;
+  if (bits_per_pixel == 32)
+    spare = ~(static_cast<guint32>(red_max) << red_shift |
+              static_cast<guint32>(green_max) << green_shift |
+              static_cast<guint32>(blue_max) << blue_shift);
   for (gsize i = 0; i < n; i++) {
     guint32 p = src[i];
     guint32 v;
@@ -99,6 +106,7 @@ void VncPixelFormat::convert(const guint32 *src, gsize n, guint8 *dst) const {
           scale((p >> 8) & 0xff, green_max) << green_shift |
           scale(p & 0xff, blue_max) << blue_shift;
     }
+    v |= spare;
     guint8 *d = dst + i * bpp;
     for (gsize b = 0; b < bpp; b++) {
       gsize byte = big_endian ? bpp - 1 - b : b;

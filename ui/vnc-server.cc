@@ -29,7 +29,7 @@ namespace {
 /* RFB security types and VeNCrypt subtypes (RFC 6143 7.1.2, VeNCrypt 0.2). */
 constexpr guint8 kSecNone = 1, kSecVnc = 2, kSecVeNCrypt = 19, kSecSasl = 20;
 constexpr guint32 kTlsNone = 257, kTlsVnc = 258, kX509None = 260, kX509Vnc = 261,
-                  kTlsSasl = 263, kX509Sasl = 264;
+                  kX509Sasl = 263, kTlsSasl = 264;
 
 /* Client-to-server message types (RFC 6143 7.5). */
 constexpr guint8 kSetPixelFormat = 0, kSetEncodings = 2, kUpdateRequest = 3, kKeyEvent = 4,

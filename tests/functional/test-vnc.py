@@ -156,8 +156,9 @@ c.request(0, 0, w, h)
 rects = c.update()
 pw, ph, ppm = screen_of(q, d)
 t.ok(len(rects) == 1 and rects[0][:4] == (0, 0, 640, 400)
-     and rfb_pixels_as_rgb(rects[0][4]) == ppm,
-     "a full update in Raw equals the screendump pixel for pixel")
+     and rfb_pixels_as_rgb(rects[0][4]) == ppm and set(rects[0][4][3::4]) == {0xff},
+     "a full update in Raw equals the screendump pixel for pixel (the spare byte set, as "
+     "noVNC takes it for alpha)")
 clients = q.cmd("query-vnc")["return"]["clients"]
 t.ok(len(clients) == 1 and clients[0]["family"] == "unix"
      and clients[0]["websocket"] is False, "query-vnc lists the client", clients)
