@@ -19,6 +19,8 @@ constexpr unsigned kMaxBufSize = 64 * 1024;
 /* Without an external layer: DIGEST-MD5 and GSSAPI qualify, PLAIN and
  * SCRAM (no layer at all) do not. */
 constexpr sasl_ssf_t kMinSSF = 56;
+/* SASL security-layer packets have a 24-bit length. */
+constexpr unsigned kMaxPacket = 0xFFFFFF;
 
 }  // namespace
 
@@ -127,7 +129,9 @@ int client_get_password(sasl_conn_t *, void *context, int, sasl_secret_t **secre
 /* A SASL failure as a GError naming the service, the peer, the user when
  * known, and what to check. */
 void set_sasl_error(QCryptoSASLSession *sess, int ret, GError **error) {
-  const char *detail = sasl_errdetail(sess->conn);
+  /* Cyrus's detail may echo what the client sent: no control bytes into
+   * logs. */
+  g_autofree char *detail = g_strescape(sasl_errdetail(sess->conn), nullptr);
   switch (ret) {
     case SASL_INTERACT:
       /* A client's mechanism asked for what no callback gives (DIGEST-MD5:
@@ -152,8 +156,7 @@ void set_sasl_error(QCryptoSASLSession *sess, int ret, GError **error) {
         /* The name the client gave, when the mechanism got that far. */
         const void *user = nullptr;
         sasl_getprop(sess->conn, SASL_USERNAME, &user);
-        g_autofree char *name =
-            g_utf8_make_valid(user ? static_cast<const char *>(user) : "", -1);
+        g_autofree char *name = g_strescape(user ? static_cast<const char *>(user) : "", nullptr);
         g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_AUTHENTICATION,
                     _("%s: authentication of user '%s' failed: %s; check the user name and "
                       "password the client gave, and that the user is in the sasldb named "
@@ -260,9 +263,33 @@ QCryptoSASLStep finish_step(QCryptoSASLSession *sess, int ret, const char *data,
     sess->ssf = *static_cast<const sasl_ssf_t *>(value);
   if (sasl_getprop(sess->conn, SASL_MAXOUTBUF, &value) == SASL_OK && value)
     sess->maxoutbuf = *static_cast<const unsigned *>(value);
+  /* The peer sets the packet size of the layer (DIGEST-MD5's maxbuf): Cyrus
+   * 2.1.28 takes values the protocol forbids, some of which wrap around to
+   * 4 GiB.  SASL packets are at most 16 MiB (a 24-bit length). */
+  if (sess->ssf > 0 && (sess->maxoutbuf == 0 || sess->maxoutbuf > kMaxPacket)) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_HANDSHAKE,
+                _("%s: the peer asked for security-layer packets of %zu bytes, outside 1 to "
+                  "%u; check that it speaks SASL for this service"),
+                sess->label, sess->maxoutbuf, kMaxPacket);
+    sess->state = State::kFailed;
+    return QCRYPTO_SASL_STEP_FAILED;
+  }
   /* SASL fails a server step whose mechanism named no user. */
   if (sess->server && sasl_getprop(sess->conn, SASL_USERNAME, &value) == SASL_OK)
     sess->username = g_strdup(static_cast<const char *>(value));
+  /* "bob" and "bob@HOST" are the same sasldb entry when HOST is the
+   * default realm: authorization sees one name for one user. */
+  if (sess->username) {
+    const void *realm = nullptr;
+    if (sasl_getprop(sess->conn, SASL_DEFUSERREALM, &realm) != SASL_OK || !realm)
+      sasl_getprop(sess->conn, SASL_SERVERFQDN, &realm);
+    if (realm) {
+      g_autofree char *suffix = g_strconcat("@", static_cast<const char *>(realm), nullptr);
+      if (g_str_has_suffix(sess->username, suffix) &&
+          strlen(sess->username) > strlen(suffix))
+        sess->username[strlen(sess->username) - strlen(suffix)] = '\0';
+    }
+  }
   sess->state = State::kDone;
   return QCRYPTO_SASL_STEP_DONE;
 }

@@ -41,9 +41,13 @@ struct _QIOChannelSASL {
   QCryptoSASLSession *session;
   gsize maxout; /* plaintext per packet */
   Buffers *buf;
+  gboolean blocking;
 };
 
 G_DEFINE_FINAL_TYPE(QIOChannelSASL, qio_channel_sasl, QIO_TYPE_CHANNEL)
+
+/* The most plaintext put in one packet, whatever the peer accepts. */
+static constexpr gsize kMaxPacketPlaintext = 64 * 1024;
 
 namespace {
 
@@ -79,8 +83,13 @@ gssize sasl_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov, int **, 
     if (!qcrypto_sasl_session_decode(sioc->session, b.raw.data(), static_cast<gsize>(n), &out,
                                      &outlen, error))
       return -1;
-    /* Only part of a packet so far: SASL keeps it until the rest comes. */
-    if (outlen == 0) continue;
+    /* Only part of a packet so far (SASL keeps it until the rest comes), or
+     * an empty one.  A non-blocking reader gets control back, so a peer
+     * streaming empty packets cannot hold its main loop. */
+    if (outlen == 0) {
+      if (!sioc->blocking) return QIO_CHANNEL_ERR_BLOCK;
+      continue;
+    }
     gsize copied = copy_to_iov(iov, niov, out, outlen);
     b.decoded.assign(out + copied, out + outlen);
     return static_cast<gssize>(copied);
@@ -180,7 +189,10 @@ gboolean sasl_shutdown(QIOChannel *ioc, QIOChannelShutdown how, GError **error) 
 }
 
 gboolean sasl_set_blocking(QIOChannel *ioc, gboolean enabled, GError **error) {
-  return qio_channel_set_blocking(QIO_CHANNEL_SASL(ioc)->master, enabled, error);
+  auto *sioc = QIO_CHANNEL_SASL(ioc);
+  if (!qio_channel_set_blocking(sioc->master, enabled, error)) return FALSE;
+  sioc->blocking = enabled;
+  return TRUE;
 }
 
 void sasl_set_delay(QIOChannel *ioc, gboolean enabled) {
@@ -279,7 +291,10 @@ static void qio_channel_sasl_class_init(QIOChannelSASLClass *klass) {
   ioc_class->io_set_cork = sasl_set_cork;
 }
 
-static void qio_channel_sasl_init(QIOChannelSASL *sioc) { sioc->buf = new Buffers; }
+static void qio_channel_sasl_init(QIOChannelSASL *sioc) {
+  sioc->buf = new Buffers;
+  sioc->blocking = TRUE;
+}
 
 QIOChannelSASL *qio_channel_sasl_new(QIOChannel *master, QCryptoSASLSession *session,
                                      GError **error) {
@@ -297,8 +312,9 @@ QIOChannelSASL *qio_channel_sasl_new(QIOChannel *master, QCryptoSASLSession *ses
   auto *sioc = QIO_CHANNEL_SASL(g_object_new(QIO_TYPE_CHANNEL_SASL, nullptr));
   sioc->master = QIO_CHANNEL(g_object_ref(master));
   sioc->session = QCRYPTO_SASL_SESSION(g_object_ref(session));
-  sioc->maxout = maxout;
-  sioc->buf->gather.resize(maxout);
+  /* Smaller packets are always allowed; the peer's maximum can be 16 MiB. */
+  sioc->maxout = MIN(maxout, kMaxPacketPlaintext);
+  sioc->buf->gather.resize(sioc->maxout);
   if (qio_channel_has_feature(master, QIO_CHANNEL_FEATURE_SHUTDOWN))
     qio_channel_set_feature(QIO_CHANNEL(sioc), QIO_CHANNEL_FEATURE_SHUTDOWN);
   g_autofree char *name = g_strdup_printf("sasl-%s", qio_channel_get_name(master));

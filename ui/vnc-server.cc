@@ -457,8 +457,13 @@ qio::Task<bool> VncServer::Conn::sasl_receive(std::vector<char> &data, const cha
                 what, len, kSaslMaxData);
     co_return false;
   }
-  data.resize(len);
-  if (len && !co_await read(data.data(), len, error)) co_return false;
+  /* Grown as bytes come, so a length alone reserves nothing. */
+  data.clear();
+  while (data.size() < len) {
+    gsize have = data.size(), n = std::min<gsize>(len - have, 4096);
+    data.resize(have + n);
+    if (!co_await read(data.data() + have, n, error)) co_return false;
+  }
   if (!data.empty() && data.back() == '\0') data.pop_back();
   co_return true;
 }
@@ -528,6 +533,16 @@ qio::Task<bool> VncServer::Conn::sasl_auth(GError **error) {
     g_propagate_prefixed_error(error, g_steal_pointer(&auth_error),
                                _("VNC client %s (SASL user '%s'): "), peer.c_str(),
                                info.sasl_username.c_str());
+    co_return false;
+  }
+  /* Cyrus enforces the minimum; checked again because a session without
+   * either layer would be plaintext. */
+  if (!tls_key_bits && qcrypto_sasl_session_get_ssf(sasl) < 56) {
+    co_await security_result(false, "no security layer", nullptr);
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_HANDSHAKE,
+                _("VNC client %s: the SASL mechanism gave no security layer and there is no "
+                  "TLS; refused"),
+                peer.c_str());
     co_return false;
   }
   if (!co_await security_result(true, nullptr, error)) co_return false;

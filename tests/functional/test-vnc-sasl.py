@@ -1,13 +1,16 @@
 #!/usr/bin/python3
 """VNC with SASL (-vnc ...,sasl=on): the RFB SASL exchange inside VeNCrypt
-X509SASL, with a SCRAM-SHA-256 client written here from RFC 5802/7677
-against the real Cyrus SASL server and a sasldb made by saslpasswd2;
-sasl-authz, wrong passwords, the mechanisms offered without TLS, and
+X509SASL, with a SCRAM-SHA-256 client written here from RFC 5802/7677, and
+over plain TCP with a DIGEST-MD5 client and its rc4 security layer written
+from RFC 2831, against the real Cyrus SASL server and a sasldb made by
+saslpasswd2; sasl-authz (one name per user), wrong passwords, the
+mechanisms offered without TLS, hostile layer parameters and packets, and
 malformed SASL messages."""
 import base64
 import hashlib
 import hmac
 import os
+import re
 import socket
 import ssl
 import struct
@@ -36,6 +39,32 @@ for user, password in (("alice", "wonder land"), ("bob", "builder")):
                    input=password.encode(), check=True)
 # qiod (Cyrus SASL) reads qio.conf from here.
 os.environ["SASL_CONF_PATH"] = tmp
+
+
+def md5(data):
+    return hashlib.md5(data).digest()
+
+
+def md5hex(data):
+    return hashlib.md5(data).hexdigest().encode()
+
+
+class Rc4:
+    def __init__(self, key):
+        self.box, j = list(range(256)), 0
+        for i in range(256):
+            j = (j + self.box[i] + key[i % len(key)]) & 255
+            self.box[i], self.box[j] = self.box[j], self.box[i]
+        self.i = self.j = 0
+
+    def crypt(self, data):
+        box, out = self.box, bytearray()
+        for c in data:
+            self.i = (self.i + 1) & 255
+            self.j = (self.j + box[self.i]) & 255
+            box[self.i], box[self.j] = box[self.j], box[self.i]
+            out.append(c ^ box[(box[self.i] + box[self.j]) & 255])
+        return bytes(out)
 
 
 def tls_context():
@@ -118,6 +147,56 @@ class Conn:
             verified = base64.b64decode(server_final[2:]) == expected and done == 1
         return self.result(), verified
 
+    def digest_md5(self, user, password, realm=None, maxbuf=65536):
+        """DIGEST-MD5 with qop auth-conf and rc4 (RFC 2831); returns the
+        SecurityResult and, on success, sets up the layer."""
+        self.s.sendall(struct.pack(">I", len("DIGEST-MD5")) + b"DIGEST-MD5")
+        self.s.sendall(struct.pack(">I", 0))
+        challenge = self.sasl_data().decode()
+        if self.recv(1)[0] == 1:
+            return self.result()
+        fields = {m.group(1): m.group(3) if m.group(3) is not None else m.group(2)
+                  for m in re.finditer(r'([a-zA-Z-]+)=("([^"]*)"|[^,]*)', challenge)}
+        self.realm = fields.get("realm", "")
+        realm = self.realm if realm is None else realm
+        cnonce = os.urandom(12).hex()
+        uri = f"vnc/{self.realm}"
+        a1 = (md5(f"{user}:{realm}:{password}".encode()) +
+              f":{fields['nonce']}:{cnonce}".encode())
+        a2 = f"AUTHENTICATE:{uri}:{'0' * 32}".encode()
+        response = md5hex(md5hex(a1) + f":{fields['nonce']}:00000001:{cnonce}:auth-conf:"
+                          .encode() + md5hex(a2))
+        self.send_sasl(",".join([
+            f'username="{user}"', f'realm="{realm}"', f'nonce="{fields["nonce"]}"',
+            f'cnonce="{cnonce}"', "nc=00000001", "qop=auth-conf", f'digest-uri="{uri}"',
+            f"response={response.decode()}", f"maxbuf={maxbuf}", "charset=utf-8",
+            "cipher=rc4"]).encode())
+        self.sasl_data()
+        self.recv(1)
+        result = self.result()
+        if result is None:
+            ha1 = md5(a1)
+            self.seal = Rc4(md5(ha1 + b"Digest H(A1) to client-to-server sealing key "
+                                      b"magic constant"))
+            self.unseal = Rc4(md5(ha1 + b"Digest H(A1) to server-to-client sealing key "
+                                        b"magic constant"))
+            self.sign_key = md5(ha1 + b"Digest session key to client-to-server signing key "
+                                      b"magic constant")
+            self.seq = 0
+        return result
+
+    def wrap(self, message):
+        """One packet of the security layer: sealed message and MAC."""
+        seq = struct.pack(">I", self.seq)
+        self.seq += 1
+        mac = hmac.new(self.sign_key, seq + message, "md5").digest()[:10]
+        packet = self.seal.crypt(message + mac) + b"\0\1" + seq
+        return struct.pack(">I", len(packet)) + packet
+
+    def unwrap(self):
+        packet = self.recv(self.u32())
+        return self.unseal.crypt(packet[:-6])[:-10]
+
 
 port = free_port()
 d = Qiod("-object", f"tls-creds-x509,id=tls0,endpoint=server,dir={srv},verify-peer=off",
@@ -194,6 +273,94 @@ for label, send, logged in cases:
     c.s.close()
 r = q.cmd("query-status")
 t.ok("return" in r, "qiod answers after the malformed clients")
+q.close()
+d.stop()
+
+# DIGEST-MD5 over plain TCP: the rc4 layer carries the session; a user of
+# the host's realm has one name ("carol", also when logging in as
+# carol@REALM), so sasl-authz cannot be passed by a second spelling.
+port = free_port()
+d = Qiod("-vnc", f"127.0.0.1:{port - 5900},sasl=on")
+q = d.qmp()
+c = Conn(port)
+c.to_sasl(tls=False)
+c.digest_md5("nobody", "x")
+host_realm = c.realm
+c.s.close()
+subprocess.run(["saslpasswd2", "-c", "-p", "-f", db, "-a", "qio", "-u", host_realm, "carol"],
+               input=b"c4rol", check=True)
+names = []
+for user in ("carol", f"carol@{host_realm}"):
+    c = Conn(port)
+    c.to_sasl(tls=False)
+    res = c.digest_md5(user, "c4rol")
+    ok = res is None
+    if ok:
+        c.s.sendall(c.wrap(b"\1"))
+        init = c.unwrap()
+        ok = struct.unpack(">HH", init[:4]) == (640, 400)
+        names += [x.get("sasl_username") for x in q.cmd("query-vnc")["return"]["clients"]]
+    t.ok(ok, f"DIGEST-MD5 as {user} over plain TCP: ServerInit comes through the rc4 layer",
+         res)
+    c.s.close()
+    deadline = time.time() + 10
+    while q.cmd("query-vnc")["return"]["clients"] and time.time() < deadline:
+        time.sleep(0.05)
+t.ok(names == ["carol", "carol"], "both spellings of a host-realm user are reported as "
+     "'carol'", names)
+
+time.sleep(1.1)
+c = Conn(port)
+c.to_sasl(tls=False)
+res = c.digest_md5("carol", "c4rol", maxbuf=17)
+log = d.stderr_until("security-layer packets")
+t.ok(res is not None and "outside 1 to" in log,
+     "a maxbuf that Cyrus would wrap to 4 GiB packets is refused", (res, log[-300:]))
+c.s.close()
+
+# A client streaming empty layer packets must not hold the main loop.
+c = Conn(port)
+c.to_sasl(tls=False)
+c.digest_md5("carol", "c4rol")
+c.s.sendall(c.wrap(b"\1"))
+c.unwrap()
+blob = b"".join(c.wrap(b"") for _ in range(600000))
+
+
+def send_blob():
+    try:
+        c.s.sendall(blob)
+    except OSError:
+        pass
+
+
+import threading  # noqa: E402
+sender = threading.Thread(target=send_blob)
+sender.start()
+answers = 0
+flood_start = time.time()
+while sender.is_alive():
+    r = q.cmd("query-status")
+    answers += sender.is_alive() and "return" in r
+sender.join()
+t.ok(answers >= 3, "%d bytes of empty layer packets (sent in %.2f s): QMP answered %d times "
+     "meanwhile" % (len(blob), time.time() - flood_start, answers))
+c.s.close()
+q.close()
+d.stop()
+
+d = Qiod("-object", "authz-list,id=a0,policy=allow,rules.0.match=carol,rules.0.policy=deny",
+         "-vnc", f"127.0.0.1:{port - 5900},sasl=on,sasl-authz=a0")
+q = d.qmp()
+refused = []
+for user in ("carol", f"carol@{host_realm}"):
+    time.sleep(1.1)
+    c = Conn(port)
+    c.to_sasl(tls=False)
+    refused.append(c.digest_md5(user, "c4rol"))
+    c.s.close()
+t.ok(refused == ["access denied", "access denied"], "a deny rule for 'carol' refuses both "
+     "spellings", refused)
 q.close()
 d.stop()
 
