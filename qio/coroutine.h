@@ -363,7 +363,9 @@ T block_on(Task<T> task, GMainContext *context = nullptr) {
 
 /* Suspends until @condition holds on @ioc (G_IO_HUP / G_IO_ERR always
  * wake), in @context or the current task's context, and returns the
- * conditions that fired; 0 when @cancellable was cancelled. */
+ * conditions that fired; 0 when @cancellable was cancelled.  Store the
+ * result before testing it: GCC 12 mishandles `if (co_await wait_io(...))`
+ * (see docs/coroutines.md). */
 inline detail::WaitIo wait_io(QIOChannel *ioc, GIOCondition condition,
                               GMainContext *context = nullptr,
                               GCancellable *cancellable = nullptr) noexcept {
