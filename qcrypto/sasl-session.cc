@@ -396,6 +396,9 @@ char *qcrypto_sasl_session_list_mechanisms(QCryptoSASLSession *sess, GError **er
   if (!apply_props(sess, error)) return nullptr;
   const char *list = nullptr;
   int ret = sasl_listmech(sess->conn, nullptr, "", ",", "", &list, nullptr, nullptr);
+  /* An empty list (mech_list names only mechanisms the connection does
+   * not allow) would leave every client without a way in, unexplained. */
+  if (ret == SASL_OK && (!list || !*list)) ret = SASL_NOMECH;
   if (ret != SASL_OK) {
     set_sasl_error(sess, ret, error);
     return nullptr;

@@ -17,7 +17,6 @@ JsonNode *query_vnc(VncServer *vnc) {
   json_object_set_string_member(o, "service", vnc->service().c_str());
   json_object_set_string_member(o, "family", vnc->family().c_str());
   json_object_set_string_member(o, "auth", vnc->auth_name());
-  if (*vnc->vencrypt_name()) json_object_set_string_member(o, "vencrypt", vnc->vencrypt_name());
   std::string ws = vnc->websocket_service();
   if (!ws.empty()) json_object_set_string_member(o, "websocket-service", ws.c_str());
   JsonArray *clients = json_array_new();

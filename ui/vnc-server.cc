@@ -187,7 +187,9 @@ bool VncConfig::parse(const char *text, VncConfig &out, GError **error) {
       cfg.connections = static_cast<guint>(n);
     } else {
       g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
-                  _("-vnc: unknown option '%s'; see qiod --help"), key);
+                  _("-vnc: unknown option '%s'; see docs/vnc.md for tls-creds, tls-authz, "
+                    "password, password-secret, sasl, sasl-authz, websocket and connections"),
+                  key);
       return false;
     }
     if (!ok) return false;
@@ -291,7 +293,7 @@ struct VncServer::Conn {
   qio::Task<bool> authenticate(guint8 type, bool after_vencrypt, GError **error);
   qio::Task<bool> vnc_auth(GError **error);
   qio::Task<bool> sasl_auth(GError **error);
-  qio::Task<bool> sasl_send(const char *data, gsize len, int done, GError **error);
+  qio::Task<bool> sasl_send(const char *data, gsize len, bool done, GError **error);
   qio::Task<bool> sasl_receive(std::vector<char> &data, const char *what, GError **error);
   qio::Task<bool> security_result(bool ok, const char *reason, GError **error);
   qio::Task<bool> init(GError **error);
@@ -430,7 +432,7 @@ char *sasl_address(QIOSocketAddress *addr) {
 
 /* One server message of the exchange: the data with a NUL after it (its
  * length counts the NUL; 0 means no data) and whether the server is done. */
-qio::Task<bool> VncServer::Conn::sasl_send(const char *data, gsize len, int done,
+qio::Task<bool> VncServer::Conn::sasl_send(const char *data, gsize len, bool done,
                                            GError **error) {
   guint8 head[4];
   put32(head, data ? static_cast<guint32>(len + 1) : 0);
@@ -439,8 +441,7 @@ qio::Task<bool> VncServer::Conn::sasl_send(const char *data, gsize len, int done
     static const char kNul = 0;
     if (!co_await write(data, len, error) || !co_await write(&kNul, 1, error)) co_return false;
   }
-  if (done < 0) co_return true;
-  guint8 flag = static_cast<guint8>(done);
+  guint8 flag = done;
   co_return co_await write(&flag, 1, error);
 }
 
@@ -479,7 +480,11 @@ qio::Task<bool> VncServer::Conn::sasl_auth(GError **error) {
   if (tls_key_bits) qcrypto_sasl_session_set_external_ssf(sasl, tls_key_bits);
   g_autofree char *mechs = qcrypto_sasl_session_list_mechanisms(sasl, error);
   if (!mechs) co_return false;
-  if (!co_await sasl_send(mechs, strlen(mechs), -1, error)) co_return false;
+  /* The list goes without a NUL, unlike the exchange's data (as QEMU). */
+  guint8 mechs_len[4];
+  put32(mechs_len, static_cast<guint32>(strlen(mechs)));
+  if (!co_await write(mechs_len, 4, error) || !co_await write(mechs, strlen(mechs), error))
+    co_return false;
 
   guint8 head[4];
   if (!co_await read(head, 4, error)) co_return false;
@@ -510,7 +515,7 @@ qio::Task<bool> VncServer::Conn::sasl_auth(GError **error) {
       sasl, mech.c_str(), in.empty() ? nullptr : in.data(), in.size(), &out, &out_len,
       &auth_error);
   while (step == QCRYPTO_SASL_STEP_CONTINUE) {
-    if (!co_await sasl_send(out, out_len, 0, error)) co_return false;
+    if (!co_await sasl_send(out, out_len, false, error)) co_return false;
     if (!co_await sasl_receive(in, "step", error)) co_return false;
     step = qcrypto_sasl_session_server_step(sasl, in.empty() ? nullptr : in.data(), in.size(),
                                             &out, &out_len, &auth_error);
@@ -518,13 +523,13 @@ qio::Task<bool> VncServer::Conn::sasl_auth(GError **error) {
   if (step == QCRYPTO_SASL_STEP_FAILED) {
     /* The client waits for a step reply: "done, no data", then the
      * verdict with its reason. */
-    if (co_await sasl_send(nullptr, 0, 1, nullptr))
+    if (co_await sasl_send(nullptr, 0, true, nullptr))
       co_await security_result(false, "authentication failed", nullptr);
     g_propagate_prefixed_error(error, g_steal_pointer(&auth_error), _("VNC client %s: "),
                                peer.c_str());
     co_return false;
   }
-  if (!co_await sasl_send(out, out_len, 1, error)) co_return false;
+  if (!co_await sasl_send(out, out_len, true, error)) co_return false;
   const char *user = qcrypto_sasl_session_get_username(sasl);
   info.sasl_username = user ? user : "";
   if (server->sasl_authz_ &&
@@ -604,7 +609,7 @@ qio::Task<bool> VncServer::Conn::vencrypt(GError **error) {
     g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
                 _("VNC client %s chose VeNCrypt subtype %u, but the server offers only %u "
                   "(%s)"),
-                peer.c_str(), chosen, subtype, server->vencrypt_name());
+                peer.c_str(), chosen, subtype, server->auth_name());
     co_return false;
   }
   QIOChannelTLS *tioc =
@@ -921,6 +926,19 @@ std::unique_ptr<VncServer> VncServer::create(const VncConfig &config, host::Gues
     }
     if (QCRYPTO_IS_TLS_CREDS_X509(self->creds_)) {
       self->x509_ = true;
+      if (!config.tls_authz.empty() && !qcrypto_tls_creds_get_verify_peer(self->creds_)) {
+        g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
+                    _("-vnc: tls-authz checks the client certificate, but TLS credentials '%s' "
+                      "have verify-peer=off; turn it on"),
+                    config.tls_creds.c_str());
+        return nullptr;
+      }
+    } else if (QCRYPTO_IS_TLS_CREDS_ANON(self->creds_) && !config.tls_authz.empty()) {
+      g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
+                  _("-vnc: tls-authz checks the client certificate, but TLS credentials '%s' "
+                    "are anonymous; use tls-creds-x509"),
+                  config.tls_creds.c_str());
+      return nullptr;
     } else if (!QCRYPTO_IS_TLS_CREDS_ANON(self->creds_)) {
       g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
                   _("-vnc: TLS credentials '%s' are neither x509 nor anon; VeNCrypt has no "
@@ -1137,16 +1155,14 @@ std::string VncServer::family() const { return listener_part(listener_, 2); }
 std::string VncServer::websocket_service() const { return listener_part(ws_listener_, 1); }
 
 const char *VncServer::auth_name() const {
-  if (creds_) return "vencrypt";
+  if (creds_) {
+    if (x509_) return sasl_ ? "vencrypt+x509+sasl" : password_auth_ ? "vencrypt+x509+vnc"
+                                                                     : "vencrypt+x509+none";
+    return sasl_ ? "vencrypt+tls+sasl" : password_auth_ ? "vencrypt+tls+vnc" : "vencrypt+tls+none";
+  }
   if (sasl_) return "sasl";
   if (password_auth_) return "vnc";
   return "none";
-}
-
-const char *VncServer::vencrypt_name() const {
-  if (!creds_) return "";
-  if (x509_) return sasl_ ? "x509-sasl" : password_auth_ ? "x509-vnc" : "x509-none";
-  return sasl_ ? "tls-sasl" : password_auth_ ? "tls-vnc" : "tls-none";
 }
 
 std::vector<VncClientInfo> VncServer::clients() const {

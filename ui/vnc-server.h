@@ -68,10 +68,9 @@ class VncServer {
   std::string family() const;
   /* Ports of the websocket listener; empty when there is none. */
   std::string websocket_service() const;
-  /* query-vnc's "auth" ("none", "vnc", "sasl", "vencrypt") and, for
-   * VeNCrypt, its subtype ("x509-none", "tls-vnc", ...; empty otherwise). */
+  /* query-vnc's "auth", QEMU's names: "none", "vnc", "sasl", or for
+   * VeNCrypt "vencrypt+x509+none", "vencrypt+tls+vnc", ... */
   const char *auth_name() const;
-  const char *vencrypt_name() const;
   std::vector<VncClientInfo> clients() const;
 
   /* Sets (or with NULL clears) the VNC password; only with password=on or

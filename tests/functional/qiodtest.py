@@ -13,6 +13,10 @@ import sys
 import tempfile
 import time
 
+# A test killed by run-test.sh's time limit (SIGTERM) still runs its exit
+# handlers, which kill the qiod processes it started.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
 BUILDDIR = os.environ.get("QIO_BUILDDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 QIOD = os.path.join(BUILDDIR, "tools", "qiod")

@@ -413,7 +413,8 @@ def refused(label, srv, cli, expect, needle):
          f"{label}: refused, gtk-vnc reports {expect} ({text or '-'})",
          cli.history() + "\nserver: " + srv.log())
     info = srv.wait_clients(0)
-    t.ok(info.get("clients") == [], f"{label}: the server keeps no client", info)
+    t.ok(info.get("clients") == [] and srv.connections_closed(),
+         f"{label}: the server keeps no client and no connection", info)
 
 
 def run(label, server_kw, client_kw, check, *args, **kw):

@@ -130,7 +130,7 @@ def wait_state(states, timeout=30):
     return wait_until(lambda: page_state() in states and page_state(), timeout, 0.1)
 
 
-def wait_same(srv, timeout=12):
+def wait_same(srv, timeout=30):
     last = None
 
     def same():
@@ -185,7 +185,8 @@ def wrong_password(label, srv):
          f"{label}: noVNC reports a security failure "
          f"({fail[0]['detail'].get('reason') if fail else '-'})", page_events())
     info = srv.wait_clients(0)
-    t.ok(info.get("clients") == [], f"{label}: the server keeps no client", info)
+    t.ok(info.get("clients") == [] and srv.connections_closed(),
+         f"{label}: the server keeps no client and no connection", info)
 
 
 def untrusted(label, srv):
@@ -198,7 +199,8 @@ def untrusted(label, srv):
          f"{label}: Chromium refuses the server's certificate (ERR_CERT_AUTHORITY_INVALID), "
          "noVNC never connects", f"events {events}\nconsole {log}")
     info = srv.wait_clients(0)
-    t.ok(info.get("clients") == [], f"{label}: the server keeps no client", info)
+    t.ok(info.get("clients") == [] and srv.connections_closed(),
+         f"{label}: the server keeps no client and no connection", info)
 
 
 def run(label, server_kw, scheme, password, check, *args):

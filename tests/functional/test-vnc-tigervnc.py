@@ -190,7 +190,8 @@ def refused(label, srv, viewer, needle, dialog=None):
          f"{label}: the viewer gives up: {needle!r}", log)
     t.ok(viewer.window() is None, f"{label}: no desktop window was opened")
     info = srv.wait_clients(0)
-    t.ok(info.get("clients") == [], f"{label}: the server keeps no client", info)
+    t.ok(info.get("clients") == [] and srv.connections_closed(),
+         f"{label}: the server keeps no client and no connection", info)
 
 
 def run(label, server_kw, viewer_kw, check, *args, **kw):

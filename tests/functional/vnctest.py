@@ -169,19 +169,26 @@ def free_ports(n):
     return ports
 
 
-def tcp_listening(port):
-    """True once a socket listens on TCP @port (/proc/net/tcp state 0A)."""
+def tcp_sockets(port, state):
+    """How many TCP sockets have local port @port and /proc/net/tcp state
+    @state ("0A" listening, "01" established)."""
+    n = 0
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(name) as f:
                 for line in f:
                     fields = line.split()
-                    if len(fields) > 3 and fields[3] == "0A" and \
+                    if len(fields) > 3 and fields[3] == state and \
                             fields[1].endswith(f":{port:04X}"):
-                        return True
+                        n += 1
         except OSError:
             pass
-    return False
+    return n
+
+
+def tcp_listening(port):
+    """True once a socket listens on TCP @port."""
+    return tcp_sockets(port, "0A") > 0
 
 
 # --- images ---------------------------------------------------------------------
@@ -472,6 +479,12 @@ class VncServer:
     def query_vnc(self):
         return self.qmp.cmd("query-vnc").get("return", {})
 
+    def connections_closed(self, timeout=20):
+        """True once the server holds no connection on its TCP ports, not
+        even one still in its handshake (which query-vnc does not list)."""
+        ports = [p for p in (self.port, self.ws_port) if p]
+        return wait_until(lambda: not any(tcp_sockets(p, "01") for p in ports), timeout)
+
     def wait_clients(self, n, timeout=20):
         """query-vnc once it lists @n clients (or the last one after
         @timeout s)."""
@@ -485,11 +498,13 @@ class VncServer:
         return last
 
     def auth_of(self, info):
-        """(auth, vencrypt subtype or None) from query-vnc's reply @info:
-        "auth" is none, vnc, sasl or vencrypt, with "vencrypt" the subtype
-        (x509-none, tls-vnc, ...) for vencrypt."""
-        auth = info.get("auth")
-        return auth, info.get("vencrypt") if auth == "vencrypt" else None
+        """(auth, vencrypt subtype or None) from query-vnc's reply @info,
+        whose "auth" is QEMU's: none, vnc, sasl or vencrypt+x509+none,
+        vencrypt+tls+vnc, ... (the subtype given as x509-none, tls-vnc)."""
+        auth = info.get("auth", "")
+        if auth.startswith("vencrypt+"):
+            return "vencrypt", auth[len("vencrypt+"):].replace("+", "-")
+        return auth, None
 
     def typed(self, line, output, timeout=20):
         """Waits until the server has the keys for @line + Return (and, with
@@ -525,15 +540,6 @@ class QemuVnc(VncServer):
         return [QEMU, "-machine", "pc", "-accel", "tcg", "-m", "32", "-vga", "std", "-S",
                 "-display", "none", "-nodefaults", "-trace", "vnc_key_event_map",
                 "-trace", "vnc_key_event_ext"]
-
-    def auth_of(self, info):
-        # QEMU's query-vnc (the legacy VncInfo) says "vencrypt+x509+none"
-        # where query-vnc-servers (and qiod's query-vnc) say "vencrypt"
-        # with "vencrypt": "x509-none".
-        auth = info.get("auth", "")
-        if auth.startswith("vencrypt+"):
-            return "vencrypt", auth[len("vencrypt+"):].replace("+", "-")
-        return auth, None
 
     def keys_seen(self):
         """The keysyms pressed so far (key-down events), in order."""
