@@ -103,6 +103,13 @@ host::Rect subtract(const host::Rect &dirty, const host::Rect &sent) {
   return dirty;
 }
 
+/* "[::1]" as written in HOST:PORT, to "::1". */
+std::string unbracket(const std::string &host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    return host.substr(1, host.size() - 2);
+  return host;
+}
+
 bool parse_display(const std::string &text, std::string &host, guint16 base, guint16 &port,
                    GError **error) {
   auto colon = text.rfind(':');
@@ -115,9 +122,7 @@ bool parse_display(const std::string &text, std::string &host, guint16 base, gui
                 text.c_str());
     return false;
   }
-  host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
+  host = unbracket(text.substr(0, colon));
   if (host.empty()) host = "0.0.0.0";
   port = static_cast<guint16>(base + display);
   return true;
@@ -270,6 +275,14 @@ struct VncServer::Conn {
     g_clear_error(&write_error);
   }
 
+  /* What query-vnc and SASL learn from a finished TLS handshake. */
+  void note_tls(QIOChannelTLS *tioc) {
+    g_autoptr(QCryptoTLSSessionReport) report = qio_channel_tls_get_report(tioc);
+    if (!report) return;
+    if (report->peer_identity && server->x509_) info.x509_dname = report->peer_identity;
+    tls_key_bits = report->cipher_key_bits;
+  }
+
   void push_layer(QIOChannel *layer) {
     g_object_unref(ioc);
     ioc = layer;
@@ -337,9 +350,7 @@ qio::Task<bool> VncServer::Conn::open_layers(GError **error) {
                        peer.c_str());
       co_return false;
     }
-    g_autoptr(QCryptoTLSSessionReport) report = qio_channel_tls_get_report(tioc);
-    if (report && report->peer_identity && server->x509_) info.x509_dname = report->peer_identity;
-    if (report) tls_key_bits = report->cipher_key_bits;
+    note_tls(tioc);
   }
   QIOChannelWebsock *wioc = qio_channel_websock_new_server(ioc);
   push_layer(QIO_CHANNEL(wioc));
@@ -507,7 +518,7 @@ qio::Task<bool> VncServer::Conn::sasl_auth(GError **error) {
     }
   }
   std::vector<char> in;
-  if (!co_await sasl_receive(in, "start", error)) co_return false;
+  if (!co_await sasl_receive(in, _("start"), error)) co_return false;
   const char *out = nullptr;
   gsize out_len = 0;
   g_autoptr(GError) auth_error = nullptr;
@@ -516,7 +527,7 @@ qio::Task<bool> VncServer::Conn::sasl_auth(GError **error) {
       &auth_error);
   while (step == QCRYPTO_SASL_STEP_CONTINUE) {
     if (!co_await sasl_send(out, out_len, false, error)) co_return false;
-    if (!co_await sasl_receive(in, "step", error)) co_return false;
+    if (!co_await sasl_receive(in, _("step"), error)) co_return false;
     step = qcrypto_sasl_session_server_step(sasl, in.empty() ? nullptr : in.data(), in.size(),
                                             &out, &out_len, &auth_error);
   }
@@ -623,9 +634,7 @@ qio::Task<bool> VncServer::Conn::vencrypt(GError **error) {
     g_prefix_error(error, _("VNC client %s: TLS handshake failed: "), peer.c_str());
     co_return false;
   }
-  g_autoptr(QCryptoTLSSessionReport) report = qio_channel_tls_get_report(tioc);
-  if (report && report->peer_identity && server->x509_) info.x509_dname = report->peer_identity;
-  if (report) tls_key_bits = report->cipher_key_bits;
+  note_tls(tioc);
   co_return co_await authenticate(inner, true, error);
 }
 
@@ -1012,9 +1021,7 @@ bool VncServer::open_listeners(const VncConfig &config, GError **error) {
     std::string text = config.websocket;
     auto colon = text.rfind(':');
     if (colon != std::string::npos) {
-      ws_host = text.substr(0, colon);
-      if (ws_host.size() >= 2 && ws_host.front() == '[' && ws_host.back() == ']')
-        ws_host = ws_host.substr(1, ws_host.size() - 2);
+      ws_host = unbracket(text.substr(0, colon));
       text = text.substr(colon + 1);
     }
     guint64 p = 0;
@@ -1044,7 +1051,9 @@ VncServer::~VncServer() {
     qio_net_listener_disconnect(*l);
     g_clear_object(l);
   }
-  /* Clients end when cancelled; their tasks finish on this context. */
+  /* Clients end when cancelled; their tasks finish on this context,
+   * unlogged: qiod is going, not they. */
+  stopping_ = true;
   for (Conn *conn : conns_) {
     g_cancellable_cancel(conn->cancel);
     qio_channel_shutdown(conn->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
@@ -1109,7 +1118,7 @@ void VncServer::log_failure(const char *message) {
 }
 
 void VncServer::conn_finished(Conn *conn, GError *error) {
-  if (error)
+  if (error && !stopping_)
     log_failure(error->message);
   else if (!conn->negotiating)
     g_info(_("VNC client %s disconnected"), conn->peer.c_str());

@@ -79,11 +79,11 @@ class VncServer {
   /* Loads the TLS credentials' files again for new clients. */
   bool reload_tls(GError **error);
 
-  /* Called by clients. */
   struct Conn;
-  void refresh();
 
  private:
+  /* Sends the guest's drawing since the last call to clients waiting. */
+  void refresh();
   VncServer(host::Guest &guest) : guest_(guest) {}
   bool open_listeners(const VncConfig &config, GError **error);
   void add_client(QIOChannelSocket *sioc, bool websocket);
@@ -112,6 +112,7 @@ class VncServer {
   guint refresh_timer_ = 0;
   guint unix_clients_ = 0; /* numbers UNIX clients in log lines */
   LogLimiter failure_log_;
+  bool stopping_ = false;
 };
 
 }  // namespace qio::ui
