@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "qio/channel-sasl.h"
+#include "qio/channel-watch.h"
 #include "qio/error.h"
 
 #include <glib/gi18n-lib.h>
@@ -203,69 +204,14 @@ void sasl_set_cork(QIOChannel *ioc, gboolean enabled) {
   qio_channel_set_cork(QIO_CHANNEL_SASL(ioc)->master, enabled);
 }
 
-/* A watch on the master that also fires for G_IO_IN while decoded data
- * waits here, which the master's descriptor cannot show. */
-struct SASLWatch {
-  GSource source;
-  QIOChannelSASL *sioc;
-  GIOCondition condition;
-  GIOCondition revents; /* what the master reported */
-};
-
-bool sasl_watch_pending(SASLWatch *watch) {
-  return (watch->condition & G_IO_IN) && watch->sioc->buf->pending() > 0;
-}
-
-gboolean sasl_watch_prepare(GSource *source, gint *timeout) noexcept {
-  *timeout = -1;
-  return sasl_watch_pending(reinterpret_cast<SASLWatch *>(source));
-}
-
-gboolean sasl_watch_check(GSource *source) noexcept {
-  return sasl_watch_pending(reinterpret_cast<SASLWatch *>(source));
-}
-
-gboolean sasl_watch_dispatch(GSource *source, GSourceFunc callback, gpointer data) noexcept {
-  auto *watch = reinterpret_cast<SASLWatch *>(source);
-  unsigned cond = watch->revents;
-  if (sasl_watch_pending(watch)) cond |= G_IO_IN;
-  watch->revents = static_cast<GIOCondition>(0);
-  if (!callback) return G_SOURCE_REMOVE;
-  return QIO_CHANNEL_FUNC(callback)(QIO_CHANNEL(watch->sioc), static_cast<GIOCondition>(cond),
-                                    data);
-}
-
-void sasl_watch_finalize(GSource *source) noexcept {
-  g_object_unref(reinterpret_cast<SASLWatch *>(source)->sioc);
-}
-
-GSourceFuncs sasl_watch_funcs = {
-    sasl_watch_prepare, sasl_watch_check, sasl_watch_dispatch, sasl_watch_finalize, nullptr,
-    nullptr,
-};
-
-/* The child (master) source is dispatched first in the same iteration, so
- * it only records the condition for the parent's callback. */
-gboolean sasl_watch_master_ready(QIOChannel *, GIOCondition cond, gpointer data) noexcept {
-  auto *watch = static_cast<SASLWatch *>(data);
-  watch->revents = static_cast<GIOCondition>(watch->revents | cond);
-  return G_SOURCE_CONTINUE;
+/* Decoded data may wait here, which the master's descriptor cannot show. */
+gboolean sasl_pending(QIOChannel *ioc) noexcept {
+  return QIO_CHANNEL_SASL(ioc)->buf->pending() > 0;
 }
 
 GSource *sasl_create_watch(QIOChannel *ioc, GIOCondition condition) {
-  auto *sioc = QIO_CHANNEL_SASL(ioc);
-  GSource *source = g_source_new(&sasl_watch_funcs, sizeof(SASLWatch));
-  auto *watch = reinterpret_cast<SASLWatch *>(source);
-  watch->sioc = QIO_CHANNEL_SASL(g_object_ref(sioc));
-  watch->condition = condition;
-  GSource *child = qio_channel_create_watch(sioc->master, condition);
-  g_source_set_callback(child, G_SOURCE_FUNC(sasl_watch_master_ready), watch, nullptr);
-  /* Its callback cannot recurse; unblocked, its dispatch spares GLib
-   * removing and re-adding the descriptor. */
-  g_source_set_can_recurse(child, TRUE);
-  g_source_add_child_source(source, child);
-  g_source_unref(child);
-  return source;
+  return qio_channel_create_layer_watch(ioc, QIO_CHANNEL_SASL(ioc)->master, condition,
+                                        sasl_pending);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "qio/channel-tls.h"
+#include "qio/channel-watch.h"
 #include "qio/error.h"
 
 #include <gio/gio.h>
@@ -158,72 +159,17 @@ void tls_set_cork(QIOChannel *ioc, gboolean enabled) {
   qio_channel_set_cork(QIO_CHANNEL_TLS(ioc)->master, enabled);
 }
 
-/* A watch on the master that also fires for G_IO_IN while GnuTLS holds
- * decrypted data, which the master's descriptor cannot show. */
-struct TLSWatch {
-  GSource source;
-  QIOChannelTLS *tioc;
-  GIOCondition condition;
-  GIOCondition revents; /* what the master reported */
-};
-
-bool tls_watch_pending(TLSWatch *watch) {
-  return (watch->condition & G_IO_IN) &&
-         qcrypto_tls_session_is_handshaken(watch->tioc->session) &&
-         qcrypto_tls_session_check_pending(watch->tioc->session) > 0;
-}
-
-gboolean tls_watch_prepare(GSource *source, gint *timeout) noexcept {
-  *timeout = -1;
-  return tls_watch_pending(reinterpret_cast<TLSWatch *>(source));
-}
-
-gboolean tls_watch_check(GSource *source) noexcept {
-  return tls_watch_pending(reinterpret_cast<TLSWatch *>(source));
-}
-
-gboolean tls_watch_dispatch(GSource *source, GSourceFunc callback, gpointer data) noexcept {
-  auto *watch = reinterpret_cast<TLSWatch *>(source);
-  unsigned cond = watch->revents;
-  if (tls_watch_pending(watch)) cond |= G_IO_IN;
-  watch->revents = static_cast<GIOCondition>(0);
-  if (!callback) return G_SOURCE_REMOVE;
-  return QIO_CHANNEL_FUNC(callback)(QIO_CHANNEL(watch->tioc),
-                                    static_cast<GIOCondition>(cond), data);
-}
-
-void tls_watch_finalize(GSource *source) noexcept {
-  g_object_unref(reinterpret_cast<TLSWatch *>(source)->tioc);
-}
-
-GSourceFuncs tls_watch_funcs = {
-    tls_watch_prepare, tls_watch_check, tls_watch_dispatch, tls_watch_finalize, nullptr,
-    nullptr,
-};
-
-/* GLib marks a parent ready with its child and dispatches the child first,
- * so the TLS watch runs in the same iteration and only needs the
- * condition; a ready time would only signal the context's wakeup again. */
-gboolean tls_watch_master_ready(QIOChannel *, GIOCondition cond, gpointer data) noexcept {
-  auto *watch = static_cast<TLSWatch *>(data);
-  watch->revents = static_cast<GIOCondition>(watch->revents | cond);
-  return G_SOURCE_CONTINUE;
+/* GnuTLS may hold decrypted data, which the master's descriptor cannot
+ * show. */
+gboolean tls_pending(QIOChannel *ioc) noexcept {
+  QCryptoTLSSession *session = QIO_CHANNEL_TLS(ioc)->session;
+  return qcrypto_tls_session_is_handshaken(session) &&
+         qcrypto_tls_session_check_pending(session) > 0;
 }
 
 GSource *tls_create_watch(QIOChannel *ioc, GIOCondition condition) {
-  auto *tioc = QIO_CHANNEL_TLS(ioc);
-  GSource *source = g_source_new(&tls_watch_funcs, sizeof(TLSWatch));
-  auto *watch = reinterpret_cast<TLSWatch *>(source);
-  watch->tioc = QIO_CHANNEL_TLS(g_object_ref(tioc));
-  watch->condition = condition;
-  GSource *child = qio_channel_create_watch(tioc->master, condition);
-  g_source_set_callback(child, G_SOURCE_FUNC(tls_watch_master_ready), watch, nullptr);
-  /* Its callback cannot recurse; unblocked, its dispatch spares GLib
-   * removing and re-adding the descriptor (each a wakeup write). */
-  g_source_set_can_recurse(child, TRUE);
-  g_source_add_child_source(source, child);
-  g_source_unref(child);
-  return source;
+  return qio_channel_create_layer_watch(ioc, QIO_CHANNEL_TLS(ioc)->master, condition,
+                                        tls_pending);
 }
 
 /* The asynchronous handshake: one step per readiness of the master. */

@@ -22,4 +22,15 @@ GSource *qio_channel_create_fd_pair_watch(QIOChannel *ioc, int fd_read, int fd_w
  * restricted to G_IO_IN and G_IO_OUT. */
 GSource *qio_channel_create_ready_watch(QIOChannel *ioc, GIOCondition condition);
 
+/* Whether @layer holds data already decoded from its master, which the
+ * master's descriptor cannot show. */
+typedef gboolean (*QIOChannelPendingFunc)(QIOChannel *layer);
+
+/* The watch of a security layer (TLS, SASL) over @master: fires for what
+ * the master's watch reports and, when @condition has G_IO_IN, while
+ * @pending says @layer holds decoded data.  The callback is a
+ * QIOChannelFunc given @layer. */
+GSource *qio_channel_create_layer_watch(QIOChannel *layer, QIOChannel *master,
+                                        GIOCondition condition, QIOChannelPendingFunc pending);
+
 G_END_DECLS
