@@ -300,6 +300,7 @@ struct VncServer::Conn {
   qio::Task<bool> skip(gsize len, GError **error);
 
   qio::Task<bool> open_layers(GError **error);
+  qio::Task<bool> start_tls(GError **error);
   qio::Task<bool> version(GError **error);
   qio::Task<bool> security(GError **error);
   qio::Task<bool> vencrypt(GError **error);
@@ -325,33 +326,41 @@ struct VncServer::Conn {
   static gboolean on_writable(QIOChannel *, GIOCondition, gpointer data) noexcept;
 };
 
+/* TLS on the connection (VeNCrypt, or below a websocket), noting what
+ * query-vnc and SASL learn from it. */
+qio::Task<bool> VncServer::Conn::start_tls(GError **error) {
+  QIOChannelTLS *tioc =
+      qio_channel_tls_new_server(ioc, server->creds_, server->tls_authz_, error);
+  if (!tioc) {
+    g_prefix_error(error, info.websocket ? _("VNC websocket client %s: ") : _("VNC client %s: "),
+                   peer.c_str());
+    co_return false;
+  }
+  push_layer(QIO_CHANNEL(tioc));
+  if (!co_await qio::tls_handshake(tioc, cancel, error)) {
+    /* Browsers cannot present a client certificate for a websocket. */
+    if (info.websocket && server->x509_ && qcrypto_tls_creds_get_verify_peer(server->creds_))
+      g_prefix_error(error,
+                     _("VNC websocket client %s: TLS handshake failed (the credentials "
+                       "demand a client certificate, which browsers do not send for "
+                       "websockets: use credentials with verify-peer=off for them): "),
+                     peer.c_str());
+    else
+      g_prefix_error(error,
+                     info.websocket ? _("VNC websocket client %s: TLS handshake failed: ")
+                                    : _("VNC client %s: TLS handshake failed: "),
+                     peer.c_str());
+    co_return false;
+  }
+  note_tls(tioc);
+  co_return true;
+}
+
 /* Browsers reach the server over a websocket; with tls-creds it is wss,
  * so TLS sits below the websocket and RFB offers no VeNCrypt there. */
 qio::Task<bool> VncServer::Conn::open_layers(GError **error) {
   if (!info.websocket) co_return true;
-  if (server->creds_) {
-    QIOChannelTLS *tioc =
-        qio_channel_tls_new_server(ioc, server->creds_, server->tls_authz_, error);
-    if (!tioc) {
-      g_prefix_error(error, _("VNC websocket client %s: "), peer.c_str());
-      co_return false;
-    }
-    push_layer(QIO_CHANNEL(tioc));
-    if (!co_await qio::tls_handshake(tioc, cancel, error)) {
-      /* Browsers cannot present a client certificate for a websocket. */
-      if (server->x509_ && qcrypto_tls_creds_get_verify_peer(server->creds_))
-        g_prefix_error(error,
-                       _("VNC websocket client %s: TLS handshake failed (the credentials "
-                         "demand a client certificate, which browsers do not send for "
-                         "websockets: use credentials with verify-peer=off for them): "),
-                       peer.c_str());
-      else
-        g_prefix_error(error, _("VNC websocket client %s: TLS handshake failed: "),
-                       peer.c_str());
-      co_return false;
-    }
-    note_tls(tioc);
-  }
+  if (server->creds_ && !co_await start_tls(error)) co_return false;
   QIOChannelWebsock *wioc = qio_channel_websock_new_server(ioc);
   push_layer(QIO_CHANNEL(wioc));
   if (!co_await qio::websock_handshake(wioc, cancel, error)) {
@@ -623,18 +632,7 @@ qio::Task<bool> VncServer::Conn::vencrypt(GError **error) {
                 peer.c_str(), chosen, subtype, server->auth_name());
     co_return false;
   }
-  QIOChannelTLS *tioc =
-      qio_channel_tls_new_server(ioc, server->creds_, server->tls_authz_, error);
-  if (!tioc) {
-    g_prefix_error(error, _("VNC client %s: "), peer.c_str());
-    co_return false;
-  }
-  push_layer(QIO_CHANNEL(tioc));
-  if (!co_await qio::tls_handshake(tioc, cancel, error)) {
-    g_prefix_error(error, _("VNC client %s: TLS handshake failed: "), peer.c_str());
-    co_return false;
-  }
-  note_tls(tioc);
+  if (!co_await start_tls(error)) co_return false;
   co_return co_await authenticate(inner, true, error);
 }
 
