@@ -200,6 +200,17 @@ def run_qiod(*args, timeout=20):
     return p.returncode, p.stdout, p.stderr
 
 
+def make_pki():
+    """A certtool PKI made by nbd-pki.sh in a new temporary directory (its
+    srv/, cli/ and evilcli/ hold the files tls-creds-x509 wants), removed
+    when the test exits."""
+    pki = tempfile.mkdtemp(prefix="qio-pki-")
+    atexit.register(shutil.rmtree, pki, True)
+    subprocess.run(["bash", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                         "nbd-pki.sh"), pki], check=True)
+    return pki
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     s = socket.socket()

@@ -15,11 +15,10 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qiodtest import Qiod, Tap, recv_exact  # noqa: E402
+from qiodtest import Qiod, Tap, make_pki, recv_exact  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MiB = 1 << 20
@@ -31,8 +30,7 @@ except ImportError:
     print("1..0 # SKIP python3-libnbd missing")
     sys.exit(0)
 
-pki = tempfile.mkdtemp(prefix="qio-pki-")
-subprocess.run(["bash", os.path.join(HERE, "nbd-pki.sh"), pki], check=True)
+pki = make_pki()
 # One long-lived connection writing fresh random data all the time: a writer
 # the server failed to cut off keeps changing the image.
 WRITER = """

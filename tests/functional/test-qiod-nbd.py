@@ -7,11 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qiodtest import Qiod, Tap, free_port  # noqa: E402
+from qiodtest import Qiod, Tap, free_port, make_pki  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 t = Tap()
@@ -165,8 +164,7 @@ t.ok(is_error(q.cmd("block-export-add", {"type": "fuse", "id": "f", "node-name":
 t.ok(q.cmd("query-status")["return"]["running"], "qiod still answers after the bad commands")
 
 # --- TLS ---------------------------------------------------------------------
-pki = tempfile.mkdtemp(prefix="qiod-nbd-pki-")
-subprocess.run(["bash", os.path.join(HERE, "nbd-pki.sh"), pki], check=True)
+pki = make_pki()
 srv = f"tls-creds-x509,id=tls0,endpoint=server,dir={pki}/srv,verify-peer=on"
 cli = f"tls-creds-x509,id=tlscli,endpoint=client,dir={pki}/cli"
 for props, what in ((srv, "server"), (cli, "client")):

@@ -22,15 +22,13 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qiodtest import Qiod, Tap, closed_by_server, free_port, recv_exact, run_qiod  # noqa: E402
+from qiodtest import (Qiod, Tap, closed_by_server, free_port, make_pki,  # noqa: E402
+                      recv_exact, run_qiod)
 
 t = Tap()
 tmp = tempfile.mkdtemp(prefix="qiod-vnc-sasl-")
 atexit.register(shutil.rmtree, tmp, True)
-pki = os.path.join(tmp, "pki")
-os.makedirs(pki)
-subprocess.run(["bash", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                     "nbd-pki.sh"), pki], check=True)
+pki = make_pki()
 srv = os.path.join(pki, "srv")
 cli = os.path.join(pki, "cli")
 REALM = "qio.test"

@@ -17,17 +17,15 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qiodtest import Qiod, Tap, closed_by_server, free_port, recv_exact, run_qiod  # noqa: E402
+from qiodtest import (Qiod, Tap, closed_by_server, free_port, make_pki,  # noqa: E402
+                      recv_exact, run_qiod)
 
 t = Tap()
 tmp = tempfile.mkdtemp(prefix="qiod-vnc-")
 atexit.register(shutil.rmtree, tmp, True)
-pki = os.path.join(tmp, "pki")
-os.makedirs(pki)
+pki = make_pki()
 with open(os.path.join(tmp, "keys.psk"), "w") as f:
     f.write("qemu:" + "ab" * 32 + "\n")
-subprocess.run(["bash", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                     "nbd-pki.sh"), pki], check=True)
 
 
 def des_response(password, challenge):
@@ -471,6 +469,11 @@ t.ok(c.u32() == 0 and b"3.7" in c.recv(c.u32()) and closed_by_server(s),
 s.close()
 r = q.cmd("display-reload", {"type": "vnc", "tls-certs": True})
 t.ok("return" in r, "display-reload reloads the certificates", r)
+r = q.cmd("display-reload", {"type": "sdl", "tls-certs": True})
+r2 = q.cmd("display-reload", {"type": "vnc", "tls-certs": "yes"})
+t.ok("sdl" in r.get("error", {}).get("desc", "") and "error" in r2,
+     "display-reload refuses another display type and a tls-certs that is not a boolean",
+     (r, r2))
 q.close()
 d.stop()
 
