@@ -15,17 +15,20 @@ Guest::~Guest() {
 
 namespace {
 
-struct DigestJob {
-  Guest *guest;
-  std::function<void(const Guest::Digests &, GError *)> done;
-  Guest::Digests result;
-  GError *error = nullptr;
+struct WorkerJob {
+  std::function<void()> work;
+  std::function<void()> done;
+  std::weak_ptr<Guest *> guest;
+  std::mutex *lock;
+  std::condition_variable *finished;
+  int *workers;
 };
 
 }  // namespace
 
-void Guest::digests_async(std::function<void(const Digests &, GError *)> done) {
-  auto *job = new DigestJob{this, std::move(done), {}, nullptr};
+void Guest::run_in_worker(std::function<void()> work, std::function<void()> done) {
+  auto *job = new WorkerJob{std::move(work), std::move(done), self_,
+                            &workers_lock_, &workers_done_, &workers_};
   {
     std::lock_guard lock(workers_lock_);
     workers_++;
@@ -33,27 +36,45 @@ void Guest::digests_async(std::function<void(const Digests &, GError *)> done) {
   GTask *task = g_task_new(
       nullptr, nullptr,
       [](GObject *, GAsyncResult *, gpointer data) noexcept {
-        std::unique_ptr<DigestJob> job(static_cast<DigestJob *>(data));
-        job->done(job->result, job->error);
+        std::unique_ptr<WorkerJob> job(static_cast<WorkerJob *>(data));
+        if (!job->guest.expired()) job->done();
       },
       job);
   g_task_set_task_data(task, job, nullptr);
   g_task_run_in_thread(task, [](GTask *t, gpointer, gpointer data, GCancellable *) noexcept {
-    auto *job = static_cast<DigestJob *>(data);
-    Guest *g = job->guest;
-    job->result.ram = g->ram_->digest();
-    for (const auto &disk : g->disks_) {
-      std::string d = disk->digest(job->error ? nullptr : &job->error);
-      job->result.disks.push_back(std::move(d));
-    }
+    auto *job = static_cast<WorkerJob *>(data);
+    job->work();
     {
-      std::lock_guard lock(g->workers_lock_);
-      g->workers_--;
+      /* Notified under the lock: once it is released the guest may be
+       * destroyed, so nothing of it is touched after. */
+      std::lock_guard lock(*job->lock);
+      (*job->workers)--;
+      job->finished->notify_all();
     }
-    g->workers_done_.notify_all();
     g_task_return_boolean(t, TRUE);
   });
   g_object_unref(task);
+}
+
+void Guest::digests_async(std::function<void(const Digests &, GError *)> done) {
+  struct Result {
+    Digests digests;
+    GError *error = nullptr;
+  };
+  auto result = std::make_shared<Result>();
+  run_in_worker(
+      [this, result] {
+        result->digests.ram = ram_->digest();
+        for (const auto &disk : disks_)
+          result->digests.disks.push_back(disk->digest(result->error ? nullptr : &result->error));
+      },
+      [result, done = std::move(done)] { done(result->digests, result->error); });
+}
+
+void Guest::ram_digest_async(std::function<void(std::string)> done) {
+  auto digest = std::make_shared<std::string>();
+  run_in_worker([this, digest] { *digest = ram_->digest(); },
+                [digest, done = std::move(done)] { done(std::move(*digest)); });
 }
 
 std::unique_ptr<Guest> Guest::create(const GuestConfig &config, GError **error) {
@@ -80,12 +101,11 @@ std::unique_ptr<Guest> Guest::create(const GuestConfig &config, GError **error) 
   Guest *g = guest.get();
   SerialShell::Backend backend{
       [g] { return g->status_line(); },
-      [g] { return g->ram_->digest(); },
+      [g](SerialShell::Reply reply) { g->ram_digest_async(std::move(reply)); },
       [g](guint64 rate) { g->workload_->set_dirty_rate(rate); },
   };
   guest->shell_ = std::make_unique<SerialShell>(std::move(backend), [g](std::string_view out) {
     g->framebuffer_.put_text(out);
-    if (g->capture_) g->capture_->append(out);
     if (g->serial_output_) g->serial_output_(out);
   });
   guest->shell_->start();
@@ -119,12 +139,8 @@ bool Guest::cont() {
   return true;
 }
 
-std::string Guest::serial_input(std::string_view bytes) {
-  std::string out;
-  capture_ = &out;
-  shell_->input(bytes);
-  capture_ = nullptr;
-  return out;
+void Guest::serial_input(std::string_view bytes, SerialShell::Done done) {
+  shell_->input(bytes, std::move(done));
 }
 
 void Guest::set_serial_output(std::function<void(std::string_view)> sink) {

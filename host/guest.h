@@ -58,9 +58,11 @@ class Guest {
   GuestDisk *find_disk(std::string_view id) const;
 
   /* Serial port: bytes typed into the guest, and where its output goes
-   * besides the framebuffer (a chardev); nullptr detaches. */
-  /* Returns what the guest printed in response (echo included). */
-  std::string serial_input(std::string_view bytes);
+   * besides the framebuffer (a chardev); nullptr detaches.  @done, if
+   * set, receives what the guest printed in response (echo included) once
+   * the bytes have run; a `digest` runs on a worker, so that may be later,
+   * from the main loop. */
+  void serial_input(std::string_view bytes, SerialShell::Done done = {});
   void set_serial_output(std::function<void(std::string_view)> sink);
 
   /* SHA-256 of RAM and of each disk (in disks() order), computed on a
@@ -72,12 +74,17 @@ class Guest {
     std::vector<std::string> disks;
   };
   void digests_async(std::function<void(const Digests &digests, GError *error)> done);
+  /* SHA-256 of RAM alone, likewise. */
+  void ram_digest_async(std::function<void(std::string digest)> done);
 
   /* One line for `status` on the serial shell and for logs. */
   std::string status_line() const;
 
  private:
   Guest() = default;
+  /* Runs @work on a worker thread, then @done in the caller's
+   * thread-default context unless the guest is gone by then. */
+  void run_in_worker(std::function<void()> work, std::function<void()> done);
 
   std::unique_ptr<GuestRam> ram_;
   std::vector<std::unique_ptr<GuestDisk>> disks_;
@@ -85,12 +92,12 @@ class Guest {
   Framebuffer framebuffer_;
   std::unique_ptr<SerialShell> shell_;
   std::function<void(std::string_view)> serial_output_;
-  std::string *capture_ = nullptr;
   bool running_ = false;
   std::string status_;
   std::mutex workers_lock_;
   std::condition_variable workers_done_;
   int workers_ = 0;
+  std::shared_ptr<Guest *> self_ = std::make_shared<Guest *>(this);
 };
 
 }  // namespace qio::host

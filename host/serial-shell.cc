@@ -13,8 +13,8 @@ SerialShell::SerialShell(Backend backend, Sink sink)
     : backend_(std::move(backend)), sink_(std::move(sink)) {}
 
 void SerialShell::start() {
-  sink_("qio synthetic guest\r\n");
-  sink_(kPrompt);
+  emit("qio synthetic guest\r\n");
+  emit(kPrompt);
 }
 
 namespace {
@@ -43,23 +43,27 @@ gsize run_end(std::string_view bytes, gsize from, ByteClass cls) {
 /* Works on runs rather than bytes: a pasted line is echoed in one piece
  * (one chardev write, one TLS record) and dropped bytes cost a table
  * lookup each. */
-void SerialShell::input(std::string_view bytes) {
+gsize SerialShell::feed(std::string_view bytes) {
   for (gsize i = 0; i < bytes.size();) {
     ByteClass cls = class_of(bytes[i]);
     if (cls == kEnter) {
-      sink_("\r\n");
+      emit("\r\n");
+      bool busy = false;
       if (overflow_)
-        sink_("error: line too long\r\n");
+        emit("error: line too long\r\n");
       else
-        run(line_);
+        busy = run(line_);
       line_.clear();
       overflow_ = false;
-      sink_(kPrompt);
       i++;
+      if (!busy)
+        emit(kPrompt);
+      else if (!running_.empty())
+        return i;
     } else if (cls == kErase) {
       if (!line_.empty()) {
         line_.pop_back();
-        sink_("\b");
+        emit("\b");
       }
       i++;
     } else if (cls == kPrintable) {
@@ -69,52 +73,133 @@ void SerialShell::input(std::string_view bytes) {
       if (take > 0) {
         std::string_view typed = bytes.substr(i, take);
         line_.append(typed);
-        sink_(typed);
+        emit(typed);
       }
       i = end;
     } else {
       i = run_end(bytes, i, kDrop);
     }
   }
+  return bytes.size();
+}
+
+void SerialShell::input(std::string_view bytes, Done done) {
+  queue_.push_back({std::string(bytes), std::move(done), {}});
+  queued_bytes_ += bytes.size();
+  drain();
+  trim_queue();
+}
+
+void SerialShell::drain() {
+  if (draining_) return; /* a Done or a reply fed input: the loop below takes it */
+  draining_ = true;
+  while (running_.empty() && !queue_.empty()) {
+    Segment &front = queue_.front();
+    gsize used = feed(front.bytes);
+    queued_bytes_ -= used;
+    if (!running_.empty()) {
+      front.bytes.erase(0, used);
+      break;
+    }
+    Segment finished = std::move(front);
+    queue_.pop_front();
+    if (finished.done) finished.done(std::move(finished.output));
+  }
+  draining_ = false;
+}
+
+/* Input beyond kMaxQueued waiting behind a busy command is dropped from
+ * the newest end, as a full tty buffer drops what is typed into it. */
+void SerialShell::trim_queue() {
+  for (auto it = queue_.rbegin(); queued_bytes_ > kMaxQueued && it != queue_.rend(); ++it) {
+    gsize cut = std::min(it->bytes.size(), queued_bytes_ - kMaxQueued);
+    it->bytes.resize(it->bytes.size() - cut);
+    queued_bytes_ -= cut;
+  }
+}
+
+/* Without the bytes the shell drops anyway, so that what migration saves
+ * is ASCII (JSON strings must be UTF-8). */
+std::string SerialShell::queued_input() const {
+  std::string all;
+  for (const auto &segment : queue_)
+    for (char c : segment.bytes)
+      if (class_of(c) != kDrop) all += c;
+  return all;
+}
+
+void SerialShell::restore(std::string_view line, bool overflowed, std::string_view running_command,
+                          std::string_view queued_input) {
+  /* Replies to commands this shell started are not for the restored one. */
+  self_ = std::make_shared<SerialShell *>(this);
+  running_.clear();
+  std::deque<Segment> dropped;
+  dropped.swap(queue_);
+  queued_bytes_ = 0;
+  for (auto &segment : dropped)
+    if (segment.done) segment.done(std::move(segment.output));
+
+  line_ = line.substr(0, kMaxLine);
+  overflow_ = overflowed;
+  if (!running_command.empty() && !run(running_command.substr(0, kMaxLine))) emit(kPrompt);
+  if (!queued_input.empty()) input(queued_input.substr(0, kMaxQueued));
+}
+
+void SerialShell::finish(std::string_view text) {
+  emit(text);
+  emit("\r\n");
+  running_.clear();
+  emit(kPrompt);
+  drain();
+}
+
+void SerialShell::emit(std::string_view text) {
+  sink_(text);
+  if (!queue_.empty() && queue_.front().done) queue_.front().output.append(text);
 }
 
 /* Shell replies are guest output, not host messages: they stay English
  * like a real guest's console. */
-void SerialShell::run(std::string_view line) {
+bool SerialShell::run(std::string_view line) {
   auto start = line.find_first_not_of(' ');
-  if (start == std::string_view::npos) return;
+  if (start == std::string_view::npos) return false;
   line.remove_prefix(start);
   auto space = line.find(' ');
   std::string_view cmd = line.substr(0, space);
   std::string_view arg = space == std::string_view::npos ? "" : line.substr(space + 1);
 
   if (cmd == "echo") {
-    sink_(arg);
-    sink_("\r\n");
+    emit(arg);
+    emit("\r\n");
   } else if (cmd == "status") {
-    sink_(backend_.status());
-    sink_("\r\n");
+    emit(backend_.status());
+    emit("\r\n");
   } else if (cmd == "digest") {
-    sink_(backend_.digest());
-    sink_("\r\n");
+    running_ = line;
+    std::weak_ptr<SerialShell *> weak = self_;
+    backend_.digest([weak](std::string text) {
+      if (auto self = weak.lock()) (*self)->finish(text);
+    });
+    return true;
   } else if (cmd == "dirty") {
     std::string text(arg);
     char *end = nullptr;
     errno = 0;
     guint64 rate = g_ascii_strtoull(text.c_str(), &end, 10);
     if (text.empty() || *end != '\0' || errno != 0 || text[0] == '-') {
-      sink_("error: usage: dirty PAGES_PER_SECOND\r\n");
-      return;
+      emit("error: usage: dirty PAGES_PER_SECOND\r\n");
+      return false;
     }
     backend_.set_dirty_rate(rate);
-    sink_("dirty rate set\r\n");
+    emit("dirty rate set\r\n");
   } else if (cmd == "help") {
-    sink_("commands: echo TEXT, status, digest, dirty RATE, help\r\n");
+    emit("commands: echo TEXT, status, digest, dirty RATE, help\r\n");
   } else {
-    sink_("error: unknown command '");
-    sink_(cmd);
-    sink_("'; type help\r\n");
+    emit("error: unknown command '");
+    emit(cmd);
+    emit("'; type help\r\n");
   }
+  return false;
 }
 
 }  // namespace qio::host

@@ -42,6 +42,10 @@ std::string migration_save_devices(host::Guest &guest, bool running) {
   json_builder_add_string_value(b, guest.shell().pending_line().c_str());
   json_builder_set_member_name(b, "serial-overflow");
   json_builder_add_boolean_value(b, guest.shell().overflowed());
+  json_builder_set_member_name(b, "serial-running");
+  json_builder_add_string_value(b, guest.shell().running_command().c_str());
+  json_builder_set_member_name(b, "serial-queued");
+  json_builder_add_string_value(b, guest.shell().queued_input().c_str());
   auto &fb = guest.framebuffer();
   json_builder_set_member_name(b, "console-text");
   json_builder_add_string_value(b, fb.text().c_str());
@@ -108,6 +112,12 @@ bool migration_load_devices(host::Guest &guest, const std::string &json, bool &r
     if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
       return malformed(error, name);
   }
+  /* Absent from older sources: a shell that was not busy. */
+  for (const char *name : {"serial-running", "serial-queued"}) {
+    JsonNode *n = json_object_get_member(o, name);
+    if (n && (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING))
+      return malformed(error, name);
+  }
   JsonNode *disks_node = json_object_get_member(o, "disks");
   if (!disks_node || !JSON_NODE_HOLDS_ARRAY(disks_node)) return malformed(error, "disks");
   JsonArray *disks = json_node_get_array(disks_node);
@@ -139,7 +149,9 @@ bool migration_load_devices(host::Guest &guest, const std::string &json, bool &r
                   static_cast<int>(json_object_get_int_member(o, "cursor-row"))))
     return malformed(error, "console");
   guest.shell().restore(json_object_get_string_member(o, "serial-line"),
-                        json_object_get_boolean_member_with_default(o, "serial-overflow", FALSE));
+                        json_object_get_boolean_member_with_default(o, "serial-overflow", FALSE),
+                        json_object_get_string_member_with_default(o, "serial-running", ""),
+                        json_object_get_string_member_with_default(o, "serial-queued", ""));
   running = json_object_get_boolean_member_with_default(o, "running", FALSE);
   auto &w = guest.workload();
   w.set_dirty_rate(static_cast<guint64>(json_object_get_int_member(o, "dirty-rate")));

@@ -117,13 +117,15 @@ void qmp_register_core_commands(QmpServer &server, host::Guest &guest,
                           return nullptr;
                         return qmp_empty_object();
                       }});
-  server.add_command({"guest-serial-write", {{"data", QmpArgType::String}}, false,
-                      [&guest](JsonObject *args, GError **) {
-                        std::string out =
-                            guest.serial_input(json_object_get_string_member(args, "data"));
-                        JsonObject *obj = json_object_new();
-                        json_object_set_string_member(obj, "output", out.c_str());
-                        return qmp_take_object(obj);
+  server.add_command({"guest-serial-write", {{"data", QmpArgType::String}}, false, nullptr,
+                      [&guest](JsonObject *args, QmpCompletion done) {
+                        guest.serial_input(json_object_get_string_member(args, "data"),
+                                           [done = std::move(done)](std::string output) {
+                                             JsonObject *obj = json_object_new();
+                                             json_object_set_string_member(obj, "output",
+                                                                           output.c_str());
+                                             done(qmp_take_object(obj), nullptr);
+                                           });
                       }});
   server.add_command({"guest-set-workload",
                       {{"dirty-rate", QmpArgType::Int, true}, {"disk-rate", QmpArgType::Int, true}},

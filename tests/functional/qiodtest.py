@@ -72,6 +72,19 @@ class Qmp:
     def send_raw(self, data):
         self.sock.sendall(data)
 
+    def arrived(self):
+        """What has arrived so far, without waiting; it stays readable."""
+        timeout = self.sock.gettimeout()
+        self.sock.setblocking(False)
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            data = b""
+        finally:
+            self.sock.settimeout(timeout)
+        self.buf += data
+        return data
+
     def reply(self):
         while True:
             msg = self.recv()

@@ -369,18 +369,26 @@ qa, qb = big.qmp(), big.qmp()
 qa.send_raw(b'{"execute": "query-guest", "id": "a1"}{"execute": "query-status", "id": "a2"}')
 time.sleep(0.05)
 rb = qb.cmd("query-status")
-qa.sock.setblocking(False)
-try:
-    early = qa.sock.recv(65536)
-except BlockingIOError:
-    early = b""
-qa.sock.setblocking(True)
-qa.buf += early
+early = qa.arrived()
 ra1, ra2 = qa.reply(), qa.reply()
 t.ok("return" in rb and b'"a1"' not in early and ra1.get("id") == "a1"
      and len(ra1["return"]["ram-digest"]) == 64
      and ra2.get("id") == "a2", "query-guest replies in order; another client is served meanwhile",
      (rb, early[:80]))
+
+# The shell's digest hashes RAM on a worker too: QMP is served meanwhile,
+# input typed meanwhile waits behind it, and each write gets its own output.
+qa.send_raw(b'{"execute": "guest-serial-write", "arguments": {"data": "digest\\r"}, "id": "d1"}')
+time.sleep(0.05)
+rb = qb.cmd("query-status")
+early = qa.arrived()
+rw = qb.cmd("guest-serial-write", {"data": "echo waited\r"})
+rd = qa.reply()
+ram_digest = qb.cmd("query-guest")["return"]["ram-digest"]
+t.ok("return" in rb and b'"d1"' not in early, "the shell's digest does not hold up QMP", (rb, early[:80]))
+t.ok(rd.get("return", {}).get("output") == f"digest\r\n{ram_digest}\r\nguest> "
+     and rw.get("return", {}).get("output") == "echo waited\r\nwaited\r\nguest> ",
+     "input typed during a digest waits; each guest-serial-write gets its own output", (rd, rw))
 big.stop()
 
 # --- quit and files ---------------------------------------------------------

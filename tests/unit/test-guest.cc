@@ -242,8 +242,8 @@ static void test_guest_digests_async() {
 static void test_serial_shell() {
   std::string out;
   guint64 rate = 0;
-  SerialShell shell({[] { return std::string("running"); }, [] { return std::string("abc"); },
-                     [&](guint64 r) { rate = r; }},
+  SerialShell shell({[] { return std::string("running"); },
+                     [](SerialShell::Reply reply) { reply("abc"); }, [&](guint64 r) { rate = r; }},
                     [&](std::string_view s) { out.append(s); });
   shell.input("echo hello world\r");
   g_assert_cmpstr(out.c_str(), ==, "echo hello world\r\nhello world\r\nguest> ");
@@ -252,7 +252,7 @@ static void test_serial_shell() {
   g_assert_nonnull(strstr(out.c_str(), "\r\nrunning\r\n"));
   out.clear();
   shell.input("digest\n");
-  g_assert_nonnull(strstr(out.c_str(), "\r\nabc\r\n"));
+  g_assert_cmpstr(out.c_str(), ==, "digest\r\nabc\r\nguest> ");
   shell.input("dirty 1234\n");
   g_assert_cmpuint(rate, ==, 1234);
   out.clear();
@@ -276,11 +276,75 @@ static void test_serial_shell() {
   g_assert_nonnull(strstr(out.c_str(), "\r\nok\r\n"));
 }
 
+/* A digest whose reply comes later: input waits behind it (up to
+ * kMaxQueued bytes), each input()'s Done gets what its own bytes printed,
+ * and migration carries the busy command and the waiting input. */
+static void test_serial_shell_busy() {
+  std::vector<SerialShell::Reply> replies;
+  SerialShell::Backend backend{[] { return std::string("running"); },
+                               [&](SerialShell::Reply reply) { replies.push_back(reply); },
+                               [](guint64) {}};
+  std::string out;
+  SerialShell shell(backend, [&](std::string_view s) { out.append(s); });
+  std::vector<std::string> done;
+  auto record = [&](std::string output) { done.push_back(std::move(output)); };
+  shell.input("digest\recho a\r", record);
+  g_assert_cmpuint(replies.size(), ==, 1);
+  g_assert_cmpstr(out.c_str(), ==, "digest\r\n");
+  g_assert_cmpstr(shell.running_command().c_str(), ==, "digest");
+  shell.input("echo b\r\x01", record);
+  g_assert_cmpstr(out.c_str(), ==, "digest\r\n");
+  g_assert_cmpuint(done.size(), ==, 0);
+  g_assert_true(shell.queued_input() == "echo a\recho b\r");
+
+  /* Saved now, restored into a second shell: it asks for the digest
+   * again and then runs what waited. */
+  std::vector<SerialShell::Reply> replies2;
+  std::string out2;
+  SerialShell moved({[] { return std::string("running"); },
+                     [&](SerialShell::Reply reply) { replies2.push_back(reply); }, [](guint64) {}},
+                    [&](std::string_view s) { out2.append(s); });
+  moved.restore("", false, shell.running_command(), shell.queued_input());
+  g_assert_cmpuint(replies2.size(), ==, 1);
+  g_assert_cmpstr(out2.c_str(), ==, "");
+  replies2[0]("def");
+  g_assert_cmpstr(out2.c_str(), ==,
+                  "def\r\nguest> echo a\r\na\r\nguest> echo b\r\nb\r\nguest> ");
+  g_assert_cmpstr(moved.running_command().c_str(), ==, "");
+
+  replies[0]("abc");
+  g_assert_cmpstr(out.c_str(), ==,
+                  "digest\r\nabc\r\nguest> echo a\r\na\r\nguest> echo b\r\nb\r\nguest> ");
+  g_assert_cmpuint(done.size(), ==, 2);
+  g_assert_cmpstr(done[0].c_str(), ==, "digest\r\nabc\r\nguest> echo a\r\na\r\nguest> ");
+  g_assert_cmpstr(done[1].c_str(), ==, "echo b\r\nb\r\nguest> ");
+  g_assert_true(shell.queued_input() == "");
+
+  /* A flood while busy keeps kMaxQueued bytes; its Done still runs. */
+  shell.input("digest\r" + std::string(3 * SerialShell::kMaxQueued, 'x'), record);
+  shell.input(std::string(100, 'y'), record);
+  g_assert_cmpuint(shell.queued_input().size(), ==, SerialShell::kMaxQueued);
+  g_assert_cmpuint(shell.queued_input().find('y'), ==, std::string::npos);
+  replies[1]("abc");
+  g_assert_cmpuint(done.size(), ==, 4);
+  g_assert_cmpstr(done[3].c_str(), ==, "");
+  g_assert_true(shell.overflowed());
+
+  /* A reply that arrives after the shell is gone does nothing. */
+  SerialShell::Reply late;
+  {
+    SerialShell gone(backend, [](std::string_view) {});
+    gone.input("digest\r");
+    late = replies.back();
+  }
+  late("abc");
+}
+
 /* Input in one block and byte by byte gives the same output and state,
  * and a pasted run is echoed with one write. */
 static void test_serial_shell_blocks() {
   SerialShell::Backend backend{[] { return std::string("running"); },
-                               [] { return std::string("abc"); }, [](guint64) {}};
+                               [](SerialShell::Reply reply) { reply("abc"); }, [](guint64) {}};
   std::string block_out, byte_out;
   int block_writes = 0;
   SerialShell block(backend, [&](std::string_view s) {
@@ -301,6 +365,7 @@ static void test_serial_shell_blocks() {
     }
     if (round % 10 == 0) in += "echo " + std::string(300, 'q') + "\r"; /* overflow */
     if (round % 10 == 1) in += "\recho round\n";
+    if (round % 10 == 2) in += "\rdigest\n";
     block.input(in);
     for (char c : in) bytes.input(std::string_view(&c, 1));
     g_assert_cmpstr(block_out.c_str(), ==, byte_out.c_str());
@@ -310,6 +375,7 @@ static void test_serial_shell_blocks() {
   g_rand_free(rand);
   g_assert_nonnull(strstr(block_out.c_str(), "line too long"));
   g_assert_nonnull(strstr(block_out.c_str(), "\r\nround\r\n"));
+  g_assert_nonnull(strstr(block_out.c_str(), "\r\nabc\r\nguest> "));
   block.input("\n");
   block_out.clear();
   block_writes = 0;
@@ -390,6 +456,20 @@ static void test_guest_console() {
   g_assert_cmpint(fb.cell(7, 1), ==, 'e');
   g_assert_cmpint(fb.cell(0, 2), ==, 'h');
   g_assert_cmpint(fb.cursor_row(), ==, 3);
+
+  /* `digest` hashes RAM on a worker: the answer comes from the main loop
+   * and is the RAM's SHA-256. */
+  guest->stop();
+  std::string output;
+  bool answered = false;
+  guest->serial_input("digest\r", [&](std::string out) {
+    output = std::move(out);
+    answered = true;
+  });
+  g_assert_false(answered);
+  while (!answered) g_main_context_iteration(nullptr, TRUE);
+  std::string expected = "digest\r\n" + guest->ram().digest() + "\r\nguest> ";
+  g_assert_cmpstr(output.c_str(), ==, expected.c_str());
 }
 
 int main(int argc, char **argv) {
@@ -404,6 +484,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/host/guest/stop-cont", test_guest_stop_cont);
   g_test_add_func("/host/serial-shell", test_serial_shell);
   g_test_add_func("/host/serial-shell-blocks", test_serial_shell_blocks);
+  g_test_add_func("/host/serial-shell-busy", test_serial_shell_busy);
   g_test_add_func("/host/guest/digests-async", test_guest_digests_async);
   g_test_add_func("/host/font", test_font);
   g_test_add_func("/host/framebuffer", test_framebuffer);

@@ -183,6 +183,21 @@ static void test_devices() {
   g_assert_true(dst->framebuffer().text() == src->framebuffer().text());
   g_assert_cmpint(dst->framebuffer().cursor_col(), ==, src->framebuffer().cursor_col());
 
+  /* A `digest` still hashing at switchover runs again on the destination,
+   * then the input that waited behind it. */
+  auto busy = small_guest(1), busy_dst = small_guest(1);
+  busy->serial_input("\rdigest\recho after\r");
+  g_assert_cmpstr(busy->shell().running_command().c_str(), ==, "digest");
+  state = migration_save_devices(*busy, true);
+  g_assert_true(migration_load_devices(*busy_dst, state, running, &error));
+  g_assert_cmpstr(busy_dst->shell().running_command().c_str(), ==, "digest");
+  g_assert_true(busy_dst->shell().queued_input() == "echo after\r");
+  while (!busy_dst->shell().running_command().empty()) g_main_context_iteration(nullptr, TRUE);
+  std::string text = busy_dst->framebuffer().text();
+  g_assert_nonnull(strstr(text.c_str(), busy_dst->ram().digest().c_str()));
+  g_assert_nonnull(strstr(text.c_str(), "after"));
+  while (!busy->shell().running_command().empty()) g_main_context_iteration(nullptr, TRUE);
+
   const char *bad[] = {"", "[]", "not json", "{}",
                        "{\"cursor-col\":\"x\"}",
                        "{\"cursor-col\":0,\"cursor-row\":0,\"dirty-rate\":0,\"disk-rate\":0,"
@@ -190,7 +205,15 @@ static void test_devices() {
                        "\"serial-line\":\"\",\"console-text\":\"short\",\"disks\":[]}",
                        "{\"cursor-col\":0,\"cursor-row\":0,\"dirty-rate\":0,\"disk-rate\":0,"
                        "\"generation\":0,\"pages-written\":0,\"blocks-written\":0,"
-                       "\"serial-line\":\"\",\"console-text\":\"\",\"disks\":[{\"id\":\"d\"}]}"};
+                       "\"serial-line\":\"\",\"console-text\":\"\",\"disks\":[{\"id\":\"d\"}]}",
+                       "{\"cursor-col\":0,\"cursor-row\":0,\"dirty-rate\":0,\"disk-rate\":0,"
+                       "\"generation\":0,\"pages-written\":0,\"blocks-written\":0,"
+                       "\"serial-line\":\"\",\"console-text\":\"\",\"serial-running\":7,"
+                       "\"disks\":[]}",
+                       "{\"cursor-col\":0,\"cursor-row\":0,\"dirty-rate\":0,\"disk-rate\":0,"
+                       "\"generation\":0,\"pages-written\":0,\"blocks-written\":0,"
+                       "\"serial-line\":\"\",\"console-text\":\"\",\"serial-queued\":[],"
+                       "\"disks\":[]}"};
   for (const char *b : bad) {
     g_assert_false(migration_load_devices(*dst, b, running, &error));
     g_assert_nonnull(error);
