@@ -42,6 +42,29 @@ bool need_vnc(VncServer *vnc, GError **error) {
   return false;
 }
 
+bool need_vnc_protocol(const char *command, JsonObject *args, GError **error) {
+  const char *protocol = json_object_get_string_member(args, "protocol");
+  if (g_str_equal(protocol, "vnc")) return true;
+  g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
+              _("%s: protocol '%s' is not served by qiod; use \"vnc\""), command, protocol);
+  return false;
+}
+
+/* As in QEMU, VNC clients in session always keep their session. */
+bool check_connected(JsonObject *args, GError **error) {
+  const char *connected = json_object_get_string_member_with_default(args, "connected", "keep");
+  if (g_str_equal(connected, "keep")) return true;
+  if (g_str_equal(connected, "fail") || g_str_equal(connected, "disconnect"))
+    g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
+                _("set_password: VNC supports only connected \"keep\", not \"%s\""),
+                connected);
+  else
+    g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                _("set_password: connected '%s' is not \"keep\", \"fail\" or \"disconnect\""),
+                connected);
+  return false;
+}
+
 }  // namespace
 
 void qmp_register_vnc_commands(monitor::QmpServer &server, VncServer *vnc) {
@@ -53,17 +76,21 @@ void qmp_register_vnc_commands(monitor::QmpServer &server, VncServer *vnc) {
                        {"password", monitor::QmpArgType::String},
                        {"connected", monitor::QmpArgType::String, true}},
                       false, [vnc](JsonObject *args, GError **error) -> JsonNode * {
-                        const char *protocol = json_object_get_string_member(args, "protocol");
-                        if (!g_str_equal(protocol, "vnc")) {
-                          g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
-                                      _("set_password: protocol '%s' is not served by qiod; "
-                                        "use \"vnc\""),
-                                      protocol);
-                          return nullptr;
-                        }
-                        if (!need_vnc(vnc, error) ||
+                        if (!need_vnc_protocol("set_password", args, error) ||
+                            !check_connected(args, error) || !need_vnc(vnc, error) ||
                             !vnc->set_password(json_object_get_string_member(args, "password"),
                                                error))
+                          return nullptr;
+                        return monitor::qmp_empty_object();
+                      }});
+  server.add_command({"expire_password",
+                      {{"protocol", monitor::QmpArgType::String},
+                       {"time", monitor::QmpArgType::String}},
+                      false, [vnc](JsonObject *args, GError **error) -> JsonNode * {
+                        if (!need_vnc_protocol("expire_password", args, error) ||
+                            !need_vnc(vnc, error) ||
+                            !vnc->expire_password(json_object_get_string_member(args, "time"),
+                                                  error))
                           return nullptr;
                         return monitor::qmp_empty_object();
                       }});

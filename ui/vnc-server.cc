@@ -418,6 +418,14 @@ qio::Task<bool> VncServer::Conn::vnc_auth(GError **error) {
   g_autoptr(GError) check_error = nullptr;
   bool ok = qcrypto_vnc_auth_check(password.c_str(), challenge, response, &check_error) &&
             !password.empty();
+  if (ok && g_get_real_time() / G_USEC_PER_SEC >= server->password_expires_) {
+    co_await security_result(false, "authentication failed", nullptr);
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED,
+                _("VNC client %s refused: the VNC password has expired; move the time with "
+                  "the QMP command expire_password"),
+                peer.c_str());
+    co_return false;
+  }
   if (!ok) {
     if (check_error) {
       co_await security_result(false, "authentication failed", nullptr);
@@ -1186,6 +1194,38 @@ bool VncServer::set_password(const char *password, GError **error) {
     return false;
   }
   password_ = password ? password : "";
+  return true;
+}
+
+bool VncServer::expire_password(const char *time, GError **error) {
+  if (!password_auth_) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
+                _("the VNC server takes no password: start it with -vnc ...,password=on"));
+    return false;
+  }
+  const gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+  if (g_str_equal(time, "now")) {
+    password_expires_ = now;
+    return true;
+  }
+  if (g_str_equal(time, "never")) {
+    password_expires_ = G_MAXINT64;
+    return true;
+  }
+  const bool relative = time[0] == '+';
+  const char *digits = relative ? time + 1 : time;
+  guint64 seconds = 0;
+  /* Seconds up to the year 10000 at most, so that now + SECONDS fits. */
+  if (!g_ascii_isdigit(digits[0]) ||
+      !g_ascii_string_to_unsigned(digits, 10, 0, G_GINT64_CONSTANT(253402300799), &seconds,
+                                  nullptr)) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                _("expire_password: time '%s' is not \"now\", \"never\", \"+SECONDS\" or "
+                  "SECONDS since the epoch"),
+                time);
+    return false;
+  }
+  password_expires_ = relative ? now + static_cast<gint64>(seconds) : static_cast<gint64>(seconds);
   return true;
 }
 

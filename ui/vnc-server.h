@@ -76,6 +76,10 @@ class VncServer {
   /* Sets (or with NULL clears) the VNC password; only with password=on or
    * password-secret. */
   bool set_password(const char *password, GError **error);
+  /* QEMU's expire_password times: "now", "never", "+SECONDS" from now, or
+   * SECONDS since the epoch.  After that, VNC authentication fails until
+   * another expire_password moves the time (set_password leaves it). */
+  bool expire_password(const char *time, GError **error);
   /* Loads the TLS credentials' files again for new clients. */
   bool reload_tls(GError **error);
 
@@ -107,6 +111,7 @@ class VncServer {
   bool sasl_ = false;
   bool password_auth_ = false;
   std::string password_; /* empty with password_auth_: every attempt fails */
+  gint64 password_expires_ = G_MAXINT64; /* seconds since the epoch */
   guint max_clients_ = 32;
   std::list<Conn *> conns_;
   guint refresh_timer_ = 0;

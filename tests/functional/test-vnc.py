@@ -388,6 +388,56 @@ r = q.cmd("set_password", {"protocol": "vnc", "password": "abc"})
 c = Rfb(connect_unix(vsock))
 t.ok("return" in r and c.handshake(password="abc")[0] == 640, "set_password then connect")
 c.s.close()
+
+
+def password_refused():
+    c = Rfb(connect_unix(vsock))
+    try:
+        c.handshake(password="abc")
+        return False
+    except PermissionError:
+        return True
+    finally:
+        c.s.close()
+
+
+def password_works():
+    c = Rfb(connect_unix(vsock))
+    try:
+        return c.handshake(password="abc")[0] == 640
+    finally:
+        c.s.close()
+
+
+time.sleep(1.1)  # refusals are logged at most once a second
+r = q.cmd("expire_password", {"protocol": "vnc", "time": "now"})
+t.ok("return" in r and password_refused()
+     and "the VNC password has expired" in d.stderr_until("the VNC password has expired"),
+     "expire_password now: the right password is refused, and the log says why", r)
+r = q.cmd("set_password", {"protocol": "vnc", "password": "abc"})
+t.ok("return" in r and password_refused(), "set_password does not move the expiry (as in QEMU)")
+for time_arg in ("never", "+3600", "4102444800"):
+    r = q.cmd("expire_password", {"protocol": "vnc", "time": time_arg})
+    t.ok("return" in r and password_works(), f"expire_password {time_arg}: the password works", r)
+r = q.cmd("expire_password", {"protocol": "vnc", "time": "1"})
+t.ok("return" in r and password_refused(), "expire_password at a time past (1970) refuses", r)
+for bad in ("", "+", "soon", "+1h", "-5", " 5", "5 ", "0x10", "+-1", "99999999999999999999",
+            "253402300800"):
+    r = q.cmd("expire_password", {"protocol": "vnc", "time": bad})
+    t.ok(r.get("error", {}).get("class") == "GenericError" and "expire_password" in r["error"]["desc"]
+         and "SECONDS" in r["error"]["desc"], f"expire_password time {bad!r}: a clear error", r)
+r = q.cmd("expire_password", {"protocol": "spice", "time": "now"})
+t.ok("spice" in r.get("error", {}).get("desc", ""), "expire_password for another protocol is refused",
+     r)
+r = q.cmd("set_password", {"protocol": "vnc", "password": "abc", "connected": "keep"})
+t.ok("return" in r, "set_password connected=keep is accepted", r)
+for connected, says in (("fail", "only connected"), ("disconnect", "only connected"),
+                        ("bogus", "'bogus'")):
+    r = q.cmd("set_password", {"protocol": "vnc", "password": "other", "connected": connected})
+    t.ok(says in r.get("error", {}).get("desc", ""), f"set_password connected={connected}: refused",
+         r)
+r = q.cmd("expire_password", {"protocol": "vnc", "time": "never"})
+t.ok(password_works(), "a refused set_password leaves the password as it was")
 q.close()
 d.stop()
 
