@@ -10,11 +10,13 @@ std::unique_ptr<SerialFrontend> SerialFrontend::attach(host::Guest &guest, Chard
   if (!chardev.attach(self.get(), error)) return nullptr;
   Chardev *dev = &chardev;
   guest.set_serial_output([dev](std::string_view out) { dev->write(out); });
+  guest.shell().set_room_listener([dev] { dev->accept_input(); });
   return self;
 }
 
 SerialFrontend::~SerialFrontend() {
   guest_.set_serial_output(nullptr);
+  guest_.shell().set_room_listener(nullptr);
   chardev_.detach(this);
 }
 

@@ -18,7 +18,9 @@ class SerialFrontend final : public ChardevFrontend {
                                                 GError **error);
   ~SerialFrontend() override;
 
-  gsize can_read() override { return 65536; }
+  /* While the guest's shell is busy (a digest), only what fits its input
+   * buffer; the chardev is told when it is idle again. */
+  gsize can_read() override { return guest_.shell().room(); }
   void read(std::string_view bytes) override;
   /* Opened and Closed need nothing; the guest has no break handling
    * (no SysRq), so a break is dropped. */

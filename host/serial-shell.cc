@@ -84,10 +84,13 @@ gsize SerialShell::feed(std::string_view bytes) {
 }
 
 void SerialShell::input(std::string_view bytes, Done done) {
-  queue_.push_back({std::string(bytes), std::move(done), {}});
-  queued_bytes_ += bytes.size();
+  /* Keystrokes arriving one by one behind a busy command join one
+   * segment, so that a flood costs kMaxQueued bytes and no more. */
+  if (!draining_ && !done && !queue_.empty() && !queue_.back().done)
+    queue_.back().bytes.append(bytes);
+  else
+    queue_.push_back({std::string(bytes), std::move(done), {}, false});
   drain();
-  trim_queue();
 }
 
 void SerialShell::drain() {
@@ -95,8 +98,8 @@ void SerialShell::drain() {
   draining_ = true;
   while (running_.empty() && !queue_.empty()) {
     Segment &front = queue_.front();
+    front.started = true;
     gsize used = feed(front.bytes);
-    queued_bytes_ -= used;
     if (!running_.empty()) {
       front.bytes.erase(0, used);
       break;
@@ -106,17 +109,31 @@ void SerialShell::drain() {
     if (finished.done) finished.done(std::move(finished.output));
   }
   draining_ = false;
+  trim_queue();
+}
+
+gsize SerialShell::droppable_bytes() const {
+  gsize n = 0;
+  for (const auto &segment : queue_)
+    if (!segment.done) n += segment.bytes.size();
+  return n;
 }
 
 /* Input beyond kMaxQueued waiting behind a busy command is dropped from
- * the newest end, as a full tty buffer drops what is typed into it. */
+ * the newest end, as a full tty buffer drops what is typed into it.  A
+ * QMP write (it has a Done) is kept whole: its size is bounded by the
+ * monitor, and its caller is owed an answer for every byte. */
 void SerialShell::trim_queue() {
-  for (auto it = queue_.rbegin(); queued_bytes_ > kMaxQueued && it != queue_.rend(); ++it) {
-    gsize cut = std::min(it->bytes.size(), queued_bytes_ - kMaxQueued);
+  gsize queued = droppable_bytes();
+  for (auto it = queue_.rbegin(); queued > kMaxQueued && it != queue_.rend(); ++it) {
+    if (it->done) continue;
+    gsize cut = std::min(it->bytes.size(), queued - kMaxQueued);
     it->bytes.resize(it->bytes.size() - cut);
-    queued_bytes_ -= cut;
+    queued -= cut;
   }
 }
+
+gsize SerialShell::room() const { return kMaxQueued - std::min(droppable_bytes(), kMaxQueued); }
 
 /* Without the bytes the shell drops anyway, so that what migration saves
  * is ASCII (JSON strings must be UTF-8). */
@@ -128,6 +145,14 @@ std::string SerialShell::queued_input() const {
   return all;
 }
 
+bool SerialShell::valid_running_command(std::string_view command) {
+  if (command.empty()) return true;
+  if (command.size() > kMaxLine) return false;
+  for (char c : command)
+    if (class_of(c) != kPrintable) return false;
+  return command == "digest" || command.substr(0, 7) == "digest ";
+}
+
 void SerialShell::restore(std::string_view line, bool overflowed, std::string_view running_command,
                           std::string_view queued_input) {
   /* Replies to commands this shell started are not for the restored one. */
@@ -135,14 +160,16 @@ void SerialShell::restore(std::string_view line, bool overflowed, std::string_vi
   running_.clear();
   std::deque<Segment> dropped;
   dropped.swap(queue_);
-  queued_bytes_ = 0;
+
+  line_.clear();
+  for (char c : line.substr(0, kMaxLine))
+    if (class_of(c) == kPrintable) line_ += c;
+  overflow_ = overflowed;
+  if (valid_running_command(running_command) && !running_command.empty()) run(running_command);
+  if (!queued_input.empty()) input(queued_input.substr(0, kMaxQueued));
+  /* Answered last, so that input they might type meets the restored state. */
   for (auto &segment : dropped)
     if (segment.done) segment.done(std::move(segment.output));
-
-  line_ = line.substr(0, kMaxLine);
-  overflow_ = overflowed;
-  if (!running_command.empty() && !run(running_command.substr(0, kMaxLine))) emit(kPrompt);
-  if (!queued_input.empty()) input(queued_input.substr(0, kMaxQueued));
 }
 
 void SerialShell::finish(std::string_view text) {
@@ -151,11 +178,15 @@ void SerialShell::finish(std::string_view text) {
   running_.clear();
   emit(kPrompt);
   drain();
+  if (running_.empty() && room_listener_) room_listener_();
 }
 
+/* Output belongs to the input being run: the front segment once fed (a
+ * command restored by migration has none). */
 void SerialShell::emit(std::string_view text) {
   sink_(text);
-  if (!queue_.empty() && queue_.front().done) queue_.front().output.append(text);
+  if (!queue_.empty() && queue_.front().started && queue_.front().done)
+    queue_.front().output.append(text);
 }
 
 /* Shell replies are guest output, not host messages: they stay English

@@ -7,7 +7,8 @@
  * `digest` hashes all of RAM, which takes seconds for large guests, so it
  * runs on a worker and the shell is busy until its reply: input that
  * arrives meanwhile waits, as in a terminal's input buffer, up to
- * kMaxQueued bytes (more is dropped, like a full tty buffer).
+ * kMaxQueued bytes (more is dropped, like a full tty buffer; a chardev
+ * asks room() first and so loses nothing; QMP writes are kept whole).
  */
 #pragma once
 
@@ -35,6 +36,8 @@ class SerialShell {
   using Done = std::function<void(std::string output)>;
 
   SerialShell(Backend backend, Sink sink);
+  SerialShell(const SerialShell &) = delete;
+  SerialShell &operator=(const SerialShell &) = delete;
 
   /* Feeds input bytes; complete lines run as commands.  Typed characters
    * are echoed, as a terminal expects.  @done, if set, runs once every
@@ -42,6 +45,11 @@ class SerialShell {
   void input(std::string_view bytes, Done done = {});
   /* Prints the banner and the first prompt. */
   void start();
+  /* How many bytes input() takes without a Done before dropping any: a
+   * chardev reads no more than this, and @listener runs when it may have
+   * grown (the shell is idle again). */
+  gsize room() const;
+  void set_room_listener(std::function<void()> listener) { room_listener_ = std::move(listener); }
 
   /* What migration saves and restores: the line typed so far, the command
    * whose reply is awaited (rerun by restore()) and the input waiting
@@ -52,6 +60,9 @@ class SerialShell {
   std::string queued_input() const;
   void restore(std::string_view line, bool overflowed, std::string_view running_command = {},
                std::string_view queued_input = {});
+  /* Whether a migration stream's running command is one restore() reruns
+   * (empty, or a `digest` line of printable ASCII). */
+  static bool valid_running_command(std::string_view command);
 
   static constexpr gsize kMaxLine = 256;
   static constexpr gsize kMaxQueued = 4096;
@@ -62,10 +73,12 @@ class SerialShell {
     std::string bytes;
     Done done;
     std::string output;
+    bool started; /* being run: output from now on is its own */
   };
 
   void drain();
   void trim_queue();
+  gsize droppable_bytes() const;
   /* Runs @bytes until they end or a command goes busy; returns how many
    * were consumed. */
   gsize feed(std::string_view bytes);
@@ -81,8 +94,8 @@ class SerialShell {
   bool overflow_ = false;
   std::string running_;
   std::deque<Segment> queue_;
-  gsize queued_bytes_ = 0;
   bool draining_ = false;
+  std::function<void()> room_listener_;
   /* Replies arriving after the shell is gone (or restored) are dropped. */
   std::shared_ptr<SerialShell *> self_ = std::make_shared<SerialShell *>(this);
 };

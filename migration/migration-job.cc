@@ -118,6 +118,9 @@ bool migration_load_devices(host::Guest &guest, const std::string &json, bool &r
     if (n && (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING))
       return malformed(error, name);
   }
+  if (!host::SerialShell::valid_running_command(
+          json_object_get_string_member_with_default(o, "serial-running", "")))
+    return malformed(error, "serial-running");
   JsonNode *disks_node = json_object_get_member(o, "disks");
   if (!disks_node || !JSON_NODE_HOLDS_ARRAY(disks_node)) return malformed(error, "disks");
   JsonArray *disks = json_node_get_array(disks_node);

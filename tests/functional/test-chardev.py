@@ -592,4 +592,24 @@ for args, part in bad:
          f"qiod {' '.join(args)}: refused ({part})", err)
 
 shutil.rmtree(tmp, ignore_errors=True)
+# --- the serial port's flow control while the shell is busy -----------------
+# `digest` of 512 MiB takes a second or more on a worker; 8 KiB typed behind
+# it is more than the shell's 4 KiB input buffer: the chardev stops reading
+# until the digest prints, so no line is lost.
+d = Qiod("-m", "512M",
+         "-chardev", "socket,id=s0,host=127.0.0.1,port=0,server=on,wait=off",
+         "-serial", "chardev:s0")
+q = d.qmp()
+c = socket.create_connection(("127.0.0.1", chardev_port(q, "s0")))
+lines = [f"echo line-{i:04d}" for i in range(500)]
+c.sendall(b"digest\r" + "".join(line + "\r" for line in lines).encode())
+out = read_until(c, b"line-0499\r\nguest> ", timeout=60)
+answered = [i for i in range(500) if f"\r\nline-{i:04d}\r\n".encode() in out]
+ram_digest = q.cmd("query-guest")["return"]["ram-digest"]
+t.ok(len(answered) == 500 and f"digest\r\n{ram_digest}\r\n".encode() in out,
+     "8 KiB typed behind a digest over a chardev: every line runs after the digest prints",
+     f"{len(answered)} of 500 answered; {out[:120]!r}")
+c.close()
+d.stop()
+
 t.done()

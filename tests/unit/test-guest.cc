@@ -320,15 +320,58 @@ static void test_serial_shell_busy() {
   g_assert_cmpstr(done[1].c_str(), ==, "echo b\r\nb\r\nguest> ");
   g_assert_true(shell.queued_input() == "");
 
-  /* A flood while busy keeps kMaxQueued bytes; its Done still runs. */
-  shell.input("digest\r" + std::string(3 * SerialShell::kMaxQueued, 'x'), record);
-  shell.input(std::string(100, 'y'), record);
+  /* A keystroke flood while busy (chardev, VNC: no Done) keeps kMaxQueued
+   * bytes, room() says so, and the listener hears when there is room
+   * again; a QMP write (with a Done) is kept whole. */
+  int room_calls = 0;
+  shell.set_room_listener([&] { room_calls++; });
+  g_assert_cmpuint(shell.room(), ==, SerialShell::kMaxQueued);
+  shell.input("digest\r" + std::string(3 * SerialShell::kMaxQueued, 'x'));
+  for (int i = 0; i < 100000; i++) shell.input("y");
   g_assert_cmpuint(shell.queued_input().size(), ==, SerialShell::kMaxQueued);
   g_assert_cmpuint(shell.queued_input().find('y'), ==, std::string::npos);
+  g_assert_cmpuint(shell.room(), ==, 0);
+  const std::string qmp_line = "\recho " + std::string(200, 'q') + "\r";
+  std::string qmp_write;
+  for (int i = 0; i < 30; i++) qmp_write += qmp_line;
+  shell.input(qmp_write, record);
+  g_assert_cmpuint(shell.queued_input().size(), ==, SerialShell::kMaxQueued + qmp_write.size());
+  g_assert_cmpint(room_calls, ==, 0);
   replies[1]("abc");
-  g_assert_cmpuint(done.size(), ==, 4);
-  g_assert_cmpstr(done[3].c_str(), ==, "");
-  g_assert_true(shell.overflowed());
+  g_assert_cmpint(room_calls, ==, 1);
+  g_assert_cmpuint(shell.room(), ==, SerialShell::kMaxQueued);
+  g_assert_cmpuint(done.size(), ==, 3);
+  g_assert_nonnull(strstr(done[2].c_str(), ("\r\n" + std::string(200, 'q') + "\r\n").c_str()));
+  gsize answered = 0;
+  for (gsize at = 0; (at = done[2].find("\r\n" + std::string(200, 'q') + "\r\n", at)) !=
+                     std::string::npos;
+       at++)
+    answered++;
+  g_assert_cmpuint(answered, ==, 30);
+  shell.set_room_listener(nullptr);
+
+  /* After restore, the rerun digest's reply belongs to no caller: input
+   * typed behind it gets its own output only. */
+  std::vector<SerialShell::Reply> replies3;
+  SerialShell restored({[] { return std::string("running"); },
+                        [&](SerialShell::Reply reply) { replies3.push_back(reply); },
+                        [](guint64) {}},
+                       [](std::string_view) {});
+  restored.restore("ec\x1bho", false, "digest", "");
+  g_assert_cmpstr(restored.pending_line().c_str(), ==, "echo");
+  std::string after_restore;
+  restored.input(" hi\r", [&](std::string output) { after_restore = std::move(output); });
+  replies3.at(0)("def");
+  g_assert_cmpstr(after_restore.c_str(), ==, " hi\r\nhi\r\nguest> ");
+  /* Only a digest is rerun; anything else from a migration stream is not. */
+  for (const char *bad : {"echo hi", "digest\x1b]0;x", "status"})
+    g_assert_false(SerialShell::valid_running_command(bad));
+  g_assert_false(SerialShell::valid_running_command(std::string(300, 'd')));
+  for (const char *good : {"", "digest", "digest now"})
+    g_assert_true(SerialShell::valid_running_command(good));
+  restored.restore("", false, "echo pwned", "");
+  g_assert_cmpuint(replies3.size(), ==, 1);
+  g_assert_cmpstr(restored.running_command().c_str(), ==, "");
 
   /* A reply that arrives after the shell is gone does nothing. */
   SerialShell::Reply late;

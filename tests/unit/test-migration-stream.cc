@@ -213,7 +213,11 @@ static void test_devices() {
                        "{\"cursor-col\":0,\"cursor-row\":0,\"dirty-rate\":0,\"disk-rate\":0,"
                        "\"generation\":0,\"pages-written\":0,\"blocks-written\":0,"
                        "\"serial-line\":\"\",\"console-text\":\"\",\"serial-queued\":[],"
-                       "\"disks\":[]}"};
+                       "\"disks\":[]}",
+                       "{\"cursor-col\":0,\"cursor-row\":0,\"dirty-rate\":0,\"disk-rate\":0,"
+                       "\"generation\":0,\"pages-written\":0,\"blocks-written\":0,"
+                       "\"serial-line\":\"\",\"console-text\":\"\","
+                       "\"serial-running\":\"echo pwned\",\"disks\":[]}"};
   for (const char *b : bad) {
     g_assert_false(migration_load_devices(*dst, b, running, &error));
     g_assert_nonnull(error);
