@@ -42,11 +42,20 @@ bool need_vnc(VncServer *vnc, GError **error) {
   return false;
 }
 
+/* QEMU's "display" names a VNC display by its id; qiod has one, QEMU's
+ * default id "default". */
 bool need_vnc_protocol(const char *command, JsonObject *args, GError **error) {
   const char *protocol = json_object_get_string_member(args, "protocol");
-  if (g_str_equal(protocol, "vnc")) return true;
-  g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
-              _("%s: protocol '%s' is not served by qiod; use \"vnc\""), command, protocol);
+  if (!g_str_equal(protocol, "vnc")) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
+                _("%s: protocol '%s' is not served by qiod; use \"vnc\""), command, protocol);
+    return false;
+  }
+  const char *display = json_object_get_string_member_with_default(args, "display", "default");
+  if (g_str_equal(display, "default")) return true;
+  g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+              _("%s: qiod has no VNC display '%s'; its one display is \"default\""), command,
+              display);
   return false;
 }
 
@@ -74,7 +83,8 @@ void qmp_register_vnc_commands(monitor::QmpServer &server, VncServer *vnc) {
   server.add_command({"set_password",
                       {{"protocol", monitor::QmpArgType::String},
                        {"password", monitor::QmpArgType::String},
-                       {"connected", monitor::QmpArgType::String, true}},
+                       {"connected", monitor::QmpArgType::String, true},
+                       {"display", monitor::QmpArgType::String, true}},
                       false, [vnc](JsonObject *args, GError **error) -> JsonNode * {
                         if (!need_vnc_protocol("set_password", args, error) ||
                             !check_connected(args, error) || !need_vnc(vnc, error) ||
@@ -85,7 +95,8 @@ void qmp_register_vnc_commands(monitor::QmpServer &server, VncServer *vnc) {
                       }});
   server.add_command({"expire_password",
                       {{"protocol", monitor::QmpArgType::String},
-                       {"time", monitor::QmpArgType::String}},
+                       {"time", monitor::QmpArgType::String},
+                       {"display", monitor::QmpArgType::String, true}},
                       false, [vnc](JsonObject *args, GError **error) -> JsonNode * {
                         if (!need_vnc_protocol("expire_password", args, error) ||
                             !need_vnc(vnc, error) ||

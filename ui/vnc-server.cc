@@ -418,7 +418,7 @@ qio::Task<bool> VncServer::Conn::vnc_auth(GError **error) {
   g_autoptr(GError) check_error = nullptr;
   bool ok = qcrypto_vnc_auth_check(password.c_str(), challenge, response, &check_error) &&
             !password.empty();
-  if (ok && g_get_real_time() / G_USEC_PER_SEC >= server->password_expires_) {
+  if (ok && g_get_real_time() / G_USEC_PER_SEC > server->password_expires_) {
     co_await security_result(false, "authentication failed", nullptr);
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED,
                 _("VNC client %s refused: the VNC password has expired; move the time with "
@@ -1204,8 +1204,9 @@ bool VncServer::expire_password(const char *time, GError **error) {
     return false;
   }
   const gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+  /* Not the clock's "now": a clock stepped back must not revive it. */
   if (g_str_equal(time, "now")) {
-    password_expires_ = now;
+    password_expires_ = G_MININT64;
     return true;
   }
   if (g_str_equal(time, "never")) {

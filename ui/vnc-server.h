@@ -77,8 +77,9 @@ class VncServer {
    * password-secret. */
   bool set_password(const char *password, GError **error);
   /* QEMU's expire_password times: "now", "never", "+SECONDS" from now, or
-   * SECONDS since the epoch.  After that, VNC authentication fails until
-   * another expire_password moves the time (set_password leaves it). */
+   * SECONDS since the epoch.  Once that second is past, VNC authentication
+   * fails until another expire_password moves the time (set_password
+   * leaves it). */
   bool expire_password(const char *time, GError **error);
   /* Loads the TLS credentials' files again for new clients. */
   bool reload_tls(GError **error);

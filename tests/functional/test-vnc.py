@@ -419,6 +419,17 @@ t.ok("return" in r and password_refused(), "set_password does not move the expir
 for time_arg in ("never", "+3600", "4102444800"):
     r = q.cmd("expire_password", {"protocol": "vnc", "time": time_arg})
     t.ok("return" in r and password_works(), f"expire_password {time_arg}: the password works", r)
+r = q.cmd("expire_password", {"protocol": "vnc", "time": "+1", "display": "default"})
+works_now = password_works()
+time.sleep(2.2)
+t.ok("return" in r and works_now and password_refused(),
+     "expire_password +1: the password works, and is refused once that second is past", r)
+r = q.cmd("expire_password", {"protocol": "vnc", "time": "never", "display": "vnc1"})
+t.ok("vnc1" in r.get("error", {}).get("desc", ""), "expire_password for a display qiod lacks is "
+     "refused", r)
+r = q.cmd("set_password", {"protocol": "vnc", "password": "abc", "display": "other"})
+t.ok("other" in r.get("error", {}).get("desc", ""), "set_password for a display qiod lacks is "
+     "refused", r)
 r = q.cmd("expire_password", {"protocol": "vnc", "time": "1"})
 t.ok("return" in r and password_refused(), "expire_password at a time past (1970) refuses", r)
 for bad in ("", "+", "soon", "+1h", "-5", " 5", "5 ", "0x10", "+-1", "99999999999999999999",
