@@ -18,6 +18,7 @@ typedef enum {
   QCRYPTO_ERROR_ACCESS_DENIED,    /* authorization refused the peer */
   QCRYPTO_ERROR_PREMATURE_CLOSE,  /* the peer closed without a TLS bye */
   QCRYPTO_ERROR_AUTHENTICATION,   /* SASL refused the credentials (user, password) */
+  QCRYPTO_ERROR_EXISTS,           /* a file to be written is already there */
 } QCryptoError;
 
 GQuark qcrypto_error_quark(void);

@@ -47,3 +47,5 @@ qcryptoinclude_HEADERS += qcrypto/vnc-auth.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/vnc-auth.cc
 qcryptoinclude_HEADERS += qcrypto/sasl-session.h
 qcrypto_libqcrypto_la_SOURCES += qcrypto/sasl-session.cc
+qcryptoinclude_HEADERS += qcrypto/x509-issuer.h
+qcrypto_libqcrypto_la_SOURCES += qcrypto/x509-issuer.cc

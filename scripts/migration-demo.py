@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The live-migration demo (run by scripts/demo.sh): two qiod processes on
-this machine, a throwaway PKI made with certtool, a guest dirtying its
+this machine, a throwaway PKI made with qio-pki, a guest dirtying its
 memory and writing its disk, and a migration over TLS with mutual x509
 authentication on a main channel and two multifd channels.  Prints the
 progress, then a summary: throughput, downtime, cipher, peer identities,
@@ -18,35 +18,14 @@ import time
 from qmplite import Qmp
 
 
-def certtool(*args):
-    subprocess.run(["certtool", *args], check=True, capture_output=True)
-
-
-def make_pki(tmp):
-    """A CA, a destination (server) and a source (client) certificate."""
-    def leaf(role, cn, purpose, ca_key, ca_cert):
-        d = os.path.join(tmp, role)
-        os.makedirs(d)
-        key = os.path.join(d, f"{'server' if role == 'dst' else 'client'}-key.pem")
-        cert = key.replace("-key.pem", "-cert.pem")
-        certtool("--generate-privkey", "--key-type=ecdsa", "--outfile", key)
-        info = os.path.join(tmp, f"{role}.info")
-        with open(info, "w") as f:
-            f.write(f'cn = "{cn}"\ndns_name = "localhost"\nip_address = "127.0.0.1"\n'
-                    f"{purpose}\nsigning_key\nencryption_key\nexpiration_days = 1\n")
-        certtool("--generate-certificate", "--load-privkey", key, "--load-ca-certificate",
-                 ca_cert, "--load-ca-privkey", ca_key, "--template", info, "--outfile", cert)
-        shutil.copy(ca_cert, os.path.join(d, "ca-cert.pem"))
-        return d
-
-    ca_key, ca_cert = os.path.join(tmp, "ca-key.pem"), os.path.join(tmp, "ca-cert.pem")
-    certtool("--generate-privkey", "--key-type=ecdsa", "--outfile", ca_key)
-    with open(os.path.join(tmp, "ca.info"), "w") as f:
-        f.write('cn = "qio demo CA"\nca\ncert_signing_key\nexpiration_days = 1\n')
-    certtool("--generate-self-signed", "--load-privkey", ca_key, "--template",
-             os.path.join(tmp, "ca.info"), "--outfile", ca_cert)
-    return (leaf("dst", "destination.qio.test", "tls_www_server", ca_key, ca_cert),
-            leaf("src", "source.qio.test", "tls_www_client", ca_key, ca_cert))
+def make_pki(qio_pki, tmp):
+    """qio-pki init: a CA, a destination (server) and a source (client)
+    certificate; the directories of the latter two."""
+    pki = os.path.join(tmp, "pki")
+    subprocess.run([qio_pki, "init", pki, "--hostname", "localhost", "--ip", "127.0.0.1",
+                    "--dn", "CN=destination.qio.test", "--client-dn", "CN=source.qio.test",
+                    "--days", "1"], check=True, capture_output=True)
+    return os.path.join(pki, "server"), os.path.join(pki, "client")
 
 
 def wait_socket(path, proc):
@@ -74,11 +53,12 @@ def main():
     args = ap.parse_args()
     qiod = os.path.join(args.builddir, "tools", "qiod")
     qio_ctl = os.path.join(args.builddir, "tools", "qio-ctl")
+    qio_pki = os.path.join(args.builddir, "tools", "qio-pki")
     tmp = tempfile.mkdtemp(prefix="qio-demo-")
     procs = []
     try:
-        print("== a throwaway PKI (certtool): CA, destination and source certificates")
-        dst_dir, src_dir = make_pki(tmp)
+        print("== a throwaway PKI (qio-pki init): CA, destination and source certificates")
+        dst_dir, src_dir = make_pki(qio_pki, tmp)
         disk = os.path.join(tmp, "disk0.img")
         with open(disk, "wb") as f:
             f.truncate(64 << 20)

@@ -27,3 +27,8 @@ tools_qiod_LDADD += chardev/libchardev.la monitor/libmonitor.la host/libhost.la 
 # qiod's VNC server; the libraries it uses follow it for the static link.
 tools_qiod_LDADD += ui/libui.la monitor/libmonitor.la host/libhost.la qom/libqom.la \
 	qio/libqio.la qcrypto/libqcrypto.la $(JSON_GLIB_LIBS) $(GLIB_LIBS)
+
+bin_PROGRAMS += tools/qio-pki
+tools_qio_pki_SOURCES = tools/qio-pki.cc
+tools_qio_pki_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
+tools_qio_pki_LDADD = qcrypto/libqcrypto.la $(GLIB_LIBS)

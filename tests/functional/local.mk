@@ -52,3 +52,4 @@ functional_tests += tests/functional/test-vnc-tigervnc.py
 functional_tests += tests/functional/test-vnc-novnc.py
 EXTRA_DIST += tests/functional/vnctest.py tests/functional/vnc-novnc.html
 functional_tests += tests/functional/test-vnc-sasl.py
+functional_tests += tests/functional/test-qio-pki.py

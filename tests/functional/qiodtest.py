@@ -204,13 +204,19 @@ class Qiod:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def run(*cmd, timeout=60):
+    """Runs a program to completion: exit status (None if it timed out),
+    standard output and standard error as text."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, "", f"{cmd[0]} did not exit within {timeout} s"
+    return p.returncode, p.stdout, p.stderr
+
+
 def run_qiod(*args, timeout=20):
     """Runs qiod to completion (for command-line errors)."""
-    try:
-        p = subprocess.run([QIOD, *args], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None, "", "qiod did not exit"
-    return p.returncode, p.stdout, p.stderr
+    return run(QIOD, *args, timeout=timeout)
 
 
 def make_pki():

@@ -10,19 +10,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qiodtest import Qiod, Tap, free_port, make_pki  # noqa: E402
+from qiodtest import Qiod, Tap, free_port, make_pki, run  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 t = Tap()
 MiB = 1 << 20
-
-
-def run(*cmd, timeout=60):
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None, "", "timed out"
-    return p.returncode, p.stdout, p.stderr
 
 
 def fill(path, size, seed):

@@ -1,0 +1,417 @@
+#include "config.h"
+
+#include "qcrypto/x509-issuer.h"
+#include "qcrypto/error.h"
+
+#include <gio/gio.h>
+#include <glib/gi18n-lib.h>
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include <ctime>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+struct StagedFile {
+  std::string dir;
+  std::string name;
+  std::string text;
+  int mode;
+  bool same_is_fine; /* an identical file there already is not in the way */
+};
+
+}  // namespace
+
+struct _QCryptoX509Issuer {
+  gnutls_x509_crt_t cert = nullptr;
+  gnutls_x509_privkey_t key = nullptr;
+  std::vector<StagedFile> staged;
+};
+
+namespace {
+
+/* Longer validity overflows nothing but is not a certificate anyone
+ * should hold. */
+constexpr guint kMaxDays = 36500;
+/* Backdated so that a peer whose clock is a little behind accepts it. */
+constexpr time_t kBackdate = 3600;
+
+struct Crt {
+  gnutls_x509_crt_t p = nullptr;
+  ~Crt() {
+    if (p) gnutls_x509_crt_deinit(p);
+  }
+  gnutls_x509_crt_t release() { return std::exchange(p, nullptr); }
+};
+
+struct Key {
+  gnutls_x509_privkey_t p = nullptr;
+  ~Key() {
+    if (p) gnutls_x509_privkey_deinit(p);
+  }
+  gnutls_x509_privkey_t release() { return std::exchange(p, nullptr); }
+};
+
+bool gnutls_failed(int ret, const char *what, GError **error) {
+  if (ret >= 0) return false;
+  g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FAILED, _("Unable to %s: %s"), what,
+              gnutls_strerror(ret));
+  return true;
+}
+
+std::string take_datum(gnutls_datum_t datum) {
+  std::string text(reinterpret_cast<const char *>(datum.data), datum.size);
+  gnutls_free(datum.data);
+  return text;
+}
+
+bool generate_key(QCryptoX509KeyType type, Key &key, GError **error) {
+  if (gnutls_failed(gnutls_x509_privkey_init(&key.p), _("create a private key"), error))
+    return false;
+  int ret = type == QCRYPTO_X509_KEY_RSA_3072
+                ? gnutls_x509_privkey_generate(key.p, GNUTLS_PK_RSA, 3072, 0)
+                : gnutls_x509_privkey_generate(
+                      key.p, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
+  return !gnutls_failed(ret, _("generate a private key"), error);
+}
+
+bool check_days(guint days, GError **error) {
+  if (days >= 1 && days <= kMaxDays) return true;
+  g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+              _("A validity of %u days is out of range; give 1 to %u days"), days, kMaxDays);
+  return false;
+}
+
+/* Letters, digits and '-' in labels of 1 to 63, at most 253 in all; a
+ * leading "*." makes a wildcard. */
+bool valid_host_name(const char *name) {
+  std::string_view rest(name);
+  if (rest.substr(0, 2) == "*.") rest.remove_prefix(2);
+  if (rest.empty() || rest.size() > 253) return false;
+  gsize label = 0;
+  for (gsize i = 0; i <= rest.size(); i++) {
+    if (i == rest.size() || rest[i] == '.') {
+      if (label == 0 || label > 63) return false;
+      label = 0;
+    } else if (g_ascii_isalnum(rest[i]) || rest[i] == '-') {
+      label++;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Fields shared by the CA and the certificates it issues. */
+bool fill_common(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, const char *dn, guint days,
+                 GError **error) {
+  if (!dn || !*dn) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                _("The distinguished name is empty; give one like \"O=Example,CN=host\""));
+    return false;
+  }
+  const char *bad = nullptr;
+  if (gnutls_x509_crt_set_dn(crt, dn, &bad) < 0) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                _("The distinguished name '%s' is malformed at '%s'; write it as in RFC 4514, "
+                  "like \"O=Example,CN=host\""),
+                dn, bad ? bad : dn);
+    return false;
+  }
+  guint8 serial[20];
+  if (gnutls_failed(gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof serial), _("make a serial number"),
+                    error))
+    return false;
+  serial[0] = (serial[0] & 0x7f) | 0x01; /* positive, and no leading zero byte in DER */
+  const time_t now = time(nullptr);
+  guint8 key_id[64];
+  size_t key_id_size = sizeof key_id;
+  return !gnutls_failed(gnutls_x509_crt_set_version(crt, 3), _("set the version"), error) &&
+         !gnutls_failed(gnutls_x509_crt_set_serial(crt, serial, sizeof serial),
+                        _("set the serial number"), error) &&
+         !gnutls_failed(gnutls_x509_crt_set_activation_time(crt, now - kBackdate),
+                        _("set the activation time"), error) &&
+         !gnutls_failed(gnutls_x509_crt_set_expiration_time(
+                            crt, now + static_cast<time_t>(days) * 86400),
+                        _("set the expiration time"), error) &&
+         !gnutls_failed(gnutls_x509_crt_set_key(crt, key), _("set the public key"), error) &&
+         !gnutls_failed(gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA1, key_id, &key_id_size),
+                        _("compute the key identifier"), error) &&
+         !gnutls_failed(gnutls_x509_crt_set_subject_key_id(crt, key_id, key_id_size),
+                        _("set the subject key identifier"), error);
+}
+
+bool sign(gnutls_x509_crt_t crt, gnutls_x509_crt_t issuer_cert, gnutls_x509_privkey_t issuer_key,
+          GError **error) {
+  gnutls_privkey_t signer = nullptr;
+  if (gnutls_failed(gnutls_privkey_init(&signer), _("sign the certificate"), error)) return false;
+  int ret = gnutls_privkey_import_x509(signer, issuer_key, 0);
+  if (ret >= 0) ret = gnutls_x509_crt_privkey_sign(crt, issuer_cert, signer, GNUTLS_DIG_SHA256, 0);
+  gnutls_privkey_deinit(signer);
+  return !gnutls_failed(ret, _("sign the certificate"), error);
+}
+
+bool export_cert(gnutls_x509_crt_t crt, std::string &pem, GError **error) {
+  gnutls_datum_t out = {nullptr, 0};
+  if (gnutls_failed(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &out),
+                    _("write the certificate"), error))
+    return false;
+  pem = take_datum(out);
+  return true;
+}
+
+bool export_key(gnutls_x509_privkey_t key, std::string &pem, GError **error) {
+  gnutls_datum_t out = {nullptr, 0};
+  if (gnutls_failed(gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, nullptr,
+                                                      GNUTLS_PKCS_PLAIN, &out),
+                    _("write the private key"), error))
+    return false;
+  pem = take_datum(out);
+  return true;
+}
+
+/* All or nothing as far as checks go: every file is checked before the
+ * first is written; each is replaced atomically. */
+bool write_files(std::vector<StagedFile> files, gboolean force, GError **error) {
+  std::vector<StagedFile> todo;
+  for (auto &file : files) {
+    g_autofree char *path = g_build_filename(file.dir.c_str(), file.name.c_str(), nullptr);
+    g_autofree char *old = nullptr;
+    gsize old_len = 0;
+    if (file.same_is_fine && g_file_get_contents(path, &old, &old_len, nullptr) &&
+        std::string_view(old, old_len) == file.text)
+      continue;
+    if (!force && g_file_test(path, G_FILE_TEST_EXISTS)) {
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_EXISTS,
+                  _("'%s' already exists; nothing was written"), path);
+      return false;
+    }
+    todo.push_back(std::move(file));
+  }
+  for (const auto &file : todo) {
+    if (g_mkdir_with_parents(file.dir.c_str(), 0755) < 0) {
+      int err = errno;
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE,
+                  _("Unable to create directory '%s': %s"), file.dir.c_str(), g_strerror(err));
+      return false;
+    }
+    g_autofree char *path = g_build_filename(file.dir.c_str(), file.name.c_str(), nullptr);
+    if (!g_file_set_contents_full(path, file.text.data(), static_cast<gssize>(file.text.size()),
+                                  G_FILE_SET_CONTENTS_CONSISTENT, file.mode, error)) {
+      g_prefix_error(error, _("Unable to write '%s': "), path);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool read_file(const char *dir, const char *name, gnutls_datum_t &datum, char *&contents,
+               GError **error) {
+  g_autofree char *path = g_build_filename(dir, name, nullptr);
+  gsize len = 0;
+  GError *read_error = nullptr;
+  if (!g_file_get_contents(path, &contents, &len, &read_error)) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE,
+                _("Unable to read the CA's '%s': %s; give the directory qio-pki wrote the CA "
+                  "into"),
+                path, read_error->message);
+    g_error_free(read_error);
+    return false;
+  }
+  datum = {reinterpret_cast<unsigned char *>(contents), static_cast<unsigned>(len)};
+  return true;
+}
+
+}  // namespace
+
+QCryptoX509Issuer *qcrypto_x509_issuer_new(const char *dn, guint days, QCryptoX509KeyType key_type,
+                                           GError **error) {
+  if (!check_days(days, error)) return nullptr;
+  Key key;
+  Crt crt;
+  if (!generate_key(key_type, key, error) ||
+      gnutls_failed(gnutls_x509_crt_init(&crt.p), _("create a certificate"), error) ||
+      !fill_common(crt.p, key.p, dn, days, error) ||
+      gnutls_failed(gnutls_x509_crt_set_basic_constraints(crt.p, 1, -1),
+                    _("set the basic constraints"), error) ||
+      gnutls_failed(gnutls_x509_crt_set_key_usage(crt.p, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN),
+                    _("set the key usage"), error) ||
+      !sign(crt.p, crt.p, key.p, error))
+    return nullptr;
+  return new _QCryptoX509Issuer{crt.release(), key.release(), {}};
+}
+
+QCryptoX509Issuer *qcrypto_x509_issuer_load(const char *dir, GError **error) {
+  g_autofree char *cert_text = nullptr, *key_text = nullptr;
+  gnutls_datum_t cert_datum, key_datum;
+  if (!read_file(dir, "ca-cert.pem", cert_datum, cert_text, error) ||
+      !read_file(dir, "ca-key.pem", key_datum, key_text, error))
+    return nullptr;
+  Crt crt;
+  Key key;
+  int ret = gnutls_x509_crt_init(&crt.p);
+  if (ret >= 0) ret = gnutls_x509_crt_import(crt.p, &cert_datum, GNUTLS_X509_FMT_PEM);
+  if (ret < 0) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+                _("The CA certificate in '%s' cannot be read: %s"), dir, gnutls_strerror(ret));
+    return nullptr;
+  }
+  ret = gnutls_x509_privkey_init(&key.p);
+  if (ret >= 0) ret = gnutls_x509_privkey_import2(key.p, &key_datum, GNUTLS_X509_FMT_PEM, nullptr, 0);
+  if (ret < 0) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+                _("The CA key in '%s' cannot be read: %s (an encrypted key must be decrypted "
+                  "first, e.g. with certtool --to-p8 --empty-password)"),
+                dir, gnutls_strerror(ret));
+    return nullptr;
+  }
+  unsigned critical = 0, is_ca = 0;
+  if (gnutls_x509_crt_get_basic_constraints(crt.p, &critical, &is_ca, nullptr) <= 0 || !is_ca) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+                _("The certificate '%s/ca-cert.pem' is not a CA certificate (no basic constraint "
+                  "CA:TRUE); give the directory of a CA"),
+                dir);
+    return nullptr;
+  }
+  guint8 cert_id[64], key_id[64];
+  size_t cert_id_size = sizeof cert_id, key_id_size = sizeof key_id;
+  if (gnutls_x509_crt_get_key_id(crt.p, 0, cert_id, &cert_id_size) < 0 ||
+      gnutls_x509_privkey_get_key_id(key.p, 0, key_id, &key_id_size) < 0 ||
+      cert_id_size != key_id_size || memcmp(cert_id, key_id, key_id_size) != 0) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+                _("The CA key in '%s' does not belong to its certificate; put the matching "
+                  "ca-cert.pem and ca-key.pem together"),
+                dir);
+    return nullptr;
+  }
+  if (gnutls_x509_crt_get_expiration_time(crt.p) <= time(nullptr)) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+                _("The CA certificate in '%s' has expired; make a new CA"), dir);
+    return nullptr;
+  }
+  return new _QCryptoX509Issuer{crt.release(), key.release(), {}};
+}
+
+void qcrypto_x509_issuer_free(QCryptoX509Issuer *issuer) {
+  if (!issuer) return;
+  gnutls_x509_crt_deinit(issuer->cert);
+  gnutls_x509_privkey_deinit(issuer->key);
+  delete issuer;
+}
+
+gboolean qcrypto_x509_issuer_stage_ca(QCryptoX509Issuer *issuer, const char *dir, GError **error) {
+  g_return_val_if_fail(issuer != nullptr, FALSE);
+  std::string cert_pem, key_pem;
+  if (!export_cert(issuer->cert, cert_pem, error) || !export_key(issuer->key, key_pem, error))
+    return FALSE;
+  issuer->staged.push_back({dir, "ca-cert.pem", std::move(cert_pem), 0644, false});
+  issuer->staged.push_back({dir, "ca-key.pem", std::move(key_pem), 0600, false});
+  return TRUE;
+}
+
+gboolean qcrypto_x509_issuer_commit(QCryptoX509Issuer *issuer, gboolean force, GError **error) {
+  g_return_val_if_fail(issuer != nullptr, FALSE);
+  return write_files(std::exchange(issuer->staged, {}), force, error);
+}
+
+gboolean qcrypto_x509_issuer_stage_issued(QCryptoX509Issuer *issuer, const QCryptoX509LeafSpec *spec,
+                                          const char *dir, GError **error) {
+  g_return_val_if_fail(issuer != nullptr && spec != nullptr, FALSE);
+  if (!check_days(spec->days, error)) return FALSE;
+  const bool server = spec->role == QCRYPTO_X509_ROLE_SERVER;
+  const time_t ca_expiry = gnutls_x509_crt_get_expiration_time(issuer->cert);
+  const time_t expiry = time(nullptr) + static_cast<time_t>(spec->days) * 86400;
+  if (expiry > ca_expiry) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                _("A certificate valid for %u days would outlive its CA, which expires in %lld "
+                  "days; give fewer days or make a new CA"),
+                spec->days, static_cast<long long>((ca_expiry - time(nullptr)) / 86400));
+    return FALSE;
+  }
+  std::vector<std::pair<gnutls_x509_subject_alt_name_t, std::string>> sans;
+  for (const char *const *name = spec->dns_names; name && *name; name++) {
+    if (!valid_host_name(*name)) {
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                  _("'%s' is not a host name: use letters, digits, '-' and '.' (IP addresses "
+                    "go in the IP address list)"),
+                  *name);
+      return FALSE;
+    }
+    sans.emplace_back(GNUTLS_SAN_DNSNAME, *name);
+  }
+  for (const char *const *ip = spec->ip_addresses; ip && *ip; ip++) {
+    g_autoptr(GInetAddress) addr = g_inet_address_new_from_string(*ip);
+    if (!addr) {
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                  _("'%s' is not an IPv4 or IPv6 address"), *ip);
+      return FALSE;
+    }
+    sans.emplace_back(GNUTLS_SAN_IPADDRESS,
+                      std::string(reinterpret_cast<const char *>(g_inet_address_to_bytes(addr)),
+                                  g_inet_address_get_native_size(addr)));
+  }
+  if (server && sans.empty()) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                _("A server certificate needs the host names or IP addresses clients connect "
+                  "to; give at least one"));
+    return FALSE;
+  }
+
+  Key key;
+  Crt crt;
+  if (!generate_key(spec->key_type, key, error) ||
+      gnutls_failed(gnutls_x509_crt_init(&crt.p), _("create a certificate"), error) ||
+      !fill_common(crt.p, key.p, spec->dn, spec->days, error))
+    return FALSE;
+  unsigned usage = GNUTLS_KEY_DIGITAL_SIGNATURE;
+  if (spec->key_type == QCRYPTO_X509_KEY_RSA_3072) usage |= GNUTLS_KEY_KEY_ENCIPHERMENT;
+  guint8 ca_id[64];
+  size_t ca_id_size = sizeof ca_id;
+  unsigned ca_id_critical = 0;
+  if (gnutls_failed(gnutls_x509_crt_set_basic_constraints(crt.p, 0, -1),
+                    _("set the basic constraints"), error) ||
+      gnutls_failed(gnutls_x509_crt_set_key_usage(crt.p, usage), _("set the key usage"), error) ||
+      gnutls_failed(gnutls_x509_crt_set_key_purpose_oid(
+                        crt.p, server ? GNUTLS_KP_TLS_WWW_SERVER : GNUTLS_KP_TLS_WWW_CLIENT, 0),
+                    _("set the key purpose"), error))
+    return FALSE;
+  /* A CA made elsewhere may lack a subject key identifier: then the
+   * authority key identifier is simply left out. */
+  if (gnutls_x509_crt_get_subject_key_id(issuer->cert, ca_id, &ca_id_size, &ca_id_critical) >= 0 &&
+      gnutls_failed(gnutls_x509_crt_set_authority_key_id(crt.p, ca_id, ca_id_size),
+                    _("set the authority key identifier"), error))
+    return FALSE;
+  for (const auto &[type, value] : sans)
+    if (gnutls_failed(gnutls_x509_crt_set_subject_alt_name(crt.p, type, value.data(),
+                                                           static_cast<unsigned>(value.size()),
+                                                           GNUTLS_FSAN_APPEND),
+                      _("set the subject alternative names"), error))
+      return FALSE;
+  std::string ca_pem, cert_pem, key_pem;
+  if (!sign(crt.p, issuer->cert, issuer->key, error) ||
+      !export_cert(issuer->cert, ca_pem, error) || !export_cert(crt.p, cert_pem, error) ||
+      !export_key(key.p, key_pem, error))
+    return FALSE;
+  const std::string prefix = server ? "server" : "client";
+  issuer->staged.push_back({dir, "ca-cert.pem", std::move(ca_pem), 0644, true});
+  issuer->staged.push_back({dir, prefix + "-cert.pem", std::move(cert_pem), 0644, false});
+  issuer->staged.push_back({dir, prefix + "-key.pem", std::move(key_pem), 0600, false});
+  return TRUE;
+}
+
+char *qcrypto_x509_issuer_get_dn(QCryptoX509Issuer *issuer) {
+  g_return_val_if_fail(issuer != nullptr, nullptr);
+  gnutls_datum_t out = {nullptr, 0};
+  if (gnutls_x509_crt_get_dn3(issuer->cert, &out, 0) < 0) return g_strdup("");
+  return g_strdup(take_datum(out).c_str());
+}
+
+gint64 qcrypto_x509_issuer_get_expiry(QCryptoX509Issuer *issuer) {
+  g_return_val_if_fail(issuer != nullptr, 0);
+  return gnutls_x509_crt_get_expiration_time(issuer->cert);
+}

@@ -1,0 +1,282 @@
+#!/usr/bin/python3
+"""qio-pki: the CA, server and client certificates it makes are checked by
+certtool (chain, constraints, purposes, SANs), used by gnutls-serv and
+gnutls-cli, by qio-nbd with nbdinfo (libnbd) and qemu-img (QEMU's own
+sanity checks) as clients, with x509 hostname and IP checks and
+tls-authz on the client's DN; and every bad command line or CA directory
+is refused with a message, leaving nothing half-written."""
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qiodtest import BUILDDIR, Tap, free_port, run  # noqa: E402
+
+QIO_PKI = os.path.join(BUILDDIR, "tools", "qio-pki")
+QIO_NBD = os.path.join(BUILDDIR, "tools", "qio-nbd")
+t = Tap()
+tmp = tempfile.mkdtemp(prefix="qio-pki-test-")
+procs = []
+
+
+def pki(*args):
+    return run(QIO_PKI, *args)
+
+
+def info(path):
+    return run("certtool", "-i", "--infile", path)[1]
+
+
+def verified(ca, cert):
+    rc, out, err = run("certtool", "--verify", "--verify-profile", "medium",
+                       "--load-ca-certificate", ca, "--infile", cert)
+    return rc == 0 and "Verified" in out + err, out + err
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def snapshot(root):
+    """Every file under @root with its contents."""
+    files = {}
+    for d, _, names in os.walk(root):
+        for n in names:
+            with open(os.path.join(d, n), "rb") as f:
+                files[os.path.join(d, n)] = f.read()
+    return files
+
+
+# --- init: CA, server and client in one command ------------------------------
+top = os.path.join(tmp, "pki")
+rc, out, err = pki("init", top, "--hostname", "localhost", "--ip", "127.0.0.1", "--ip", "::1",
+                   "--client-dn", "O=qio test,CN=alice")
+ca_dir, srv_dir, cli_dir = (os.path.join(top, d) for d in ("ca", "server", "client"))
+t.ok(rc == 0 and "DNS:localhost, IP:127.0.0.1, IP:::1" in out and "O=qio test,CN=alice" in out
+     and f"dir={srv_dir},endpoint=server" in out, "init: exit 0, says what it made and how to use it",
+     out + err)
+expected = {os.path.join(ca_dir, "ca-cert.pem"): 0o644, os.path.join(ca_dir, "ca-key.pem"): 0o600,
+            os.path.join(srv_dir, "ca-cert.pem"): 0o644,
+            os.path.join(srv_dir, "server-cert.pem"): 0o644,
+            os.path.join(srv_dir, "server-key.pem"): 0o600,
+            os.path.join(cli_dir, "ca-cert.pem"): 0o644,
+            os.path.join(cli_dir, "client-cert.pem"): 0o644,
+            os.path.join(cli_dir, "client-key.pem"): 0o600}
+got = {p: mode(p) for p in snapshot(top)}
+t.ok(got == expected, "init: the tls-creds-x509 layout; private keys readable by the owner only",
+     got)
+ca_pem = os.path.join(ca_dir, "ca-cert.pem")
+srv_pem, cli_pem = os.path.join(srv_dir, "server-cert.pem"), os.path.join(cli_dir, "client-cert.pem")
+for name, path in (("server", srv_pem), ("client", cli_pem)):
+    ok, diag = verified(ca_pem, path)
+    t.ok(ok, f"certtool verifies the {name} certificate against the CA (medium profile)", diag)
+ca_info, srv_info, cli_info = info(ca_pem), info(srv_pem), info(cli_pem)
+t.ok("Basic Constraints (critical):\n\t\t\tCertificate Authority (CA): TRUE" in ca_info
+     and "Certificate signing." in ca_info and "Subject Key Identifier" in ca_info,
+     "the CA: CA:TRUE (critical), certificate signing", ca_info)
+t.ok("Certificate Authority (CA): FALSE" in srv_info and "TLS WWW Server." in srv_info
+     and "DNSname: localhost" in srv_info and "IPAddress: 127.0.0.1" in srv_info
+     and "IPAddress: ::1" in srv_info and "Digital signature." in srv_info
+     and "Authority Key Identifier" in srv_info and "Subject: CN=localhost" in srv_info,
+     "the server certificate: CA:FALSE, TLS WWW Server, the DNS and IP SANs", srv_info)
+t.ok("Certificate Authority (CA): FALSE" in cli_info and "TLS WWW Client." in cli_info
+     and "Subject: O=qio test,CN=alice" in cli_info and "Subject Alternative Name" not in cli_info,
+     "the client certificate: CA:FALSE, TLS WWW Client, the DN asked for", cli_info)
+t.ok("EC/ECDSA" in srv_info and "ECDSA-SHA256" in srv_info, "ECDSA P-256 keys by default",
+     srv_info)
+days = [line for line in srv_info.splitlines() if "Not After" in line]
+t.ok(days and time.strftime("%Y", time.gmtime(time.time() + 365 * 86400)) in days[0],
+     "server certificate valid for a year by default", days)
+
+
+# --- real peers: gnutls-serv / gnutls-cli -------------------------------------
+def gnutls_pair(srv, cli, host, key="server", require_client=True, ca=None):
+    """gnutls-serv on the server files, gnutls-cli with the client's; did
+    the client verify the server and get through?"""
+    port = free_port()
+    args = ["gnutls-serv", "--echo", "-p", str(port), "--x509cafile", ca or f"{srv}/ca-cert.pem",
+            "--x509certfile", f"{srv}/{key}-cert.pem", "--x509keyfile", f"{srv}/{key}-key.pem"]
+    if require_client:
+        args.append("--require-client-cert")
+    serv = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(serv)
+    try:
+        for _ in range(200):
+            if run("bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}")[0] == 0:
+                break
+            time.sleep(0.05)
+        p = subprocess.run(["gnutls-cli", "-p", str(port), "--x509cafile", f"{cli}/ca-cert.pem",
+                            "--x509certfile", f"{cli}/client-cert.pem",
+                            "--x509keyfile", f"{cli}/client-key.pem",
+                            "--verify-hostname", host, "127.0.0.1"],
+                           input="hello qio-pki\n", capture_output=True, text=True, timeout=30)
+        return p.returncode == 0 and "hello qio-pki" in p.stdout, p.stdout[-600:] + p.stderr[-600:]
+    finally:
+        serv.kill()
+        serv.wait()
+
+
+ok, diag = gnutls_pair(srv_dir, cli_dir, "localhost")
+t.ok(ok, "gnutls-cli verifies the server as 'localhost' and talks to gnutls-serv with the client "
+     "certificate", diag)
+ok, diag = gnutls_pair(srv_dir, cli_dir, "127.0.0.1")
+t.ok(ok, "gnutls-cli verifies the server by its IP SAN 127.0.0.1", diag)
+ok, diag = gnutls_pair(srv_dir, cli_dir, "other.example")
+t.ok(not ok and "does not match" in diag,
+     "gnutls-cli refuses the server under a name it does not hold", diag)
+
+
+# --- real peers: qio-nbd with nbdinfo and qemu-img ----------------------------
+def start_nbd(server_dir, *extra):
+    image = os.path.join(tmp, "disk.img")
+    with open(image, "wb") as f:
+        f.truncate(1 << 20)
+    port = free_port()
+    p = subprocess.Popen([QIO_NBD, "-b", "127.0.0.1", "-p", str(port), "-t", "-e", "0",
+                          "--object", f"tls-creds-x509,id=tls0,endpoint=server,dir={server_dir}",
+                          "--tls-creds", "tls0", *extra, image],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    procs.append(p)
+    for _ in range(200):
+        if run("bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}")[0] == 0:
+            return p, port
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise RuntimeError("qio-nbd did not start: " + p.stderr.read().decode())
+
+
+nbd, port = start_nbd(srv_dir, "--object", "authz-simple,id=auth0,identity=O=qio test,,CN=alice",
+                      "--tls-authz", "auth0")
+rc, out, err = run("nbdinfo", "--size", f"nbds://localhost:{port}/?tls-certificates={cli_dir}")
+t.ok(rc == 0 and out.strip() == str(1 << 20),
+     "nbdinfo (libnbd) reads qio-nbd over TLS with qio-pki's certificates, the authz allows alice",
+     out + err)
+rc, out, err = run("qemu-img", "info", "--object",
+                   f"tls-creds-x509,id=tls0,endpoint=client,dir={cli_dir}",
+                   "--image-opts", f"driver=nbd,host=127.0.0.1,port={port},tls-creds=tls0")
+t.ok(rc == 0 and "virtual size: 1 MiB" in out,
+     "qemu-img (QEMU's own checks of the files) reads it too, checking the IP SAN", out + err)
+bob = os.path.join(tmp, "bob")
+rc, out, err = pki("client", bob, "--ca", ca_dir, "--dn", "O=qio test,CN=bob")
+rc2, out2, err2 = run("nbdinfo", "--size", f"nbds://localhost:{port}/?tls-certificates={bob}")
+t.ok(rc == 0 and rc2 != 0, "a second client certificate from the same CA: the authz refuses bob",
+     out + err + out2 + err2)
+nbd.kill()
+nbd.wait()
+
+# --- RSA keys, and ca / server / client one at a time into one directory ------
+rsa = os.path.join(tmp, "rsa")
+rc, out, err = pki("init", rsa, "-n", "localhost", "--key-type", "rsa", "--days", "30")
+rsa_info = info(os.path.join(rsa, "server", "server-cert.pem"))
+t.ok(rc == 0 and "RSA" in rsa_info and "3072 bits" in rsa_info
+     and "Key encipherment." in rsa_info, "--key-type rsa: RSA 3072 with key encipherment",
+     out + err + rsa_info)
+ok, diag = gnutls_pair(os.path.join(rsa, "server"), os.path.join(rsa, "client"), "localhost")
+t.ok(ok, "the RSA certificates work between gnutls-serv and gnutls-cli", diag)
+
+ca2, both = os.path.join(tmp, "ca2"), os.path.join(tmp, "both")
+rc1, out1, _ = pki("ca", ca2, "--dn", "O=Example,CN=Example CA", "--days", "100")
+rc2, out2, _ = pki("server", both, "--ca", ca2, "-n", "host.example", "-n", "*.vms.example",
+                  "--days", "30")
+rc3, out3, err3 = pki("client", both, "--ca", ca2, "--days", "30")
+t.ok((rc1, rc2, rc3) == (0, 0, 0) and sorted(os.listdir(both)) ==
+     ["ca-cert.pem", "client-cert.pem", "client-key.pem", "server-cert.pem", "server-key.pem"],
+     "ca, then server and client into one directory (the identical ca-cert.pem is no obstacle)",
+     (out1, out2, out3, err3))
+both_info = info(os.path.join(both, "server-cert.pem"))
+t.ok("Issuer: O=Example,CN=Example CA" in both_info and "DNSname: *.vms.example" in both_info
+     and "Subject: CN=host.example" in both_info,
+     "the server certificate names its CA, carries a wildcard SAN, defaults its CN to the name",
+     both_info)
+ok, diag = gnutls_pair(both, both, "a.vms.example", require_client=True)
+t.ok(ok, "gnutls-cli accepts the wildcard name", diag)
+
+# --- refusals -----------------------------------------------------------------
+bad = os.path.join(tmp, "bad")
+usage = [
+    ((), "no command given"),
+    (("frob", bad), "unknown command 'frob'"),
+    (("init",), "init takes one directory"),
+    (("init", bad, "extra", "-n", "h"), "init takes one directory"),
+    (("init", bad), "--hostname NAME and/or --ip"),
+    (("server", bad, "-n", "h"), "need --ca DIR"),
+    (("ca", bad, "--ca", ca_dir), "--ca goes with server and client only"),
+    (("client", bad, "--ca", ca_dir, "-n", "h"), "--hostname and --ip go with init and server"),
+    (("ca", bad, "--client-dn", "CN=x"), "--ca-dn and --client-dn go with init only"),
+    (("init", bad, "-n", "h", "--key-type", "dsa"), "--key-type takes ecdsa or rsa"),
+    (("init", bad, "-n", "h", "--days", "-1"), "--days takes a positive number"),
+    (("init", bad, "-n", "h", "--days", "many"), "many"),
+    (("init", bad, "--bogus"), "--bogus"),
+]
+for args, says in usage:
+    rc, out, err = pki(*args)
+    t.ok(rc == 2 and says in err and not os.path.exists(bad),
+         f"usage: qio-pki {' '.join(args)}: exit 2, '{says}', nothing written", (rc, out, err))
+
+failures = [
+    (("init", bad, "-n", "bad host"), "'bad host' is not a host name"),
+    (("init", bad, "-n", "a..b"), "'a..b' is not a host name"),
+    (("init", bad, "-n", "x" * 64 + ".example"), "is not a host name"),
+    (("init", bad, "--ip", "1.2.3"), "'1.2.3' is not an IPv4 or IPv6 address"),
+    (("init", bad, "-n", "h", "--dn", "CN"), "The distinguished name 'CN' is malformed"),
+    (("init", bad, "-n", "h", "--dn", "NOSUCHATTR=x"), "is malformed"),
+    (("init", bad, "-n", "h", "--client-dn", "CN"), "malformed"),
+    (("init", bad, "-n", "h", "--ca-dn", ""), "The distinguished name is empty"),
+    (("init", bad, "-n", "h", "--days", "40000"), "40000 days is out of range"),
+    (("server", bad, "--ca", os.path.join(tmp, "nosuch"), "-n", "h"), "Unable to read the CA's"),
+    (("server", bad, "--ca", srv_dir, "-n", "h"), "ca-key.pem"),
+    (("server", bad, "--ca", ca2, "-n", "h", "--days", "365"), "would outlive its CA"),
+]
+for args, says in failures:
+    rc, out, err = pki(*args)
+    t.ok(rc == 1 and says in err and not os.path.exists(bad),
+         f"refused: qio-pki {' '.join(args)}: exit 1, '{says}', nothing written", (rc, out, err))
+
+# A CA directory holding a leaf certificate, or a key of another CA.
+fake = os.path.join(tmp, "fake")
+os.mkdir(fake)
+shutil.copy(srv_pem, os.path.join(fake, "ca-cert.pem"))
+shutil.copy(os.path.join(srv_dir, "server-key.pem"), os.path.join(fake, "ca-key.pem"))
+rc, out, err = pki("client", bad, "--ca", fake)
+t.ok(rc == 1 and "is not a CA certificate" in err and not os.path.exists(bad),
+     "a leaf certificate given as the CA is refused", err)
+shutil.copy(ca_pem, os.path.join(fake, "ca-cert.pem"))
+shutil.copy(os.path.join(ca2, "ca-key.pem"), os.path.join(fake, "ca-key.pem"))
+rc, out, err = pki("client", bad, "--ca", fake)
+t.ok(rc == 1 and "does not belong to its certificate" in err and not os.path.exists(bad),
+     "a CA key that does not match the certificate is refused", err)
+with open(os.path.join(fake, "ca-key.pem"), "w") as f:
+    f.write("-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n")
+rc, out, err = pki("client", bad, "--ca", fake)
+t.ok(rc == 1 and "The CA key in" in err and "cannot be read" in err, "a garbled CA key is refused",
+     err)
+
+# Existing files: kept without --force, replaced with it.
+before = snapshot(top)
+rc, out, err = pki("init", top, "-n", "localhost")
+t.ok(rc == 1 and "already exists; nothing was written" in err and "--force" in err
+     and snapshot(top) == before, "init over an existing PKI: refused, every file unchanged", err)
+rc, out, err = pki("client", cli_dir, "--ca", ca2, "--days", "30")
+t.ok(rc == 1 and "ca-cert.pem' already exists" in err and snapshot(top) == before,
+     "a client certificate of another CA does not silently replace the directory's ca-cert.pem",
+     err)
+rc, out, err = pki("init", top, "-n", "localhost", "--force")
+after = snapshot(top)
+t.ok(rc == 0 and set(after) == set(before)
+     and all(after[p] != before[p] for p in before)
+     and mode(os.path.join(ca_dir, "ca-key.pem")) == 0o600,
+     "init --force replaces every file, keys still owner-only", err)
+
+rc, out, err = pki("--help")
+t.ok(rc == 0 and "init DIR" in out and "--hostname" in out, "--help describes the commands", out)
+
+for p in procs:
+    if p.poll() is None:
+        p.kill()
+shutil.rmtree(tmp, ignore_errors=True)
+t.done()

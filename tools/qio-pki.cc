@@ -1,0 +1,261 @@
+/*
+ * qio-pki: the certificates TLS needs, in one command.  `init` makes a CA,
+ * a server certificate and a client certificate in the directory layout
+ * tls-creds-x509 reads; `ca`, `server` and `client` make one at a time.
+ */
+#include "config.h"
+
+#include "qcrypto/error.h"
+#include "qcrypto/x509-issuer.h"
+
+#include <glib.h>
+#include <glib/gi18n.h>
+#include <locale.h>
+
+#include <algorithm>
+#include <string>
+
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr guint kCaDays = 3650;
+constexpr guint kLeafDays = 365;
+
+struct Options {
+  char *ca_dir = nullptr;
+  char **hostnames = nullptr;
+  char **ips = nullptr;
+  char *dn = nullptr;
+  char *ca_dn = nullptr;
+  char *client_dn = nullptr;
+  int days = 0; /* 0: the command's default */
+  char *key_type = nullptr;
+  gboolean force = FALSE;
+  gboolean version = FALSE;
+  char **args = nullptr;
+  ~Options() {
+    g_free(ca_dir);
+    g_strfreev(hostnames);
+    g_strfreev(ips);
+    g_free(dn);
+    g_free(ca_dn);
+    g_free(client_dn);
+    g_free(key_type);
+    g_strfreev(args);
+  }
+};
+
+int usage_error(const char *message) {
+  g_printerr("qio-pki: %s\n", message);
+  g_printerr(_("Try 'qio-pki --help' for more information.\n"));
+  return kExitUsage;
+}
+
+int failed(const char *what, GError *error) {
+  g_printerr("qio-pki: %s: %s\n", what, error->message);
+  if (g_error_matches(error, QCRYPTO_ERROR, QCRYPTO_ERROR_EXISTS))
+    g_printerr(_("qio-pki: pass --force to replace the files there\n"));
+  return kExitFailed;
+}
+
+/* RFC 4514 escaping, for a host name put into a default DN. */
+std::string dn_escape(const char *value) {
+  std::string out;
+  for (const char *p = value; *p; p++) {
+    if (strchr(",+\"\\<>;=", *p) || ((*p == '#' || *p == ' ') && p == value)) out += '\\';
+    out += *p;
+  }
+  return out;
+}
+
+std::string until(gint64 seconds_from_now) {
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+  g_autoptr(GDateTime) then = g_date_time_add_seconds(now, static_cast<gdouble>(seconds_from_now));
+  g_autofree char *text = g_date_time_format(then, "%Y-%m-%d");
+  return text;
+}
+
+std::string san_list(const Options &o) {
+  std::string out;
+  for (char **h = o.hostnames; h && *h; h++) out += std::string(out.empty() ? "" : ", ") + "DNS:" + *h;
+  for (char **ip = o.ips; ip && *ip; ip++) out += std::string(out.empty() ? "" : ", ") + "IP:" + *ip;
+  return out;
+}
+
+void print_ca(QCryptoX509Issuer *ca, const char *dir, guint days) {
+  g_autofree char *dn = qcrypto_x509_issuer_get_dn(ca);
+  g_print(_("qio-pki: CA \"%s\" in %s, valid until %s; keep ca-key.pem secret\n"), dn, dir,
+          until(static_cast<gint64>(days) * 86400).c_str());
+}
+
+void print_issued(const Options &o, QCryptoX509Role role, const char *dn, guint days,
+                  const char *dir) {
+  const bool server = role == QCRYPTO_X509_ROLE_SERVER;
+  if (server)
+    g_print(_("qio-pki: server certificate \"%s\" for %s in %s, valid until %s\n"), dn,
+            san_list(o).c_str(), dir, until(static_cast<gint64>(days) * 86400).c_str());
+  else
+    g_print(_("qio-pki: client certificate \"%s\" in %s, valid until %s\n"), dn, dir,
+            until(static_cast<gint64>(days) * 86400).c_str());
+  g_print(_("  use it with: -object tls-creds-x509,id=tls0,dir=%s,endpoint=%s\n"), dir,
+          server ? "server" : "client");
+}
+
+bool stage(const Options &o, QCryptoX509Issuer *ca, QCryptoX509Role role, const char *dn,
+           guint days, QCryptoX509KeyType key_type, const char *dir, GError **error) {
+  const bool server = role == QCRYPTO_X509_ROLE_SERVER;
+  QCryptoX509LeafSpec spec = {role,
+                              dn,
+                              server ? o.hostnames : nullptr,
+                              server ? o.ips : nullptr,
+                              days,
+                              key_type};
+  return qcrypto_x509_issuer_stage_issued(ca, &spec, dir, error);
+}
+
+std::string default_server_dn(const Options &o) {
+  const char *name = o.hostnames && o.hostnames[0] ? o.hostnames[0] : o.ips && o.ips[0] ? o.ips[0] : "";
+  return "CN=" + dn_escape(name);
+}
+
+std::string default_ca_dn() { return "CN=" + dn_escape((std::string("qio CA on ") + g_get_host_name()).c_str()); }
+
+std::string default_client_dn() {
+  return "CN=" + dn_escape((std::string(g_get_user_name()) + "@" + g_get_host_name()).c_str());
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  setlocale(LC_ALL, "");
+  bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+
+  Options o;
+  GOptionEntry entries[] = {
+      {"ca", 'c', 0, G_OPTION_ARG_FILENAME, &o.ca_dir,
+       N_("The CA to sign with: a directory holding ca-cert.pem and ca-key.pem (server, client)"),
+       N_("DIR")},
+      {"hostname", 'n', 0, G_OPTION_ARG_STRING_ARRAY, &o.hostnames,
+       N_("A DNS name clients use for the server (init, server); may be repeated"), N_("NAME")},
+      {"ip", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.ips,
+       N_("An IP address clients use for the server (init, server); may be repeated"),
+       N_("ADDRESS")},
+      {"dn", 0, 0, G_OPTION_ARG_STRING, &o.dn,
+       N_("Subject of the certificate made (with init: the server's), as in RFC 4514, e.g. "
+          "\"O=Example,CN=host\""),
+       N_("DN")},
+      {"ca-dn", 0, 0, G_OPTION_ARG_STRING, &o.ca_dn, N_("With init: subject of the CA"), N_("DN")},
+      {"client-dn", 0, 0, G_OPTION_ARG_STRING, &o.client_dn,
+       N_("With init: subject of the client certificate (what tls-authz matches)"), N_("DN")},
+      {"days", 'd', 0, G_OPTION_ARG_INT, &o.days,
+       N_("Validity in days (default 365; 3650 for the ca command)"), N_("N")},
+      {"key-type", 'k', 0, G_OPTION_ARG_STRING, &o.key_type,
+       N_("Key type: ecdsa (P-256, the default) or rsa (3072 bits)"), N_("TYPE")},
+      {"force", 'f', 0, G_OPTION_ARG_NONE, &o.force, N_("Replace files that are already there"),
+       nullptr},
+      {"version", 'V', 0, G_OPTION_ARG_NONE, &o.version, N_("Print the version and exit"),
+       nullptr},
+      {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o.args, nullptr, nullptr},
+      {},
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new(N_("init|ca|server|client DIR"));
+  g_option_context_set_translation_domain(ctx, GETTEXT_PACKAGE);
+  g_option_context_set_summary(
+      ctx, _("Makes the certificates for qio's TLS credentials (tls-creds-x509).\n\n"
+             "  init DIR    a CA in DIR/ca, a server certificate in DIR/server and a client\n"
+             "              certificate in DIR/client (needs --hostname or --ip)\n"
+             "  ca DIR      a CA in DIR\n"
+             "  server DIR  a server certificate signed by --ca (needs --hostname or --ip)\n"
+             "  client DIR  a client certificate signed by --ca\n\n"
+             "Private keys are written readable by their owner only; existing files are\n"
+             "replaced only with --force.  Exit status: 0 done, 1 failed, 2 usage."));
+  g_option_context_add_main_entries(ctx, entries, GETTEXT_PACKAGE);
+  g_autoptr(GError) error = nullptr;
+  if (!g_option_context_parse(ctx, &argc, &argv, &error)) return usage_error(error->message);
+  if (o.version) {
+    g_print("qio-pki %s\n", PACKAGE_VERSION);
+    return 0;
+  }
+  if (!o.args || !o.args[0])
+    return usage_error(_("no command given; use init, ca, server or client"));
+  const std::string command = o.args[0];
+  if (command != "init" && command != "ca" && command != "server" && command != "client") {
+    g_autofree char *msg =
+        g_strdup_printf(_("unknown command '%s'; use init, ca, server or client"), o.args[0]);
+    return usage_error(msg);
+  }
+  if (!o.args[1] || o.args[2]) {
+    g_autofree char *msg = g_strdup_printf(_("%s takes one directory"), command.c_str());
+    return usage_error(msg);
+  }
+  const char *dir = o.args[1];
+  QCryptoX509KeyType key_type = QCRYPTO_X509_KEY_ECDSA_P256;
+  if (o.key_type && g_str_equal(o.key_type, "rsa"))
+    key_type = QCRYPTO_X509_KEY_RSA_3072;
+  else if (o.key_type && !g_str_equal(o.key_type, "ecdsa"))
+    return usage_error(_("--key-type takes ecdsa or rsa"));
+  if (o.days < 0) return usage_error(_("--days takes a positive number of days"));
+  const bool signs = command == "server" || command == "client";
+  if (signs != (o.ca_dir != nullptr))
+    return usage_error(signs ? _("server and client need --ca DIR, the CA to sign with")
+                             : _("--ca goes with server and client only"));
+  const bool names_server = command == "init" || command == "server";
+  const bool has_names = (o.hostnames && o.hostnames[0]) || (o.ips && o.ips[0]);
+  if (names_server && !has_names)
+    return usage_error(_("give the server's names: --hostname NAME and/or --ip ADDRESS"));
+  if (!names_server && has_names)
+    return usage_error(_("--hostname and --ip go with init and server only"));
+  if (command != "init" && (o.ca_dn || o.client_dn))
+    return usage_error(_("--ca-dn and --client-dn go with init only"));
+
+  if (command == "ca") {
+    const guint days = o.days ? static_cast<guint>(o.days) : kCaDays;
+    std::string dn = o.dn ? o.dn : default_ca_dn();
+    g_autoptr(QCryptoX509Issuer) ca = qcrypto_x509_issuer_new(dn.c_str(), days, key_type, &error);
+    if (!ca || !qcrypto_x509_issuer_stage_ca(ca, dir, &error) ||
+        !qcrypto_x509_issuer_commit(ca, o.force, &error))
+      return failed(dir, error);
+    print_ca(ca, dir, days);
+    return 0;
+  }
+  const guint days = o.days ? static_cast<guint>(o.days) : kLeafDays;
+  if (signs) {
+    g_autoptr(QCryptoX509Issuer) ca = qcrypto_x509_issuer_load(o.ca_dir, &error);
+    if (!ca) return failed(o.ca_dir, error);
+    const QCryptoX509Role role =
+        command == "server" ? QCRYPTO_X509_ROLE_SERVER : QCRYPTO_X509_ROLE_CLIENT;
+    std::string dn = o.dn ? o.dn
+                     : role == QCRYPTO_X509_ROLE_SERVER ? default_server_dn(o)
+                                                        : default_client_dn();
+    if (!stage(o, ca, role, dn.c_str(), days, key_type, dir, &error) ||
+        !qcrypto_x509_issuer_commit(ca, o.force, &error))
+      return failed(dir, error);
+    print_issued(o, role, dn.c_str(), days, dir);
+    return 0;
+  }
+
+  g_autofree char *ca_dir = g_build_filename(dir, "ca", nullptr);
+  g_autofree char *server_dir = g_build_filename(dir, "server", nullptr);
+  g_autofree char *client_dir = g_build_filename(dir, "client", nullptr);
+  std::string ca_dn = o.ca_dn ? o.ca_dn : default_ca_dn();
+  std::string server_dn = o.dn ? o.dn : default_server_dn(o);
+  std::string client_dn = o.client_dn ? o.client_dn : default_client_dn();
+  const guint ca_days = std::max(kCaDays, days);
+  g_autoptr(QCryptoX509Issuer) ca = qcrypto_x509_issuer_new(ca_dn.c_str(), ca_days, key_type,
+                                                            &error);
+  if (!ca) return failed(ca_dir, error);
+  if (!qcrypto_x509_issuer_stage_ca(ca, ca_dir, &error)) return failed(ca_dir, error);
+  if (!stage(o, ca, QCRYPTO_X509_ROLE_SERVER, server_dn.c_str(), days, key_type, server_dir,
+             &error))
+    return failed(server_dir, error);
+  if (!stage(o, ca, QCRYPTO_X509_ROLE_CLIENT, client_dn.c_str(), days, key_type, client_dir,
+             &error))
+    return failed(client_dir, error);
+  if (!qcrypto_x509_issuer_commit(ca, o.force, &error)) return failed(dir, error);
+  print_ca(ca, ca_dir, ca_days);
+  print_issued(o, QCRYPTO_X509_ROLE_SERVER, server_dn.c_str(), days, server_dir);
+  print_issued(o, QCRYPTO_X509_ROLE_CLIENT, client_dn.c_str(), days, client_dir);
+  return 0;
+}
