@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/vm_sockets.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/un.h>
@@ -248,7 +249,14 @@ QIOSocketAddress *qio_socket_address_new_from_native(const struct sockaddr *sa, 
     case AF_INET6: {
       auto *sin6 = reinterpret_cast<const sockaddr_in6 *>(sa);
       inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-      return qio_socket_address_new_inet(host, ntohs(sin6->sin6_port));
+      if (sin6->sin6_scope_id == 0) return qio_socket_address_new_inet(host, ntohs(sin6->sin6_port));
+      /* A link-local address means nothing without its interface (RFC 4007). */
+      char ifname[IF_NAMESIZE];
+      g_autofree char *scoped =
+          if_indextoname(sin6->sin6_scope_id, ifname)
+              ? g_strdup_printf("%s%%%s", host, ifname)
+              : g_strdup_printf("%s%%%u", host, sin6->sin6_scope_id);
+      return qio_socket_address_new_inet(scoped, ntohs(sin6->sin6_port));
     }
     case AF_UNIX: {
       auto *sun = reinterpret_cast<const sockaddr_un *>(sa);
@@ -379,9 +387,29 @@ gboolean qio_socket_address_to_native(QIOSocketAddress *addr, struct sockaddr_st
         *len = sizeof(*sin);
         return TRUE;
       }
-      if (inet_pton(AF_INET6, addr->host, &sin6->sin6_addr) == 1) {
+      std::string host = addr->host;
+      std::string scope;
+      const auto percent = host.find('%');
+      const bool scoped = percent != std::string::npos;
+      if (scoped) {
+        scope = host.substr(percent + 1);
+        host.erase(percent);
+      }
+      if (inet_pton(AF_INET6, host.c_str(), &sin6->sin6_addr) == 1) {
+        guint64 index = 0;
+        if (scoped && !g_ascii_string_to_unsigned(scope.c_str(), 10, 1, G_MAXUINT32, &index,
+                                                  nullptr))
+          index = if_nametoindex(scope.c_str());
+        if (scoped && index == 0) {
+          g_set_error(error, QIO_ERROR, QIO_ERROR_INVALID_ADDRESS,
+                      _("Socket address '%s' names interface '%s', which this host does not "
+                        "have; use the name or index of a local interface after '%%'"),
+                      str, scope.c_str());
+          return FALSE;
+        }
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons(static_cast<guint16>(addr->port));
+        sin6->sin6_scope_id = static_cast<guint32>(index);
         *len = sizeof(*sin6);
         return TRUE;
       }

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -208,6 +209,54 @@ static void test_native() {
   g_assert_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED);
 }
 
+/* A link-local IPv6 address keeps its interface (RFC 4007 zone) through
+ * parsing, the native form, resolution and back. */
+static void test_ipv6_scope() {
+  const unsigned lo = if_nametoindex("lo");
+  g_assert_cmpuint(lo, >, 0);
+  g_autofree char *by_index = g_strdup_printf("[fe80::1%%%u]:4242", lo);
+  for (const char *str : {"[fe80::1%lo]:4242", static_cast<const char *>(by_index)}) {
+    g_autoptr(GError) error = nullptr;
+    g_autoptr(QIOSocketAddress) addr = parse_ok(str);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    g_assert_true(qio_socket_address_to_native(addr, &ss, &len, &error));
+    g_assert_no_error(error);
+    auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+    g_assert_cmpint(sin6->sin6_family, ==, AF_INET6);
+    g_assert_cmpuint(sin6->sin6_scope_id, ==, lo);
+    g_autoptr(QIOSocketAddress) back =
+        qio_socket_address_new_from_native(reinterpret_cast<sockaddr *>(&ss), len, &error);
+    g_autofree char *back_str = qio_socket_address_to_string(back);
+    g_assert_cmpstr(back_str, ==, "[fe80::1%lo]:4242");
+    g_autoptr(GPtrArray) list = qio_socket_address_resolve(addr, FALSE, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(list->len, ==, 1);
+    g_assert_cmpstr(qio_socket_address_get_host(QIO_SOCKET_ADDRESS(g_ptr_array_index(list, 0))),
+                    ==, "fe80::1%lo");
+  }
+  /* An index with no interface name prints as the number. */
+  struct sockaddr_in6 unnamed = {};
+  unnamed.sin6_family = AF_INET6;
+  unnamed.sin6_port = htons(7);
+  inet_pton(AF_INET6, "fe80::2", &unnamed.sin6_addr);
+  unnamed.sin6_scope_id = 999999;
+  g_autoptr(QIOSocketAddress) numeric = qio_socket_address_new_from_native(
+      reinterpret_cast<sockaddr *>(&unnamed), sizeof unnamed, nullptr);
+  g_assert_cmpstr(qio_socket_address_get_host(numeric), ==, "fe80::2%999999");
+  /* An interface this host lacks is refused, naming it. */
+  for (const char *bad : {"[fe80::1%nosuchif0]:1", "[fe80::1%0]:1", "[fe80::1%]:1"}) {
+    g_autoptr(GError) error = nullptr;
+    g_autoptr(QIOSocketAddress) addr = qio_socket_address_parse(bad, &error);
+    if (!addr) continue; /* the grammar may refuse it first */
+    struct sockaddr_storage ss;
+    socklen_t len;
+    g_assert_false(qio_socket_address_to_native(addr, &ss, &len, &error));
+    g_assert_error(error, QIO_ERROR, QIO_ERROR_INVALID_ADDRESS);
+    g_assert_nonnull(strstr(error->message, "interface"));
+  }
+}
+
 static void test_resolve() {
   g_autoptr(GError) error = nullptr;
   g_autoptr(QIOSocketAddress) addr = qio_socket_address_parse("localhost:5000", &error);
@@ -311,6 +360,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/socket-address/malformed-messages", test_malformed_messages);
   g_test_add_func("/qio/socket-address/native", test_native);
   g_test_add_func("/qio/socket-address/resolve", test_resolve);
+  g_test_add_func("/qio/socket-address/ipv6-scope", test_ipv6_scope);
   g_test_add_func("/qio/socket-address/take-fd", test_take_fd);
   g_test_add_func("/qio/socket-address/random-strings", test_random_strings);
   return g_test_run();
