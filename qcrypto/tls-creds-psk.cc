@@ -227,7 +227,11 @@ static void qcrypto_tls_creds_psk_class_init(QCryptoTLSCredsPSKClass *klass) {
   creds_class->check_peer = psk_check_peer;
   creds_class->priority_suffix = ":+ECDHE-PSK:+DHE-PSK:+PSK";
 
-  auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  /* Fixed once created (as QEMU's user-creatable objects): loaded
+   * credentials never disagree with their properties; tls-creds-reload
+   * rereads the files. */
+  auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                                        G_PARAM_STATIC_STRINGS);
   GParamSpec *props[N_PROPS] = {};
   props[PROP_USERNAME] = g_param_spec_string("username", "User name", "PSK identity",
                                              nullptr, flags);

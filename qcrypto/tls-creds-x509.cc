@@ -545,7 +545,11 @@ static void qcrypto_tls_creds_x509_class_init(QCryptoTLSCredsX509Class *klass) {
   creds_class->apply_to_session = x509_apply_to_session;
   creds_class->check_peer = x509_check_peer;
 
-  auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  /* Fixed once created (as QEMU's user-creatable objects): loaded
+   * credentials never disagree with their properties; tls-creds-reload
+   * rereads the files. */
+  auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                                        G_PARAM_STATIC_STRINGS);
   GParamSpec *props[N_PROPS] = {};
   props[PROP_SANITY_CHECK] = g_param_spec_boolean(
       "sanity-check", "Sanity check", "Check the certificates when loading", TRUE, flags);

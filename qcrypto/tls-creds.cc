@@ -201,7 +201,11 @@ static void qcrypto_tls_creds_class_init(QCryptoTLSCredsClass *klass) {
   object_class->get_property = qcrypto_tls_creds_get_property;
   object_class->finalize = qcrypto_tls_creds_finalize;
 
-  auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  /* Fixed once created (as QEMU's user-creatable objects): loaded
+   * credentials never disagree with their properties; tls-creds-reload
+   * rereads the files. */
+  auto flags = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+                                        G_PARAM_STATIC_STRINGS);
   GParamSpec *props[N_PROPS] = {};
   props[PROP_ID] = g_param_spec_string("id", "ID", "Object id", nullptr, flags);
   props[PROP_DIR] = g_param_spec_string("dir", "Directory", "Credentials directory", nullptr,

@@ -184,6 +184,33 @@ void test_too_many_cas() {
   expect(dir.path, true, "more than the 16 allowed");
 }
 
+/* Properties are fixed once the credentials exist: a later set is refused
+ * by GObject and changes nothing. */
+void test_properties_fixed() {
+  TestTLSDir dir;
+  TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
+  TestCert leaf = test_tls_make_cert(test_tls_server_req("qio.test"), &ca);
+  write_dir(dir.path, true, ca.pem, leaf.pem);
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QCryptoTLSCreds) creds = new_x509(dir.path, true, &error);
+  g_assert_no_error(error);
+  const char *props[] = {"dir", "priority", "passwordid"};
+  for (const char *prop : props) {
+    g_test_expect_message("GLib-GObject", G_LOG_LEVEL_WARNING,
+                          "*can't be set after construction*");
+    g_object_set(creds, prop, "/elsewhere", nullptr);
+    g_test_assert_expected_messages();
+  }
+  g_test_expect_message("GLib-GObject", G_LOG_LEVEL_WARNING, "*can't be set after construction*");
+  g_object_set(creds, "verify-peer", FALSE, nullptr);
+  g_test_assert_expected_messages();
+  g_autofree char *now_dir = nullptr;
+  gboolean verify = FALSE;
+  g_object_get(creds, "dir", &now_dir, "verify-peer", &verify, nullptr);
+  g_assert_cmpstr(now_dir, ==, dir.path);
+  g_assert_true(verify);
+}
+
 void test_missing_files() {
   TestTLSDir dir;
   TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
@@ -447,6 +474,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qcrypto/tlscredsx509/chain", test_chain);
   g_test_add_func("/qcrypto/tlscredsx509/toomanycas", test_too_many_cas);
   g_test_add_func("/qcrypto/tlscredsx509/missingfiles", test_missing_files);
+  g_test_add_func("/qcrypto/tlscredsx509/properties-fixed", test_properties_fixed);
   g_test_add_func("/qcrypto/tlscredsx509/brokenpem", test_broken_pem);
   g_test_add_func("/qcrypto/tlscredsx509/encryptedkey", test_encrypted_key);
   g_test_add_func("/qcrypto/tlscredsx509/badpriority", test_bad_priority);
