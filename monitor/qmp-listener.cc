@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "monitor/qmp-listener.h"
+#include "qio/admission.h"
 #include "qio/channel-tls.h"
 #include "qio/coroutine.h"
 #include "qio/error.h"
@@ -33,17 +34,17 @@ struct QmpListener::Handshake {
   std::weak_ptr<int> alive;
   QmpListener *listener;
   QIOChannelTLS *tioc;
-  GCancellable *cancellable;
+  GCancellable *cancel;
   qio::CancelAfter timeout;
   bool evicted = false; /* gave way to a newer client */
   std::list<Handshake *>::iterator pos;
 
   Handshake(QmpListener *l, QIOChannelTLS *t)
-      : alive(l->alive_), listener(l), tioc(t), cancellable(g_cancellable_new()),
-        timeout(cancellable, kHandshakeTimeoutMs) {}
+      : alive(l->alive_), listener(l), tioc(t), cancel(g_cancellable_new()),
+        timeout(cancel, kHandshakeTimeoutMs) {}
   ~Handshake() {
     g_object_unref(tioc);
-    g_object_unref(cancellable);
+    g_object_unref(cancel);
   }
 };
 
@@ -109,30 +110,18 @@ void QmpListener::take_client(QIOChannelSocket *client) {
   }
   g_autoptr(GError) error = nullptr;
   guint max = server_.limits().max_clients;
-  /* Handshakes cut but not yet ended count too, or a flood would outrun them. */
-  if (pending_.size() >= 2 * max) {
+  /* Every pending client is in its TLS handshake. */
+  qio::Room room = qio::make_room(pending_, max, [](const Handshake *) { return true; });
+  if (room == qio::Room::Full) {
     if (crowd_log_.allow()) {
       g_message(_("QMP: dropping client '%s': %u TLS handshakes are already under way"),
                 qio_channel_get_name(QIO_CHANNEL(client)), static_cast<guint>(pending_.size()));
     }
     return;
   }
-  auto live = std::count_if(pending_.begin(), pending_.end(),
-                            [](const Handshake *h) { return !h->evicted; });
-  if (static_cast<guint>(live) >= max) {
-    if (crowd_log_.allow()) {
-      g_message(_("QMP: %u TLS handshakes are under way; the oldest gives way to client '%s'"),
-                max, qio_channel_get_name(QIO_CHANNEL(client)));
-    }
-    /* The oldest handshake gives way: a real client's takes milliseconds,
-     * so only one that stalls loses its place, and silent connections
-     * cannot keep the monitor from its users. */
-    auto oldest = std::find_if(pending_.begin(), pending_.end(),
-                               [](const Handshake *h) { return !h->evicted; });
-    if (oldest != pending_.end()) {
-      (*oldest)->evicted = true;
-      g_cancellable_cancel((*oldest)->cancellable);
-    }
+  if (room == qio::Room::Evicted && crowd_log_.allow()) {
+    g_message(_("QMP: %u TLS handshakes are under way; the oldest gives way to client '%s'"), max,
+              qio_channel_get_name(QIO_CHANNEL(client)));
   }
   if (!qio_channel_set_blocking(QIO_CHANNEL(client), FALSE, &error)) {
     g_message(_("QMP: dropping client '%s': %s"), qio_channel_get_name(QIO_CHANNEL(client)),
@@ -147,7 +136,7 @@ void QmpListener::take_client(QIOChannelSocket *client) {
   }
   auto *hs = new Handshake(this, tioc);
   hs->pos = pending_.insert(pending_.end(), hs);
-  qio_channel_tls_handshake(tioc, hs->cancellable, on_handshake, hs, server_.context());
+  qio_channel_tls_handshake(tioc, hs->cancel, on_handshake, hs, server_.context());
 }
 
 void QmpListener::on_handshake(GObject *, GAsyncResult *result, gpointer data) noexcept {

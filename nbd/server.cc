@@ -4,6 +4,7 @@
 
 #include "nbd/error.h"
 #include "nbd/protocol.h"
+#include "qio/admission.h"
 #include "qio/channel-socket.h"
 #include "qio/channel-tls.h"
 #include "qio/coroutine.h"
@@ -1344,22 +1345,8 @@ QIONetListener *nbd_server_get_listener(NBDServer *server) {
 void nbd_server_add_client(NBDServer *server, QIOChannel *ioc) {
   NBDServerPrivate *priv = server_priv(server);
   guint max = priv->max_connections;
-  auto live = static_cast<guint>(std::count_if(priv->conns.begin(), priv->conns.end(),
-                                               [](const Conn *c) { return !c->evicted; }));
-  if (max && live >= max && priv->conns.size() < 2 * max) {
-    /* Full: the oldest connection still in its handshake gives way, so
-     * that peers which connect and stall cannot keep clients out (a real
-     * client negotiates in milliseconds).  Connections being cut still
-     * count, up to twice the limit, so a flood cannot outrun them. */
-    auto oldest = std::find_if(priv->conns.begin(), priv->conns.end(),
-                               [](const Conn *c) { return c->negotiating && !c->evicted; });
-    if (oldest != priv->conns.end()) {
-      (*oldest)->evicted = true;
-      g_cancellable_cancel((*oldest)->cancel);
-      live--;
-    }
-  }
-  if (max && (live >= max || priv->conns.size() >= 2 * max)) {
+  if (max && qio::make_room(priv->conns, max, [](const Conn *c) { return c->negotiating; }) ==
+                 qio::Room::Full) {
     g_autoptr(GError) error = g_error_new(
         NBD_ERROR, NBD_ERROR_POLICY,
         _("NBD client %s refused: %u connections already (max-connections); raise the "

@@ -36,6 +36,7 @@ qio_libqio_la_SOURCES += qio/channel-command.cc
 qio_libqio_la_SOURCES += qio/socket-task.h
 qio_libqio_la_SOURCES += qio/socket-task.cc
 qio_libqio_la_SOURCES += qio/log-limiter.h
+qio_libqio_la_SOURCES += qio/admission.h
 qio_libqio_la_SOURCES += qio/log-limiter.cc
 qioinclude_HEADERS += qio/channel-sasl.h
 qio_libqio_la_SOURCES += qio/channel-sasl.cc

@@ -7,6 +7,7 @@
 #include "qcrypto/tls-creds-anon.h"
 #include "qcrypto/tls-creds-x509.h"
 #include "qcrypto/vnc-auth.h"
+#include "qio/admission.h"
 #include "qio/channel-sasl.h"
 #include "qio/channel-tls.h"
 #include "qio/channel-websock.h"
@@ -1079,24 +1080,9 @@ void VncServer::on_ws_client(QIONetListener *, QIOChannelSocket *client, gpointe
   static_cast<VncServer *>(data)->add_client(client, true);
 }
 
-/* When full, the oldest client still negotiating gives way, so that peers
- * which connect and stall cannot keep viewers out; clients being cut
- * count up to twice the limit, so a flood cannot outrun them. */
-bool VncServer::make_room() {
-  auto live = static_cast<guint>(
-      std::count_if(conns_.begin(), conns_.end(), [](const Conn *c) { return !c->evicted; }));
-  if (live < max_clients_) return true;
-  if (conns_.size() >= 2 * max_clients_) return false;
-  auto oldest = std::find_if(conns_.begin(), conns_.end(),
-                             [](const Conn *c) { return c->negotiating && !c->evicted; });
-  if (oldest == conns_.end()) return false;
-  (*oldest)->evicted = true;
-  g_cancellable_cancel((*oldest)->cancel);
-  return true;
-}
-
 void VncServer::add_client(QIOChannelSocket *sioc, bool websocket) {
-  if (!make_room()) {
+  if (qio::make_room(conns_, max_clients_, [](const Conn *c) { return c->negotiating; }) ==
+      qio::Room::Full) {
     g_autofree char *message =
         g_strdup_printf(_("VNC client %s refused: %u clients already (connections); raise the "
                           "limit to serve more at once"),

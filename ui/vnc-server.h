@@ -99,7 +99,6 @@ class VncServer {
   static gboolean on_refresh(gpointer data) noexcept;
   void conn_finished(Conn *conn, GError *error);
   void log_failure(const char *message);
-  bool make_room();
 
   friend struct Conn;
   host::Guest &guest_;
