@@ -6,6 +6,8 @@
 
 #include <fcntl.h>
 #include <glib/gi18n-lib.h>
+#include <glib/gstdio.h>
+#include <sys/stat.h>
 
 namespace qio::chardev {
 
@@ -23,9 +25,20 @@ std::unique_ptr<ChardevFile> ChardevFile::create(ChardevOptions &opts, GMainCont
 }
 
 bool ChardevFile::open(GError **error) {
-  int flags = O_WRONLY | O_CREAT | (append_ ? O_APPEND : O_TRUNC);
+  /* O_NONBLOCK: opening a FIFO nobody reads would otherwise wait for a
+   * reader, with qiod's main loop (or its start-up) stuck in open(). */
+  int flags = O_WRONLY | O_CREAT | O_NONBLOCK | (append_ ? O_APPEND : O_TRUNC);
   g_autoptr(QIOChannelFile) fioc = qio_channel_file_new_path(path_.c_str(), flags, 0666, error);
   if (!fioc) {
+    GStatBuf st;
+    if (g_stat(path_.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)) {
+      g_clear_error(error);
+      g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                  _("chardev '%s': the FIFO '%s' has no reader; start its reader first, or "
+                    "use the pipe backend"),
+                  id().c_str(), path_.c_str());
+      return false;
+    }
     g_prefix_error(error, _("chardev '%s': "), id().c_str());
     return false;
   }

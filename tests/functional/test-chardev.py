@@ -354,6 +354,24 @@ t.ok(ok and text.startswith("old line\n"), "file chardev with append=on keeps th
      "receives the serial output", text)
 d.stop()
 
+# A FIFO as the file backend: refused at once while nobody reads it (open()
+# would wait for a reader), used once a reader is there.
+fifo_out = os.path.join(tmp, "serial.fifo")
+os.mkfifo(fifo_out)
+rc, out, err = run_qiod("-m", "16M", "-chardev", f"file,id=f0,path={fifo_out}",
+                        "-serial", "chardev:f0", timeout=10)
+t.ok(rc == 1 and "has no reader" in err and fifo_out in err,
+     "-chardev file on a FIFO nobody reads: qiod exits at once, naming the FIFO", (rc, err))
+d = Qiod("-m", "16M")
+q = d.qmp()
+r = q.cmd("chardev-add", {"id": "ff", "backend": {"type": "file", "data": {"out": fifo_out}}})
+t.ok(is_error(r, "has no reader"), "chardev-add of a FIFO nobody reads: a prompt error", r)
+reader = os.open(fifo_out, os.O_RDONLY | os.O_NONBLOCK)
+r = q.cmd("chardev-add", {"id": "ff", "backend": {"type": "file", "data": {"out": fifo_out}}})
+t.ok(r == {"return": {}}, "chardev-add of a FIFO with a reader", r)
+os.close(reader)
+d.stop()
+
 # --- websocket=on, plain and over TLS --------------------------------------
 async def ws_talk(uri, line, ssl_ctx=None):
     async with websockets.connect(uri, ssl=ssl_ctx, subprotocols=["binary"]) as ws:
