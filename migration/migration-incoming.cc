@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "migration/migration-incoming.h"
+#include "qcrypto/tls-session.h"
 #include "qio/channel-socket.h"
 #include "qio/error.h"
 
@@ -77,6 +78,14 @@ bool MigrationIncoming::start(GError **error) {
     set_status(MigrationStatus::Setup);
     add_channel(ioc);
     return true;
+  }
+  /* A key per incoming migration rather than per credentials object: the
+   * tickets it seals resume only this migration's channels, not sessions
+   * of NBD, VNC or chardev servers sharing the credentials, nor a later
+   * migration.  It stays in memory only until every channel is in. */
+  if (creds_ && caps_.multifd) {
+    ticket_key_ = qcrypto_tls_session_ticket_key_new(error);
+    if (!ticket_key_) return false;
   }
   listener_ = qio_net_listener_new();
   qio_net_listener_set_name(listener_, "migration-incoming");
@@ -201,9 +210,15 @@ QIOChannel *MigrationIncoming::shake_hands(QIOChannel *plain, bool time_limit,
         +[](gpointer data) noexcept { delete static_cast<Timeout *>(data); });
     g_source_attach(timer, ctx_.main_context);
   }
+  g_autoptr(GBytes) ticket_key = nullptr;
+  {
+    std::lock_guard guard(lock_);
+    if (ticket_key_) ticket_key = g_bytes_ref(ticket_key_);
+  }
   /* The plain reference stays ours until the thread ends. */
   QIOChannel *ioc =
-      migration_tls_server(QIO_CHANNEL(g_object_ref(plain)), creds_, authz_, report, error);
+      migration_tls_server(QIO_CHANNEL(g_object_ref(plain)), creds_, authz_, ticket_key, report,
+                           error);
   if (timer) {
     g_source_destroy(timer);
     g_source_unref(timer);
@@ -224,6 +239,7 @@ MigrationIncoming::Cut MigrationIncoming::leave_pending(QIOChannel *plain, QIOCh
   if (aborted() || admitted_ >= channel_limit()) return Cut::Extra;
   *seq = admitted_++;
   channels_.push_back(QIO_CHANNEL(g_object_ref(ioc)));
+  if (admitted_ >= channel_limit()) g_clear_pointer(&ticket_key_, g_bytes_unref);
   return Cut::None;
 }
 
@@ -243,6 +259,7 @@ void MigrationIncoming::log_drop(const std::string &peer, const char *why) {
 void MigrationIncoming::abort_channels() {
   aborted_ = true;
   std::lock_guard guard(lock_);
+  g_clear_pointer(&ticket_key_, g_bytes_unref);
   for (QIOChannel *ioc : channels_) qio_channel_shutdown(ioc, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
   for (auto &h : pending_)
     if (h.cut == Cut::None) cut_locked(h, Cut::Ended);

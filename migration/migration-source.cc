@@ -117,7 +117,7 @@ bool MigrationSource::open_channel(const char *name, QIOChannel **out, GError **
   report.name = name;
   if (creds_) {
     ioc = migration_tls_client(ioc, creds_, hostname_.empty() ? nullptr : hostname_.c_str(),
-                               report, error);
+                               resume_, report, error);
     if (!ioc) return false;
   }
   migration_stats_add_channel(*stats_, report);
@@ -142,7 +142,12 @@ bool MigrationSource::send_hello(QIOChannel *ioc, ChannelKind kind, guint32 inde
 bool MigrationSource::setup_main(GError **error) {
   if (!open_channel("migration-main", &main_, error)) return false;
   if (!send_hello(main_, ChannelKind::Main, 0, error)) return false;
-  return read_answer(main_, error);
+  if (!read_answer(main_, error)) return false;
+  /* A TLS 1.3 ticket comes after the handshake, but before the answer: if
+   * there is none now (PSK, anon, a destination that sends none), the
+   * multifd channels run full handshakes rather than wait for one. */
+  if (caps_.multifd) resume_ = migration_tls_resumption_data(main_);
+  return true;
 }
 
 bool MigrationSource::setup_multifd(GError **error) {
@@ -497,6 +502,7 @@ void MigrationSource::run() {
   }
   for (auto &s : senders_)
     if (s->thread.joinable()) s->thread.join();
+  g_clear_pointer(&resume_, g_bytes_unref);
   /* A clean close sends the TLS bye on each channel. */
   for (auto &s : senders_)
     if (s->ioc) {

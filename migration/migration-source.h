@@ -92,6 +92,8 @@ class MigrationSource {
   std::string hostname_;
 
   QIOChannel *main_ = nullptr;
+  /* The main channel's TLS session, resumed by the multifd channels. */
+  GBytes *resume_ = nullptr;
   /* Grown by the migration thread only, under channels_lock_: cancel()
    * walks it from the main thread. */
   std::vector<std::unique_ptr<Sender>> senders_;

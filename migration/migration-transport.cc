@@ -144,6 +144,8 @@ static void fill_report(QIOChannelTLS *tioc, ChannelReport &report) {
   report.cipher = r->cipher ? r->cipher : "";
   report.kx = r->kx ? r->kx : "";
   report.peer = r->peer_identity ? r->peer_identity : "";
+  report.resumed = r->resumed;
+  report.handshake_us = r->handshake_us;
 }
 
 static QIOChannel *finish_tls(QIOChannelTLS *tioc, ChannelReport &report, GError **error) {
@@ -159,19 +161,37 @@ static QIOChannel *finish_tls(QIOChannelTLS *tioc, ChannelReport &report, GError
 }
 
 QIOChannel *migration_tls_client(QIOChannel *plain, QCryptoTLSCreds *creds, const char *hostname,
-                                 ChannelReport &report, GError **error) {
+                                 GBytes *resume, ChannelReport &report, GError **error) {
   QIOChannelTLS *tioc = qio_channel_tls_new_client(plain, creds, hostname, error);
   g_object_unref(plain);
   if (!tioc) return nullptr;
+  if (resume &&
+      !qcrypto_tls_session_set_resumption_data(qio_channel_tls_get_session(tioc), resume,
+                                               error)) {
+    g_object_unref(tioc);
+    return nullptr;
+  }
   return finish_tls(tioc, report, error);
 }
 
 QIOChannel *migration_tls_server(QIOChannel *plain, QCryptoTLSCreds *creds, QCryptoAuthz *authz,
-                                 ChannelReport &report, GError **error) {
+                                 GBytes *ticket_key, ChannelReport &report, GError **error) {
   QIOChannelTLS *tioc = qio_channel_tls_new_server(plain, creds, authz, error);
   g_object_unref(plain);
   if (!tioc) return nullptr;
+  if (ticket_key &&
+      !qcrypto_tls_session_set_ticket_key(qio_channel_tls_get_session(tioc), ticket_key,
+                                          error)) {
+    g_object_unref(tioc);
+    return nullptr;
+  }
   return finish_tls(tioc, report, error);
+}
+
+GBytes *migration_tls_resumption_data(QIOChannel *ioc) {
+  if (!QIO_IS_CHANNEL_TLS(ioc)) return nullptr;
+  return qcrypto_tls_session_get_resumption_data(
+      qio_channel_tls_get_session(QIO_CHANNEL_TLS(ioc)));
 }
 
 }  // namespace qio::migration

@@ -50,14 +50,22 @@ struct ChannelReport {
   std::string cipher;
   std::string kx;
   std::string peer;
+  bool resumed = false;
+  gint64 handshake_us = 0;
 };
 
 /* Wraps @plain (consumed) in a TLS session and runs its handshake in the
- * calling thread; fills @report.  NULL with @error naming the channel. */
+ * calling thread; fills @report.  NULL with @error naming the channel.
+ * A client given @resume (may be NULL) offers to resume that session; a
+ * server given @ticket_key (may be NULL) issues tickets sealed with it and
+ * resumes the sessions whose ticket it opens. */
 QIOChannel *migration_tls_client(QIOChannel *plain, QCryptoTLSCreds *creds, const char *hostname,
-                                 ChannelReport &report, GError **error);
+                                 GBytes *resume, ChannelReport &report, GError **error);
 QIOChannel *migration_tls_server(QIOChannel *plain, QCryptoTLSCreds *creds, QCryptoAuthz *authz,
-                                 ChannelReport &report, GError **error);
+                                 GBytes *ticket_key, ChannelReport &report, GError **error);
+/* What resumes the TLS session of the source channel @ioc on further
+ * channels to the same destination, or NULL (plaintext, no ticket). */
+GBytes *migration_tls_resumption_data(QIOChannel *ioc);
 
 /* A channel for an incoming fd: or exec: URI (these carry one channel). */
 QIOChannel *migration_open_single_incoming(const MigrationUri &uri, GError **error);

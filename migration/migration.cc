@@ -245,6 +245,8 @@ JsonNode *Migration::query() const {
         json_object_set_string_member(co, "cipher", c.cipher.c_str());
         json_object_set_string_member(co, "key-exchange", c.kx.c_str());
         json_object_set_string_member(co, "peer", c.peer.c_str());
+        json_object_set_boolean_member(co, "resumed", c.resumed);
+        json_object_set_int_member(co, "handshake-us", c.handshake_us);
       }
       json_array_add_object_element(channels, co);
     }

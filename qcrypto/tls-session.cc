@@ -3,6 +3,7 @@
 #include "qcrypto/tls-session.h"
 #include "qcrypto/error.h"
 #include "qcrypto/tls-creds-priv.h"
+#include "qcrypto/tls-creds-x509.h"
 
 #include <glib/gi18n-lib.h>
 
@@ -396,8 +397,14 @@ QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds, const char *h
   sess->hostname = g_strdup(hostname);
   sess->authz = authz ? QCRYPTO_AUTHZ(g_object_ref(authz)) : nullptr;
 
-  int ret = gnutls_init(&sess->session, (sess->server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
-                                            GNUTLS_NONBLOCK);
+  unsigned flags = (sess->server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK;
+#if GNUTLS_VERSION_NUMBER >= 0x030705
+  /* TLS 1.2 resumption reuses the first session's master secret, without
+   * a fresh key exchange; TLS 1.3 tickets only (older GnuTLS servers may
+   * issue TLS 1.2 ones, which our clients never use). */
+  flags |= GNUTLS_NO_TICKETS_TLS12;
+#endif
+  int ret = gnutls_init(&sess->session, flags);
   if (ret < 0) {
     sess->session = nullptr;
   } else {
@@ -691,6 +698,96 @@ int qcrypto_tls_session_update_keys(QCryptoTLSSession *sess, gboolean request_pe
   return ret;
 }
 
+/* Resumption skips the certificate exchange, so it is worth something
+ * only with x509; PSK sessions would also need their user name carried
+ * for authz, anon ones have nothing to skip. */
+static bool session_resumable(QCryptoTLSSession *sess) {
+  return QCRYPTO_IS_TLS_CREDS_X509(sess->creds);
+}
+
+/* GBytes owning @datum (GnuTLS memory holding a secret): wiped when freed. */
+static GBytes *secret_bytes(gnutls_datum_t datum) {
+  auto *owned = new gnutls_datum_t(datum);
+  return g_bytes_new_with_free_func(
+      owned->data, owned->size,
+      +[](gpointer p) noexcept {
+        auto *d = static_cast<gnutls_datum_t *>(p);
+        gnutls_memset(d->data, 0, d->size);
+        gnutls_free(d->data);
+        delete d;
+      },
+      owned);
+}
+
+GBytes *qcrypto_tls_session_ticket_key_new(GError **error) {
+  gnutls_datum_t key = {nullptr, 0};
+  int ret = gnutls_session_ticket_key_generate(&key);
+  if (ret < 0) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FAILED,
+                _("Cannot generate a TLS session ticket key: %s; check the system's random "
+                  "number generator"),
+                gnutls_strerror(ret));
+    return nullptr;
+  }
+  return secret_bytes(key);
+}
+
+gboolean qcrypto_tls_session_set_ticket_key(QCryptoTLSSession *sess, GBytes *key,
+                                            GError **error) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess) && key, FALSE);
+  g_return_val_if_fail(sess->server && !sess->handshake_start, FALSE);
+  if (!session_resumable(sess)) return TRUE;
+  gnutls_datum_t datum = qcrypto_tls_datum(key);
+  /* GnuTLS keeps a copy. */
+  int ret = gnutls_session_ticket_enable_server(sess->session, &datum);
+  if (ret < 0) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                _("TLS session (credentials '%s'): cannot use the session ticket key: %s; "
+                  "make it with qcrypto_tls_session_ticket_key_new()"),
+                session_creds_id(sess), gnutls_strerror(ret));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+GBytes *qcrypto_tls_session_get_resumption_data(QCryptoTLSSession *sess) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), nullptr);
+  if (sess->server || !sess->handshaken || !session_resumable(sess)) return nullptr;
+  SessionLock locked(sess);
+  if (gnutls_protocol_get_version(sess->session) != GNUTLS_TLS1_3) return nullptr;
+  /* Without a ticket gnutls_session_get_data2 would read from the
+   * transport for a round trip (behind our read-ahead) and then return
+   * data that cannot resume anything. */
+  if (!(gnutls_session_get_flags(sess->session) & GNUTLS_SFLAGS_SESSION_TICKET)) return nullptr;
+  gnutls_datum_t data = {nullptr, 0};
+  if (gnutls_session_get_data2(sess->session, &data) < 0) return nullptr;
+  return secret_bytes(data);
+}
+
+gboolean qcrypto_tls_session_set_resumption_data(QCryptoTLSSession *sess, GBytes *data,
+                                                 GError **error) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess) && data, FALSE);
+  g_return_val_if_fail(!sess->server && !sess->handshake_start, FALSE);
+  if (!session_resumable(sess)) return TRUE;
+  gsize len = 0;
+  const void *bytes = g_bytes_get_data(data, &len);
+  int ret = gnutls_session_set_data(sess->session, bytes, len);
+  if (ret < 0) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                _("TLS session (credentials '%s'): cannot use the resumption data: %s; "
+                  "start the session without them"),
+                session_creds_id(sess), gnutls_strerror(ret));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean qcrypto_tls_session_is_resumed(QCryptoTLSSession *sess) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), FALSE);
+  SessionLock locked(sess);
+  return gnutls_session_is_resumed(sess->session) != 0;
+}
+
 void qcrypto_tls_session_report_free(QCryptoTLSSessionReport *report) {
   if (!report) return;
   g_free(report->protocol);
@@ -712,6 +809,7 @@ QCryptoTLSSessionReport *qcrypto_tls_session_get_report(QCryptoTLSSession *sess)
   report->handshake_us = sess->handshake_us;
   report->cipher_key_bits =
       static_cast<guint>(gnutls_cipher_get_key_size(gnutls_cipher_get(sess->session)) * 8);
+  report->resumed = gnutls_session_is_resumed(sess->session) != 0;
   return report;
 }
 

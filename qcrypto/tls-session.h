@@ -44,6 +44,7 @@ typedef struct {
   char *peer_identity; /* x509 DN or PSK user name; NULL if anonymous */
   gint64 handshake_us; /* from the first handshake call to completion */
   guint cipher_key_bits; /* 128 for AES-128-GCM: the strength SASL is told of */
+  gboolean resumed;      /* an abbreviated handshake resumed an earlier session */
 } QCryptoTLSSessionReport;
 
 void qcrypto_tls_session_report_free(QCryptoTLSSessionReport *report);
@@ -98,6 +99,33 @@ int qcrypto_tls_session_bye(QCryptoTLSSession *sess, GError **error);
  * Returns as bye does. */
 int qcrypto_tls_session_update_keys(QCryptoTLSSession *sess, gboolean request_peer,
                                     GError **error);
+
+/* Session resumption, TLS 1.3 with x509 credentials only (PSK and anon
+ * sessions neither issue nor use tickets: these calls do nothing for
+ * them).  A resumed session skips the certificate exchange and its
+ * signatures but not the (EC)DHE key exchange, and the peer check (chain,
+ * validity, host name, authz) runs again on the certificates the first
+ * handshake verified, which the ticket carries.
+ *
+ * A fresh random session ticket key (server side), wiped when its last
+ * reference goes. */
+GBytes *qcrypto_tls_session_ticket_key_new(GError **error);
+/* Server, before the handshake: issue tickets sealed with @key and resume
+ * only sessions whose ticket @key opens. */
+gboolean qcrypto_tls_session_set_ticket_key(QCryptoTLSSession *sess, GBytes *key,
+                                            GError **error);
+/* Client, after the handshake: what resumes this session with the same
+ * server, or NULL (not TLS 1.3, or no ticket yet).  Servers send tickets
+ * after the handshake, so read the server's first data first; this never
+ * waits for one.  The data hold a secret: keep them in memory only. */
+GBytes *qcrypto_tls_session_get_resumption_data(QCryptoTLSSession *sess);
+/* Client, before the handshake: offer to resume with @data.  A server that
+ * cannot open the ticket runs a full handshake instead. */
+gboolean qcrypto_tls_session_set_resumption_data(QCryptoTLSSession *sess, GBytes *data,
+                                                 GError **error);
+/* Whether the handshake resumed an earlier session (also when the peer
+ * check failed afterwards). */
+gboolean qcrypto_tls_session_is_resumed(QCryptoTLSSession *sess);
 
 /* NULL before the handshake completes. */
 QCryptoTLSSessionReport *qcrypto_tls_session_get_report(QCryptoTLSSession *sess);

@@ -5,6 +5,7 @@ ends; cancel and a killed destination mid-way; stream version and
 multifd channel-count mismatches; malformed streams; bad URIs and
 parameters.  After every failure the source runs on with its digests
 unchanged, and a failed destination exits 1 with a message."""
+import json
 import os
 import shutil
 import signal
@@ -85,6 +86,105 @@ failing("authz deny", X_CLI, X_SRV, "Access was denied", "denies access to 'CN=s
 failing("expired certificate",
         f"tls-creds-x509,id=tls0,endpoint=client,dir={expired},sanity-check=off", X_SRV,
         "Certificate is bad", "expired on 2020-02-01")
+
+
+def gate_proxy(listen_port, target_port, gate):
+    """Forwards the first connection to @target_port at once and every
+    later one only once @gate is set; returns the listening socket."""
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", listen_port))
+    lsock.listen(16)
+
+    def pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def forward(a, first):
+        if not first:
+            gate.wait()
+        b = socket.create_connection(("127.0.0.1", target_port))
+        threading.Thread(target=pump, args=(b, a), daemon=True).start()
+        pump(a, b)
+
+    def run():
+        first = True
+        while True:
+            try:
+                a, _ = lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=forward, args=(a, first), daemon=True).start()
+            first = False
+
+    threading.Thread(target=run, daemon=True).start()
+    return lsock
+
+
+# A resumed session is authorized like a full one.  The destination's
+# tls-authz (a watched authz-listfile) allows the source while the main
+# channel shakes hands, then no longer does while a proxy holds the
+# multifd connections back; those would resume the main channel's
+# session, and are refused on the source's DN all the same.
+name = "authz deny on resumed multifd channels"
+rules = os.path.join(root, "rules.json")
+
+
+def write_rules(policy):
+    with open(rules + ".tmp", "w") as f:
+        json.dump({"policy": "deny", "rules": [{"match": "CN=source", "policy": policy}]}, f)
+    os.rename(rules + ".tmp", rules)
+
+
+write_rules("allow")
+proxy_port, dst_port = mt.free_port(), mt.free_port()
+gate = threading.Event()
+lsock = None
+p = mt.Pair(f"tcp:127.0.0.1:{proxy_port}", src_args=["-object", X_CLI],
+            dst_args=["-object", X_SRV, "-object", f"authz-listfile,id=az,filename={rules}"])
+try:
+    p.setup(caps={"multifd": True}, params={"tls-creds": "tls0"},
+            dst_params={"tls-authz": "az"})
+    before = p.digests(p.s)
+    p.d.cmd("migrate-incoming", {"uri": f"tcp:127.0.0.1:{dst_port}"})
+    lsock = gate_proxy(proxy_port, dst_port, gate)
+    p.s.cmd("migrate", {"uri": f"tcp:127.0.0.1:{proxy_port}"})
+    main = []
+    deadline = time.time() + 20
+    while not main and time.time() < deadline:
+        main = [c for c in p.d.cmd("query-migrate")["return"].get("channels", [])
+                if c.get("channel") == "migration-main"]
+        time.sleep(0.05)
+    t.ok(main and main[0].get("peer") == "CN=source" and main[0].get("resumed") is False,
+         f"{name}: the main channel is admitted after a full handshake", main)
+    write_rules("deny")
+    time.sleep(2)  # for the file monitor to reload the rules
+    gate.set()
+    info = p.wait()
+    t.ok(info.get("status") == "failed", f"{name}: the source fails", info)
+    log = p.dst.stderr_until("denies access to 'CN=source'")
+    t.ok("dropping connection from" in log and "denies access to 'CN=source'" in log,
+         f"{name}: the destination refuses the multifd channels on the source's DN", log)
+    rc, out = p.dst_exit()
+    t.ok(rc == 1 and "Incoming migration: " in log + out,
+         f"{name}: the destination does not complete, it exits 1", (rc, out))
+    source_intact(p, before, name)
+finally:
+    gate.set()
+    if lsock:
+        lsock.close()
+    p.close()
 
 
 def slow_pair(name, caps=None):

@@ -133,12 +133,40 @@ n += 1
 migrate("unix multifd 3 TLS x509", "unix", n, tls=X509, caps={"multifd": True},
         params={"multifd-channels": 3, "tls-hostname": "localhost"},
         checks=tls_checks("CN=destination", "CN=source", 4))
+
+
+def resumed_checks(peer_src, peer_dst, nchan, multifd_resumed):
+    """Besides tls_checks: the main channel runs a full handshake; with
+    x509 every multifd channel resumes its session (PSK: none does)."""
+    base = tls_checks(peer_src, peer_dst, nchan)
+
+    def check(p, info, dinfo):
+        base(p, info, dinfo)
+        for end, ch in (("source", info.get("channels", [])),
+                        ("destination", dinfo.get("channels", []))):
+            main = [c for c in ch if c.get("channel") == "migration-main"]
+            multifd = [c for c in ch if c.get("channel", "").startswith("migration-multifd")]
+            t.ok(len(main) == 1 and main[0].get("resumed") is False
+                 and len(multifd) == nchan - 1
+                 and all(c.get("resumed") is multifd_resumed for c in multifd),
+                 f"{end}: main channel full handshake, multifd channels "
+                 f"{'resumed' if multifd_resumed else 'full handshakes too'}", ch)
+            for c in sorted(ch, key=lambda c: c.get("channel")):
+                print(f"# {end} {c.get('channel')}: resumed={c.get('resumed')} "
+                      f"handshake-us={c.get('handshake-us')} kx={c.get('key-exchange')}")
+    return check
+
+
+n += 1
+migrate("tcp multifd 8 TLS x509 resumes the main channel's session", "tcp", n, tls=X509,
+        caps={"multifd": True}, params={"multifd-channels": 8},
+        checks=resumed_checks("CN=destination", "CN=source", 9, True))
 n += 1
 # More channels than the destination lets strangers shake hands at once
 # (16): the source's own channels always have room.
 migrate("tcp multifd 20 TLS PSK", "tcp", n, tls=PSK, caps={"multifd": True},
         params={"multifd-channels": 20},
-        checks=tls_checks("migrator", "migrator", 21))
+        checks=resumed_checks("migrator", "migrator", 21, False))
 n += 1
 migrate("tcp zero-copy-send", "tcp", n, caps={"zero-copy-send": True})
 for method in ("zlib", "zstd"):

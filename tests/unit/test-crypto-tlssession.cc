@@ -376,26 +376,165 @@ void test_anon() {
   g_assert_nonnull(strstr(denied.server_error->message, "no identity to authorize"));
 }
 
-/* A peer offering only TLS 1.0/1.1 is refused with a clear message. */
-void test_old_versions_refused() {
-  Pki pki;
-  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+/* The resumption data of a first (TLS 1.3) session between @cc and @sc,
+ * whose server seals tickets with @key. */
+GBytes *first_session_data(QCryptoTLSCreds *cc, QCryptoTLSCreds *sc, GBytes *key) {
   g_autoptr(GError) error = nullptr;
-  g_autoptr(QCryptoTLSSession) server = qcrypto_tls_session_new(sc, nullptr, nullptr, &error);
-  Pipe c2s, s2c;
-  End server_end{&c2s, &s2c}, client_end{&s2c, &c2s};
-  qcrypto_tls_session_set_callbacks(server, mem_push, mem_pull, &server_end);
+  Link link(cc, sc, "qio.test");
+  g_assert_true(qcrypto_tls_session_set_ticket_key(link.server, key, &error));
+  g_assert_no_error(error);
+  link.expect_ok();
+  g_assert_false(qcrypto_tls_session_is_resumed(link.client));
+  g_autoptr(QCryptoTLSSessionReport) report = qcrypto_tls_session_get_report(link.client);
+  g_assert_cmpstr(report->protocol, ==, "TLS1.3");
+  g_assert_false(report->resumed);
+  /* Tickets come after the handshake, with the server's data. */
+  g_assert_null(qcrypto_tls_session_get_resumption_data(link.client));
+  exchange(link.server, link.client, "ticket first");
+  GBytes *data = qcrypto_tls_session_get_resumption_data(link.client);
+  g_assert_nonnull(data);
+  /* Servers have none to give. */
+  g_assert_null(qcrypto_tls_session_get_resumption_data(link.server));
+  return data;
+}
 
-  gnutls_certificate_credentials_t cred;
-  gnutls_certificate_allocate_credentials(&cred);
+/* A session of @cc offering @data to a server of @sc with ticket @key
+ * (none if NULL). */
+struct ResumeLink : Link {
+  ResumeLink(QCryptoTLSCreds *cc, QCryptoTLSCreds *sc, GBytes *data, GBytes *key,
+             QCryptoAuthz *authz = nullptr)
+      : Link(cc, sc, "qio.test", authz) {
+    g_autoptr(GError) error = nullptr;
+    if (key) g_assert_true(qcrypto_tls_session_set_ticket_key(server, key, &error));
+    g_assert_true(qcrypto_tls_session_set_resumption_data(client, data, &error));
+    g_assert_no_error(error);
+  }
+};
+
+void check_resumed(Link &link, gboolean resumed) {
+  link.expect_ok();
+  g_assert_cmpint(qcrypto_tls_session_is_resumed(link.client), ==, resumed);
+  g_assert_cmpint(qcrypto_tls_session_is_resumed(link.server), ==, resumed);
+  g_autoptr(QCryptoTLSSessionReport) sr = qcrypto_tls_session_get_report(link.server);
+  g_autoptr(QCryptoTLSSessionReport) cr = qcrypto_tls_session_get_report(link.client);
+  g_assert_cmpint(sr->resumed, ==, resumed);
+  g_assert_cmpint(cr->resumed, ==, resumed);
+  /* Resumed or not, the keys come from a fresh ECDHE: forward secrecy. */
+  g_assert_nonnull(strstr(cr->kx, "ECDHE"));
+  /* Both identities are known either way: authz and the reports need them. */
+  g_assert_cmpstr(sr->peer_identity, ==, "O=qio test,CN=qio client");
+  g_assert_cmpstr(cr->peer_identity, ==, "O=qio test,CN=qio.test");
+  exchange(link.client, link.server, "after resumption");
+  exchange(link.server, link.client, "and back");
+}
+
+void test_resume() {
+  Pki pki;
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(pki.client_dir.path, false);
+  g_autoptr(GBytes) key = qcrypto_tls_session_ticket_key_new(&error);
+  g_assert_no_error(error);
+  g_autoptr(GBytes) data = first_session_data(cc, sc, key);
+  /* Several sessions (a migration's channels) resume with the same data. */
+  for (int i = 0; i < 3; i++) {
+    ResumeLink link(cc, sc, data, key);
+    check_resumed(link, TRUE);
+  }
+}
+
+/* A resumed session is authorized again, on the client's DN. */
+void test_resume_authz() {
+  Pki pki;
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(pki.client_dir.path, false);
+  g_autoptr(GBytes) key = qcrypto_tls_session_ticket_key_new(&error);
+  g_autoptr(GBytes) data = first_session_data(cc, sc, key);
+  g_autoptr(QCryptoAuthz) allowed = authz_simple("O=qio test,CN=qio client");
+  {
+    ResumeLink link(cc, sc, data, key, allowed);
+    check_resumed(link, TRUE);
+  }
+  g_autoptr(QCryptoAuthz) other = authz_simple("CN=somebody else");
+  ResumeLink link(cc, sc, data, key, other);
+  link.expect_fail("authorization policy refused", "denies access to 'O=qio test,CN=qio client'");
+  g_assert_true(qcrypto_tls_session_is_resumed(link.server));
+  g_assert_error(link.server_error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED);
+}
+
+/* Only the key that sealed a ticket opens it: another migration's server
+ * (same credentials, another key), a server without tickets (another
+ * consumer of the credentials) and another server run full handshakes. */
+void test_resume_other_key() {
+  Pki pki;
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+  g_autoptr(QCryptoTLSCreds) cc = test_tls_x509_creds(pki.client_dir.path, false);
+  g_autoptr(GBytes) key = qcrypto_tls_session_ticket_key_new(&error);
+  g_autoptr(GBytes) other_key = qcrypto_tls_session_ticket_key_new(&error);
+  g_assert_no_error(error);
+  g_assert_false(g_bytes_equal(key, other_key));
+  g_autoptr(GBytes) data = first_session_data(cc, sc, key);
+  {
+    ResumeLink link(cc, sc, data, other_key);
+    check_resumed(link, FALSE);
+  }
+  {
+    ResumeLink link(cc, sc, data, nullptr);
+    check_resumed(link, FALSE);
+  }
+  /* Another server, whose CA both sides trust beside the first. */
+  Pki second("other CA");
+  std::string both_cas;
+  for (const char *dir : {pki.client_dir.path, second.server_dir.path}) {
+    g_autofree char *path = g_build_filename(dir, "ca-cert.pem", nullptr);
+    g_autofree char *pem = nullptr;
+    g_assert_true(g_file_get_contents(path, &pem, nullptr, nullptr));
+    both_cas += pem;
+  }
+  test_tls_write(pki.client_dir.path, "ca-cert.pem", both_cas);
+  test_tls_write(second.server_dir.path, "ca-cert.pem", both_cas);
+  g_autoptr(QCryptoTLSCreds) cc2 = test_tls_x509_creds(pki.client_dir.path, false);
+  g_autoptr(QCryptoTLSCreds) sc2 = test_tls_x509_creds(second.server_dir.path, true);
+  {
+    g_autoptr(GBytes) key2 = qcrypto_tls_session_ticket_key_new(&error);
+    ResumeLink link(cc2, sc2, data, key2);
+    check_resumed(link, FALSE);
+  }
+  /* Nor is a key of the wrong size accepted. */
+  g_autoptr(GBytes) short_key = g_bytes_new_static("short", 5);
+  Link link(cc, sc, "qio.test");
+  g_assert_false(qcrypto_tls_session_set_ticket_key(link.server, short_key, &error));
+  g_assert_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT);
+}
+
+/* PSK sessions neither hand out nor take resumption data. */
+void test_resume_psk() {
+  TestTLSDir dir;
+  test_tls_write(dir.path, "keys.psk", "qemu:00112233445566778899\n");
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QCryptoTLSCreds) sc = psk_creds(dir.path, true, nullptr, nullptr);
+  g_autoptr(QCryptoTLSCreds) cc = psk_creds(dir.path, false, nullptr, nullptr);
+  g_autoptr(GBytes) key = qcrypto_tls_session_ticket_key_new(&error);
+  Link link(cc, sc, nullptr);
+  g_assert_true(qcrypto_tls_session_set_ticket_key(link.server, key, &error));
+  link.expect_ok();
+  exchange(link.server, link.client, "no ticket");
+  exchange(link.client, link.server, "none at all");
+  g_assert_null(qcrypto_tls_session_get_resumption_data(link.client));
+  g_autoptr(QCryptoTLSSessionReport) report = qcrypto_tls_session_get_report(link.server);
+  g_assert_false(report->resumed);
+}
+
+/* A bare GnuTLS client over @end with @priority (no certificate). */
+gnutls_session_t raw_client(End *end, const char *priority,
+                            gnutls_certificate_credentials_t cred) {
   gnutls_session_t client;
   gnutls_init(&client, GNUTLS_CLIENT | GNUTLS_NONBLOCK);
-  g_assert_cmpint(gnutls_priority_set_direct(
-                      client, "NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0:%VERIFY_ALLOW_X509_V1_CA_CRT",
-                      nullptr),
-                  ==, 0);
+  g_assert_cmpint(gnutls_priority_set_direct(client, priority, nullptr), ==, 0);
   gnutls_credentials_set(client, GNUTLS_CRD_CERTIFICATE, cred);
-  gnutls_transport_set_ptr(client, &client_end);
+  gnutls_transport_set_ptr(client, end);
   gnutls_transport_set_push_function(
       client, [](gnutls_transport_ptr_t p, const void *buf, size_t len) noexcept -> ssize_t {
         struct iovec iov = {const_cast<void *>(buf), len};
@@ -410,12 +549,38 @@ void test_old_versions_refused() {
         }
         return n;
       });
+  return client;
+}
+
+/* Runs a bare client's handshake beside @server's; the client's result. */
+int raw_handshake(gnutls_session_t client, QCryptoTLSSession *server,
+                  QCryptoTLSHandshakeStatus *status, GError **error) {
   int client_ret = GNUTLS_E_AGAIN;
-  QCryptoTLSHandshakeStatus status = QCRYPTO_TLS_HANDSHAKE_NEEDS_READ;
+  *status = QCRYPTO_TLS_HANDSHAKE_NEEDS_READ;
   for (int i = 0; i < 20; i++) {
     if (client_ret == GNUTLS_E_AGAIN) client_ret = gnutls_handshake(client);
-    if (status > 0) status = qcrypto_tls_session_handshake(server, &error);
+    if (*status > 0) *status = qcrypto_tls_session_handshake(server, error);
   }
+  return client_ret;
+}
+
+/* A peer offering only TLS 1.0/1.1 is refused with a clear message. */
+void test_old_versions_refused() {
+  Pki pki;
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true);
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QCryptoTLSSession) server = qcrypto_tls_session_new(sc, nullptr, nullptr, &error);
+  Pipe c2s, s2c;
+  End server_end{&c2s, &s2c}, client_end{&s2c, &c2s};
+  qcrypto_tls_session_set_callbacks(server, mem_push, mem_pull, &server_end);
+
+  gnutls_certificate_credentials_t cred;
+  gnutls_certificate_allocate_credentials(&cred);
+  gnutls_session_t client = raw_client(
+      &client_end, "NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0:%VERIFY_ALLOW_X509_V1_CA_CRT",
+      cred);
+  QCryptoTLSHandshakeStatus status;
+  int client_ret = raw_handshake(client, server, &status, &error);
   g_assert_cmpint(status, ==, QCRYPTO_TLS_HANDSHAKE_FAILED);
   g_assert_cmpint(client_ret, <, 0);
   g_assert_cmpint(client_ret, !=, GNUTLS_E_AGAIN);
@@ -423,6 +588,48 @@ void test_old_versions_refused() {
   g_assert_nonnull(strstr(error->message, "older than 1.2"));
   gnutls_deinit(client);
   gnutls_certificate_free_credentials(cred);
+}
+
+/* TLS 1.2 resumption would reuse the first session's master secret with no
+ * fresh key exchange: TLS 1.2 sessions give no resumption data, and our
+ * servers give TLS 1.2 clients no tickets. */
+void test_resume_tls12() {
+  Pki pki;
+  g_autoptr(GError) error = nullptr;
+  auto *cc = QCRYPTO_TLS_CREDS(g_object_new(
+      QCRYPTO_TYPE_TLS_CREDS_X509, "id", "tls-client", "dir", pki.client_dir.path, "endpoint",
+      QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT, "priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2", nullptr));
+  g_assert_true(g_initable_init(G_INITABLE(cc), nullptr, &error));
+  g_autoptr(QCryptoTLSCreds) sc = test_tls_x509_creds(pki.server_dir.path, true, false);
+  g_autoptr(GBytes) key = qcrypto_tls_session_ticket_key_new(&error);
+  {
+    Link link(cc, sc, "qio.test");
+    g_assert_true(qcrypto_tls_session_set_ticket_key(link.server, key, &error));
+    link.expect_ok();
+    exchange(link.server, link.client, "TLS 1.2");
+    g_autoptr(QCryptoTLSSessionReport) report = qcrypto_tls_session_get_report(link.client);
+    g_assert_cmpstr(report->protocol, ==, "TLS1.2");
+    g_assert_null(qcrypto_tls_session_get_resumption_data(link.client));
+  }
+  g_object_unref(cc);
+#if GNUTLS_VERSION_NUMBER >= 0x030705
+  g_autoptr(QCryptoTLSSession) server = qcrypto_tls_session_new(sc, nullptr, nullptr, &error);
+  g_assert_true(qcrypto_tls_session_set_ticket_key(server, key, &error));
+  Pipe c2s, s2c;
+  End server_end{&c2s, &s2c}, client_end{&s2c, &c2s};
+  qcrypto_tls_session_set_callbacks(server, mem_push, mem_pull, &server_end);
+  gnutls_certificate_credentials_t cred;
+  gnutls_certificate_allocate_credentials(&cred);
+  gnutls_session_t client = raw_client(&client_end, "NORMAL:-VERS-ALL:+VERS-TLS1.2", cred);
+  QCryptoTLSHandshakeStatus status;
+  g_assert_cmpint(raw_handshake(client, server, &status, &error), ==, 0);
+  g_assert_no_error(error);
+  g_assert_cmpint(status, ==, QCRYPTO_TLS_HANDSHAKE_COMPLETE);
+  g_assert_cmpint(gnutls_protocol_get_version(client), ==, GNUTLS_TLS1_2);
+  g_assert_false(gnutls_session_get_flags(client) & GNUTLS_SFLAGS_SESSION_TICKET);
+  gnutls_deinit(client);
+  gnutls_certificate_free_credentials(cred);
+#endif
 }
 
 void test_bye_and_premature_close() {
@@ -565,6 +772,11 @@ int main(int argc, char **argv) {
   g_test_add_func("/qcrypto/tlssession/psk", test_psk);
   g_test_add_func("/qcrypto/tlssession/oldversions", test_old_versions_refused);
   g_test_add_func("/qcrypto/tlssession/anon", test_anon);
+  g_test_add_func("/qcrypto/tlssession/resume", test_resume);
+  g_test_add_func("/qcrypto/tlssession/resume-authz", test_resume_authz);
+  g_test_add_func("/qcrypto/tlssession/resume-other-key", test_resume_other_key);
+  g_test_add_func("/qcrypto/tlssession/resume-tls12", test_resume_tls12);
+  g_test_add_func("/qcrypto/tlssession/resume-psk", test_resume_psk);
   g_test_add_func("/qcrypto/tlssession/bye-and-premature-close", test_bye_and_premature_close);
   g_test_add_func("/qcrypto/tlssession/keyupdate", test_key_update);
   g_test_add_func("/qcrypto/tlssession/reload-during-handshake", test_reload_during_handshake);
