@@ -10,6 +10,13 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <string>
 #include <utility>
@@ -22,7 +29,7 @@ struct StagedFile {
   std::string name;
   std::string text;
   int mode;
-  bool same_is_fine; /* an identical file there already is not in the way */
+  bool ca; /* one of a CA's own files (not a leaf's copy of ca-cert.pem) */
 };
 
 }  // namespace
@@ -108,8 +115,8 @@ bool valid_host_name(const char *name) {
 }
 
 /* Fields shared by the CA and the certificates it issues. */
-bool fill_common(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, const char *dn, guint days,
-                 GError **error) {
+bool fill_common(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, const char *dn, time_t now,
+                 time_t not_after, GError **error) {
   if (!dn || !*dn) {
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
                 _("The distinguished name is empty; give one like \"O=Example,CN=host\""));
@@ -120,7 +127,16 @@ bool fill_common(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, const char *d
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
                 _("The distinguished name '%s' is malformed at '%s'; write it as in RFC 4514, "
                   "like \"O=Example,CN=host\""),
-                dn, bad ? bad : dn);
+                dn, bad && *bad ? bad : dn);
+    return false;
+  }
+  /* "#" starts a hex-encoded BER value, which GnuTLS stores as it is and
+   * other programs cannot read as a name. */
+  if (strstr(dn, "=#")) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                _("The distinguished name '%s' has a hex-encoded (#...) value; write the value "
+                  "as text"),
+                dn);
     return false;
   }
   guint8 serial[20];
@@ -128,7 +144,6 @@ bool fill_common(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, const char *d
                     error))
     return false;
   serial[0] = (serial[0] & 0x7f) | 0x01; /* positive, and no leading zero byte in DER */
-  const time_t now = time(nullptr);
   guint8 key_id[64];
   size_t key_id_size = sizeof key_id;
   return !gnutls_failed(gnutls_x509_crt_set_version(crt, 3), _("set the version"), error) &&
@@ -136,8 +151,7 @@ bool fill_common(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, const char *d
                         _("set the serial number"), error) &&
          !gnutls_failed(gnutls_x509_crt_set_activation_time(crt, now - kBackdate),
                         _("set the activation time"), error) &&
-         !gnutls_failed(gnutls_x509_crt_set_expiration_time(
-                            crt, now + static_cast<time_t>(days) * 86400),
+         !gnutls_failed(gnutls_x509_crt_set_expiration_time(crt, not_after),
                         _("set the expiration time"), error) &&
          !gnutls_failed(gnutls_x509_crt_set_key(crt, key), _("set the public key"), error) &&
          !gnutls_failed(gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA1, key_id, &key_id_size),
@@ -175,17 +189,117 @@ bool export_key(gnutls_x509_privkey_t key, std::string &pem, GError **error) {
   return true;
 }
 
-/* All or nothing as far as checks go: every file is checked before the
- * first is written; each is replaced atomically. */
+bool has_file(const std::string &dir, const char *name) {
+  g_autofree char *path = g_build_filename(dir.c_str(), name, nullptr);
+  return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+bool staged_here(const std::vector<StagedFile> &files, const std::string &dir, const char *name) {
+  return std::any_of(files.begin(), files.end(),
+                     [&](const StagedFile &f) { return f.dir == dir && f.name == name; });
+}
+
+/* What no --force may do: mix a CA's key with a service's certificates,
+ * or give a directory a ca-cert.pem that the certificate of the other
+ * role there (not being replaced) does not chain to. */
+bool check_layout(const std::vector<StagedFile> &files, GError **error) {
+  for (const auto &f : files) {
+    const bool ca_key_there = has_file(f.dir, "ca-key.pem") || staged_here(files, f.dir, "ca-key.pem");
+    const char *other = nullptr;
+    for (const char *cert : {"server-cert.pem", "client-cert.pem"})
+      if (has_file(f.dir, cert) && !staged_here(files, f.dir, cert)) other = cert;
+    if (f.ca && other) {
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                  _("'%s' holds %s: a CA's key does not belong beside a service's "
+                    "certificates; give the CA a directory of its own"),
+                  f.dir.c_str(), other);
+      return false;
+    }
+    if (!f.ca && ca_key_there) {
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                  _("'%s' holds a CA key (ca-key.pem): a service's certificates do not belong "
+                    "beside it; give them another directory"),
+                  f.dir.c_str());
+      return false;
+    }
+    if (!f.ca && f.name == "ca-cert.pem" && other) {
+      g_autofree char *path = g_build_filename(f.dir.c_str(), "ca-cert.pem", nullptr);
+      g_autofree char *old = nullptr;
+      gsize old_len = 0;
+      if (g_file_get_contents(path, &old, &old_len, nullptr) &&
+          std::string_view(old, old_len) != f.text) {
+        g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                    _("'%s' also holds %s, issued by another CA: a new ca-cert.pem would "
+                      "break it; use another directory"),
+                    f.dir.c_str(), other);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+/* Directories that do not exist yet, outermost first. */
+std::vector<std::string> missing_dirs(const std::string &dir) {
+  std::vector<std::string> missing;
+  for (std::string d = dir; !d.empty() && !g_file_test(d.c_str(), G_FILE_TEST_EXISTS);) {
+    missing.insert(missing.begin(), d);
+    g_autofree char *parent = g_path_get_dirname(d.c_str());
+    if (d == parent) break;
+    d = parent;
+  }
+  return missing;
+}
+
+bool write_temp(const StagedFile &file, std::string &temp, GError **error) {
+  g_autofree char *tmpl = g_strdup_printf("%s/.%s.XXXXXX", file.dir.c_str(), file.name.c_str());
+  int fd = g_mkstemp_full(tmpl, O_RDWR | O_CLOEXEC, file.mode);
+  if (fd < 0) {
+    int err = errno;
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE, _("Unable to write in '%s': %s"),
+                file.dir.c_str(), g_strerror(err));
+    return false;
+  }
+  temp = tmpl;
+  const char *p = file.text.data();
+  gsize left = file.text.size();
+  while (left > 0) {
+    gssize n = write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    p += n;
+    left -= static_cast<gsize>(n);
+  }
+  int err = left ? errno : fsync(fd) < 0 ? errno : 0;
+  close(fd);
+  if (err) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE, _("Unable to write '%s': %s"), tmpl,
+                g_strerror(err));
+    return false;
+  }
+  return true;
+}
+
+/* Every check comes first; then each file is written under a temporary
+ * name beside its target, and only when all are written are they renamed
+ * into place: a failure before that leaves no file, and no directory
+ * this made, behind. */
 bool write_files(std::vector<StagedFile> files, gboolean force, GError **error) {
+  if (!check_layout(files, error)) return false;
   std::vector<StagedFile> todo;
   for (auto &file : files) {
     g_autofree char *path = g_build_filename(file.dir.c_str(), file.name.c_str(), nullptr);
     g_autofree char *old = nullptr;
     gsize old_len = 0;
-    if (file.same_is_fine && g_file_get_contents(path, &old, &old_len, nullptr) &&
+    if (!file.ca && file.name == "ca-cert.pem" &&
+        g_file_get_contents(path, &old, &old_len, nullptr) &&
         std::string_view(old, old_len) == file.text)
       continue;
+    if (g_file_test(path, G_FILE_TEST_EXISTS) && !g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE,
+                  _("'%s' is not a regular file; nothing was written"), path);
+      return false;
+    }
     if (!force && g_file_test(path, G_FILE_TEST_EXISTS)) {
       g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_EXISTS,
                   _("'%s' already exists; nothing was written"), path);
@@ -193,17 +307,39 @@ bool write_files(std::vector<StagedFile> files, gboolean force, GError **error) 
     }
     todo.push_back(std::move(file));
   }
+  std::vector<std::string> made, temps;
+  auto undo = [&] {
+    for (const auto &t : temps) g_unlink(t.c_str());
+    for (auto it = made.rbegin(); it != made.rend(); ++it) g_rmdir(it->c_str());
+  };
   for (const auto &file : todo) {
-    if (g_mkdir_with_parents(file.dir.c_str(), 0755) < 0) {
-      int err = errno;
-      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE,
-                  _("Unable to create directory '%s': %s"), file.dir.c_str(), g_strerror(err));
+    for (const auto &d : missing_dirs(file.dir)) {
+      /* A CA's directory is its owner's alone. */
+      if (g_mkdir(d.c_str(), file.ca ? 0700 : 0755) < 0) {
+        int err = errno;
+        undo();
+        g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE,
+                    _("Unable to create directory '%s': %s; nothing was written"), d.c_str(),
+                    g_strerror(err));
+        return false;
+      }
+      made.push_back(d);
+    }
+    std::string temp;
+    if (!write_temp(file, temp, error)) {
+      undo();
       return false;
     }
-    g_autofree char *path = g_build_filename(file.dir.c_str(), file.name.c_str(), nullptr);
-    if (!g_file_set_contents_full(path, file.text.data(), static_cast<gssize>(file.text.size()),
-                                  G_FILE_SET_CONTENTS_CONSISTENT, file.mode, error)) {
-      g_prefix_error(error, _("Unable to write '%s': "), path);
+    temps.push_back(temp);
+  }
+  for (gsize i = 0; i < todo.size(); i++) {
+    g_autofree char *path = g_build_filename(todo[i].dir.c_str(), todo[i].name.c_str(), nullptr);
+    if (g_rename(temps[i].c_str(), path) < 0) {
+      int err = errno;
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE,
+                  _("Unable to put '%s' in place: %s; the files before it were written"), path,
+                  g_strerror(err));
+      for (gsize j = i; j < temps.size(); j++) g_unlink(temps[j].c_str());
       return false;
     }
   }
@@ -232,11 +368,12 @@ bool read_file(const char *dir, const char *name, gnutls_datum_t &datum, char *&
 QCryptoX509Issuer *qcrypto_x509_issuer_new(const char *dn, guint days, QCryptoX509KeyType key_type,
                                            GError **error) {
   if (!check_days(days, error)) return nullptr;
+  const time_t now = time(nullptr);
   Key key;
   Crt crt;
   if (!generate_key(key_type, key, error) ||
       gnutls_failed(gnutls_x509_crt_init(&crt.p), _("create a certificate"), error) ||
-      !fill_common(crt.p, key.p, dn, days, error) ||
+      !fill_common(crt.p, key.p, dn, now, now + static_cast<time_t>(days) * 86400, error) ||
       gnutls_failed(gnutls_x509_crt_set_basic_constraints(crt.p, 1, -1),
                     _("set the basic constraints"), error) ||
       gnutls_failed(gnutls_x509_crt_set_key_usage(crt.p, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN),
@@ -309,8 +446,8 @@ gboolean qcrypto_x509_issuer_stage_ca(QCryptoX509Issuer *issuer, const char *dir
   std::string cert_pem, key_pem;
   if (!export_cert(issuer->cert, cert_pem, error) || !export_key(issuer->key, key_pem, error))
     return FALSE;
-  issuer->staged.push_back({dir, "ca-cert.pem", std::move(cert_pem), 0644, false});
-  issuer->staged.push_back({dir, "ca-key.pem", std::move(key_pem), 0600, false});
+  issuer->staged.push_back({dir, "ca-cert.pem", std::move(cert_pem), 0644, true});
+  issuer->staged.push_back({dir, "ca-key.pem", std::move(key_pem), 0600, true});
   return TRUE;
 }
 
@@ -325,16 +462,27 @@ gboolean qcrypto_x509_issuer_stage_issued(QCryptoX509Issuer *issuer, const QCryp
   if (!check_days(spec->days, error)) return FALSE;
   const bool server = spec->role == QCRYPTO_X509_ROLE_SERVER;
   const time_t ca_expiry = gnutls_x509_crt_get_expiration_time(issuer->cert);
-  const time_t expiry = time(nullptr) + static_cast<time_t>(spec->days) * 86400;
+  /* One "now" for the check and the certificate, so that what passes the
+   * check is what gets written. */
+  const time_t now = time(nullptr);
+  const time_t expiry = now + static_cast<time_t>(spec->days) * 86400;
   if (expiry > ca_expiry) {
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
                 _("A certificate valid for %u days would outlive its CA, which expires in %lld "
                   "days; give fewer days or make a new CA"),
-                spec->days, static_cast<long long>((ca_expiry - time(nullptr)) / 86400));
+                spec->days, static_cast<long long>((ca_expiry - now) / 86400));
     return FALSE;
   }
   std::vector<std::pair<gnutls_x509_subject_alt_name_t, std::string>> sans;
   for (const char *const *name = spec->dns_names; name && *name; name++) {
+    /* A DNS name "127.0.0.1" matches nobody: clients check addresses
+     * against IP names only. */
+    if (g_hostname_is_ip_address(*name)) {
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                  _("'%s' is an IP address, not a host name: put it in the IP address list"),
+                  *name);
+      return FALSE;
+    }
     if (!valid_host_name(*name)) {
       g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
                   _("'%s' is not a host name: use letters, digits, '-' and '.' (IP addresses "
@@ -366,7 +514,7 @@ gboolean qcrypto_x509_issuer_stage_issued(QCryptoX509Issuer *issuer, const QCryp
   Crt crt;
   if (!generate_key(spec->key_type, key, error) ||
       gnutls_failed(gnutls_x509_crt_init(&crt.p), _("create a certificate"), error) ||
-      !fill_common(crt.p, key.p, spec->dn, spec->days, error))
+      !fill_common(crt.p, key.p, spec->dn, now, expiry, error))
     return FALSE;
   unsigned usage = GNUTLS_KEY_DIGITAL_SIGNATURE;
   if (spec->key_type == QCRYPTO_X509_KEY_RSA_3072) usage |= GNUTLS_KEY_KEY_ENCIPHERMENT;
@@ -398,7 +546,7 @@ gboolean qcrypto_x509_issuer_stage_issued(QCryptoX509Issuer *issuer, const QCryp
       !export_key(key.p, key_pem, error))
     return FALSE;
   const std::string prefix = server ? "server" : "client";
-  issuer->staged.push_back({dir, "ca-cert.pem", std::move(ca_pem), 0644, true});
+  issuer->staged.push_back({dir, "ca-cert.pem", std::move(ca_pem), 0644, false});
   issuer->staged.push_back({dir, prefix + "-cert.pem", std::move(cert_pem), 0644, false});
   issuer->staged.push_back({dir, prefix + "-key.pem", std::move(key_pem), 0600, false});
   return TRUE;

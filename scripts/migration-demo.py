@@ -22,9 +22,11 @@ def make_pki(qio_pki, tmp):
     """qio-pki init: a CA, a destination (server) and a source (client)
     certificate; the directories of the latter two."""
     pki = os.path.join(tmp, "pki")
-    subprocess.run([qio_pki, "init", pki, "--hostname", "localhost", "--ip", "127.0.0.1",
-                    "--dn", "CN=destination.qio.test", "--client-dn", "CN=source.qio.test",
-                    "--days", "1"], check=True, capture_output=True)
+    p = subprocess.run([qio_pki, "init", pki, "--hostname", "localhost", "--ip", "127.0.0.1",
+                        "--dn", "CN=destination.qio.test", "--client-dn", "CN=source.qio.test",
+                        "--days", "1"], capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"demo: qio-pki failed: {p.stderr.strip()}")
     return os.path.join(pki, "server"), os.path.join(pki, "client")
 
 

@@ -21,6 +21,7 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr guint kCaDays = 3650;
 constexpr guint kLeafDays = 365;
+constexpr int kMaxDays = 36500;
 
 struct Options {
   char *ca_dir = nullptr;
@@ -29,7 +30,7 @@ struct Options {
   char *dn = nullptr;
   char *ca_dn = nullptr;
   char *client_dn = nullptr;
-  int days = 0; /* 0: the command's default */
+  char *days = nullptr; /* NULL: the command's default */
   char *key_type = nullptr;
   gboolean force = FALSE;
   gboolean version = FALSE;
@@ -42,6 +43,7 @@ struct Options {
     g_free(ca_dn);
     g_free(client_dn);
     g_free(key_type);
+    g_free(days);
     g_strfreev(args);
   }
 };
@@ -149,7 +151,7 @@ int main(int argc, char **argv) {
       {"ca-dn", 0, 0, G_OPTION_ARG_STRING, &o.ca_dn, N_("With init: subject of the CA"), N_("DN")},
       {"client-dn", 0, 0, G_OPTION_ARG_STRING, &o.client_dn,
        N_("With init: subject of the client certificate (what tls-authz matches)"), N_("DN")},
-      {"days", 'd', 0, G_OPTION_ARG_INT, &o.days,
+      {"days", 'd', 0, G_OPTION_ARG_STRING, &o.days,
        N_("Validity in days (default 365; 3650 for the ca command)"), N_("N")},
       {"key-type", 'k', 0, G_OPTION_ARG_STRING, &o.key_type,
        N_("Key type: ecdsa (P-256, the default) or rsa (3072 bits)"), N_("TYPE")},
@@ -196,7 +198,12 @@ int main(int argc, char **argv) {
     key_type = QCRYPTO_X509_KEY_RSA_3072;
   else if (o.key_type && !g_str_equal(o.key_type, "ecdsa"))
     return usage_error(_("--key-type takes ecdsa or rsa"));
-  if (o.days < 0) return usage_error(_("--days takes a positive number of days"));
+  guint64 days_given = 0;
+  if (o.days && !g_ascii_string_to_unsigned(o.days, 10, 1, kMaxDays, &days_given, nullptr)) {
+    g_autofree char *msg =
+        g_strdup_printf(_("--days takes 1 to %d days, not '%s'"), kMaxDays, o.days);
+    return usage_error(msg);
+  }
   const bool signs = command == "server" || command == "client";
   if (signs != (o.ca_dir != nullptr))
     return usage_error(signs ? _("server and client need --ca DIR, the CA to sign with")
@@ -211,7 +218,7 @@ int main(int argc, char **argv) {
     return usage_error(_("--ca-dn and --client-dn go with init only"));
 
   if (command == "ca") {
-    const guint days = o.days ? static_cast<guint>(o.days) : kCaDays;
+    const guint days = o.days ? static_cast<guint>(days_given) : kCaDays;
     std::string dn = o.dn ? o.dn : default_ca_dn();
     g_autoptr(QCryptoX509Issuer) ca = qcrypto_x509_issuer_new(dn.c_str(), days, key_type, &error);
     if (!ca || !qcrypto_x509_issuer_stage_ca(ca, dir, &error) ||
@@ -220,7 +227,7 @@ int main(int argc, char **argv) {
     print_ca(ca, dir, days);
     return 0;
   }
-  const guint days = o.days ? static_cast<guint>(o.days) : kLeafDays;
+  const guint days = o.days ? static_cast<guint>(days_given) : kLeafDays;
   if (signs) {
     g_autoptr(QCryptoX509Issuer) ca = qcrypto_x509_issuer_load(o.ca_dir, &error);
     if (!ca) return failed(o.ca_dir, error);
@@ -242,7 +249,8 @@ int main(int argc, char **argv) {
   std::string ca_dn = o.ca_dn ? o.ca_dn : default_ca_dn();
   std::string server_dn = o.dn ? o.dn : default_server_dn(o);
   std::string client_dn = o.client_dn ? o.client_dn : default_client_dn();
-  const guint ca_days = std::max(kCaDays, days);
+  /* A day beyond its certificates, so that they never outlive it. */
+  const guint ca_days = std::max(kCaDays, days + 1);
   g_autoptr(QCryptoX509Issuer) ca = qcrypto_x509_issuer_new(ca_dn.c_str(), ca_days, key_type,
                                                             &error);
   if (!ca) return failed(ca_dir, error);

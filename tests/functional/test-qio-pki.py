@@ -209,8 +209,10 @@ usage = [
     (("client", bad, "--ca", ca_dir, "-n", "h"), "--hostname and --ip go with init and server"),
     (("ca", bad, "--client-dn", "CN=x"), "--ca-dn and --client-dn go with init only"),
     (("init", bad, "-n", "h", "--key-type", "dsa"), "--key-type takes ecdsa or rsa"),
-    (("init", bad, "-n", "h", "--days", "-1"), "--days takes a positive number"),
-    (("init", bad, "-n", "h", "--days", "many"), "many"),
+    (("init", bad, "-n", "h", "--days", "-1"), "--days takes 1 to 36500 days, not '-1'"),
+    (("init", bad, "-n", "h", "--days", "0"), "--days takes 1 to 36500 days, not '0'"),
+    (("init", bad, "-n", "h", "--days", "40000"), "not '40000'"),
+    (("init", bad, "-n", "h", "--days", "many"), "not 'many'"),
     (("init", bad, "--bogus"), "--bogus"),
 ]
 for args, says in usage:
@@ -227,7 +229,8 @@ failures = [
     (("init", bad, "-n", "h", "--dn", "NOSUCHATTR=x"), "is malformed"),
     (("init", bad, "-n", "h", "--client-dn", "CN"), "malformed"),
     (("init", bad, "-n", "h", "--ca-dn", ""), "The distinguished name is empty"),
-    (("init", bad, "-n", "h", "--days", "40000"), "40000 days is out of range"),
+    (("init", bad, "-n", "127.0.0.1"), "'127.0.0.1' is an IP address, not a host name"),
+    (("init", bad, "-n", "h", "--dn", "CN=#04024869"), "hex-encoded"),
     (("server", bad, "--ca", os.path.join(tmp, "nosuch"), "-n", "h"), "Unable to read the CA's"),
     (("server", bad, "--ca", srv_dir, "-n", "h"), "ca-key.pem"),
     (("server", bad, "--ca", ca2, "-n", "h", "--days", "365"), "would outlive its CA"),
@@ -255,6 +258,38 @@ with open(os.path.join(fake, "ca-key.pem"), "w") as f:
 rc, out, err = pki("client", bad, "--ca", fake)
 t.ok(rc == 1 and "The CA key in" in err and "cannot be read" in err, "a garbled CA key is refused",
      err)
+
+# Nothing half-made: a file where a directory must go stops init before
+# any file or directory is written.
+blocked = os.path.join(tmp, "blocked")
+os.mkdir(blocked)
+with open(os.path.join(blocked, "client"), "w") as f:
+    f.write("in the way\n")
+rc, out, err = pki("init", blocked, "-n", "localhost")
+t.ok(rc == 1 and "client" in err and sorted(os.listdir(blocked)) == ["client"],
+     "init with a file where DIR/client must go: refused, no CA or server written", (err, os.listdir(blocked)))
+
+# Shared directories: even --force does not break the other certificate
+# there, nor mix a CA's key with a service's certificates.
+before_both = snapshot(both)
+rc, out, err = pki("server", both, "--ca", ca_dir, "-n", "h", "--days", "30", "--force")
+t.ok(rc == 1 and "also holds client-cert.pem, issued by another CA" in err
+     and snapshot(both) == before_both,
+     "server --force into a directory whose client certificate has another CA: refused", err)
+rc, out, err = pki("ca", both, "--force")
+t.ok(rc == 1 and "a CA's key does not belong beside a service's certificates" in err
+     and snapshot(both) == before_both, "ca --force into a service's directory: refused", err)
+before_ca2 = snapshot(ca2)
+rc, out, err = pki("server", ca2, "--ca", ca2, "-n", "h", "--days", "30")
+t.ok(rc == 1 and "holds a CA key" in err and snapshot(ca2) == before_ca2,
+     "a server certificate into the CA's own directory: refused", err)
+ca2_mode = mode(ca2)
+t.ok(ca2_mode == 0o700, "a CA's new directory is its owner's alone (0700)", oct(ca2_mode))
+
+# init --days beyond the CA's default ten years: the CA outlives them.
+long_dir = os.path.join(tmp, "long")
+rc, out, err = pki("init", long_dir, "-n", "localhost", "--days", "3650", "--key-type", "rsa")
+t.ok(rc == 0, "init --days 3650 (RSA): the CA is made to outlive its certificates", err)
 
 # Existing files: kept without --force, replaced with it.
 before = snapshot(top)
