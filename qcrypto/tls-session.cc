@@ -394,7 +394,12 @@ QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds, const char *h
   sess->creds = QCRYPTO_TLS_CREDS(g_object_ref(creds));
   sess->state = state;
   sess->server = qcrypto_tls_creds_get_endpoint(creds) == QCRYPTO_TLS_CREDS_ENDPOINT_SERVER;
-  sess->hostname = g_strdup(hostname);
+  /* An IPv6 zone ("fe80::1%eth0") names the local interface, not the
+   * peer: certificates carry the bare address. */
+  const char *zone = hostname && strchr(hostname, ':') ? strchr(hostname, '%') : nullptr;
+  sess->hostname = zone ? g_strndup(hostname, static_cast<gsize>(zone - hostname))
+                        : g_strdup(hostname);
+  hostname = sess->hostname;
   sess->authz = authz ? QCRYPTO_AUTHZ(g_object_ref(authz)) : nullptr;
 
   unsigned flags = (sess->server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK;

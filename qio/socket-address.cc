@@ -346,6 +346,16 @@ GPtrArray *qio_socket_address_resolve(QIOSocketAddress *addr, gboolean passive,
     g_ptr_array_add(list, g_object_ref(addr));
     return list;
   }
+  /* A zone is checked here, so that an unknown interface is named as such
+   * rather than as a host that does not resolve. */
+  if (strchr(addr->host, '%')) {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (!qio_socket_address_to_native(addr, &ss, &len, error)) {
+      g_ptr_array_unref(list);
+      return nullptr;
+    }
+  }
   struct addrinfo hints = {};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -397,9 +407,12 @@ gboolean qio_socket_address_to_native(QIOSocketAddress *addr, struct sockaddr_st
       }
       if (inet_pton(AF_INET6, host.c_str(), &sin6->sin6_addr) == 1) {
         guint64 index = 0;
+        char ifname[IF_NAMESIZE];
         if (scoped && !g_ascii_string_to_unsigned(scope.c_str(), 10, 1, G_MAXUINT32, &index,
                                                   nullptr))
           index = if_nametoindex(scope.c_str());
+        else if (scoped && !if_indextoname(static_cast<unsigned>(index), ifname))
+          index = 0;
         if (scoped && index == 0) {
           g_set_error(error, QIO_ERROR, QIO_ERROR_INVALID_ADDRESS,
                       _("Socket address '%s' names interface '%s', which this host does not "

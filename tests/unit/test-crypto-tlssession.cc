@@ -222,6 +222,12 @@ void test_altnames() {
   altname_case(req, "::1", nullptr);
   altname_case(req, "other.test", "does not match host name 'other.test'");
   altname_case(req, "192.0.2.1", "add IP:192.0.2.1 to its subjectAltName");
+  /* A link-local address's zone names our interface: the certificate
+   * holds the bare address. */
+  auto link_local = test_tls_server_req("qio.test");
+  link_local.ip1 = "fe80::1";
+  altname_case(link_local, "fe80::1%lo", nullptr);
+  altname_case(link_local, "fe80::2%lo", "add IP:fe80::2 to its subjectAltName");
   auto no_ip = test_tls_server_req("127.0.0.1");
   no_ip.dns1 = "127.0.0.1";
   altname_case(no_ip, "127.0.0.1", "only matched against the certificate's IP SANs");
