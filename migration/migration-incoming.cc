@@ -104,6 +104,9 @@ bool MigrationIncoming::start(GError **error) {
 void MigrationIncoming::on_client(QIONetListener *, QIOChannelSocket *client,
                                   gpointer data) noexcept {
   auto *self = static_cast<MigrationIncoming *>(data);
+  /* Its TLS handshake flights and answers must not wait for the source's
+   * delayed ACK; the destination sends no bulk data. */
+  qio_channel_set_delay(QIO_CHANNEL(client), FALSE);
   self->add_channel(QIO_CHANNEL(g_object_ref(client)));
 }
 

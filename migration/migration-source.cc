@@ -394,6 +394,13 @@ bool MigrationSource::complete_mirrors(GError **error) {
   return true;
 }
 
+void MigrationSource::set_nagle(bool on) {
+  qio_channel_set_delay(main_, on);
+  std::lock_guard guard(channels_lock_);
+  for (auto &s : senders_)
+    if (s->ioc) qio_channel_set_delay(s->ioc, on);
+}
+
 bool MigrationSource::finish(GError **error) {
   /* The multifd channels end first: the destination loads the device
    * state only once every page has arrived. */
@@ -447,6 +454,7 @@ void MigrationSource::run() {
   if (ok && zero_copy_ && QIO_IS_CHANNEL_SOCKET(main_))
     ok = qio_channel_socket_enable_zero_copy(QIO_CHANNEL_SOCKET(main_), &error);
   if (ok) {
+    set_nagle(true);
     stats_->setup_us = g_get_monotonic_time() - stats_->start_us;
     set_status(MigrationStatus::Active);
     throttle_start_us_ = g_get_monotonic_time();
@@ -488,8 +496,9 @@ void MigrationSource::run() {
     stats_->remaining = 0;
     /* The stopped guest writes no more, so the mirrors converge and the
      * destination's disks match the RAM sent after them. */
-    ok = complete_mirrors(&error) && send_round(bitmap, false, &error) &&
-         end_round(++round, &error) && finish(&error);
+    ok = complete_mirrors(&error) && send_round(bitmap, false, &error);
+    if (ok) set_nagle(false);
+    ok = ok && end_round(++round, &error) && finish(&error);
     stats_->downtime_us = g_get_monotonic_time() - down_start;
     stats_->iterations = round;
   }

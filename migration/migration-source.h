@@ -74,6 +74,12 @@ class MigrationSource {
   bool end_round(guint64 round, GError **error);
   bool push(Sender &sender, const Batch &batch);
   bool finish(GError **error);
+  /* Nagle's algorithm on every channel: on for the bulk rounds, where it
+   * packs 16 KiB records into full segments (loopback's are 64 KiB); off
+   * for the handshakes before them and the small records of the
+   * switch-over, which must not wait for the destination's delayed ACK.
+   * Turning it off sends what it holds at once. */
+  void set_nagle(bool on);
   /* Completes the ready drive mirrors and waits for them; false when one
    * failed or the migration was cancelled meanwhile. */
   bool complete_mirrors(GError **error);

@@ -108,6 +108,10 @@ QIOChannel *migration_connect(const MigrationUri &uri, const char *name, GError 
         return nullptr;
       }
       ioc = QIO_CHANNEL(g_steal_pointer(&sioc));
+      /* The TLS handshake and hello must not wait for the peer's delayed
+       * ACK (up to 40 ms each with Nagle); MigrationSource turns Nagle on
+       * for the bulk rounds and off again for the switch-over. */
+      qio_channel_set_delay(ioc, FALSE);
       break;
     }
     case MigrationUri::Kind::Fd: {

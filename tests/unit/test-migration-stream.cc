@@ -8,7 +8,12 @@
 #include "migration/migration-transport.h"
 #include "migration/page-compressor.h"
 #include "qio/channel-buffer.h"
+#include "qio/channel-socket.h"
 #include "qio/error.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <cstring>
 #include <string>
@@ -225,6 +230,28 @@ static void test_devices() {
   }
 }
 
+/* The source's TCP channels do not wait for ACKs before sending small
+ * records (Nagle with delayed ACKs stalled the switch-over by tens of ms). */
+static void test_connect_nodelay() {
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QIOChannelSocket) listener = qio_channel_socket_new();
+  g_autoptr(QIOSocketAddress) any = qio_socket_address_new_inet("127.0.0.1", 0);
+  g_assert_true(qio_channel_socket_listen_sync(listener, any, 1, &error));
+  g_autoptr(QIOSocketAddress) bound = qio_channel_socket_get_local_address(listener, &error);
+  g_autofree char *text =
+      g_strdup_printf("tcp:127.0.0.1:%u", qio_socket_address_get_port(bound));
+  MigrationUri uri;
+  g_assert_true(migration_uri_parse(text, uri, &error));
+  g_autoptr(QIOChannel) ioc = migration_connect(uri, "test", &error);
+  g_assert_no_error(error);
+  int nodelay = 0;
+  socklen_t len = sizeof nodelay;
+  g_assert_cmpint(getsockopt(qio_channel_socket_get_fd(QIO_CHANNEL_SOCKET(ioc)), IPPROTO_TCP,
+                             TCP_NODELAY, &nodelay, &len),
+                  ==, 0);
+  g_assert_cmpint(nodelay, !=, 0);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, nullptr);
   g_test_add_func("/migration/stream/hello", test_hello_roundtrip);
@@ -232,6 +259,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/migration/stream/answer", test_answer);
   g_test_add_func("/migration/stream/record", test_record);
   g_test_add_func("/migration/uri", test_uri);
+  g_test_add_func("/migration/connect-nodelay", test_connect_nodelay);
   g_test_add_data_func("/migration/compressor/zlib",
                        GUINT_TO_POINTER(static_cast<guint>(Compression::Zlib)), test_compressor);
   g_test_add_data_func("/migration/compressor/zstd",
