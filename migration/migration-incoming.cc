@@ -82,7 +82,7 @@ bool MigrationIncoming::start(GError **error) {
   /* A key per incoming migration rather than per credentials object: the
    * tickets it seals resume only this migration's channels, not sessions
    * of NBD, VNC or chardev servers sharing the credentials, nor a later
-   * migration.  It stays in memory only until every channel is in. */
+   * migration.  Once every channel is in, no new session gets it. */
   if (creds_ && caps_.multifd) {
     ticket_key_ = qcrypto_tls_session_ticket_key_new(error);
     if (!ticket_key_) return false;
@@ -464,6 +464,9 @@ bool MigrationIncoming::main_flow(QIOChannel *ioc, const Hello &hello, GError **
     main_ready_ = true;
   }
   cv_.notify_all();
+  /* Before the answer, which the source reads before taking the ticket;
+   * the multifd channels get none (their source never reads). */
+  if (hello.channels > 0 && !migration_tls_send_ticket(ioc, error)) return false;
   if (!write_answer(ioc, nullptr, error)) return false;
   stats_->setup_us = g_get_monotonic_time() - stats_->start_us;
   set_status(MigrationStatus::Active);

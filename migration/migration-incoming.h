@@ -99,8 +99,8 @@ class MigrationIncoming {
   std::vector<QIOChannel *> channels_;
   guint32 admitted_ = 0; /* channels given a role; the first is the main one */
   std::vector<PendingHandshake> pending_; /* TLS handshakes on the listener, oldest first */
-  /* Seals this migration's TLS session tickets (multifd over TLS) until
-   * every channel is in. */
+  /* Seals this migration's TLS session tickets (multifd over TLS); given
+   * to new sessions until every channel is in. */
   GBytes *ticket_key_ = nullptr;
   guint32 expected_multifd_ = 0;
   std::vector<bool> multifd_seen_;

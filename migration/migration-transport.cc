@@ -108,10 +108,6 @@ QIOChannel *migration_connect(const MigrationUri &uri, const char *name, GError 
         return nullptr;
       }
       ioc = QIO_CHANNEL(g_steal_pointer(&sioc));
-      /* The TLS handshake and hello must not wait for the peer's delayed
-       * ACK (up to 40 ms each with Nagle); MigrationSource turns Nagle on
-       * for the bulk rounds and off again for the switch-over. */
-      qio_channel_set_delay(ioc, FALSE);
       break;
     }
     case MigrationUri::Kind::Fd: {
@@ -132,6 +128,11 @@ QIOChannel *migration_connect(const MigrationUri &uri, const char *name, GError 
       break;
     }
   }
+  /* The TLS handshake and hello must not wait for the peer's delayed ACK
+   * (up to 40 ms each with Nagle; a TCP socket passed as fd: too);
+   * MigrationSource turns Nagle on for the bulk rounds and off again for
+   * the switch-over.  Other channels ignore it. */
+  qio_channel_set_delay(ioc, FALSE);
   qio_channel_set_name(ioc, name);
   return ioc;
 }
@@ -169,12 +170,12 @@ QIOChannel *migration_tls_client(QIOChannel *plain, QCryptoTLSCreds *creds, cons
   QIOChannelTLS *tioc = qio_channel_tls_new_client(plain, creds, hostname, error);
   g_object_unref(plain);
   if (!tioc) return nullptr;
+  g_autoptr(GError) resume_error = nullptr;
+  /* Resumption only saves time: without it, a full handshake. */
   if (resume &&
       !qcrypto_tls_session_set_resumption_data(qio_channel_tls_get_session(tioc), resume,
-                                               error)) {
-    g_object_unref(tioc);
-    return nullptr;
-  }
+                                               &resume_error))
+    g_info("migration: %s", resume_error->message);
   return finish_tls(tioc, report, error);
 }
 
@@ -190,6 +191,12 @@ QIOChannel *migration_tls_server(QIOChannel *plain, QCryptoTLSCreds *creds, QCry
     return nullptr;
   }
   return finish_tls(tioc, report, error);
+}
+
+bool migration_tls_send_ticket(QIOChannel *ioc, GError **error) {
+  if (!QIO_IS_CHANNEL_TLS(ioc)) return true;
+  return qcrypto_tls_session_send_ticket(qio_channel_tls_get_session(QIO_CHANNEL_TLS(ioc)),
+                                         error) > 0;
 }
 
 GBytes *migration_tls_resumption_data(QIOChannel *ioc) {

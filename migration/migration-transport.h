@@ -63,6 +63,9 @@ QIOChannel *migration_tls_client(QIOChannel *plain, QCryptoTLSCreds *creds, cons
                                  GBytes *resume, ChannelReport &report, GError **error);
 QIOChannel *migration_tls_server(QIOChannel *plain, QCryptoTLSCreds *creds, QCryptoAuthz *authz,
                                  GBytes *ticket_key, ChannelReport &report, GError **error);
+/* On the destination's main channel: the ticket the source's multifd
+ * channels resume the session with (nothing for plaintext, PSK, anon). */
+bool migration_tls_send_ticket(QIOChannel *ioc, GError **error);
 /* What resumes the TLS session of the source channel @ioc on further
  * channels to the same destination, or NULL (plaintext, no ticket). */
 GBytes *migration_tls_resumption_data(QIOChannel *ioc);

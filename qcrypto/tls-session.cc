@@ -82,6 +82,8 @@ struct _QCryptoTLSSession {
   int handshake_result;
   gboolean bye_queued;
   gboolean key_update_queued;
+  gboolean ticket_queued;
+  gboolean has_ticket_key;
   /* The peer check runs once: in the verify callback (x509) or after the
    * handshake (PSK, anon). */
   gboolean peer_checked;
@@ -403,6 +405,10 @@ QCryptoTLSSession *qcrypto_tls_session_new(QCryptoTLSCreds *creds, const char *h
   sess->authz = authz ? QCRYPTO_AUTHZ(g_object_ref(authz)) : nullptr;
 
   unsigned flags = (sess->server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK;
+  /* A server with a ticket key sends tickets only when asked
+   * (qcrypto_tls_session_send_ticket): one the client never reads would
+   * make its close reset the connection, losing what it had still queued. */
+  if (sess->server) flags |= GNUTLS_NO_AUTO_SEND_TICKET;
 #if GNUTLS_VERSION_NUMBER >= 0x030705
   /* TLS 1.2 resumption reuses the first session's master secret, without
    * a fresh key exchange; TLS 1.3 tickets only (older GnuTLS servers may
@@ -745,6 +751,7 @@ gboolean qcrypto_tls_session_set_ticket_key(QCryptoTLSSession *sess, GBytes *key
   gnutls_datum_t datum = qcrypto_tls_datum(key);
   /* GnuTLS keeps a copy. */
   int ret = gnutls_session_ticket_enable_server(sess->session, &datum);
+  sess->has_ticket_key = ret >= 0;
   if (ret < 0) {
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
                 _("TLS session (credentials '%s'): cannot use the session ticket key: %s; "
@@ -753,6 +760,15 @@ gboolean qcrypto_tls_session_set_ticket_key(QCryptoTLSSession *sess, GBytes *key
     return FALSE;
   }
   return TRUE;
+}
+
+int qcrypto_tls_session_send_ticket(QCryptoTLSSession *sess, GError **error) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), -1);
+  g_return_val_if_fail(sess->server && sess->handshaken, -1);
+  if (!sess->has_ticket_key) return 1;
+  return session_control(
+      sess, &sess->ticket_queued, [sess] { return gnutls_session_ticket_send(sess->session, 1, 0); },
+      _("sending a session ticket failed"), error);
 }
 
 GBytes *qcrypto_tls_session_get_resumption_data(QCryptoTLSSession *sess) {

@@ -114,6 +114,12 @@ GBytes *qcrypto_tls_session_ticket_key_new(GError **error);
  * only sessions whose ticket @key opens. */
 gboolean qcrypto_tls_session_set_ticket_key(QCryptoTLSSession *sess, GBytes *key,
                                             GError **error);
+/* Server, after the handshake: sends the client one ticket (servers send
+ * none unasked, since a client that never reads it would reset the
+ * connection when closing it).  Nothing without a ticket key.  As
+ * qcrypto_tls_session_bye(): 1 sent, 0 would block (call again), -1
+ * error. */
+int qcrypto_tls_session_send_ticket(QCryptoTLSSession *sess, GError **error);
 /* Client, after the handshake: what resumes this session with the same
  * server, or NULL (not TLS 1.3, or no ticket yet).  Servers send tickets
  * after the handshake, so read the server's first data first; this never

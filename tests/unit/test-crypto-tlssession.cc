@@ -394,8 +394,15 @@ GBytes *first_session_data(QCryptoTLSCreds *cc, QCryptoTLSCreds *sc, GBytes *key
   g_autoptr(QCryptoTLSSessionReport) report = qcrypto_tls_session_get_report(link.client);
   g_assert_cmpstr(report->protocol, ==, "TLS1.3");
   g_assert_false(report->resumed);
-  /* Tickets come after the handshake, with the server's data. */
+  /* No ticket unless the server sends one: nothing waits for the client
+   * after the handshake (a ticket it never read would make its close
+   * reset the connection). */
+  g_assert_cmpuint(link.s2c.data.size(), ==, 0);
+  exchange(link.server, link.client, "no ticket yet");
   g_assert_null(qcrypto_tls_session_get_resumption_data(link.client));
+  g_assert_cmpint(qcrypto_tls_session_send_ticket(link.server, &error), ==, 1);
+  g_assert_no_error(error);
+  /* It comes with the server's next data. */
   exchange(link.server, link.client, "ticket first");
   GBytes *data = qcrypto_tls_session_get_resumption_data(link.client);
   g_assert_nonnull(data);
@@ -419,6 +426,8 @@ struct ResumeLink : Link {
 
 void check_resumed(Link &link, gboolean resumed) {
   link.expect_ok();
+  /* Resumed or not, the server sends no ticket unasked. */
+  g_assert_cmpuint(link.s2c.data.size(), ==, 0);
   g_assert_cmpint(qcrypto_tls_session_is_resumed(link.client), ==, resumed);
   g_assert_cmpint(qcrypto_tls_session_is_resumed(link.server), ==, resumed);
   g_autoptr(QCryptoTLSSessionReport) sr = qcrypto_tls_session_get_report(link.server);
