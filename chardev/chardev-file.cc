@@ -5,9 +5,12 @@
 #include "qio/error.h"
 
 #include <fcntl.h>
+#include <gio/gio.h>
 #include <glib/gi18n-lib.h>
 #include <glib/gstdio.h>
 #include <sys/stat.h>
+
+#include <cerrno>
 
 namespace qio::chardev {
 
@@ -30,8 +33,10 @@ bool ChardevFile::open(GError **error) {
   int flags = O_WRONLY | O_CREAT | O_NONBLOCK | (append_ ? O_APPEND : O_TRUNC);
   g_autoptr(QIOChannelFile) fioc = qio_channel_file_new_path(path_.c_str(), flags, 0666, error);
   if (!fioc) {
+    /* ENXIO: a FIFO opened for writing without waiting, and no reader. */
     GStatBuf st;
-    if (g_stat(path_.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)) {
+    if (g_error_matches(*error, G_IO_ERROR, g_io_error_from_errno(ENXIO)) &&
+        g_stat(path_.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)) {
       g_clear_error(error);
       g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
                   _("chardev '%s': the FIFO '%s' has no reader; start its reader first, or "
