@@ -765,7 +765,9 @@ gboolean qcrypto_tls_session_set_ticket_key(QCryptoTLSSession *sess, GBytes *key
 int qcrypto_tls_session_send_ticket(QCryptoTLSSession *sess, GError **error) {
   g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), -1);
   g_return_val_if_fail(sess->server && sess->handshaken, -1);
-  if (!sess->has_ticket_key) return 1;
+  /* TLS 1.2 sessions do not resume (see gnutls_init above). */
+  if (!sess->has_ticket_key || gnutls_protocol_get_version(sess->session) != GNUTLS_TLS1_3)
+    return 1;
   return session_control(
       sess, &sess->ticket_queued, [sess] { return gnutls_session_ticket_send(sess->session, 1, 0); },
       _("sending a session ticket failed"), error);

@@ -114,9 +114,10 @@ GBytes *qcrypto_tls_session_ticket_key_new(GError **error);
  * only sessions whose ticket @key opens. */
 gboolean qcrypto_tls_session_set_ticket_key(QCryptoTLSSession *sess, GBytes *key,
                                             GError **error);
-/* Server, after the handshake: sends the client one ticket (servers send
- * none unasked, since a client that never reads it would reset the
- * connection when closing it).  Nothing without a ticket key.  As
+/* Server, after the handshake: sends the client one ticket, once (servers
+ * send none unasked, since a client that never reads it would reset the
+ * connection when closing it).  Nothing without a ticket key or below
+ * TLS 1.3.  As
  * qcrypto_tls_session_bye(): 1 sent, 0 would block (call again), -1
  * error. */
 int qcrypto_tls_session_send_ticket(QCryptoTLSSession *sess, GError **error);
