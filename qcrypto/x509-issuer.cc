@@ -273,6 +273,7 @@ bool write_temp(const StagedFile &file, std::string &temp, GError **error) {
   int err = left ? errno : fsync(fd) < 0 ? errno : 0;
   close(fd);
   if (err) {
+    g_unlink(tmpl); /* maybe half a key */
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE, _("Unable to write '%s': %s"), tmpl,
                 g_strerror(err));
     return false;
@@ -314,8 +315,8 @@ bool write_files(std::vector<StagedFile> files, gboolean force, GError **error) 
   };
   for (const auto &file : todo) {
     for (const auto &d : missing_dirs(file.dir)) {
-      /* A CA's directory is its owner's alone. */
-      if (g_mkdir(d.c_str(), file.ca ? 0700 : 0755) < 0) {
+      /* A CA's own directory is its owner's alone; those above it are not. */
+      if (g_mkdir(d.c_str(), file.ca && d == file.dir ? 0700 : 0755) < 0) {
         int err = errno;
         undo();
         g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE,

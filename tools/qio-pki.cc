@@ -250,6 +250,9 @@ int main(int argc, char **argv) {
   std::string server_dn = o.dn ? o.dn : default_server_dn(o);
   std::string client_dn = o.client_dn ? o.client_dn : default_client_dn();
   /* A day beyond its certificates, so that they never outlive it. */
+  if (days >= static_cast<guint>(kMaxDays))
+    return usage_error(_("init gives its CA a day more than its certificates: --days takes at "
+                         "most 36499 there"));
   const guint ca_days = std::max(kCaDays, days + 1);
   g_autoptr(QCryptoX509Issuer) ca = qcrypto_x509_issuer_new(ca_dn.c_str(), ca_days, key_type,
                                                             &error);

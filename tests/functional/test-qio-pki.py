@@ -213,6 +213,7 @@ usage = [
     (("init", bad, "-n", "h", "--days", "0"), "--days takes 1 to 36500 days, not '0'"),
     (("init", bad, "-n", "h", "--days", "40000"), "not '40000'"),
     (("init", bad, "-n", "h", "--days", "many"), "not 'many'"),
+    (("init", bad, "-n", "h", "--days", "36500"), "at most 36499"),
     (("init", bad, "--bogus"), "--bogus"),
 ]
 for args, says in usage:
@@ -284,7 +285,9 @@ rc, out, err = pki("server", ca2, "--ca", ca2, "-n", "h", "--days", "30")
 t.ok(rc == 1 and "holds a CA key" in err and snapshot(ca2) == before_ca2,
      "a server certificate into the CA's own directory: refused", err)
 ca2_mode = mode(ca2)
-t.ok(ca2_mode == 0o700, "a CA's new directory is its owner's alone (0700)", oct(ca2_mode))
+t.ok(ca2_mode == 0o700 and mode(top) == 0o755 and mode(ca_dir) == 0o700,
+     "a CA's new directory is its owner's alone (0700), the directories above it are not",
+     (oct(ca2_mode), oct(mode(top)), oct(mode(ca_dir))))
 
 # init --days beyond the CA's default ten years: the CA outlives them.
 long_dir = os.path.join(tmp, "long")
