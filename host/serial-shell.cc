@@ -170,6 +170,8 @@ void SerialShell::restore(std::string_view line, bool overflowed, std::string_vi
   /* Answered last, so that input they might type meets the restored state. */
   for (auto &segment : dropped)
     if (segment.done) segment.done(std::move(segment.output));
+  /* A chardev stopped by the dropped busy state reads again. */
+  if (running_.empty() && room_listener_) room_listener_();
 }
 
 void SerialShell::finish(std::string_view text) {

@@ -373,6 +373,16 @@ static void test_serial_shell_busy() {
   g_assert_cmpuint(replies3.size(), ==, 1);
   g_assert_cmpstr(restored.running_command().c_str(), ==, "");
 
+  /* A chardev that stopped reading behind a digest reads again when a
+   * migration restores the shell idle. */
+  int woken = 0;
+  restored.set_room_listener([&] { woken++; });
+  restored.input("digest\r" + std::string(SerialShell::kMaxQueued, 'z'));
+  g_assert_cmpuint(restored.room(), ==, 0);
+  restored.restore("", false);
+  g_assert_cmpint(woken, ==, 1);
+  g_assert_cmpuint(restored.room(), ==, SerialShell::kMaxQueued);
+
   /* A reply that arrives after the shell is gone does nothing. */
   SerialShell::Reply late;
   {
