@@ -162,6 +162,13 @@ migrate("tcp multifd 8 TLS x509 resumes the main channel's session", "tcp", n, t
         caps={"multifd": True}, params={"multifd-channels": 8},
         checks=resumed_checks("CN=destination", "CN=source", 9, True))
 n += 1
+# TLS 1.2 (the source's priority): nothing resumes, and asking the main
+# channel for a ticket must not fail the migration.
+X509_TLS12 = ([X509[0][0], X509[0][1] + ",priority=NORMAL:-VERS-ALL:+VERS-TLS1.2"], X509[1])
+migrate("tcp multifd 2 TLS 1.2 x509: full handshakes", "tcp", n, tls=X509_TLS12,
+        caps={"multifd": True}, params={"multifd-channels": 2},
+        checks=resumed_checks("CN=destination", "CN=source", 3, False))
+n += 1
 # More channels than the destination lets strangers shake hands at once
 # (16): the source's own channels always have room.
 migrate("tcp multifd 20 TLS PSK", "tcp", n, tls=PSK, caps={"multifd": True},
