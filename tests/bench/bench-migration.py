@@ -26,7 +26,6 @@ median of the per-round ratios.
 """
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,11 +34,15 @@ import time
 BUILD = os.environ.get("QIO_BUILDDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 QIOD = os.path.join(BUILD, "tools", "qiod")
+QIO_PKI = os.path.join(BUILD, "tools", "qio-pki")
 BASELINE = os.path.join(BUILD, "tests", "bench", "bench-stream-baseline")
 QEMU = shutil.which("qemu-system-x86_64")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "scripts"))
 from qmplite import Qmp  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "functional"))
+from qiodtest import free_port  # noqa: E402
 
 
 def parse_size(s):
@@ -61,40 +64,12 @@ def cpu(pid):
     return (int(fields[11]) + int(fields[12])) / TCK
 
 
-def certtool(*args):
-    subprocess.run(["certtool", *args], check=True, capture_output=True)
-
-
 def make_pki(tmp):
-    ca_key, ca = f"{tmp}/ca-key.pem", f"{tmp}/ca-cert.pem"
-    certtool("--generate-privkey", "--key-type=ecdsa", "--outfile", ca_key)
-    with open(f"{tmp}/ca.info", "w") as f:
-        f.write('cn = "bench CA"\nca\ncert_signing_key\nexpiration_days = 1\n')
-    certtool("--generate-self-signed", "--load-privkey", ca_key, "--template",
-             f"{tmp}/ca.info", "--outfile", ca)
-    dirs = {}
-    for role, cn, purpose in (("server", "localhost", "tls_www_server"),
-                              ("client", "bench client", "tls_www_client")):
-        d = f"{tmp}/{role}"
-        os.makedirs(d)
-        shutil.copy(ca, f"{d}/ca-cert.pem")
-        certtool("--generate-privkey", "--key-type=ecdsa", "--outfile", f"{d}/{role}-key.pem")
-        with open(f"{tmp}/{role}.info", "w") as f:
-            f.write(f'cn = "{cn}"\ndns_name = "localhost"\nip_address = "127.0.0.1"\n'
-                    f"{purpose}\nsigning_key\nencryption_key\nexpiration_days = 1\n")
-        certtool("--generate-certificate", "--load-privkey", f"{d}/{role}-key.pem",
-                 "--load-ca-certificate", ca, "--load-ca-privkey", ca_key,
-                 "--template", f"{tmp}/{role}.info", "--outfile", f"{d}/{role}-cert.pem")
-        dirs[role] = d
-    return dirs
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A CA, a server and a client certificate (for localhost and
+    127.0.0.1), by qio-pki; the directories of the last two."""
+    subprocess.run([QIO_PKI, "init", f"{tmp}/pki", "--hostname", "localhost", "--ip", "127.0.0.1",
+                    "--days", "1"], check=True, capture_output=True)
+    return {role: f"{tmp}/pki/{role}" for role in ("server", "client")}
 
 
 def run_pair(src_cmd, dst_cmd, src_sock, dst_sock, caps, params_both, params_src, uri):
@@ -225,13 +200,10 @@ def bench(name, values, unit, bases):
 
 
 def main():
-    for tool, path in (("qiod", QIOD), ("bench-stream-baseline", BASELINE)):
+    for tool, path in (("qiod", QIOD), ("qio-pki", QIO_PKI), ("bench-stream-baseline", BASELINE)):
         if not os.access(path, os.X_OK):
             print(f"# SKIP: {tool} not built ({path})")
             return 0
-    if not shutil.which("certtool"):
-        print("# SKIP: certtool not installed (gnutls-bin)")
-        return 0
     tmp = tempfile.mkdtemp(prefix="qio-bench-mig-")
     shm = tempfile.mkdtemp(prefix="qio-bench-mig-", dir="/dev/shm")
     try:

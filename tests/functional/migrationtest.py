@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import qiodtest as qt
@@ -136,14 +137,57 @@ class Pair:
         self.dst.stop()
 
 
-def free_port():
-    """A loopback TCP port nobody listens on right now (tests run in
-    parallel, so fixed or sequential ports collide)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = qt.free_port
+
+
+def proxy(listen_port, target_port, cut_after=None, gate=None):
+    """A TCP proxy from 127.0.0.1:@listen_port to @target_port, for network
+    faults.  Every connection is forwarded both ways; with @cut_after, both
+    directions are cut once that many bytes went towards @target_port; with
+    @gate (a threading.Event), every connection after the first waits for
+    it.  Returns the listening socket: close it to stop accepting."""
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", listen_port))
+    lsock.listen(16)
+
+    def forward(a, first):
+        if gate is not None and not first:
+            gate.wait()
+        b = socket.create_connection(("127.0.0.1", target_port))
+
+        def pump(src, dst, limit):
+            moved = 0
+            try:
+                while limit is None or moved < limit:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+                    moved += len(data)
+            except OSError:
+                pass
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        threading.Thread(target=pump, args=(b, a, None), daemon=True).start()
+        pump(a, b, cut_after)
+
+    def run():
+        first = True
+        while True:
+            try:
+                a, _ = lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=forward, args=(a, first), daemon=True).start()
+            first = False
+
+    threading.Thread(target=run, daemon=True).start()
+    return lsock
 
 
 def tmpdir():

@@ -88,50 +88,6 @@ failing("expired certificate",
         "Certificate is bad", "expired on 2020-02-01")
 
 
-def gate_proxy(listen_port, target_port, gate):
-    """Forwards the first connection to @target_port at once and every
-    later one only once @gate is set; returns the listening socket."""
-    lsock = socket.socket()
-    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind(("127.0.0.1", listen_port))
-    lsock.listen(16)
-
-    def pump(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def forward(a, first):
-        if not first:
-            gate.wait()
-        b = socket.create_connection(("127.0.0.1", target_port))
-        threading.Thread(target=pump, args=(b, a), daemon=True).start()
-        pump(a, b)
-
-    def run():
-        first = True
-        while True:
-            try:
-                a, _ = lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=forward, args=(a, first), daemon=True).start()
-            first = False
-
-    threading.Thread(target=run, daemon=True).start()
-    return lsock
-
-
 # A resumed session is authorized like a full one.  The destination's
 # tls-authz (a watched authz-listfile) allows the source while the main
 # channel shakes hands, then no longer does while a proxy holds the
@@ -158,7 +114,7 @@ try:
             dst_params={"tls-authz": "az"})
     before = p.digests(p.s)
     p.d.cmd("migrate-incoming", {"uri": f"tcp:127.0.0.1:{dst_port}"})
-    lsock = gate_proxy(proxy_port, dst_port, gate)
+    lsock = mt.proxy(proxy_port, dst_port, gate=gate)
     p.s.cmd("migrate", {"uri": f"tcp:127.0.0.1:{proxy_port}"})
     main = []
     deadline = time.time() + 20
@@ -261,55 +217,16 @@ finally:
     q.stop()
 
 
-def cut_proxy(listen_port, target_port, cut_after):
-    """Forwards one connection to @target_port and cuts both directions
-    once @cut_after bytes went from the source to the destination."""
-    lsock = socket.socket()
-    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind(("127.0.0.1", listen_port))
-    lsock.listen(1)
-
-    def run():
-        a, _ = lsock.accept()
-        b = socket.create_connection(("127.0.0.1", target_port))
-        moved = [0]
-
-        def pump(src, dst, count):
-            try:
-                while True:
-                    data = src.recv(65536)
-                    if not data:
-                        break
-                    dst.sendall(data)
-                    if count:
-                        moved[0] += len(data)
-                        if moved[0] >= cut_after:
-                            break
-            except OSError:
-                pass
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-        back = threading.Thread(target=pump, args=(b, a, False), daemon=True)
-        back.start()
-        pump(a, b, True)
-        lsock.close()
-
-    threading.Thread(target=run, daemon=True).start()
-
-
 # A network cut mid-way: a proxy between the two drops the connection.
 proxy_port, dst_port = mt.free_port(), mt.free_port()
 p = mt.Pair(f"tcp:127.0.0.1:{proxy_port}", ram="128M")
+lsock = None
 try:
     dst_uri = f"tcp:127.0.0.1:{dst_port}"
     p.setup(params={"max-bandwidth": 64 << 20})
     before = p.digests(p.s)
     p.d.cmd("migrate-incoming", {"uri": dst_uri})
-    cut_proxy(proxy_port, dst_port, 24 << 20)
+    lsock = mt.proxy(proxy_port, dst_port, cut_after=24 << 20)
     p.s.cmd("migrate", {"uri": f"tcp:127.0.0.1:{proxy_port}"})
     info = p.wait()
     t.ok(info.get("status") == "failed" and info.get("error-desc"),
@@ -318,6 +235,8 @@ try:
     t.ok(rc == 1 and "Incoming migration" in out, "network cut: destination exits 1", (rc, out))
     source_intact(p, before, "network cut")
 finally:
+    if lsock:
+        lsock.close()
     p.close()
 
 # Multifd channel count mismatch: 2 on the source, 3 on the destination.
