@@ -29,6 +29,7 @@ JsonNode *query_vnc(VncServer *vnc) {
     if (!c.x509_dname.empty()) json_object_set_string_member(ci, "x509_dname", c.x509_dname.c_str());
     if (!c.sasl_username.empty())
       json_object_set_string_member(ci, "sasl_username", c.sasl_username.c_str());
+    json_object_set_string_member(ci, "encoding", c.encoding.c_str());
     json_array_add_object_element(clients, ci);
   }
   json_object_set_array_member(o, "clients", clients);

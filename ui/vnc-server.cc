@@ -16,6 +16,7 @@
 #include "qom/keyval.h"
 #include "qom/object-registry.h"
 #include "ui/vnc-pixel-format.h"
+#include "ui/vnc-tight-encoder.h"
 
 #include <glib/gi18n-lib.h>
 
@@ -35,6 +36,10 @@ constexpr guint32 kTlsNone = 257, kTlsVnc = 258, kX509None = 260, kX509Vnc = 261
 /* Client-to-server message types (RFC 6143 7.5). */
 constexpr guint8 kSetPixelFormat = 0, kSetEncodings = 2, kUpdateRequest = 3, kKeyEvent = 4,
                  kPointerEvent = 5, kClientCutText = 6;
+
+/* Encodings (RFC 6143 7.7 and the community registry): Raw, and the
+ * CompressionLevel pseudo-encodings -256 (level 0) to -247 (level 9). */
+constexpr gint32 kEncodingRaw = 0, kCompressLevel0 = -256, kCompressLevel9 = -247;
 
 /* The RFB SASL exchange (as QEMU and gtk-vnc speak it): the longest
  * mechanism name and step a client may send. */
@@ -241,6 +246,10 @@ struct VncServer::Conn {
   bool evicted = false;
   int minor = 8;
   VncPixelFormat pf;
+  /* Created when the client first lists Tight; kept while connected, as
+   * the client keeps its zlib streams. */
+  std::unique_ptr<VncTightEncoder> tight;
+  bool use_tight = false;
   bool update_requested = false;
   host::Rect requested, dirty;
   std::vector<guint8> out;
@@ -299,6 +308,7 @@ struct VncServer::Conn {
   /* Gives the main loop a turn, resuming when more input is ready. */
   qio::Task<bool> yield(GError **error);
   qio::Task<bool> skip(gsize len, GError **error);
+  qio::Task<bool> set_encodings(guint count, GError **error);
 
   qio::Task<bool> open_layers(GError **error);
   qio::Task<bool> start_tls(GError **error);
@@ -728,21 +738,24 @@ void VncServer::Conn::maybe_send_update() {
   host::Rect r = intersect(dirty, requested);
   if (r.empty()) return;
   const auto &fb = server->guest_.framebuffer();
-  gsize bpp = pf.bytes_per_pixel();
-  gsize row_bytes = static_cast<gsize>(r.width) * bpp;
-  out.resize(16 + row_bytes * static_cast<gsize>(r.height));
-  guint8 *p = out.data();
-  p[0] = 0; /* FramebufferUpdate */
-  p[1] = 0;
-  put16(p + 2, 1);
-  put16(p + 4, static_cast<guint16>(r.x));
-  put16(p + 6, static_cast<guint16>(r.y));
-  put16(p + 8, static_cast<guint16>(r.width));
-  put16(p + 10, static_cast<guint16>(r.height));
-  put32(p + 12, 0); /* Raw */
-  for (int y = 0; y < r.height; y++)
-    pf.convert(fb.pixels() + static_cast<gsize>(r.y + y) * fb.width() + r.x,
-               static_cast<gsize>(r.width), p + 16 + row_bytes * y);
+  out.assign(4, 0); /* FramebufferUpdate, padding, rectangle count */
+  guint16 rects = 1;
+  if (use_tight) {
+    rects = static_cast<guint16>(tight->encode(fb.pixels(), fb.width(), r, pf, out));
+  } else {
+    gsize row_bytes = static_cast<gsize>(r.width) * pf.bytes_per_pixel();
+    out.resize(16 + row_bytes * static_cast<gsize>(r.height));
+    guint8 *p = out.data();
+    put16(p + 4, static_cast<guint16>(r.x));
+    put16(p + 6, static_cast<guint16>(r.y));
+    put16(p + 8, static_cast<guint16>(r.width));
+    put16(p + 10, static_cast<guint16>(r.height));
+    put32(p + 12, kEncodingRaw);
+    for (int y = 0; y < r.height; y++)
+      pf.convert(fb.pixels() + static_cast<gsize>(r.y + y) * fb.width() + r.x,
+                 static_cast<gsize>(r.width), p + 16 + row_bytes * y);
+  }
+  put16(out.data() + 2, rects);
   out_pos = 0;
   update_requested = false;
   dirty = subtract(dirty, r);
@@ -806,6 +819,42 @@ qio::Task<bool> VncServer::Conn::skip(gsize len, GError **error) {
   co_return true;
 }
 
+/* Reads a SetEncodings list of @count entries in bounded pieces.  The
+ * client lists what it takes in the order it prefers: the first of Tight
+ * and Raw wins (Raw when it names neither), and the first compression
+ * level sets Tight's zlib level. */
+qio::Task<bool> VncServer::Conn::set_encodings(guint count, GError **error) {
+  guint8 chunk[4 * 256];
+  bool chosen = false, level_set = false;
+  gsize since_yield = 0;
+  use_tight = false;
+  while (count) {
+    guint n = std::min<guint>(count, sizeof chunk / 4);
+    if (!co_await read(chunk, n * 4, error)) co_return false;
+    for (guint i = 0; i < n; i++) {
+      auto encoding = static_cast<gint32>(get32(chunk + 4 * i));
+      if (!chosen && (encoding == kEncodingRaw ||
+                      encoding == static_cast<gint32>(VncTightEncoder::kEncoding))) {
+        chosen = true;
+        use_tight = encoding != kEncodingRaw;
+      } else if (!level_set && encoding >= kCompressLevel0 && encoding <= kCompressLevel9) {
+        level_set = true;
+        if (!tight) tight = std::make_unique<VncTightEncoder>();
+        tight->set_level(encoding - kCompressLevel0);
+      }
+    }
+    count -= n;
+    since_yield += n * 4;
+    if (since_yield >= kSkipBytesPerTurn) {
+      if (!co_await yield(error)) co_return false;
+      since_yield = 0;
+    }
+  }
+  if (use_tight && !tight) tight = std::make_unique<VncTightEncoder>();
+  info.encoding = use_tight ? "tight" : "raw";
+  co_return true;
+}
+
 qio::Task<bool> VncServer::Conn::messages(GError **error) {
   const auto &fb = server->guest_.framebuffer();
   const host::Rect screen{0, 0, fb.width(), fb.height()};
@@ -830,9 +879,7 @@ qio::Task<bool> VncServer::Conn::messages(GError **error) {
       case kSetEncodings: {
         guint8 head[3];
         if (!co_await read(head, sizeof head, error)) co_return false;
-        /* Only Raw is sent, which every client takes: the list is read
-         * and not kept. */
-        if (!co_await skip(static_cast<gsize>(get16(head + 1)) * 4, error)) co_return false;
+        if (!co_await set_encodings(get16(head + 1), error)) co_return false;
         break;
       }
       case kUpdateRequest: {

@@ -1,7 +1,8 @@
 /*
  * VncServer: the guest's display over RFB 3.3/3.7/3.8 (RFC 6143), as
- * QEMU's -vnc offers it: the framebuffer in Raw encoding in any true-colour
- * pixel format, key events typed into the serial console.  Security:
+ * QEMU's -vnc offers it: the framebuffer in Tight encoding (lossless) or
+ * Raw, whichever the client prefers, in any true-colour pixel format, key
+ * events typed into the serial console.  Security:
  * None, VNC password, SASL, and VeNCrypt (TLS with x509 or anonymous
  * credentials, then one of those) when tls-creds is set, in which case
  * nothing but VeNCrypt is offered.  A websocket listener (RFC 6455, wss
@@ -52,6 +53,7 @@ struct VncClientInfo {
   bool websocket = false;
   std::string x509_dname;    /* empty: no client certificate */
   std::string sasl_username; /* empty: no SASL */
+  std::string encoding = "raw"; /* of framebuffer updates: "raw" or "tight" */
 };
 
 class VncServer {

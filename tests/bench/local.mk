@@ -73,3 +73,15 @@ EXTRA_DIST += tests/bench/bench-util.h
 bench: bench-pipe
 bench-pipe: tests/bench/bench-pipe
 	$(builddir)/tests/bench/bench-pipe
+
+# VNC: Tight against Raw per screen of console text (bytes, encoding time).
+noinst_PROGRAMS += tests/bench/bench-vnc-tight
+tests_bench_bench_vnc_tight_SOURCES = tests/bench/bench-vnc-tight.cc
+tests_bench_bench_vnc_tight_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS) $(ZLIB_CFLAGS)
+tests_bench_bench_vnc_tight_LDADD = ui/libui.la host/libhost.la qio/libqio.la $(GLIB_LIBS) \
+	$(ZLIB_LIBS)
+
+.PHONY: bench-vnc-tight
+bench: bench-vnc-tight
+bench-vnc-tight: tests/bench/bench-vnc-tight
+	$(builddir)/tests/bench/bench-vnc-tight

@@ -112,8 +112,9 @@ def client_main(cfg):
         make_framebuffer(w, h)
         c.set_pixel_format(fmt)
         E = GVnc.ConnectionEncoding
-        c.set_encodings([int(e) for e in (E.ZRLE, E.HEXTILE, E.RRE, E.COPY_RECT, E.RAW,
-                                          E.DESKTOP_RESIZE, E.EXT_KEY_EVENT)])
+        first = [E.TIGHT] if cfg.get("tight") else []
+        c.set_encodings([int(e) for e in first + [E.ZRLE, E.HEXTILE, E.RRE, E.COPY_RECT, E.RAW,
+                                                  E.DESKTOP_RESIZE, E.EXT_KEY_EVENT]])
         c.framebuffer_update_request(False, 0, 0, w, h)
         st["init"] = True
         emit("initialized", width=w, height=h, name=c.get_name())
@@ -225,9 +226,10 @@ class GvncClient:
     """A gtk-vnc child connected to @srv.  @pki_files: {"ca": path,
     "cert": path, "key": path} put where gtk-vnc looks for them."""
 
-    def __init__(self, srv, password=None, username=None, pki_files=None):
+    def __init__(self, srv, password=None, username=None, pki_files=None, tight=True):
         self.dir = mkdtemp("vnc-gtkvnc-")
-        cfg = {"password": password, "username": username, "clientname": CLIENT_NAME}
+        cfg = {"password": password, "username": username, "clientname": CLIENT_NAME,
+               "tight": tight}
         if srv.unix:
             cfg["unix"] = srv.path
         else:
@@ -351,9 +353,10 @@ PASSWORD = "s3cret"
 
 
 def session(label, srv, cli, types, subtypes=None, auth="none", vencrypt=None, dname=None,
-            family="ipv4", typing=True, sasl_user=None):
+            family="ipv4", typing=True, sasl_user=None, encoding="tight"):
     """Checks a connection that must succeed: offered security types,
-    initialization, framebuffer contents, query-vnc, and typing."""
+    initialization, framebuffer contents, query-vnc (with qiod, the
+    @encoding gtk-vnc gets), and typing."""
     ev = cli.wait(["initialized"], 30)
     if not t.ok(ev is not None and ev["ev"] == "initialized", f"{label}: gtk-vnc connects",
                 cli.history() + "\nserver: " + srv.log()):
@@ -378,9 +381,11 @@ def session(label, srv, cli, types, subtypes=None, auth="none", vencrypt=None, d
         good = good and clients and clients[0].get("x509_dname") == dname
     if sasl_user:
         good = good and clients and clients[0].get("sasl_username") == sasl_user
+    if srv.kind == "qiod":
+        good = good and clients and clients[0].get("encoding") == encoding
     who = " " + (dname or "") + (sasl_user or "") if dname or sasl_user else ""
     t.ok(good, f"{label}: query-vnc shows auth {auth}{'/' + vencrypt if vencrypt else ''}"
-         f" and the client{who}", info)
+         f" and the client{who}" + (f", in {encoding}" if srv.kind == "qiod" else ""), info)
     if not typing:
         return
     cli.type("echo hello\r")
@@ -434,6 +439,7 @@ def run(label, server_kw, client_kw, check, *args, **kw):
 
 
 run("no auth", {}, {}, session, [1])
+run("no auth, gtk-vnc without Tight", {}, {"tight": False}, session, [1], encoding="raw")
 run("VNC password", {"password": PASSWORD}, {"password": PASSWORD}, session, [2], auth="vnc",
     typing=False)
 run("wrong VNC password", {"password": PASSWORD}, {"password": "guess"}, refused,

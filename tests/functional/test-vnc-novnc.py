@@ -166,6 +166,9 @@ def connected(label, srv, auth, vencrypt=None):
     before = srv.screendump()
     diff = wait_same(srv)
     t.ok(diff is None, f"{label}: the canvas equals the screendump", diff)
+    if srv.kind == "qiod":
+        sent = [c.get("encoding") for c in srv.query_vnc().get("clients", [])]
+        t.ok(sent == ["tight"], f"{label}: qiod sends the viewer Tight", sent)
     driver.execute_script("window.vnc.rfb.focus()")
     ActionChains(driver).send_keys("echo hello" + Keys.ENTER).perform()
     ok, diag = srv.typed("echo hello", "hello")

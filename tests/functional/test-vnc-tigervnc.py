@@ -152,6 +152,9 @@ def connected(label, srv, viewer, auth, vencrypt=None, family="ipv4", typing=Tru
     before = srv.screendump()
     diff = wait_same(viewer, srv)
     t.ok(diff is None, f"{label}: the window shows the screendump exactly", diff)
+    if srv.kind == "qiod":
+        sent = [c.get("encoding") for c in srv.query_vnc().get("clients", [])]
+        t.ok(sent == ["tight"], f"{label}: qiod sends the viewer Tight", sent)
     if typing:
         viewer.type("echo hello\r")
         ok, diag = srv.typed("echo hello", "hello")

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qiodtest import (Qiod, Tap, closed_by_server, free_port, make_pki,  # noqa: E402
@@ -98,16 +99,83 @@ class Rfb:
     def request(self, x, y, w, h, incremental=False):
         self.s.sendall(struct.pack(">BBHHHH", 3, int(incremental), x, y, w, h))
 
-    def update(self, bpp=4):
-        """One FramebufferUpdate: a list of (x, y, w, h, pixels)."""
+    def set_encodings(self, *encodings):
+        self.s.sendall(struct.pack(f">BxH{len(encodings)}i", 2, len(encodings), *encodings))
+
+    def update(self, bpp=4, tpixel=None):
+        """One FramebufferUpdate: a list of (x, y, w, h, pixels, encoding),
+        Raw and Tight rectangles alike as rows of PIXELs (Tight's 3-byte
+        TPIXELs, @tpixel=3, as R G B), and the bytes it took on the wire."""
+        self.wire = 4
         head = self.recv(4)
         assert head[0] == 0, head
         rects = []
         for _ in range(struct.unpack(">H", head[2:])[0]):
             x, y, w, h, enc = struct.unpack(">HHHHi", self.recv(12))
-            assert enc == 0, enc
-            rects.append((x, y, w, h, self.recv(w * h * bpp)))
+            self.wire += 12
+            if enc == 0:
+                rects.append((x, y, w, h, self.recv(w * h * bpp), enc))
+                self.wire += w * h * bpp
+            else:
+                assert enc == 7, enc
+                rects.append((x, y, w, h, self.tight(w, h, tpixel or bpp), enc))
         return rects
+
+    def take(self, n):
+        self.wire += n
+        return self.recv(n)
+
+    def tight(self, w, h, tpixel):
+        """One Tight rectangle (RFB specification, "Tight Encoding")."""
+        if not hasattr(self, "inflaters"):
+            self.inflaters = [zlib.decompressobj() for _ in range(4)]
+        control = self.take(1)[0]
+        for i in range(4):
+            if control & (1 << i):
+                self.inflaters[i] = zlib.decompressobj()
+        if control >> 4 == 8:
+            return self.take(tpixel) * (w * h)
+        assert not control & 0x80, f"compression type {control >> 4}"
+        stream = (control >> 4) & 3
+        filt = self.take(1)[0] if control & 0x40 else 0
+        palette = None
+        if filt == 1:
+            n = self.take(1)[0] + 1
+            palette = [self.take(tpixel) for _ in range(n)]
+            row = (w + 7) // 8 if n == 2 else w
+            size = row * h
+        else:
+            assert filt == 0, f"filter {filt}"
+            size = w * h * tpixel
+        if size < 12:
+            data = self.take(size)
+        else:
+            b = self.take(1)[0]
+            length = b & 0x7f
+            if b & 0x80:
+                b = self.take(1)[0]
+                length |= (b & 0x7f) << 7
+                if b & 0x80:
+                    length |= self.take(1)[0] << 14
+            data = self.inflaters[stream].decompress(self.take(length))
+            assert len(data) == size, (len(data), size)
+        if palette is None:
+            return data
+        if len(palette) > 2:
+            return b"".join(palette[i] for i in data)
+        row = (w + 7) // 8
+        return b"".join(palette[data[y * row + x // 8] >> (7 - x % 8) & 1]
+                        for y in range(h) for x in range(w))
+
+    def paint(self, rects, width, height, tpixel=3):
+        """Draws @rects into self.canvas (rows of TPIXELs) and returns it."""
+        if getattr(self, "canvas", None) is None:
+            self.canvas = bytearray(width * height * tpixel)
+        for x, y, w, h, data, _ in rects:
+            for row in range(h):
+                at = ((y + row) * width + x) * tpixel
+                self.canvas[at:at + w * tpixel] = data[row * w * tpixel:(row + 1) * w * tpixel]
+        return bytes(self.canvas)
 
     def key(self, keysym, down=True):
         self.s.sendall(struct.pack(">BBHI", 4, int(down), 0, keysym))
@@ -213,6 +281,70 @@ for bpp, depth, be, maxes, shifts, label in (
     t.ok(good, f"SetPixelFormat {label}: pixels converted as the format says")
     c.s.close()
 
+# --- Tight: the first of Tight and Raw that a client lists ---
+def tight_session(*encodings, fmt=None, tpixel=3):
+    c = Rfb(connect_unix(vsock))
+    c.handshake()
+    if fmt:
+        c.s.sendall(struct.pack(">BxxxBBBBHHHBBBxxx", 0, *fmt))
+    c.set_encodings(*encodings)
+    c.request(0, 0, 640, 400)
+    rects = c.update(tpixel=tpixel)
+    return c, rects, c.paint(rects, 640, 400, tpixel)
+
+
+def encoding_of_client():
+    return [x.get("encoding") for x in q.cmd("query-vnc")["return"]["clients"]]
+
+
+c, rects, canvas = tight_session(7, 0, -254)  # Tight, Raw, compression level 2
+_, _, ppm = screen_of(q, d)
+t.ok(rects and {r[5] for r in rects} == {7} and canvas == ppm and c.wire * 20 < 640 * 400 * 4,
+     f"Tight: a full update decodes to the screendump pixel for pixel, in {c.wire} bytes "
+     f"where Raw takes {640 * 400 * 4 + 16}", (len(rects), c.wire))
+t.ok(encoding_of_client() == ["tight"], "query-vnc shows the client's encoding: tight",
+     encoding_of_client())
+# Typing: incremental updates on the same zlib streams keep the picture right.
+before = ppm
+c.request(0, 0, 640, 400, incremental=True)
+c.type_text("echo tight-typed")
+deadline = time.time() + 20
+same = False
+while time.time() < deadline and not same:
+    canvas = c.paint(c.update(tpixel=3), 640, 400)
+    _, _, now = screen_of(q, d)
+    same = canvas == now and now != before
+    c.request(0, 0, 640, 400, incremental=True)
+t.ok(same, "Tight: typed text arrives as incremental updates that decode to the screendump")
+c.s.close()
+
+c, rects, _ = tight_session(0, 7)
+t.ok({r[5] for r in rects} == {0} and encoding_of_client() == ["raw"],
+     "a client listing Raw before Tight gets Raw", encoding_of_client())
+c.s.close()
+c, rects, _ = tight_session(5, 16, -223, 7)
+t.ok({r[5] for r in rects} == {7}, "encodings qiod does not send (Hextile, ZRLE, pseudo) are "
+     "passed over for Tight")
+c.s.close()
+c, rects, _ = tight_session(5, 16)
+t.ok({r[5] for r in rects} == {0}, "a client naming neither Tight nor Raw gets Raw")
+c.s.close()
+
+# RGB565 big-endian: TPIXELs are the client's 2-byte pixels.
+maxes, shifts = (31, 63, 31), (11, 5, 0)
+c, rects, canvas = tight_session(7, fmt=(16, 16, 1, 1, *maxes, *shifts), tpixel=2)
+_, _, ppm = screen_of(q, d)
+good = bool(rects) and {r[5] for r in rects} == {7}
+for i in range(640 * 400):
+    r, g, b = ppm[3 * i:3 * i + 3]
+    want = (((r * maxes[0] + 127) // 255) << shifts[0] | ((g * maxes[1] + 127) // 255)
+            << shifts[1] | ((b * maxes[2] + 127) // 255) << shifts[2])
+    if int.from_bytes(canvas[2 * i:2 * i + 2], "big") != want:
+        good = False
+        break
+t.ok(good, "Tight in RGB565 big-endian: every pixel as the format says")
+c.s.close()
+
 # --- Malformed input from a client: a clear log line, never a crash ---
 cases = [
     ("not a version", lambda s: s.sendall(b"HELLO WORLD\n"), "instead of an RFB 3.x version"),
@@ -252,15 +384,15 @@ for label, send, logged in cases:
 # outside the screen: the session goes on.
 c = Rfb(connect_unix(vsock))
 c.handshake()
-c.s.sendall(struct.pack(">BxH", 2, 65535) + struct.pack(">i", 0) * 65535)
+c.s.sendall(struct.pack(">BxH", 2, 65535) + struct.pack(">i", 1) * 65534 + struct.pack(">i", 7))
 c.s.sendall(struct.pack(">BxxxI", 6, 1 << 20) + b"x" * (1 << 20))
 c.s.sendall(struct.pack(">BxxxI", 6, 0xffffff00) + b"y" * 256)
 c.request(5000, 5000, 10, 10)
 c.request(630, 390, 100, 100)
-rects = c.update()
-t.ok(len(rects) == 1 and rects[0][:4] == (630, 390, 10, 10),
-     "long encodings and cut text are skipped; requests are clipped to the screen",
-     [r[:4] for r in rects])
+rects = c.update(tpixel=3)
+t.ok(len(rects) == 1 and rects[0][:4] == (630, 390, 10, 10) and rects[0][5] == 7,
+     "a 65535-entry encodings list is read to its end (Tight, last), cut text is skipped, "
+     "requests are clipped to the screen", [r[:4] + r[5:] for r in rects])
 c.s.close()
 
 # Update bookkeeping: a first request may be incremental (everything is

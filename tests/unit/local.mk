@@ -15,6 +15,11 @@ tests_unit_test_guest_SOURCES = tests/unit/test-guest.cc
 tests_unit_test_guest_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_guest_LDADD = host/libhost.la $(UNIT_LDADD)
 
+unit_tests += tests/unit/test-vnc-tight-encoder
+tests_unit_test_vnc_tight_encoder_SOURCES = tests/unit/test-vnc-tight-encoder.cc
+tests_unit_test_vnc_tight_encoder_CPPFLAGS = $(UNIT_CPPFLAGS) $(ZLIB_CFLAGS)
+tests_unit_test_vnc_tight_encoder_LDADD = ui/libui.la $(UNIT_LDADD) $(ZLIB_LIBS)
+
 unit_tests += tests/unit/test-qmp-server
 tests_unit_test_qmp_server_SOURCES = tests/unit/test-qmp-server.cc
 tests_unit_test_qmp_server_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
