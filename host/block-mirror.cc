@@ -171,6 +171,7 @@ void BlockMirror::run() {
   if (config_.tls_creds) nbd_client_set_tls_creds(client, config_.tls_creds);
   if (!config_.tls_hostname.empty())
     nbd_client_set_tls_hostname(client, config_.tls_hostname.c_str());
+  nbd_client_set_reconnect_delay(client, config_.reconnect_delay);
   if (!nbd_client_connect_uri(client, config_.target.c_str(), &error)) {
     g_prefix_error(&error, _("Mirror job '%s': cannot connect to target '%s': "),
                    config_.job_id.c_str(), config_.target.c_str());

@@ -31,6 +31,7 @@ struct MirrorConfig {
   std::string target; /* an NBD URI */
   QCryptoTLSCreds *tls_creds = nullptr; /* client credentials; the mirror refs them */
   std::string tls_hostname;
+  guint reconnect_delay = 0; /* seconds; see nbd_client_set_reconnect_delay */
 };
 
 class BlockMirror {

@@ -119,6 +119,7 @@ JsonNode *BlockJobs::drive_mirror(JsonObject *args, GError **error) {
     return nullptr;
   }
   host::MirrorConfig config;
+  if (!qmp_get_count(args, "reconnect-delay", &config.reconnect_delay, error)) return nullptr;
   config.job_id = job_id;
   config.target = target;
   config.tls_creds = creds;
@@ -183,7 +184,8 @@ void qmp_register_block_job_commands(QmpServer &server, host::Guest &guest,
                        {"format", QmpArgType::String, true},
                        {"mode", QmpArgType::String, true},
                        {"tls-creds", QmpArgType::String, true},
-                       {"tls-hostname", QmpArgType::String, true}},
+                       {"tls-hostname", QmpArgType::String, true},
+                       {"reconnect-delay", QmpArgType::Int, true}},
                       false, [jobs](JsonObject *args, GError **error) {
                         return jobs->drive_mirror(args, error);
                       }});

@@ -133,7 +133,7 @@ static QIOSocketAddress *parse_socket_address(JsonObject *addr, GError **error) 
   return nullptr;
 }
 
-static bool get_count(JsonObject *args, const char *name, guint *out, GError **error) {
+bool qmp_get_count(JsonObject *args, const char *name, guint *out, GError **error) {
   if (!json_object_has_member(args, name)) return true;
   gint64 v = json_object_get_int_member(args, name);
   if (v < 0 || v > G_MAXUINT) {
@@ -177,8 +177,8 @@ static JsonNode *server_start(NbdState &st, JsonObject *args, GError **error) {
     return nullptr;
   }
   guint max_connections = 0, handshake = 10;
-  if (!get_count(args, "max-connections", &max_connections, error) ||
-      !get_count(args, "handshake-max-seconds", &handshake, error))
+  if (!qmp_get_count(args, "max-connections", &max_connections, error) ||
+      !qmp_get_count(args, "handshake-max-seconds", &handshake, error))
     return nullptr;
   g_autoptr(QIOSocketAddress) addr =
       parse_socket_address(json_object_get_object_member(args, "addr"), error);

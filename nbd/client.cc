@@ -12,6 +12,9 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <string>
 #include <vector>
 
@@ -22,6 +25,11 @@ struct NBDClientPrivate {
   std::mutex abort_lock;
   QIOChannel *socket = nullptr;
   bool aborted = false;
+  std::condition_variable abort_wake; /* ends a reconnect's pause early */
+  /* Where nbd_client_connect went, for reconnecting. */
+  QIOSocketAddress *addr = nullptr;
+  std::string export_name;
+  guint reconnect_delay = 0;
   QCryptoTLSCreds *tls_creds = nullptr;
   std::string tls_hostname;
   std::string peer;
@@ -66,6 +74,7 @@ static void nbd_client_finalize(GObject *object) {
   NBDClientPrivate *priv = client_priv(client);
   nbd_client_disconnect(client);
   g_clear_object(&priv->tls_creds);
+  g_clear_object(&priv->addr);
   clear_info(&priv->info);
   priv->~NBDClientPrivate();
   G_OBJECT_CLASS(nbd_client_parent_class)->finalize(object);
@@ -82,6 +91,10 @@ NBDClient *nbd_client_new(void) { return NBD_CLIENT(g_object_new(NBD_TYPE_CLIENT
 void nbd_client_set_tls_creds(NBDClient *client, QCryptoTLSCreds *creds) {
   NBDClientPrivate *priv = client_priv(client);
   g_set_object(&priv->tls_creds, creds);
+}
+
+void nbd_client_set_reconnect_delay(NBDClient *client, guint seconds) {
+  client_priv(client)->reconnect_delay = seconds;
 }
 
 void nbd_client_set_tls_hostname(NBDClient *client, const char *hostname) {
@@ -359,6 +372,8 @@ gboolean nbd_client_connect(NBDClient *client, QIOSocketAddress *addr, const cha
     nbd_client_disconnect(client);
     return FALSE;
   }
+  g_set_object(&priv->addr, addr);
+  priv->export_name = export_name;
   return TRUE;
 }
 
@@ -568,6 +583,14 @@ gboolean require_flag(NBDClient *client, guint16 flag, const char *command, GErr
   return FALSE;
 }
 
+gboolean flush(NBDClient *client, GError **error) {
+  /* A server that offers no flush cannot be asked for one (the spec
+   * forbids the command): its writes are as durable as it makes them. */
+  NBDClientPrivate *priv = client_priv(client);
+  if (priv->ioc && !(priv->info.flags & NBD_FLAG_SEND_FLUSH)) return TRUE;
+  return simple_command(client, NBD_CMD_FLUSH, 0, 0, 0, nullptr, error);
+}
+
 /* Calls @step(offset, done, n) for pieces of at most the server's maximum
  * payload covering @len bytes from @offset. */
 template <typename F>
@@ -582,50 +605,164 @@ gboolean for_each_piece(NBDClientPrivate *priv, guint64 offset, gsize len, F ste
   return TRUE;
 }
 
+/* Closes a broken connection without a goodbye, keeping the export's
+ * details to compare with what a reconnect finds. */
+void drop_connection(NBDClientPrivate *priv) {
+  if (priv->ioc) qio_channel_close(priv->ioc, nullptr);
+  g_clear_object(&priv->ioc);
+  {
+    std::lock_guard guard(priv->abort_lock);
+    g_clear_object(&priv->socket);
+  }
+  priv->structured = false;
+  priv->base_allocation = false;
+}
+
+/* A failure that another connection may not have: the transport broke.
+ * What the server answered (NBD_ERROR) and a stop are final. */
+bool connection_lost(NBDClientPrivate *priv, const GError *error) {
+  std::lock_guard guard(priv->abort_lock);
+  return !priv->aborted && error->domain != NBD_ERROR &&
+         !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+enum class Reconnect { Done, Failed, Refused };
+
+/* Connects again to the same export.  Refused (no point trying again):
+ * the export is no longer the one the client was using. */
+Reconnect reconnect(NBDClientPrivate *priv, GError **error) {
+  drop_connection(priv);
+  NBDExportInfo fresh = {};
+  if (!open_session(priv, priv->addr, error) ||
+      (priv->structured && !set_meta_context(priv, priv->export_name.c_str(), error)) ||
+      !info_or_go(priv, NBD_OPT_GO, priv->export_name.c_str(), &fresh, error)) {
+    clear_info(&fresh);
+    drop_connection(priv);
+    return Reconnect::Failed;
+  }
+  const char *changed = fresh.size != priv->info.size ? _("its size changed")
+                        : (fresh.flags & NBD_FLAG_READ_ONLY) &&
+                                !(priv->info.flags & NBD_FLAG_READ_ONLY)
+                            ? _("it became read-only")
+                            : nullptr;
+  if (changed) {
+    g_set_error(error, NBD_ERROR, NBD_ERROR_FAILED,
+                _("NBD server %s: export '%s' is not the one it was before reconnecting (%s); "
+                  "not using it"),
+                priv->peer.c_str(), priv->export_name.c_str(), changed);
+    clear_info(&fresh);
+    drop_connection(priv);
+    return Reconnect::Refused;
+  }
+  clear_info(&priv->info);
+  priv->info = fresh;
+  return Reconnect::Done;
+}
+
+/* Waits @us unless nbd_client_abort() comes first; false if it did. */
+bool pause_unless_aborted(NBDClientPrivate *priv, gint64 us) {
+  std::unique_lock guard(priv->abort_lock);
+  priv->abort_wake.wait_for(guard, std::chrono::microseconds(us), [priv] { return priv->aborted; });
+  return !priv->aborted;
+}
+
+/* Runs @op (a whole command; all are idempotent, so sending one again
+ * after a reconnect is safe).  With a reconnect delay, a command whose
+ * connection broke waits for a new connection to the same export, trying
+ * with growing pauses for up to that many seconds, and runs again. */
+template <typename Op>
+gboolean with_reconnect(NBDClient *client, GError **error, Op op) {
+  NBDClientPrivate *priv = client_priv(client);
+  GError *failure = nullptr;
+  if (op(&failure)) return TRUE;
+  if (!priv->reconnect_delay || !priv->addr || !connection_lost(priv, failure)) {
+    g_propagate_error(error, failure);
+    return FALSE;
+  }
+  g_message(_("NBD server %s: connection lost (%s); reconnecting for up to %u seconds"),
+            priv->peer.c_str(), failure->message, priv->reconnect_delay);
+  const gint64 deadline =
+      g_get_monotonic_time() + static_cast<gint64>(priv->reconnect_delay) * G_USEC_PER_SEC;
+  gint64 pause = 100 * G_TIME_SPAN_MILLISECOND;
+  for (;;) {
+    GError *attempt = nullptr;
+    Reconnect r = reconnect(priv, &attempt);
+    if (r == Reconnect::Refused) {
+      g_clear_error(&failure);
+      g_propagate_error(error, attempt);
+      return FALSE;
+    }
+    if (r == Reconnect::Done) {
+      g_message(_("NBD server %s: reconnected to export '%s'"), priv->peer.c_str(),
+                priv->export_name.c_str());
+      g_clear_error(&failure);
+      if (op(&failure)) return TRUE;
+      if (!connection_lost(priv, failure)) break;
+    } else {
+      g_clear_error(&failure);
+      failure = attempt;
+    }
+    gint64 left = deadline - g_get_monotonic_time();
+    if (left <= 0) {
+      g_prefix_error(&failure, _("NBD server %s: gave up reconnecting after %u seconds: "),
+                     priv->peer.c_str(), priv->reconnect_delay);
+      break;
+    }
+    if (!pause_unless_aborted(priv, std::min(pause, left))) break;
+    pause = std::min<gint64>(pause * 2, 2 * G_USEC_PER_SEC);
+  }
+  g_propagate_error(error, failure);
+  return FALSE;
+}
+
 }  // namespace
 
 gboolean nbd_client_read(NBDClient *client, guint64 offset, void *buf, gsize len,
                          GError **error) {
   NBDClientPrivate *priv = client_priv(client);
   auto *p = static_cast<guint8 *>(buf);
-  return for_each_piece(priv, offset, len, [&](guint64 at, gsize done, guint32 n) {
-    guint64 cookie;
-    return send_request(priv, NBD_CMD_READ, 0, at, n, nullptr, &cookie, error) &&
-           read_reply_chunks(priv, NBD_CMD_READ, cookie, at, p + done, n, nullptr, error);
+  return with_reconnect(client, error, [&](GError **err) {
+    return for_each_piece(priv, offset, len, [&](guint64 at, gsize done, guint32 n) {
+      guint64 cookie;
+      return send_request(priv, NBD_CMD_READ, 0, at, n, nullptr, &cookie, err) &&
+             read_reply_chunks(priv, NBD_CMD_READ, cookie, at, p + done, n, nullptr, err);
+    });
   });
 }
 
 gboolean nbd_client_write(NBDClient *client, guint64 offset, const void *buf, gsize len,
                           gboolean fua, GError **error) {
   NBDClientPrivate *priv = client_priv(client);
-  /* The spec forbids the FUA flag unless the server offered it; a flush
-   * after the write gives the same guarantee where only that is offered. */
-  bool fua_flag = fua && (priv->info.flags & NBD_FLAG_SEND_FUA);
   auto *p = static_cast<const guint8 *>(buf);
-  return for_each_piece(priv, offset, len, [&](guint64 at, gsize done, guint32 n) {
-           return simple_command(client, NBD_CMD_WRITE, fua_flag ? NBD_CMD_FLAG_FUA : 0, at, n,
-                                 p + done, error);
-         }) &&
-         (!fua || fua_flag || nbd_client_flush(client, error));
+  return with_reconnect(client, error, [&](GError **err) {
+    /* The spec forbids the FUA flag unless the server offered it; a flush
+     * after the write gives the same guarantee where only that is offered. */
+    bool fua_flag = fua && (priv->info.flags & NBD_FLAG_SEND_FUA);
+    return for_each_piece(priv, offset, len, [&](guint64 at, gsize done, guint32 n) {
+             return simple_command(client, NBD_CMD_WRITE, fua_flag ? NBD_CMD_FLAG_FUA : 0, at,
+                                   n, p + done, err);
+           }) &&
+           (!fua || fua_flag || flush(client, err));
+  });
 }
 
 gboolean nbd_client_flush(NBDClient *client, GError **error) {
-  /* A server that offers no flush cannot be asked for one (the spec
-   * forbids the command): its writes are as durable as it makes them. */
-  NBDClientPrivate *priv = client_priv(client);
-  if (priv->ioc && !(priv->info.flags & NBD_FLAG_SEND_FLUSH)) return TRUE;
-  return simple_command(client, NBD_CMD_FLUSH, 0, 0, 0, nullptr, error);
+  return with_reconnect(client, error, [&](GError **err) { return flush(client, err); });
 }
 
 gboolean nbd_client_trim(NBDClient *client, guint64 offset, guint32 len, GError **error) {
-  return require_flag(client, NBD_FLAG_SEND_TRIM, "NBD_CMD_TRIM", error) &&
-         simple_command(client, NBD_CMD_TRIM, 0, offset, len, nullptr, error);
+  return with_reconnect(client, error, [&](GError **err) {
+    return require_flag(client, NBD_FLAG_SEND_TRIM, "NBD_CMD_TRIM", err) &&
+           simple_command(client, NBD_CMD_TRIM, 0, offset, len, nullptr, err);
+  });
 }
 
 gboolean nbd_client_write_zeroes(NBDClient *client, guint64 offset, guint32 len,
                                  GError **error) {
-  return require_flag(client, NBD_FLAG_SEND_WRITE_ZEROES, "NBD_CMD_WRITE_ZEROES", error) &&
-         simple_command(client, NBD_CMD_WRITE_ZEROES, 0, offset, len, nullptr, error);
+  return with_reconnect(client, error, [&](GError **err) {
+    return require_flag(client, NBD_FLAG_SEND_WRITE_ZEROES, "NBD_CMD_WRITE_ZEROES", err) &&
+           simple_command(client, NBD_CMD_WRITE_ZEROES, 0, offset, len, nullptr, err);
+  });
 }
 
 GArray *nbd_client_block_status(NBDClient *client, guint64 offset, guint32 len,
@@ -638,9 +775,13 @@ GArray *nbd_client_block_status(NBDClient *client, guint64 offset, guint32 len,
     return nullptr;
   }
   g_autoptr(GArray) extents = g_array_new(FALSE, FALSE, sizeof(NBDExtent));
-  guint64 cookie;
-  if (!send_request(priv, NBD_CMD_BLOCK_STATUS, 0, offset, len, nullptr, &cookie, error) ||
-      !read_reply_chunks(priv, NBD_CMD_BLOCK_STATUS, cookie, offset, nullptr, 0, extents, error))
+  if (!with_reconnect(client, error, [&](GError **err) {
+        guint64 cookie;
+        g_array_set_size(extents, 0);
+        return send_request(priv, NBD_CMD_BLOCK_STATUS, 0, offset, len, nullptr, &cookie, err) &&
+               read_reply_chunks(priv, NBD_CMD_BLOCK_STATUS, cookie, offset, nullptr, 0, extents,
+                                 err);
+      }))
     return nullptr;
   return static_cast<GArray *>(g_steal_pointer(&extents));
 }
@@ -669,4 +810,5 @@ void nbd_client_abort(NBDClient *client) {
   std::lock_guard guard(priv->abort_lock);
   priv->aborted = true;
   if (priv->socket) qio_channel_shutdown(priv->socket, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+  priv->abort_wake.notify_all();
 }

@@ -52,6 +52,11 @@ NBDClient *nbd_client_new(void);
  * sockets). */
 void nbd_client_set_tls_creds(NBDClient *client, QCryptoTLSCreds *creds);
 void nbd_client_set_tls_hostname(NBDClient *client, const char *hostname);
+/* QEMU's reconnect-delay: when the connection breaks under a command, the
+ * client connects again to the same export (the same size, not newly
+ * read-only), trying for up to @seconds, and sends the command again; a
+ * command fails only when that time is up.  0 (the default): no retry. */
+void nbd_client_set_reconnect_delay(NBDClient *client, guint seconds);
 
 /* Connects and enters the transmission phase on @export_name. */
 gboolean nbd_client_connect(NBDClient *client, QIOSocketAddress *addr,

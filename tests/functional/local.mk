@@ -46,6 +46,7 @@ functional_tests += tests/functional/test-migration-storage.py
 functional_tests += tests/functional/test-mirror-cancel.py
 functional_tests += tests/functional/test-mirror-nbdkit.py
 functional_tests += tests/functional/test-mirror-export.py
+functional_tests += tests/functional/test-mirror-reconnect.py
 functional_tests += tests/functional/test-vnc.py
 functional_tests += tests/functional/test-vnc-gtkvnc.py
 functional_tests += tests/functional/test-vnc-tigervnc.py

@@ -277,16 +277,28 @@ def unix_listening(path):
     return False
 
 
-def nbdkit(sock, *args):
-    """nbdkit serving on UNIX socket @sock (plugin and filters in @args),
-    once it listens; the caller kills it.  Exits the test with a TAP skip
-    when nbdkit is not installed."""
+def tcp_listening(port):
+    """True when something accepts connections on 127.0.0.1:@port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def nbdkit(sock, *args, port=None):
+    """nbdkit serving on UNIX socket @sock (or, with @sock None, on
+    127.0.0.1:@port; plugin and filters in @args), once it listens; the
+    caller kills it.  Exits the test with a TAP skip when nbdkit is not
+    installed."""
     if not shutil.which("nbdkit"):
         print("1..0 # SKIP nbdkit not installed")
         sys.exit(0)
-    proc = subprocess.Popen(["nbdkit", "--foreground", "-U", sock, *args],
+    where = ["-U", sock] if sock else ["-i", "127.0.0.1", "-p", str(port)]
+    proc = subprocess.Popen(["nbdkit", "--foreground", *where, *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 10
-    while not unix_listening(sock) and time.time() < deadline:
+    while (not (unix_listening(sock) if sock else tcp_listening(port))
+           and time.time() < deadline):
         time.sleep(0.05)
     return proc

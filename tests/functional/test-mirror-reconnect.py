@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+"""drive-mirror's reconnect-delay (QEMU's name, from its NBD client): the
+target is nbdkit's file plugin over TCP.  A proxy that cuts every
+connection after 3 MiB: with reconnect-delay the mirror goes on over new
+connections and the target ends up holding the drive's bytes; without it
+the job fails.  nbdkit killed mid-copy and started again: the mirror
+resumes.  A target that comes back with another size is refused, one that
+never comes back is given up after the delay, and a cancel during the wait
+ends the job at once.  Malformed reconnect-delay values are refused."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from migrationtest import proxy  # noqa: E402
+from qiodtest import Qiod, Tap, free_port, nbdkit  # noqa: E402
+
+t = Tap()
+MiB = 1 << 20
+SIZE = 16 * MiB
+tmp = tempfile.mkdtemp(prefix="qio-mirror-reconnect-")
+procs = []
+
+
+def stop(proc):
+    proc.kill()
+    proc.wait()
+
+
+def target_file(name, size=SIZE):
+    path = os.path.join(tmp, name)
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
+def mirror(m, port, **extra):
+    return m.cmd("drive-mirror", {"device": "disk0", "sync": "full", "job-id": "m0",
+                                  "target": f"nbd://127.0.0.1:{port}/", **extra})
+
+
+def finished(m, timeout=30):
+    ev = m.event("BLOCK_JOB_COMPLETED", timeout=timeout)
+    return ev["data"] if ev else None
+
+
+q = Qiod("-m", "16M", "-drive", "file=@DIR@/disk0.img,id=disk0", images={"disk0.img": SIZE})
+try:
+    disk = os.path.join(q.dir, "disk0.img")
+    with open(disk, "r+b") as f:
+        f.write(os.urandom(SIZE))
+    with open(disk, "rb") as f:
+        drive = f.read()
+    m = q.qmp()
+
+    # A network that drops every connection after 3 MiB towards the target.
+    backing = target_file("cut.img")
+    nbd_port, cut_port = free_port(), free_port()
+    procs.append(nbdkit(None, "file", backing, port=nbd_port))
+    lsock = proxy(cut_port, nbd_port, cut_after=3 * MiB)
+    before = len(q.stderr_until("\0", timeout=0.2))
+    r = mirror(m, cut_port, **{"reconnect-delay": 10})
+    ready = r == {"return": {}} and m.wait_job_ready("m0")
+    m.cmd("block-job-complete", {"device": "m0"})
+    data = finished(m)
+    log = q.stderr_until("\0", timeout=0.5)[before:]
+    reconnects = log.count("reconnected to export")
+    with open(backing, "rb") as f:
+        same = f.read() == drive
+    t.ok(ready and data is not None and "error" not in data and same and reconnects >= 4,
+         f"connections cut every 3 MiB: with reconnect-delay the mirror reconnects "
+         f"({reconnects} times) and completes; the target holds the drive's bytes",
+         (r, data, log[-600:]))
+
+    target_file("cut.img")  # empty again
+    r = mirror(m, cut_port)
+    data = finished(m)
+    t.ok(r == {"return": {}} and data is not None and "error" in data
+         and "127.0.0.1" in data["error"],
+         "the same network without reconnect-delay: the job fails, naming the target", data)
+    lsock.close()
+    stop(procs.pop())
+
+    # The target's server is killed mid-copy and started again (writes
+    # slowed by nbdkit's delay filter, so the copy takes a few seconds).
+    backing = target_file("restart.img")
+    port = free_port()
+    slow = ("--filter=delay", "file", backing, "delay-write=100ms")
+
+    def mirror_losing_target(delay):
+        """A mirror into nbdkit (its writes slowed) with @delay, nbdkit
+        killed 0.5 s into the copy."""
+        procs.append(nbdkit(None, *slow, port=port))
+        r = mirror(m, port, **{"reconnect-delay": delay})
+        time.sleep(0.5)
+        stop(procs.pop())
+        return r
+    before = len(q.stderr_until("\0", timeout=0.2))
+    r = mirror_losing_target(15)
+    time.sleep(1.5)
+    procs.append(nbdkit(None, *slow, port=port))
+    ready = r == {"return": {}} and m.wait_job_ready("m0", timeout=60)
+    m.cmd("block-job-complete", {"device": "m0"})
+    data = finished(m, timeout=60)
+    log = q.stderr_until("\0", timeout=0.5)[before:]
+    with open(backing, "rb") as f:
+        same = f.read() == drive
+    t.ok(ready and data is not None and "error" not in data and same
+         and "connection lost" in log and "reconnected to export" in log,
+         "nbdkit killed mid-copy and started again 1.5 s later: the mirror resumes and "
+         "completes; the target holds the drive's bytes", data)
+    stop(procs.pop())
+
+    # It comes back as another export (twice the size): refused at once.
+    r = mirror_losing_target(15)
+    procs.append(nbdkit(None, "memory", f"size={2 * SIZE}", port=port))
+    start = time.time()
+    data = finished(m)
+    t.ok(data is not None and "its size changed" in data.get("error", "")
+         and time.time() - start < 10,
+         "a target that comes back with another size is refused, saying so", data)
+    stop(procs.pop())
+
+    # It never comes back: given up after the delay.
+    r = mirror_losing_target(2)
+    start = time.time()
+    data = finished(m)
+    took = time.time() - start
+    t.ok(data is not None and "gave up reconnecting after 2 seconds" in data.get("error", "")
+         and 1.5 < took < 8,
+         f"a target that never comes back: the job fails after the delay ({took:.1f} s), "
+         "saying so", data)
+
+    # A cancel while the mirror waits for the target ends the job at once.
+    r = mirror_losing_target(600)
+    time.sleep(1)
+    start = time.time()
+    c = m.cmd("block-job-cancel", {"device": "m0", "force": True})
+    ev = m.event("BLOCK_JOB_CANCELLED", timeout=10)
+    took = time.time() - start
+    t.ok(c == {"return": {}} and ev is not None and took < 3,
+         f"block-job-cancel during the wait ends the job in {took:.1f} s", ev)
+
+    for value, needle in ((-1, "between 0 and"), (1 << 33, "between 0 and"),
+                          ("5", "reconnect-delay")):
+        r = mirror(m, port, **{"reconnect-delay": value})
+        t.ok(needle in r.get("error", {}).get("desc", "")
+             and m.cmd("query-block-jobs")["return"] == [],
+             f"reconnect-delay {value!r} is refused, naming the parameter", r)
+    m.close()
+finally:
+    for p in procs:
+        stop(p)
+    q.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+t.done()
