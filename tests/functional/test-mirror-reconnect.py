@@ -3,8 +3,8 @@
 target is nbdkit's file plugin over TCP.  A proxy that cuts every
 connection after 3 MiB: with reconnect-delay the mirror goes on over new
 connections and the target ends up holding the drive's bytes; without it
-the job fails.  nbdkit killed mid-copy and started again: the mirror
-resumes.  A target that comes back with another size is refused, one that
+the job fails.  nbdkit killed mid-copy and started again (plain and
+over TLS): the mirror resumes.  A target that comes back with another size is refused, one that
 never comes back is given up after the delay, and a cancel during the wait
 ends the job at once.  Malformed reconnect-delay values are refused."""
 import os
@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from migrationtest import proxy  # noqa: E402
-from qiodtest import Qiod, Tap, free_port, nbdkit  # noqa: E402
+from qiodtest import Qiod, Tap, free_port, make_pki, nbdkit  # noqa: E402
 
 t = Tap()
 MiB = 1 << 20
@@ -113,6 +113,35 @@ try:
          "nbdkit killed mid-copy and started again 1.5 s later: the mirror resumes and "
          "completes; the target holds the drive's bytes", data)
     stop(procs.pop())
+
+    # Over TLS (nbdkit --tls=require): the new connection makes a new TLS
+    # handshake with the same credentials.
+    pki = make_pki()
+    r0 = m.cmd("object-add", {"qom-type": "tls-creds-x509", "id": "tls0",
+                              "endpoint": "client", "dir": f"{pki}/cli"})
+    backing = target_file("tls.img")
+    tls_slow = ("--tls=require", f"--tls-certificates={pki}/srv", "--filter=delay", "file",
+                backing, "delay-write=100ms")
+    procs.append(nbdkit(None, *tls_slow, port=port))
+    before = len(q.stderr_until("\0", timeout=0.2))
+    r = mirror(m, port, **{"reconnect-delay": 15, "tls-creds": "tls0",
+                           "target": f"nbds://127.0.0.1:{port}/"})
+    time.sleep(0.5)
+    stop(procs.pop())
+    time.sleep(1)
+    procs.append(nbdkit(None, *tls_slow, port=port))
+    ready = r0 == r == {"return": {}} and m.wait_job_ready("m0", timeout=60)
+    m.cmd("block-job-complete", {"device": "m0"})
+    data = finished(m, timeout=60)
+    log = q.stderr_until("\0", timeout=0.5)[before:]
+    with open(backing, "rb") as f:
+        same = f.read() == drive
+    t.ok(ready and data is not None and "error" not in data and same
+         and "reconnected to export" in log,
+         "over TLS: nbdkit killed and started again, the mirror reconnects with a new "
+         "handshake and completes; the target holds the drive's bytes", (r0, r, data))
+    stop(procs.pop())
+    backing = target_file("restart.img")
 
     # It comes back as another export (twice the size): refused at once.
     r = mirror_losing_target(15)
