@@ -822,12 +822,14 @@ qio::Task<bool> VncServer::Conn::skip(gsize len, GError **error) {
 /* Reads a SetEncodings list of @count entries in bounded pieces.  The
  * client lists what it takes in the order it prefers: the first of Tight
  * and Raw wins (Raw when it names neither), and the first compression
- * level sets Tight's zlib level. */
+ * level sets Tight's zlib level (zlib's default when it names none).  The
+ * choice applies once the whole list is in: updates go out while it is
+ * read. */
 qio::Task<bool> VncServer::Conn::set_encodings(guint count, GError **error) {
   guint8 chunk[4 * 256];
-  bool chosen = false, level_set = false;
+  bool chosen = false, tight_chosen = false;
+  int level = -1;
   gsize since_yield = 0;
-  use_tight = false;
   while (count) {
     guint n = std::min<guint>(count, sizeof chunk / 4);
     if (!co_await read(chunk, n * 4, error)) co_return false;
@@ -836,11 +838,9 @@ qio::Task<bool> VncServer::Conn::set_encodings(guint count, GError **error) {
       if (!chosen && (encoding == kEncodingRaw ||
                       encoding == static_cast<gint32>(VncTightEncoder::kEncoding))) {
         chosen = true;
-        use_tight = encoding != kEncodingRaw;
-      } else if (!level_set && encoding >= kCompressLevel0 && encoding <= kCompressLevel9) {
-        level_set = true;
-        if (!tight) tight = std::make_unique<VncTightEncoder>();
-        tight->set_level(encoding - kCompressLevel0);
+        tight_chosen = encoding != kEncodingRaw;
+      } else if (level < 0 && encoding >= kCompressLevel0 && encoding <= kCompressLevel9) {
+        level = encoding - kCompressLevel0;
       }
     }
     count -= n;
@@ -850,7 +850,9 @@ qio::Task<bool> VncServer::Conn::set_encodings(guint count, GError **error) {
       since_yield = 0;
     }
   }
-  if (use_tight && !tight) tight = std::make_unique<VncTightEncoder>();
+  if (tight_chosen && !tight) tight = std::make_unique<VncTightEncoder>();
+  if (tight) tight->set_level(level);
+  use_tight = tight_chosen;
   info.encoding = use_tight ? "tight" : "raw";
   co_return true;
 }

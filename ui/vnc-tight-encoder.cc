@@ -83,7 +83,9 @@ VncTightEncoder::~VncTightEncoder() {
     if (started_[s]) deflateEnd(&zs_[s]);
 }
 
-void VncTightEncoder::set_level(int level) { level_ = std::clamp(level, 0, 9); }
+void VncTightEncoder::set_level(int level) {
+  level_ = level < 0 ? Z_DEFAULT_COMPRESSION : std::min(level, 9);
+}
 
 guint VncTightEncoder::max_rectangles(const host::Rect &area) {
   if (area.empty()) return 0;

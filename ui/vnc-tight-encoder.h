@@ -36,8 +36,8 @@ class VncTightEncoder {
   VncTightEncoder(const VncTightEncoder &) = delete;
   VncTightEncoder &operator=(const VncTightEncoder &) = delete;
 
-  /* zlib level 0-9 (the client's CompressionLevel pseudo-encoding);
-   * applies from the next rectangle on. */
+  /* zlib level 0-9 (the client's CompressionLevel pseudo-encoding), or
+   * below 0 for zlib's default; applies from the next rectangle on. */
   void set_level(int level);
   int level() const { return level_; }
 

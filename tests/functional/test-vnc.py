@@ -157,7 +157,11 @@ class Rfb:
                 length |= (b & 0x7f) << 7
                 if b & 0x80:
                     length |= self.take(1)[0] << 14
-            data = self.inflaters[stream].decompress(self.take(length))
+            packed = self.take(length)
+            if not hasattr(self, "zlib_headers"):
+                self.zlib_headers = {}
+            self.zlib_headers.setdefault(stream, packed[:2])
+            data = self.inflaters[stream].decompress(packed)
             assert len(data) == size, (len(data), size)
         if palette is None:
             return data
@@ -328,6 +332,58 @@ t.ok({r[5] for r in rects} == {7}, "encodings qiod does not send (Hextile, ZRLE,
 c.s.close()
 c, rects, _ = tight_session(5, 16)
 t.ok({r[5] for r in rects} == {0}, "a client naming neither Tight nor Raw gets Raw")
+c.s.close()
+
+# The CompressionLevel pseudo-encodings: -256 is zlib level 0 ... -247 is
+# 9, seen in the level class of each stream's zlib header (RFC 1950).
+for extra, header, label in (((-256,), b"\x78\x01", "-256: level 0"),
+                             ((-253,), b"\x78\x5e", "-253: level 3"),
+                             ((-247,), b"\x78\xda", "-247: level 9"),
+                             ((), b"\x78\x9c", "none: zlib's default")):
+    c, rects, _ = tight_session(7, *extra)
+    heads = set(getattr(c, "zlib_headers", {}).values())
+    t.ok(heads == {header}, f"compression level {label}", heads)
+    c.s.close()
+
+# Tight, then Raw, then Tight again at another level on one connection:
+# the client's zlib streams go on where they were.
+c, rects, canvas = tight_session(7, -256)
+ok = canvas == screen_of(q, d)[2]
+c.set_encodings(0)
+c.request(0, 0, 640, 400)
+rects = c.update()
+ok = ok and {r[5] for r in rects} == {0}
+c.set_encodings(7, -247)
+for _ in range(2):
+    c.request(0, 0, 640, 400)
+    rects = c.update(tpixel=3)
+    ok = ok and {r[5] for r in rects} == {7} and c.paint(rects, 640, 400) == screen_of(q, d)[2]
+t.ok(ok, "Tight, Raw, Tight at another level on one connection: every update decodes to "
+     "the screendump")
+c.s.close()
+
+# A SetEncodings list that arrives in pieces while an update is due: the
+# encoding changes only once the whole list is in (qiod crashed when the
+# refresh sent an update in between).
+c = Rfb(connect_unix(vsock))
+c.handshake()
+c.request(0, 0, 640, 400)
+c.update()
+c.request(0, 0, 640, 400, incremental=True)
+c.s.sendall(struct.pack(">BxHi", 2, 300, 7) + struct.pack(">i", 1) * 255)
+q.cmd("guest-serial-write", {"data": "echo while-listing\r"})
+time.sleep(1)
+alive = "return" in q.cmd("query-status")
+c.s.sendall(struct.pack(">i", 1) * 44)
+c.request(0, 0, 640, 400)
+got = []
+deadline = time.time() + 10
+while time.time() < deadline and 7 not in got:
+    got = [r[5] for r in c.update(tpixel=3)]
+    if 7 not in got:
+        c.request(0, 0, 640, 400)
+t.ok(alive and 7 in got, "a SetEncodings list held back mid-way while the screen changes: "
+     "qiod keeps running, updates stay Raw until the list is in, then Tight", got)
 c.s.close()
 
 # RGB565 big-endian: TPIXELs are the client's 2-byte pixels.
