@@ -5,6 +5,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -19,6 +20,13 @@ static constexpr gsize kConvergedBlocks = 64;
 static constexpr int kFinalPasses = 8;
 /* How often a ready job looks for new dirty blocks. */
 static constexpr auto kPollInterval = std::chrono::milliseconds(20);
+/* With reconnects, bytes written between flushes: what a lost connection
+ * may take with it.  Halved (down to one chunk) whenever a connection is
+ * found lost, so a target whose connections keep breaking still gets
+ * flushed writes; a flush that keeps finding lost writes this many times
+ * in a row fails the job. */
+static constexpr guint64 kFlushEvery = 64 << 20;
+static constexpr int kMaxRewrites = 32;
 
 namespace {
 
@@ -111,18 +119,67 @@ gboolean BlockMirror::dispatch(GSource *source, GSourceFunc, gpointer) noexcept 
 }
 
 bool BlockMirror::copy_range(NBDClient *client, guint64 offset, guint64 len,
-                             std::vector<guint8> &buf, GError **error) {
+                             std::vector<guint8> &buf, GError **error, bool progress) {
   while (len > 0) {
     gsize n = static_cast<gsize>(MIN(len, buf.size()));
     if (!disk_.read(offset, buf.data(), n, error) ||
         !nbd_client_write(client, offset, buf.data(), n, FALSE, error))
       return false;
+    if (config_.reconnect_delay) {
+      guint64 connection = nbd_client_get_connections(client);
+      Written *last = unflushed_.empty() ? nullptr : &unflushed_.back();
+      if (last && last->connection == connection && last->offset + last->len == offset)
+        last->len += n;
+      else
+        unflushed_.push_back({offset, n, connection});
+      unflushed_bytes_ += n;
+    }
     offset += n;
     len -= n;
-    std::lock_guard guard(lock_);
-    offset_ += n;
+    if (progress) {
+      std::lock_guard guard(lock_);
+      offset_ += n;
+    }
+    /* Not while a checkpoint writes lost bytes again: it flushes those. */
+    if (progress && unflushed_bytes_ >= flush_every_ && !checkpoint(client, buf, error))
+      return false;
   }
   return true;
+}
+
+/* Flushes the target.  Writes made on the connection the flush went over
+ * are then safe; those made on connections lost before it may be gone
+ * (the server may have dropped them unwritten), so they are written again
+ * and flushed, until a flush covers everything. */
+bool BlockMirror::checkpoint(NBDClient *client, std::vector<guint8> &buf, GError **error) {
+  for (int rewrites = 0;; rewrites++) {
+    if (!nbd_client_flush(client, error)) return false;
+    guint64 now = nbd_client_get_connections(client);
+    std::vector<Written> lost;
+    for (const Written &w : unflushed_)
+      if (w.connection != now) lost.push_back(w);
+    unflushed_.clear();
+    unflushed_bytes_ = 0;
+    if (lost.empty()) return true;
+    if (rewrites == kMaxRewrites) {
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE,
+                  _("the connection broke %d times before the writes it carried could be "
+                    "flushed; check the network to the target"),
+                  kMaxRewrites);
+      return false;
+    }
+    guint64 bytes = 0;
+    for (const Written &w : lost) bytes += w.len;
+    flush_every_ = std::max<guint64>(flush_every_ / 2, buf.size());
+    g_message(_("Mirror job '%s': a connection to '%s' was lost before a flush; writing its "
+                "%llu bytes again"),
+              config_.job_id.c_str(), config_.target.c_str(),
+              static_cast<unsigned long long>(bytes));
+    /* Written again from the drive as it is now: blocks the guest
+     * changed since are dirty and copied again anyway. */
+    for (const Written &w : lost)
+      if (!copy_range(client, w.offset, w.len, buf, error, false)) return false;
+  }
 }
 
 bool BlockMirror::copy_dirty(NBDClient *client, std::vector<guint8> &buf, guint64 *copied,
@@ -219,6 +276,7 @@ void BlockMirror::run() {
     return finish(error, false);
   }
   std::vector<guint8> buf(info->max_block ? MIN(kChunk, info->max_block) : kChunk);
+  flush_every_ = config_.reconnect_delay ? kFlushEvery : G_MAXUINT64;
 
   /* Tracking starts before the bulk copy, so a block the guest rewrites
    * behind the copy is copied again. */
@@ -263,11 +321,11 @@ void BlockMirror::run() {
     if (!error && copied) {
       disk_.freeze();
       copy_dirty(client, buf, &copied, &error);
-      if (!error) nbd_client_flush(client, &error);
+      if (!error) checkpoint(client, buf, &error);
       disk_.set_dirty_tracking(false);
       disk_.thaw();
     } else if (!error) {
-      nbd_client_flush(client, &error);
+      checkpoint(client, buf, &error);
     }
   }
   if (error)

@@ -5,7 +5,9 @@
  * nothing left (ready).  It keeps following the guest's writes until
  * complete() (or cancel() once ready): a final pass copies what is still
  * dirty (freezing the disk's writes if the guest outruns it), flushes the
- * target and ends.  Cancelling before ready stops at once.
+ * target and ends.  Cancelling before ready stops at once.  With a
+ * reconnect delay the target is flushed every so often, and what a lost
+ * connection carried since its last flush is written again.
  *
  * Callbacks run in the GMainContext given to start(), never on the worker.
  */
@@ -71,7 +73,8 @@ class BlockMirror {
  private:
   void run();
   bool copy_range(NBDClient *client, guint64 offset, guint64 len,
-                  std::vector<guint8> &buf, GError **error);
+                  std::vector<guint8> &buf, GError **error, bool progress = true);
+  bool checkpoint(NBDClient *client, std::vector<guint8> &buf, GError **error);
   bool copy_dirty(NBDClient *client, std::vector<guint8> &buf, guint64 *copied,
                   GError **error);
   void finish(GError *error, bool cancelled);
@@ -97,6 +100,15 @@ class BlockMirror {
   /* Set once by the worker; aborted by cancel() so that a target which
    * stopped answering cannot hold the worker (and qiod's exit). */
   NBDClient *client_ = nullptr;
+  /* Worker only.  Writes not yet covered by a flush on the connection that
+   * carried them (offset, length, connection number): after a reconnect
+   * those of older connections may be lost and are written again. */
+  struct Written {
+    guint64 offset, len, connection;
+  };
+  std::vector<Written> unflushed_;
+  guint64 unflushed_bytes_ = 0;
+  guint64 flush_every_; /* bytes between flushes; shrinks while connections break */
   GError *error_ = nullptr;
   std::thread thread_;
 };

@@ -4,18 +4,20 @@
 
 #include "nbd/error.h"
 #include "nbd/protocol.h"
+#include "qcrypto/error.h"
 #include "qio/channel-socket.h"
 #include "qio/channel-tls.h"
 
 #include <glib/gi18n-lib.h>
 
-#include <cstring>
-#include <mutex>
-#include <new>
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <new>
 #include <string>
+#include <thread>
 #include <vector>
 
 struct NBDClientPrivate {
@@ -25,11 +27,15 @@ struct NBDClientPrivate {
   std::mutex abort_lock;
   QIOChannel *socket = nullptr;
   bool aborted = false;
-  std::condition_variable abort_wake; /* ends a reconnect's pause early */
-  /* Where nbd_client_connect went, for reconnecting. */
+  /* Wakes a reconnect's pause and its deadline watch. */
+  std::condition_variable abort_wake;
+  /* Cancels a connect in progress: set while one runs, under abort_lock. */
+  GCancellable *connecting = nullptr;
+  /* Where nbd_client_connect went (TCP or UNIX), for reconnecting. */
   QIOSocketAddress *addr = nullptr;
   std::string export_name;
   guint reconnect_delay = 0;
+  guint64 connections = 0; /* successful connects and reconnects */
   QCryptoTLSCreds *tls_creds = nullptr;
   std::string tls_hostname;
   std::string peer;
@@ -284,7 +290,19 @@ gboolean open_session(NBDClientPrivate *priv, QIOSocketAddress *addr, GError **e
   g_autofree char *where = qio_socket_address_to_string(addr);
   priv->peer = where;
   g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
-  if (!qio_channel_socket_connect_sync(sioc, addr, error)) return FALSE;
+  g_autoptr(GCancellable) connecting = g_cancellable_new();
+  {
+    std::lock_guard guard(priv->abort_lock);
+    if (priv->aborted) g_cancellable_cancel(connecting);
+    priv->connecting = connecting;
+  }
+  gboolean connected =
+      qio_channel_socket_connect_sync_cancellable(sioc, addr, connecting, error);
+  {
+    std::lock_guard guard(priv->abort_lock);
+    priv->connecting = nullptr;
+  }
+  if (!connected) return FALSE;
   {
     std::lock_guard guard(priv->abort_lock);
     if (priv->aborted) {
@@ -372,10 +390,17 @@ gboolean nbd_client_connect(NBDClient *client, QIOSocketAddress *addr, const cha
     nbd_client_disconnect(client);
     return FALSE;
   }
-  g_set_object(&priv->addr, addr);
+  /* An fd: address names a descriptor used up by this connect. */
+  auto kind = qio_socket_address_get_kind(addr);
+  g_clear_object(&priv->addr);
+  if (kind == QIO_SOCKET_ADDRESS_INET || kind == QIO_SOCKET_ADDRESS_UNIX)
+    priv->addr = QIO_SOCKET_ADDRESS(g_object_ref(addr));
   priv->export_name = export_name;
+  priv->connections++;
   return TRUE;
 }
+
+guint64 nbd_client_get_connections(NBDClient *client) { return client_priv(client)->connections; }
 
 gboolean nbd_client_connect_uri(NBDClient *client, const char *uri, GError **error) {
   g_autoptr(QIOSocketAddress) addr = nullptr;
@@ -464,7 +489,7 @@ gboolean send_request(NBDClientPrivate *priv, guint16 type, guint16 flags, guint
 
 gboolean command_failed(NBDClientPrivate *priv, guint16 type, guint64 offset, guint32 err,
                         const std::string &msg, GError **error) {
-  g_set_error(error, NBD_ERROR, NBD_ERROR_COMMAND,
+  g_set_error(error, NBD_ERROR, err == NBD_ESHUTDOWN ? NBD_ERROR_SHUTTING_DOWN : NBD_ERROR_COMMAND,
               _("NBD server %s failed %s at offset %llu: %s%s%s"), priv->peer.c_str(),
               nbd_command_name(type), static_cast<unsigned long long>(offset), nbd_error_name(err),
               msg.empty() ? "" : ": ", msg.c_str());
@@ -605,32 +630,39 @@ gboolean for_each_piece(NBDClientPrivate *priv, guint64 offset, gsize len, F ste
   return TRUE;
 }
 
-/* Closes a broken connection without a goodbye, keeping the export's
- * details to compare with what a reconnect finds. */
+/* Closes the connection without a goodbye: the socket leaves the reach
+ * of nbd_client_abort() before it is closed. */
 void drop_connection(NBDClientPrivate *priv) {
-  if (priv->ioc) qio_channel_close(priv->ioc, nullptr);
-  g_clear_object(&priv->ioc);
   {
     std::lock_guard guard(priv->abort_lock);
     g_clear_object(&priv->socket);
   }
+  if (priv->ioc) qio_channel_close(priv->ioc, nullptr);
+  g_clear_object(&priv->ioc);
   priv->structured = false;
   priv->base_allocation = false;
 }
 
-/* A failure that another connection may not have: the transport broke.
- * What the server answered (NBD_ERROR) and a stop are final. */
+/* A failure that another connection may not have: the transport broke,
+ * or the server said it is going away.  Other answers of the server
+ * (NBD_ERROR) and a stop are final. */
 bool connection_lost(NBDClientPrivate *priv, const GError *error) {
   std::lock_guard guard(priv->abort_lock);
-  return !priv->aborted && error->domain != NBD_ERROR &&
-         !g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  if (priv->aborted || g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) return false;
+  return error->domain != NBD_ERROR || error->code == NBD_ERROR_SHUTTING_DOWN;
 }
+
+/* Transmission flags whose loss would change what the commands do. */
+constexpr guint16 kKeptFlags = NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM |
+                               NBD_FLAG_SEND_WRITE_ZEROES;
 
 enum class Reconnect { Done, Failed, Refused };
 
-/* Connects again to the same export.  Refused (no point trying again):
- * the export is no longer the one the client was using. */
+/* Connects again to the same export.  Refused (trying again would not
+ * help): the export is not the one the client was using, or the server
+ * refused in a way a restart does not change (TLS, protocol). */
 Reconnect reconnect(NBDClientPrivate *priv, GError **error) {
+  const bool had_block_status = priv->base_allocation;
   drop_connection(priv);
   NBDExportInfo fresh = {};
   if (!open_session(priv, priv->addr, error) ||
@@ -638,13 +670,21 @@ Reconnect reconnect(NBDClientPrivate *priv, GError **error) {
       !info_or_go(priv, NBD_OPT_GO, priv->export_name.c_str(), &fresh, error)) {
     clear_info(&fresh);
     drop_connection(priv);
-    return Reconnect::Failed;
+    const GError *e = *error;
+    bool final = (e->domain == NBD_ERROR &&
+                  (e->code == NBD_ERROR_PROTOCOL || e->code == NBD_ERROR_TLS_REQUIRED)) ||
+                 (e->domain == QCRYPTO_ERROR &&
+                  (e->code == QCRYPTO_ERROR_VERIFY || e->code == QCRYPTO_ERROR_CERTIFICATE ||
+                   e->code == QCRYPTO_ERROR_ACCESS_DENIED));
+    return final ? Reconnect::Refused : Reconnect::Failed;
   }
-  const char *changed = fresh.size != priv->info.size ? _("its size changed")
-                        : (fresh.flags & NBD_FLAG_READ_ONLY) &&
-                                !(priv->info.flags & NBD_FLAG_READ_ONLY)
-                            ? _("it became read-only")
-                            : nullptr;
+  const char *changed =
+      fresh.size != priv->info.size ? _("its size changed")
+      : (fresh.flags & NBD_FLAG_READ_ONLY) && !(priv->info.flags & NBD_FLAG_READ_ONLY)
+          ? _("it became read-only")
+      : (priv->info.flags & kKeptFlags & ~fresh.flags) ? _("it no longer offers a command it did")
+      : had_block_status && !priv->base_allocation ? _("it no longer offers block status")
+                                                    : nullptr;
   if (changed) {
     g_set_error(error, NBD_ERROR, NBD_ERROR_FAILED,
                 _("NBD server %s: export '%s' is not the one it was before reconnecting (%s); "
@@ -656,6 +696,7 @@ Reconnect reconnect(NBDClientPrivate *priv, GError **error) {
   }
   clear_info(&priv->info);
   priv->info = fresh;
+  priv->connections++;
   return Reconnect::Done;
 }
 
@@ -666,10 +707,38 @@ bool pause_unless_aborted(NBDClientPrivate *priv, gint64 us) {
   return !priv->aborted;
 }
 
-/* Runs @op (a whole command; all are idempotent, so sending one again
- * after a reconnect is safe).  With a reconnect delay, a command whose
+/* Runs @attempt, cut off at @deadline (monotonic us) as nbd_client_abort()
+ * would cut it: a connect in progress is cancelled, a socket waiting for
+ * the server is shut down. */
+template <typename Attempt>
+auto until_deadline(NBDClientPrivate *priv, gint64 deadline, Attempt attempt) {
+  bool finished = false;
+  std::thread watch([priv, deadline, &finished] {
+    std::unique_lock guard(priv->abort_lock);
+    auto until = std::chrono::steady_clock::now() +
+                 std::chrono::microseconds(std::max<gint64>(deadline - g_get_monotonic_time(), 0));
+    if (priv->abort_wake.wait_until(guard, until, [&] { return finished || priv->aborted; }))
+      return;
+    if (priv->connecting) g_cancellable_cancel(priv->connecting);
+    if (priv->socket) qio_channel_shutdown(priv->socket, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+  });
+  auto result = attempt();
+  {
+    std::lock_guard guard(priv->abort_lock);
+    finished = true;
+  }
+  priv->abort_wake.notify_all();
+  watch.join();
+  return result;
+}
+
+/* Runs @op, a whole command.  With a reconnect delay, a command whose
  * connection broke waits for a new connection to the same export, trying
- * with growing pauses for up to that many seconds, and runs again. */
+ * with growing pauses for up to that many seconds (each try cut off at
+ * that time too), and runs again.  A command may thus reach the server
+ * more than once, and writes acknowledged on the old connection but not
+ * yet flushed may be lost with it: nbd_client_get_connections() tells a
+ * caller that must write them again. */
 template <typename Op>
 gboolean with_reconnect(NBDClient *client, GError **error, Op op) {
   NBDClientPrivate *priv = client_priv(client);
@@ -684,9 +753,10 @@ gboolean with_reconnect(NBDClient *client, GError **error, Op op) {
   const gint64 deadline =
       g_get_monotonic_time() + static_cast<gint64>(priv->reconnect_delay) * G_USEC_PER_SEC;
   gint64 pause = 100 * G_TIME_SPAN_MILLISECOND;
+  std::string last_logged;
   for (;;) {
     GError *attempt = nullptr;
-    Reconnect r = reconnect(priv, &attempt);
+    Reconnect r = until_deadline(priv, deadline, [&] { return reconnect(priv, &attempt); });
     if (r == Reconnect::Refused) {
       g_clear_error(&failure);
       g_propagate_error(error, attempt);
@@ -699,6 +769,12 @@ gboolean with_reconnect(NBDClient *client, GError **error, Op op) {
       if (op(&failure)) return TRUE;
       if (!connection_lost(priv, failure)) break;
     } else {
+      /* A server that stays away logs once, not at every try. */
+      if (last_logged != attempt->message) {
+        last_logged = attempt->message;
+        g_message(_("NBD server %s: reconnecting failed (%s); trying again"),
+                  priv->peer.c_str(), attempt->message);
+      }
       g_clear_error(&failure);
       failure = attempt;
     }
@@ -768,14 +844,14 @@ gboolean nbd_client_write_zeroes(NBDClient *client, guint64 offset, guint32 len,
 GArray *nbd_client_block_status(NBDClient *client, guint64 offset, guint32 len,
                                 GError **error) {
   NBDClientPrivate *priv = client_priv(client);
-  if (priv->ioc && !priv->base_allocation) {
-    g_set_error(error, NBD_ERROR, NBD_ERROR_UNSUPPORTED,
-                _("NBD server %s does not offer base:allocation block status"),
-                priv->peer.c_str());
-    return nullptr;
-  }
   g_autoptr(GArray) extents = g_array_new(FALSE, FALSE, sizeof(NBDExtent));
-  if (!with_reconnect(client, error, [&](GError **err) {
+  if (!with_reconnect(client, error, [&](GError **err) -> gboolean {
+        if (priv->ioc && !priv->base_allocation) {
+          g_set_error(err, NBD_ERROR, NBD_ERROR_UNSUPPORTED,
+                      _("NBD server %s does not offer base:allocation block status"),
+                      priv->peer.c_str());
+          return FALSE;
+        }
         guint64 cookie;
         g_array_set_size(extents, 0);
         return send_request(priv, NBD_CMD_BLOCK_STATUS, 0, offset, len, nullptr, &cookie, err) &&
@@ -788,20 +864,12 @@ GArray *nbd_client_block_status(NBDClient *client, guint64 offset, guint32 len,
 
 void nbd_client_disconnect(NBDClient *client) {
   NBDClientPrivate *priv = client_priv(client);
-  if (!priv->ioc) return;
-  if (priv->info.size || priv->info.flags) {
+  if (priv->ioc && (priv->info.size || priv->info.flags)) {
     guint64 cookie;
     send_request(priv, NBD_CMD_DISC, 0, 0, 0, nullptr, &cookie, nullptr);
   }
-  qio_channel_close(priv->ioc, nullptr);
-  g_clear_object(&priv->ioc);
-  {
-    std::lock_guard guard(priv->abort_lock);
-    g_clear_object(&priv->socket);
-  }
+  drop_connection(priv);
   clear_info(&priv->info);
-  priv->structured = false;
-  priv->base_allocation = false;
 }
 
 void nbd_client_abort(NBDClient *client) {
@@ -809,6 +877,7 @@ void nbd_client_abort(NBDClient *client) {
   NBDClientPrivate *priv = client_priv(client);
   std::lock_guard guard(priv->abort_lock);
   priv->aborted = true;
+  if (priv->connecting) g_cancellable_cancel(priv->connecting);
   if (priv->socket) qio_channel_shutdown(priv->socket, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
   priv->abort_wake.notify_all();
 }

@@ -52,11 +52,21 @@ NBDClient *nbd_client_new(void);
  * sockets). */
 void nbd_client_set_tls_creds(NBDClient *client, QCryptoTLSCreds *creds);
 void nbd_client_set_tls_hostname(NBDClient *client, const char *hostname);
-/* QEMU's reconnect-delay: when the connection breaks under a command, the
- * client connects again to the same export (the same size, not newly
- * read-only), trying for up to @seconds, and sends the command again; a
- * command fails only when that time is up.  0 (the default): no retry. */
+/* QEMU's reconnect-delay: when the connection breaks under a command (or
+ * the server answers that it is shutting down), the client connects again
+ * to the same TCP or UNIX address and export, trying for up to @seconds
+ * (connects and handshakes cut off at that time; nbd_client_abort() ends
+ * the wait), and sends the command again.  An export that comes back
+ * different (size, read-only, a command or block status it no longer
+ * offers) or a server that fails TLS verification or the protocol is not
+ * tried again.  A command may reach the server more than once; writes
+ * acknowledged but not flushed on a lost connection may be lost with it:
+ * see nbd_client_get_connections().  0 (the default): no retry. */
 void nbd_client_set_reconnect_delay(NBDClient *client, guint seconds);
+/* How many times the client has connected (nbd_client_connect and each
+ * reconnect): a caller that sees it change since its last flush must
+ * write again what it wrote since then. */
+guint64 nbd_client_get_connections(NBDClient *client);
 
 /* Connects and enters the transmission phase on @export_name. */
 gboolean nbd_client_connect(NBDClient *client, QIOSocketAddress *addr,

@@ -17,6 +17,7 @@ typedef enum {
   NBD_ERROR_INVALID_URI,    /* an nbd:// URI could not be parsed */
   NBD_ERROR_COMMAND,        /* a command failed on the server (NBD errno) */
   NBD_ERROR_EXPORT,         /* an export could not be created */
+  NBD_ERROR_SHUTTING_DOWN,  /* the server refused a command as it is going away */
 } NBDError;
 
 GQuark nbd_error_quark(void);

@@ -590,6 +590,14 @@ gboolean qio_channel_socket_connect_sync(QIOChannelSocket *sioc, QIOSocketAddres
   return do_connect(sioc, addr, nullptr, error);
 }
 
+gboolean qio_channel_socket_connect_sync_cancellable(QIOChannelSocket *sioc,
+                                                     QIOSocketAddress *addr,
+                                                     GCancellable *cancellable, GError **error) {
+  g_return_val_if_fail(QIO_IS_CHANNEL_SOCKET(sioc), FALSE);
+  g_return_val_if_fail(QIO_IS_SOCKET_ADDRESS(addr), FALSE);
+  return do_connect(sioc, addr, cancellable, error);
+}
+
 void qio_channel_socket_connect_async(QIOChannelSocket *sioc, QIOSocketAddress *addr,
                                       GCancellable *cancellable, GAsyncReadyCallback callback,
                                       gpointer user_data, GMainContext *context) {

@@ -26,6 +26,11 @@ gboolean qio_channel_socket_new_pair(QIOChannelSocket **first, QIOChannelSocket 
  * blocking afterwards.  Errors name the address. */
 gboolean qio_channel_socket_connect_sync(QIOChannelSocket *sioc, QIOSocketAddress *addr,
                                          GError **error);
+/* As above; cancelling @cancellable from another thread ends a connect in
+ * progress (G_IO_ERROR_CANCELLED). */
+gboolean qio_channel_socket_connect_sync_cancellable(QIOChannelSocket *sioc,
+                                                     QIOSocketAddress *addr,
+                                                     GCancellable *cancellable, GError **error);
 /* As above in a worker thread, which owns @sioc until @callback runs in
  * @context (NULL: the thread-default context of the caller): do not use
  * the channel meanwhile.  Cancelling @cancellable aborts a connect in

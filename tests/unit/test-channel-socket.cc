@@ -600,30 +600,37 @@ void test_async_cancel_before() {
   g_assert_cmpint(qio_channel_socket_get_fd(client), ==, -1);
 }
 
-void test_async_cancel_running() {
-  /* A UNIX listener with a full backlog keeps a connect pending until
-   * the cancellable fires. */
-  g_autofree char *path = unix_path("full.sock");
+/* A UNIX listener named @name whose backlog is full of connections kept
+ * in @fillers, so that a connect to @addr waits; false (the test
+ * skipped) if the kernel never says full. */
+bool full_listener(const char *name, QIOSocketAddress **addr, QIOChannelSocket **listener,
+                   std::vector<int> &fillers) {
+  g_autofree char *path = unix_path(name);
   g_autofree char *str = g_strdup_printf("unix:%s", path);
-  g_autoptr(QIOSocketAddress) addr = parse(str);
-  g_autoptr(QIOChannelSocket) listener = qio_channel_socket_new();
-  g_assert_true(qio_channel_socket_listen_sync(listener, addr, 1, nullptr));
+  *addr = parse(str);
+  *listener = qio_channel_socket_new();
+  g_assert_true(qio_channel_socket_listen_sync(*listener, *addr, 1, nullptr));
   struct sockaddr_un sun = {};
   sun.sun_family = AF_UNIX;
   g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
-  std::vector<int> fillers;
-  bool full = false;
-  for (int i = 0; i < 64 && !full; i++) {
+  for (int i = 0; i < 64; i++) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (connect(fd, reinterpret_cast<sockaddr *>(&sun), sizeof(sun)) < 0 && errno == EAGAIN)
-      full = true;
     fillers.push_back(fd);
+    if (connect(fd, reinterpret_cast<sockaddr *>(&sun), sizeof(sun)) < 0 && errno == EAGAIN)
+      return true;
   }
-  if (!full) {
-    for (int fd : fillers) close(fd);
-    g_test_skip("this kernel never reports a full UNIX listen backlog");
-    return;
-  }
+  for (int fd : fillers) close(fd);
+  g_test_skip("this kernel never reports a full UNIX listen backlog");
+  return false;
+}
+
+void test_async_cancel_running() {
+  /* A UNIX listener with a full backlog keeps a connect pending until
+   * the cancellable fires. */
+  g_autoptr(QIOSocketAddress) addr = nullptr;
+  g_autoptr(QIOChannelSocket) listener = nullptr;
+  std::vector<int> fillers;
+  if (!full_listener("full.sock", &addr, &listener, fillers)) return;
   g_autoptr(GMainContext) context = g_main_context_new();
   g_autoptr(GCancellable) cancellable = g_cancellable_new();
   g_autoptr(QIOChannelSocket) client = qio_channel_socket_new();
@@ -639,6 +646,32 @@ void test_async_cancel_running() {
   g_assert_false(st.ok);
   g_assert_error(st.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_error_free(st.error);
+  g_assert_cmpint(qio_channel_socket_get_fd(client), ==, -1);
+  for (int fd : fillers) close(fd);
+}
+
+/* The blocking connect, cancelled from another thread while it waits for
+ * a listener with a full backlog (as nbd_client_abort() does). */
+void test_sync_cancel_running() {
+  g_autoptr(QIOSocketAddress) addr = nullptr;
+  g_autoptr(QIOChannelSocket) listener = nullptr;
+  std::vector<int> fillers;
+  if (!full_listener("full-sync.sock", &addr, &listener, fillers)) return;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new();
+  g_autoptr(QIOChannelSocket) client = qio_channel_socket_new();
+  std::thread canceller([&] {
+    g_usleep(200 * 1000);
+    g_cancellable_cancel(cancellable);
+  });
+  g_autoptr(GError) err = nullptr;
+  gint64 start = g_get_monotonic_time();
+  g_assert_false(qio_channel_socket_connect_sync_cancellable(client, addr, cancellable, &err));
+  gint64 took = g_get_monotonic_time() - start;
+  canceller.join();
+  g_assert_error(err, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  /* Pending until the cancel (200 ms), then done promptly. */
+  g_assert_cmpint(took, >=, 150 * 1000);
+  g_assert_cmpint(took, <, 5 * G_USEC_PER_SEC);
   g_assert_cmpint(qio_channel_socket_get_fd(client), ==, -1);
   for (int fd : fillers) close(fd);
 }
@@ -832,6 +865,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-socket/async", test_async);
   g_test_add_func("/qio/channel-socket/async-cancel-before", test_async_cancel_before);
   g_test_add_func("/qio/channel-socket/async-cancel-running", test_async_cancel_running);
+  g_test_add_func("/qio/channel-socket/sync-cancel-running", test_sync_cancel_running);
   g_test_add_func("/qio/channel-socket/watch-context", test_watch_context);
   g_test_add_func("/qio/channel-socket/zero-copy", test_zero_copy);
   g_test_add_func("/qio/channel-socket/sendfile", test_sendfile);
