@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "migration/migration-job.h"
+#include "qcrypto/json-parse.h"
 #include "qio/error.h"
 
 #include <glib/gi18n-lib.h>
@@ -94,11 +95,10 @@ static bool malformed(GError **error, const char *what) {
 
 bool migration_load_devices(host::Guest &guest, const std::string &json, bool &running,
                             GError **error) {
-  g_autoptr(JsonParser) parser = json_parser_new_immutable();
-  if (!json_parser_load_from_data(parser, json.data(), static_cast<gssize>(json.size()), nullptr))
-    return malformed(error, "not JSON");
-  JsonNode *root = json_parser_get_root(parser);
-  if (!root || !JSON_NODE_HOLDS_OBJECT(root)) return malformed(error, "not an object");
+  g_autoptr(JsonNode) root =
+      qcrypto_json_parse(json.data(), static_cast<gssize>(json.size()), nullptr);
+  if (!root) return malformed(error, "not JSON, or nested too deep");
+  if (!JSON_NODE_HOLDS_OBJECT(root)) return malformed(error, "not an object");
   JsonObject *o = json_node_get_object(root);
   static const char *const ints[] = {"cursor-col", "cursor-row", "dirty-rate", "disk-rate",
                                      "generation", "pages-written", "blocks-written"};

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "qcrypto/authz-list-rule.h"
+#include "qcrypto/json-parse.h"
 
 #include <json-glib/json-glib.h>
 
@@ -11,5 +12,3 @@ QCryptoAuthzListRules *qcrypto_authz_list_rules_from_node(JsonNode *node, GError
 /* A string node "allow" or "deny". */
 gboolean qcrypto_authz_list_policy_from_node(JsonNode *node, QCryptoAuthzListPolicy *policy,
                                              GError **error);
-/* Parses @text as JSON; errors say where it breaks. */
-JsonNode *qcrypto_json_parse(const char *text, gssize len, GError **error);

@@ -64,24 +64,6 @@ QCryptoAuthzListPolicy qcrypto_authz_list_rules_decide(QCryptoAuthzListRules *ru
   return default_policy;
 }
 
-JsonNode *qcrypto_json_parse(const char *text, gssize len, GError **error) {
-  g_autoptr(JsonParser) parser = json_parser_new_immutable();
-  GError *local = nullptr;
-  if (!json_parser_load_from_data(parser, text, len, &local)) {
-    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
-                _("invalid JSON: %s"), local->message);
-    g_error_free(local);
-    return nullptr;
-  }
-  JsonNode *root = json_parser_get_root(parser);
-  if (!root) {
-    g_set_error_literal(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
-                        _("invalid JSON: the text is empty"));
-    return nullptr;
-  }
-  return json_node_ref(root);
-}
-
 /* Reads the nick of @enum_type from a string node. */
 static gboolean enum_from_node(JsonNode *node, GType enum_type, const char *what, int *out,
                                GError **error) {

@@ -40,7 +40,7 @@ struct Plain {
 
 void plain_free(gpointer data) noexcept {
   auto *plain = static_cast<Plain *>(data);
-  explicit_bzero(plain->mem, plain->len);
+  if (plain->mem) explicit_bzero(plain->mem, plain->len); /* an empty secret has none */
   g_free(plain->mem);
   g_free(plain);
 }

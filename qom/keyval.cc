@@ -5,6 +5,7 @@
 
 #include <glib/gi18n-lib.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -28,9 +29,20 @@ std::string read_value(const char *&p) {
   return value;
 }
 
+/* More levels than any object's properties have; it bounds the structure
+ * a key builds (and the work of turning it into lists). */
+constexpr gsize kMaxKeyParts = 32;
+
 /* Stores @value under the dotted @key in @root. */
 gboolean store(JsonObject *root, const std::string &key, const std::string &value,
                GError **error) {
+  if (static_cast<gsize>(std::count(key.begin(), key.end(), '.')) >= kMaxKeyParts) {
+    g_set_error(error, QOM_ERROR, QOM_ERROR_INVALID_ARGUMENT,
+                _("Parameter '%.64s...' has more than %zu dotted components; no property "
+                  "nests that deep"),
+                key.c_str(), kMaxKeyParts);
+    return FALSE;
+  }
   JsonObject *object = root;
   gsize start = 0;
   for (;;) {

@@ -7,6 +7,7 @@
 #include "qcrypto/authz-listfile.h"
 #include "qcrypto/authz-pam.h"
 #include "qcrypto/authz-simple.h"
+#include "qcrypto/json-parse.h"
 #include "qcrypto/secret.h"
 #include "qcrypto/tls-cipher-suites.h"
 #include "qcrypto/tls-creds-anon.h"
@@ -562,16 +563,16 @@ GObject *qom_object_add_from_string(const char *optarg, GError **error) {
   const char *p = optarg;
   while (g_ascii_isspace(*p)) p++;
   if (*p == '{') {
-    g_autoptr(JsonParser) parser = json_parser_new_immutable();
     GError *local = nullptr;
-    if (!json_parser_load_from_data(parser, p, -1, &local)) {
+    g_autoptr(JsonNode) root = qcrypto_json_parse(p, -1, &local);
+    if (!root) {
       g_set_error(error, QOM_ERROR, QOM_ERROR_INVALID_ARGUMENT,
                   _("The JSON form of -object is not valid JSON: %s"), local->message);
       g_error_free(local);
       return nullptr;
     }
     /* Text that starts with '{' and parses is an object. */
-    return object_add_json(json_node_get_object(json_parser_get_root(parser)), false, error);
+    return object_add_json(json_node_get_object(root), false, error);
   }
   GError *local = nullptr;
   g_autoptr(JsonObject) args = qom_keyval_parse(optarg, "qom-type", &local);

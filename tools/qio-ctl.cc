@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include "qcrypto/json-parse.h"
 #include "qio/channel-socket.h"
 #include "tools/qmp-client.h"
 
@@ -70,14 +71,14 @@ bool parse_arg(const char *item, JsonObject *args, GError **error) {
   std::string key(item, static_cast<gsize>(eq - item - (raw ? 1 : 0)));
   const char *value = eq + 1;
   if (raw || value[0] == '{' || value[0] == '[') {
-    g_autoptr(JsonParser) parser = json_parser_new();
     g_autoptr(GError) local = nullptr;
-    if (!json_parser_load_from_data(parser, value, -1, &local)) {
+    JsonNode *node = qcrypto_json_parse(value, -1, &local);
+    if (!node) {
       g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                   _("argument '%s': the value is not valid JSON: %s"), key.c_str(), local->message);
       return false;
     }
-    json_object_set_member(args, key.c_str(), json_node_copy(json_parser_get_root(parser)));
+    json_object_set_member(args, key.c_str(), node);
     return true;
   }
   if (g_str_equal(value, "true") || g_str_equal(value, "false")) {

@@ -15,6 +15,7 @@
 
 #include <cstring>
 #include <initializer_list>
+#include <string>
 
 static gboolean allowed(gpointer authz, const char *identity) {
   g_autoptr(GError) error = nullptr;
@@ -123,6 +124,16 @@ static void test_list_json() {
     g_assert_error(err, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT);
     assert_mentions(err, "'list2'", c.needle);
   }
+  /* Nested 100 000 deep: refused before json-glib recurses (found by
+   * fuzzing: it overflowed the stack), and 64 levels are still parsed. */
+  g_autoptr(GError) deep_err = nullptr;
+  g_assert_false(qcrypto_authz_list_set_rules_json(list, std::string(100000, '[').c_str(),
+                                                   &deep_err));
+  assert_mentions(deep_err, "'list2'", "nested more than 64 levels");
+  g_autoptr(GError) shallow_err = nullptr;
+  std::string shallow = std::string(64, '[') + std::string(64, ']');
+  g_assert_false(qcrypto_authz_list_set_rules_json(list, shallow.c_str(), &shallow_err));
+  assert_mentions(shallow_err, "'list2'", "rule 0");
   /* Failed updates left the rules alone. */
   g_assert_true(allowed(list, "CN=admin"));
 }

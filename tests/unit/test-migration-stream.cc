@@ -228,6 +228,12 @@ static void test_devices() {
     g_assert_nonnull(error);
     g_clear_error(&error);
   }
+  /* A hostile source nesting 100 000 deep overflowed the stack in
+   * json-glib (found by fuzzing). */
+  std::string deep = "{\"disks\":" + std::string(100000, '[');
+  g_assert_false(migration_load_devices(*dst, deep, running, &error));
+  g_assert_nonnull(strstr(error->message, "nested too deep"));
+  g_clear_error(&error);
 }
 
 /* The source's TCP channels do not wait for ACKs before sending small

@@ -18,6 +18,7 @@
 
 #include <cstring>
 #include <initializer_list>
+#include <string>
 
 /* A test type with one property of each kind the parser converts. */
 struct TestThing {
@@ -521,6 +522,35 @@ static void test_types() {
   g_assert_null(qom_type_name(G_TYPE_OBJECT));
 }
 
+/* Input nested without bound (found by fuzzing): dotted keys cost the
+ * square of their depth, and JSON nested 100 000 deep overflowed the
+ * stack in json-glib; all are refused, naming the fault. */
+static void test_deep_input() {
+  std::string dots = "secret,id=deep1,";
+  for (int i = 0; i < 60000; i++) dots += "a.";
+  dots += "a=x";
+  g_autoptr(GError) error = nullptr;
+  g_assert_null(qom_object_add_from_string(dots.c_str(), &error));
+  g_assert_nonnull(strstr(error->message, "more than 32 dotted components"));
+  g_clear_error(&error);
+  std::string deep_json = "{\"qom-type\":\"secret\",\"id\":\"deep2\",\"data\":" +
+                          std::string(100000, '[');
+  g_assert_null(qom_object_add_from_string(deep_json.c_str(), &error));
+  g_assert_nonnull(strstr(error->message, "nested more than 64 levels"));
+  g_clear_error(&error);
+  std::string deep_rules = "authz-list,id=deep3,rules=" + std::string(100000, '[');
+  g_assert_null(qom_object_add_from_string(deep_rules.c_str(), &error));
+  g_assert_nonnull(strstr(error->message, "nested more than 64 levels"));
+  g_clear_error(&error);
+  /* 31 dots (32 components) are still keys, refused only as unknown. */
+  std::string ok = "secret,id=deep4,data=x";
+  for (int i = 0; i < 31; i++) ok += i ? ".a" : ",a";
+  ok += "=1";
+  g_assert_null(qom_object_add_from_string(ok.c_str(), &error));
+  g_assert_nonnull(strstr(error->message, "no property 'a'"));
+  g_assert_null(qom_object_lookup("deep1"));
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, nullptr);
   qom_init();
@@ -536,6 +566,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qom/in-use-and-typed-lookup", test_in_use_and_typed_lookup);
   g_test_add_func("/qom/types", test_types);
   g_test_add_func("/qom/tls-creds", test_tls_creds);
+  g_test_add_func("/qom/deep-input", test_deep_input);
   int rc = g_test_run();
   qom_object_del_all();
   return rc;

@@ -44,6 +44,15 @@ static void test_raw() {
   g_assert_cmpstr(text, ==, "hunter2 , with spaces");
 }
 
+/* An empty secret has no memory to wipe (UBSan saw NULL reach
+ * explicit_bzero when one was freed; found by fuzzing). */
+static void test_empty() {
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(QCryptoSecret) s = qcrypto_secret_new(&error, "id", "s-empty", "data", "", nullptr);
+  g_assert_no_error(error);
+  g_assert_true(value_of(s).empty());
+}
+
 static void test_base64() {
   g_autoptr(GError) error = nullptr;
   /* "pass\0word\xff": binary, fine as bytes, rejected as text. */
@@ -244,6 +253,7 @@ int main(int argc, char **argv) {
   g_test_init(&argc, &argv, nullptr);
   test_secrets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_object_unref);
   g_test_add_func("/qcrypto/secret/raw", test_raw);
+  g_test_add_func("/qcrypto/secret/empty", test_empty);
   g_test_add_func("/qcrypto/secret/base64", test_base64);
   g_test_add_func("/qcrypto/secret/bad-base64", test_bad_base64);
   g_test_add_func("/qcrypto/secret/file", test_file);
