@@ -496,6 +496,28 @@ gboolean command_failed(NBDClientPrivate *priv, guint16 type, guint64 offset, gu
   return FALSE;
 }
 
+/* Notes that a chunk filled @n bytes at @at of a @len-byte read.  A
+ * server has no reason to send more than a chunk per 64 bytes on average;
+ * more would only make the client keep a long list. */
+gboolean note_filled(NBDClientPrivate *priv, std::vector<std::pair<guint32, guint32>> &filled,
+                     guint32 at, guint32 n, guint32 len, GError **error) {
+  if (filled.size() > len / 64 + 64)
+    return protocol_error(priv, error, _("too many chunks in the reply to a read"));
+  filled.emplace_back(at, n);
+  return TRUE;
+}
+
+/* Whether @filled covers [0, @len) exactly once. */
+bool tiled(std::vector<std::pair<guint32, guint32>> &filled, guint32 len) {
+  std::sort(filled.begin(), filled.end());
+  guint64 end = 0;
+  for (const auto &[at, n] : filled) {
+    if (at != end) return false;
+    end += n;
+  }
+  return end == len;
+}
+
 /* Reads the reply to @cookie.  Read data goes to @buf (@len bytes at
  * @offset), block status extents to @extents. */
 gboolean read_reply_chunks(NBDClientPrivate *priv, guint16 type, guint64 cookie, guint64 offset,
@@ -504,7 +526,9 @@ gboolean read_reply_chunks(NBDClientPrivate *priv, guint16 type, guint64 cookie,
    * connection stays in step. */
   guint32 failure = 0;
   std::string failure_message;
-  guint64 covered = 0; /* bytes of a read that data and hole chunks filled */
+  /* What data and hole chunks of a read filled (offset in the read,
+   * length), to check that they tile it without overlap. */
+  std::vector<std::pair<guint32, guint32>> filled;
   bool got_block_status = false;
   for (;;) {
     guint8 magic[4];
@@ -537,8 +561,9 @@ gboolean read_reply_chunks(NBDClientPrivate *priv, guint16 type, guint64 cookie,
       guint32 n = clen - 8;
       if (at < offset || at - offset > len || n > len - (at - offset))
         return protocol_error(priv, error, _("data chunk outside the requested range"));
-      if (!qio_channel_read_all(priv->ioc, buf + (at - offset), n, error)) return FALSE;
-      covered += n;
+      if (!note_filled(priv, filled, static_cast<guint32>(at - offset), n, len, error) ||
+          !qio_channel_read_all(priv->ioc, buf + (at - offset), n, error))
+        return FALSE;
     } else if (ctype == NBD_REPLY_TYPE_OFFSET_HOLE && type == NBD_CMD_READ) {
       guint8 p[12];
       if (clen != 12) return protocol_error(priv, error, _("bad hole chunk"));
@@ -547,8 +572,9 @@ gboolean read_reply_chunks(NBDClientPrivate *priv, guint16 type, guint64 cookie,
       guint32 n = nbd_get32(p + 8);
       if (at < offset || at - offset > len || n > len - (at - offset))
         return protocol_error(priv, error, _("hole chunk outside the requested range"));
+      if (!note_filled(priv, filled, static_cast<guint32>(at - offset), n, len, error))
+        return FALSE;
       memset(buf + (at - offset), 0, n);
-      covered += n;
     } else if (ctype == NBD_REPLY_TYPE_BLOCK_STATUS && type == NBD_CMD_BLOCK_STATUS) {
       if (clen < 12 || (clen - 4) % 8 || clen > NBD_MAX_OPTION_LENGTH * 16)
         return protocol_error(priv, error, _("bad block status chunk"));
@@ -582,10 +608,10 @@ gboolean read_reply_chunks(NBDClientPrivate *priv, guint16 type, guint64 cookie,
     }
     if (!(flags & NBD_REPLY_FLAG_DONE)) continue;
     if (failure) return command_failed(priv, type, offset, failure, failure_message, error);
-    /* Chunks may not overlap: bytes no chunk filled would read as whatever
-     * the buffer held. */
-    if (type == NBD_CMD_READ && covered != len)
-      return protocol_error(priv, error, _("the reply to a read left part of it unfilled"));
+    /* Bytes no chunk filled would read as whatever the buffer held. */
+    if (type == NBD_CMD_READ && !tiled(filled, len))
+      return protocol_error(priv, error,
+                            _("the reply to a read left part of it unfilled or filled it twice"));
     return TRUE;
   }
 }

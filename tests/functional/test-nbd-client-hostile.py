@@ -74,6 +74,18 @@ def serve(c, mode):
             chunk(c, DONE, NONE, cookie)
         elif mode == "unfilled-read" and typ == 0:
             chunk(c, DONE, NONE, cookie)
+        elif mode == "overlapping-read" and typ == 0:
+            # Two halves' worth of bytes, both at the start: the lengths add
+            # up to the read, the second half is never filled.
+            half = length // 2
+            chunk(c, 0, OFFSET_DATA, cookie, struct.pack(">Q", offset) + bytes(half))
+            chunk(c, DONE, OFFSET_DATA, cookie,
+                  struct.pack(">Q", offset) + bytes(length - half))
+        elif mode == "confetti-read" and typ == 0:
+            # A chunk per byte: more than a client should have to list.
+            for i in range(length):
+                chunk(c, DONE if i == length - 1 else 0, OFFSET_DATA, cookie,
+                      struct.pack(">Q", offset + i) + b"\0")
         elif mode == "two-block-status" and typ == 7:
             extents = struct.pack(">III", 1, length, 0)
             chunk(c, 0, BLOCK_STATUS, cookie, extents)
@@ -122,6 +134,17 @@ sock = hostile_server("unfilled-read")
 rc, err = run(CHECK, "read", f"nbd+unix:///?socket={sock}", "/dev/null")
 t.ok(rc == 1 and "left part of it unfilled" in err,
      "a read reply that fills nothing is a protocol error, not zeroes", (rc, err))
+
+sock = hostile_server("overlapping-read")
+rc, err = run(CHECK, "read", f"nbd+unix:///?socket={sock}", "/dev/null")
+t.ok(rc == 1 and "filled it twice" in err,
+     "a read reply whose chunks overlap (their lengths adding up to the read) is a protocol "
+     "error", (rc, err))
+
+sock = hostile_server("confetti-read")
+rc, err = run(CHECK, "read", f"nbd+unix:///?socket={sock}", "/dev/null")
+t.ok(rc == 1 and "too many chunks" in err,
+     "a read reply in one-byte chunks is refused before the client lists them all", (rc, err))
 
 sock = hostile_server("two-block-status")
 rc, err = run(CHECK, "map", f"nbd+unix:///?socket={sock}")
