@@ -7,5 +7,6 @@ ui_libui_la_LIBADD = host/libhost.la qom/libqom.la qio/libqio.la qcrypto/libqcry
 	$(JSON_GLIB_LIBS) $(GLIB_LIBS) $(ZLIB_LIBS)
 ui_libui_la_SOURCES += ui/vnc-pixel-format.h ui/vnc-pixel-format.cc
 ui_libui_la_SOURCES += ui/vnc-tight-encoder.h ui/vnc-tight-encoder.cc
+ui_libui_la_SOURCES += ui/vnc-auth-throttle.h ui/vnc-auth-throttle.cc
 ui_libui_la_SOURCES += ui/vnc-server.h ui/vnc-server.cc
 ui_libui_la_SOURCES += ui/qmp-vnc-commands.h ui/qmp-vnc-commands.cc

@@ -316,6 +316,7 @@ struct VncServer::Conn {
   qio::Task<bool> security(GError **error);
   qio::Task<bool> vencrypt(GError **error);
   qio::Task<bool> authenticate(guint8 type, bool after_vencrypt, GError **error);
+  qio::Task<bool> throttled_auth(guint8 type, GError **error);
   qio::Task<bool> vnc_auth(GError **error);
   qio::Task<bool> sasl_auth(GError **error);
   qio::Task<bool> sasl_send(const char *data, gsize len, bool done, GError **error);
@@ -599,6 +600,38 @@ qio::Task<bool> VncServer::Conn::sasl_auth(GError **error) {
   co_return true;
 }
 
+/* A password check, queued behind earlier tries from the same host once
+ * it has failed a few times (VncAuthThrottle). */
+qio::Task<bool> VncServer::Conn::throttled_auth(guint8 type, GError **error) {
+  VncAuthThrottle &throttle = server->auth_throttle_;
+  const std::string host = info.family == "unix" ? "unix" : info.host;
+  gint64 wait = throttle.reserve(host, g_get_monotonic_time());
+  if (wait > 0) co_await qio::sleep(static_cast<guint>((wait + 999) / 1000));
+  /* Not a conditional expression around co_await: GCC 12 destroys the
+   * chosen task twice. */
+  bool ok;
+  if (type == kSecVnc)
+    ok = co_await vnc_auth(error);
+  else
+    ok = co_await sasl_auth(error);
+  if (ok) {
+    throttle.succeeded(host);
+  } else if (error && *error && (*error)->domain == QCRYPTO_ERROR &&
+             ((*error)->code == QCRYPTO_ERROR_ACCESS_DENIED ||
+              (*error)->code == QCRYPTO_ERROR_AUTHENTICATION)) {
+    gint64 now = g_get_monotonic_time();
+    bool before = throttle.throttled(host, now);
+    throttle.failed(host, now);
+    /* A line of its own (the failure lines above are rate-limited), at
+     * most one a second however many hosts cross the line. */
+    if (!before && throttle.throttled(host, now) && server->throttle_log_.allow())
+      g_message(_("VNC: %u failed authentications in a row from %s; its further attempts are "
+                  "answered one at a time, at least %u ms apart"),
+                VncAuthThrottle::kFreeFailures, host.c_str(), VncAuthThrottle::kFirstDelayMs);
+  }
+  co_return ok;
+}
+
 qio::Task<bool> VncServer::Conn::authenticate(guint8 type, bool after_vencrypt, GError **error) {
   switch (type) {
     case kSecNone:
@@ -606,9 +639,8 @@ qio::Task<bool> VncServer::Conn::authenticate(guint8 type, bool after_vencrypt, 
       if (minor >= 8 || after_vencrypt) co_return co_await security_result(true, nullptr, error);
       co_return true;
     case kSecVnc:
-      co_return co_await vnc_auth(error);
     case kSecSasl:
-      co_return co_await sasl_auth(error);
+      co_return co_await throttled_auth(type, error);
     default:
       g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
                   _("VNC client %s: security type %u is not built in"), peer.c_str(), type);

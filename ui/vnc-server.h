@@ -21,6 +21,7 @@
 #include "qcrypto/tls-creds.h"
 #include "qio/log-limiter.h"
 #include "qio/net-listener.h"
+#include "ui/vnc-auth-throttle.h"
 
 #include <glib.h>
 
@@ -119,6 +120,8 @@ class VncServer {
   guint refresh_timer_ = 0;
   guint unix_clients_ = 0; /* numbers UNIX clients in log lines */
   LogLimiter failure_log_;
+  VncAuthThrottle auth_throttle_;
+  LogLimiter throttle_log_;
   bool stopping_ = false;
 };
 

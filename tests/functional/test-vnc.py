@@ -640,6 +640,51 @@ t.ok(password_works(), "a refused set_password leaves the password as it was")
 q.close()
 d.stop()
 
+# --- Password guessing is slowed down (VncAuthThrottle) ---
+d = Qiod("-object", "secret,id=sec0,data=s3cret", "-vnc",
+         "unix:@DIR@/vnc.sock,password-secret=sec0")
+vsock = os.path.join(d.dir, "vnc.sock")
+
+
+def attempt(password):
+    """(accepted, seconds from choosing VNC authentication to the verdict:
+    a throttled attempt waits before its challenge)."""
+    c = Rfb(connect_unix(vsock))
+    try:
+        assert c.recv(12) == b"RFB 003.008\n"
+        c.s.sendall(b"RFB 003.008\n")
+        c.recv(2)
+        start = time.time()
+        c.s.sendall(b"\x02")
+        c.s.sendall(des_response(password, c.recv(16)))
+        return c.u32() == 0, time.time() - start
+    finally:
+        c.s.close()
+
+
+THROTTLED = "failed authentications in a row from unix"
+quick = [attempt("wrong") for _ in range(3)]
+slowed = attempt("wrong")
+right = attempt("s3cret")
+log = d.stderr_until(THROTTLED)
+t.ok(not any(ok for ok, _ in quick) and not slowed[0] and slowed[1] >= 0.2 and right[0]
+     and right[1] >= 0.4 and THROTTLED in log,
+     f"after 3 wrong passwords the next attempts wait their turn ({slowed[1]:.2f} s, then "
+     f"{right[1]:.2f} s for the right one), and the log says so",
+     (quick, slowed, right, log[-300:]))
+# The right password cleared the host: it takes 3 failures again to be slowed.
+time.sleep(1.1)  # one log line a second at most
+before = d.stderr_until("\0", timeout=0.2).count(THROTTLED)
+for _ in range(2):
+    attempt("wrong")
+after_two = d.stderr_until("\0", timeout=0.2).count(THROTTLED)
+attempt("wrong")
+after_three = d.stderr_until("\0", timeout=1).count(THROTTLED)
+t.ok(after_two == before and after_three == before + 1,
+     "a success clears the count: slowed again only after 3 new failures",
+     (before, after_two, after_three))
+d.stop()
+
 # --- VeNCrypt: x509 with a client certificate, anon, refusals ---
 srv = os.path.join(pki, "srv")
 cli = os.path.join(pki, "cli")

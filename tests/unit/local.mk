@@ -20,6 +20,11 @@ tests_unit_test_vnc_tight_encoder_SOURCES = tests/unit/test-vnc-tight-encoder.cc
 tests_unit_test_vnc_tight_encoder_CPPFLAGS = $(UNIT_CPPFLAGS) $(ZLIB_CFLAGS)
 tests_unit_test_vnc_tight_encoder_LDADD = ui/libui.la $(UNIT_LDADD) $(ZLIB_LIBS)
 
+unit_tests += tests/unit/test-vnc-auth-throttle
+tests_unit_test_vnc_auth_throttle_SOURCES = tests/unit/test-vnc-auth-throttle.cc
+tests_unit_test_vnc_auth_throttle_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_vnc_auth_throttle_LDADD = ui/libui.la $(UNIT_LDADD)
+
 unit_tests += tests/unit/test-qmp-server
 tests_unit_test_qmp_server_SOURCES = tests/unit/test-qmp-server.cc
 tests_unit_test_qmp_server_CPPFLAGS = $(UNIT_CPPFLAGS) $(JSON_GLIB_CFLAGS)
