@@ -33,9 +33,13 @@ bool JsonSplitter::feed(std::string_view data, const MessageFunc &message,
     }
     if (in_string_) {
       if (!skipping_) buf_.push_back(c);
+      /* As json-glib reads them: escapes only in double quotes; in single
+       * quotes a backslash is itself (were it taken as an escape here, a
+       * quote json-glib sees as the end would hide the brackets after it
+       * from the depth limit). */
       if (escape_)
         escape_ = false;
-      else if (c == '\\')
+      else if (c == '\\' && quote_ == '"')
         escape_ = true;
       else if (c == quote_) {
         in_string_ = false;

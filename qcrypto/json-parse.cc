@@ -7,19 +7,22 @@
 
 #include <cstring>
 
-/* Whether the brackets of @text (strings skipped) nest at most @max deep;
- * the rest of the syntax is json-glib's to check. */
+/* Whether the brackets of @text nest at most @max deep, skipping what
+ * json-glib 1.6 skips: "strings" (with backslash escapes), 'strings'
+ * (without), and comments.  Skipping anything json-glib does not would
+ * hide brackets from the count, so this follows its lexer exactly; the
+ * rest of the syntax is json-glib's to check. */
 static bool nesting_within(const char *text, gsize len, guint max) {
   guint depth = 0;
-  bool in_string = false, escaped = false;
   for (gsize i = 0; i < len; i++) {
     char c = text[i];
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
+    if (c == '"' || c == '\'') {
+      for (i++; i < len && text[i] != c; i++)
+        if (c == '"' && text[i] == '\\') i++;
+    } else if (c == '/' && i + 1 < len && text[i + 1] == '*') {
+      for (i += 2; i + 1 < len && !(text[i] == '*' && text[i + 1] == '/'); i++) {
+      }
+      i++;
     } else if (c == '[' || c == '{') {
       if (++depth > max) return false;
     } else if ((c == ']' || c == '}') && depth > 0) {

@@ -538,6 +538,15 @@ static void test_deep_input() {
   g_assert_null(qom_object_add_from_string(deep_json.c_str(), &error));
   g_assert_nonnull(strstr(error->message, "nested more than 64 levels"));
   g_clear_error(&error);
+  /* Quotes json-glib reads differently from plain JSON must not hide
+   * brackets: a '"' in single quotes, and one in a comment. */
+  for (const char *hide : {"'\"', ", "/* \" */ "}) {
+    std::string hidden = "{\"qom-type\":\"secret\",\"id\":\"deep5\",\"data\":[" +
+                         std::string(hide) + std::string(100000, '[');
+    g_assert_null(qom_object_add_from_string(hidden.c_str(), &error));
+    g_assert_nonnull(strstr(error->message, "nested more than 64 levels"));
+    g_clear_error(&error);
+  }
   std::string deep_rules = "authz-list,id=deep3,rules=" + std::string(100000, '[');
   g_assert_null(qom_object_add_from_string(deep_rules.c_str(), &error));
   g_assert_nonnull(strstr(error->message, "nested more than 64 levels"));
