@@ -2,17 +2,31 @@
 
 #include "ui/vnc-auth-throttle.h"
 
+#include <gio/gio.h>
+
 #include <algorithm>
+#include <cstring>
 
 namespace qio::ui {
 
-namespace {
-
-/* The entry hosts share once kMaxHosts are tracked: a flood of addresses
- * is slowed as one. */
-const std::string kOverflowHost = "(many hosts)";
-
-}  // namespace
+std::string VncAuthThrottle::source_of(const std::string &host) {
+  g_autoptr(GInetAddress) address = g_inet_address_new_from_string(host.c_str());
+  if (!address || g_inet_address_get_family(address) != G_SOCKET_FAMILY_IPV6) return host;
+  const guint8 *bytes = g_inet_address_to_bytes(address);
+  /* An IPv4 peer on a dual-stack socket (::ffff:a.b.c.d) is that address;
+   * any other IPv6 peer counts with its /64, which one host can fill. */
+  static const guint8 kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (memcmp(bytes, kMapped, sizeof kMapped) == 0) {
+    g_autoptr(GInetAddress) v4 = g_inet_address_new_from_bytes(bytes + 12, G_SOCKET_FAMILY_IPV4);
+    g_autofree char *text = g_inet_address_to_string(v4);
+    return text;
+  }
+  guint8 prefix[16] = {};
+  memcpy(prefix, bytes, 8);
+  g_autoptr(GInetAddress) net = g_inet_address_new_from_bytes(prefix, G_SOCKET_FAMILY_IPV6);
+  g_autofree char *text = g_inet_address_to_string(net);
+  return std::string(text) + "/64";
+}
 
 gint64 VncAuthThrottle::spacing(guint failures) {
   if (failures < kFreeFailures) return 0;
@@ -21,49 +35,45 @@ gint64 VncAuthThrottle::spacing(guint failures) {
          G_TIME_SPAN_MILLISECOND;
 }
 
-VncAuthThrottle::Host *VncAuthThrottle::find(const std::string &host, gint64 now, bool create) {
-  auto forgotten = [now](const Host &h) {
-    return now - h.last_failure > static_cast<gint64>(kForgetSeconds) * G_USEC_PER_SEC;
-  };
-  auto it = hosts_.find(host);
-  if (it != hosts_.end() && forgotten(it->second)) {
-    hosts_.erase(it);
-    it = hosts_.end();
+VncAuthThrottle::Source *VncAuthThrottle::find(const std::string &source, gint64 now) {
+  auto it = sources_.find(source);
+  if (it == sources_.end()) return nullptr;
+  if (now - it->second.last_failure > static_cast<gint64>(kForgetSeconds) * G_USEC_PER_SEC) {
+    sources_.erase(it);
+    return nullptr;
   }
-  if (it != hosts_.end()) return &it->second;
-  if (!create) return nullptr;
-  if (hosts_.size() >= kMaxHosts)
-    std::erase_if(hosts_, [&](const auto &entry) { return forgotten(entry.second); });
-  if (hosts_.size() >= kMaxHosts) return &hosts_[kOverflowHost];
-  return &hosts_[host];
+  return &it->second;
 }
 
-VncAuthThrottle::Host *VncAuthThrottle::lookup(const std::string &host, gint64 now) {
-  Host *h = find(host, now, false);
-  if (!h && hosts_.size() >= kMaxHosts) h = find(kOverflowHost, now, false);
-  return h;
-}
-
-gint64 VncAuthThrottle::reserve(const std::string &host, gint64 now) {
-  Host *h = lookup(host, now);
-  gint64 gap = h ? spacing(h->failures) : 0;
+gint64 VncAuthThrottle::reserve(const std::string &source, gint64 now) {
+  Source *s = find(source, now);
+  gint64 gap = s ? spacing(s->failures) : 0;
   if (!gap) return 0;
-  gint64 turn = std::max({now, h->next_turn, h->last_failure + gap});
-  h->next_turn = turn + gap;
+  gint64 turn = std::max({now, s->next_turn, s->last_failure + gap});
+  s->next_turn = turn + gap;
   return turn - now;
 }
 
-bool VncAuthThrottle::throttled(const std::string &host, gint64 now) {
-  Host *h = lookup(host, now);
-  return h && spacing(h->failures) > 0;
+bool VncAuthThrottle::throttled(const std::string &source, gint64 now) {
+  Source *s = find(source, now);
+  return s && spacing(s->failures) > 0;
 }
 
-void VncAuthThrottle::failed(const std::string &host, gint64 now) {
-  Host *h = find(host, now, true);
-  h->failures++;
-  h->last_failure = now;
+void VncAuthThrottle::failed(const std::string &source, gint64 now) {
+  Source *s = find(source, now);
+  if (!s) {
+    if (sources_.size() >= kMaxSources) {
+      auto oldest = std::min_element(
+          sources_.begin(), sources_.end(),
+          [](const auto &a, const auto &b) { return a.second.last_failure < b.second.last_failure; });
+      sources_.erase(oldest);
+    }
+    s = &sources_[source];
+  }
+  s->failures++;
+  s->last_failure = now;
 }
 
-void VncAuthThrottle::succeeded(const std::string &host) { hosts_.erase(host); }
+void VncAuthThrottle::forget(const std::string &source) { sources_.erase(source); }
 
 }  // namespace qio::ui

@@ -600,13 +600,23 @@ qio::Task<bool> VncServer::Conn::sasl_auth(GError **error) {
   co_return true;
 }
 
-/* A password check, queued behind earlier tries from the same host once
- * it has failed a few times (VncAuthThrottle). */
+/* A password check, queued behind earlier tries from the same source once
+ * it has failed a few times (VncAuthThrottle).  The wait ends early when
+ * the handshake limit or an eviction cancels the client. */
 qio::Task<bool> VncServer::Conn::throttled_auth(guint8 type, GError **error) {
   VncAuthThrottle &throttle = server->auth_throttle_;
-  const std::string host = info.family == "unix" ? "unix" : info.host;
-  gint64 wait = throttle.reserve(host, g_get_monotonic_time());
-  if (wait > 0) co_await qio::sleep(static_cast<guint>((wait + 999) / 1000));
+  const std::string source =
+      VncAuthThrottle::source_of(info.family == "unix" ? "unix" : info.host);
+  const gint64 until = g_get_monotonic_time() + throttle.reserve(source, g_get_monotonic_time());
+  for (gint64 left; (left = until - g_get_monotonic_time()) > 0;) {
+    if (g_cancellable_is_cancelled(cancel)) {
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                  _("VNC client %s: cancelled while waiting its turn to authenticate"),
+                  peer.c_str());
+      co_return false;
+    }
+    co_await qio::sleep(static_cast<guint>(std::min<gint64>(left / 1000 + 1, 100)));
+  }
   /* Not a conditional expression around co_await: GCC 12 destroys the
    * chosen task twice. */
   bool ok;
@@ -614,20 +624,20 @@ qio::Task<bool> VncServer::Conn::throttled_auth(guint8 type, GError **error) {
     ok = co_await vnc_auth(error);
   else
     ok = co_await sasl_auth(error);
-  if (ok) {
-    throttle.succeeded(host);
-  } else if (error && *error && (*error)->domain == QCRYPTO_ERROR &&
+  if (ok && type == kSecVnc) {
+    throttle.forget(source); /* whoever knows the one password may come in */
+  } else if (!ok && error && *error && (*error)->domain == QCRYPTO_ERROR &&
              ((*error)->code == QCRYPTO_ERROR_ACCESS_DENIED ||
               (*error)->code == QCRYPTO_ERROR_AUTHENTICATION)) {
     gint64 now = g_get_monotonic_time();
-    bool before = throttle.throttled(host, now);
-    throttle.failed(host, now);
-    /* A line of its own (the failure lines above are rate-limited), at
-     * most one a second however many hosts cross the line. */
-    if (!before && throttle.throttled(host, now) && server->throttle_log_.allow())
+    bool before = throttle.throttled(source, now);
+    throttle.failed(source, now);
+    /* A line of its own (the failure lines are rate-limited), at most one
+     * a second however many sources cross the line. */
+    if (!before && throttle.throttled(source, now) && server->throttle_log_.allow())
       g_message(_("VNC: %u failed authentications in a row from %s; its further attempts are "
                   "answered one at a time, at least %u ms apart"),
-                VncAuthThrottle::kFreeFailures, host.c_str(), VncAuthThrottle::kFirstDelayMs);
+                VncAuthThrottle::kFreeFailures, source.c_str(), VncAuthThrottle::kFirstDelayMs);
   }
   co_return ok;
 }

@@ -685,6 +685,51 @@ t.ok(after_two == before and after_three == before + 1,
      (before, after_two, after_three))
 d.stop()
 
+# Over TCP with connections=4: clients of a slowed source waiting their
+# turn (here already gone) give way to a client from elsewhere (the wait
+# ends when the connections limit evicts them), which is not slowed.
+port = free_port()
+d = Qiod("-object", "secret,id=sec0,data=s3cret", "-vnc",
+         f"127.0.0.1:{port - 5900},password-secret=sec0,connections=4")
+
+
+def tcp_from(source):
+    s = socket.socket()
+    s.settimeout(20)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+for _ in range(8):  # the last waits 4 s; turns are now 5 s apart
+    c = Rfb(tcp_from("127.0.0.1"))
+    try:
+        c.handshake(password="wrong")
+    except PermissionError:
+        pass
+    c.s.close()
+queued = []
+for _ in range(8):  # twice the limit: evicted ones count until they end
+    s = tcp_from("127.0.0.1")
+    recv_exact(s, 12)
+    s.sendall(b"RFB 003.008\n")
+    recv_exact(s, 2)
+    s.sendall(b"\x02")  # VNC authentication: now waiting its turn
+    queued.append(s)
+for s in queued:  # gone, but their connections wait on in qiod
+    s.close()
+time.sleep(0.5)
+start = time.time()
+try:
+    other = Rfb(tcp_from("127.0.0.2")).handshake(password="s3cret")[0] == 640
+except (PermissionError, EOFError, ConnectionError) as e:
+    other = repr(e)
+took = time.time() - start
+t.ok(other is True and took < 3,
+     f"clients of a slowed source waiting their turn give way to one from another address "
+     f"({took:.2f} s), which is not slowed", other)
+d.stop()
+
 # --- VeNCrypt: x509 with a client certificate, anon, refusals ---
 srv = os.path.join(pki, "srv")
 cli = os.path.join(pki, "cli")

@@ -1,6 +1,7 @@
 /* VncAuthThrottle with made-up times: free tries, then one answer at a
- * time with growing spacing, per host; success and time clear it; a flood
- * of hosts shares one entry. */
+ * time with growing spacing, per source; forget() and time clear it; a
+ * flood of sources never slows one that did not fail; IPv6 peers count by
+ * their /64. */
 #include "config.h"
 
 #include "ui/vnc-auth-throttle.h"
@@ -52,11 +53,11 @@ void test_growth() {
   }
 }
 
-void test_success_and_forgetting() {
+void test_forgetting() {
   VncAuthThrottle t;
   fail(t, "h", 10, kStart);
   g_assert_cmpint(t.reserve("h", kStart), >, 0);
-  t.succeeded("h");
+  t.forget("h");
   g_assert_cmpint(t.reserve("h", kStart), ==, 0);
   fail(t, "h", 10, kStart);
   gint64 later = kStart + (VncAuthThrottle::kForgetSeconds + 1) * G_USEC_PER_SEC;
@@ -64,19 +65,33 @@ void test_success_and_forgetting() {
   g_assert_cmpint(t.reserve("h", later), ==, 0);
 }
 
-/* Beyond kMaxHosts failing hosts, new ones share one entry: a flood of
- * addresses is slowed as one instead of growing the table. */
-void test_many_hosts() {
+/* Beyond kMaxSources failing sources, the one that failed longest ago is
+ * forgotten; a source that never failed is never slowed. */
+void test_many_sources() {
   VncAuthThrottle t;
-  for (gsize i = 0; i < VncAuthThrottle::kMaxHosts; i++) t.failed("h" + std::to_string(i), kStart);
-  for (int i = 0; i < 5; i++) t.failed("new" + std::to_string(i), kStart);
-  g_assert_true(t.throttled("newcomer", kStart));
-  g_assert_cmpint(t.reserve("newcomer", kStart), >, 0);
-  /* Once the old entries are forgotten, hosts are tracked one by one again. */
-  gint64 later = kStart + (VncAuthThrottle::kForgetSeconds + 1) * G_USEC_PER_SEC;
-  t.failed("fresh", later);
-  g_assert_cmpint(t.reserve("fresh", later), ==, 0);
-  g_assert_cmpint(t.reserve("newcomer", later), ==, 0);
+  fail(t, "first", 5, kStart);
+  for (gsize i = 1; i < VncAuthThrottle::kMaxSources; i++)
+    fail(t, "h" + std::to_string(i), 5, kStart + 1 + static_cast<gint64>(i));
+  g_assert_true(t.throttled("first", kStart + 10000));
+  fail(t, "newest", 5, kStart + 10000);
+  g_assert_false(t.throttled("first", kStart + 10000));
+  g_assert_true(t.throttled("newest", kStart + 10000));
+  g_assert_true(t.throttled("h1", kStart + 10000));
+  g_assert_cmpint(t.reserve("never-failed", kStart + 10000), ==, 0);
+}
+
+void test_sources() {
+  const struct {
+    const char *host, *source;
+  } cases[] = {{"192.0.2.7", "192.0.2.7"},
+               {"::ffff:192.0.2.7", "192.0.2.7"},
+               {"2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"},
+               {"2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"},
+               {"unix", "unix"}};
+  for (const auto &c : cases) {
+    std::string source = VncAuthThrottle::source_of(c.host);
+    g_assert_cmpstr(source.c_str(), ==, c.source);
+  }
 }
 
 }  // namespace
@@ -86,7 +101,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/vnc/auth-throttle/free-tries", test_free_tries);
   g_test_add_func("/vnc/auth-throttle/queue", test_queue);
   g_test_add_func("/vnc/auth-throttle/growth", test_growth);
-  g_test_add_func("/vnc/auth-throttle/success-and-forgetting", test_success_and_forgetting);
-  g_test_add_func("/vnc/auth-throttle/many-hosts", test_many_hosts);
+  g_test_add_func("/vnc/auth-throttle/forgetting", test_forgetting);
+  g_test_add_func("/vnc/auth-throttle/many-sources", test_many_sources);
+  g_test_add_func("/vnc/auth-throttle/sources", test_sources);
   return g_test_run();
 }
