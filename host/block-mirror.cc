@@ -160,7 +160,12 @@ bool BlockMirror::checkpoint(NBDClient *client, std::vector<guint8> &buf, GError
       if (w.connection != now) lost.push_back(w);
     unflushed_.clear();
     unflushed_bytes_ = 0;
-    if (lost.empty()) return true;
+    if (lost.empty()) {
+      /* A connection that holds again earns back the longer interval. */
+      if (rewrites == 0 && flush_every_ < kFlushEvery)
+        flush_every_ = std::min(flush_every_ * 2, kFlushEvery);
+      return true;
+    }
     if (rewrites == kMaxRewrites) {
       g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE,
                   _("the connection broke %d times before the writes it carried could be "
@@ -313,19 +318,18 @@ void BlockMirror::run() {
   }
 
   if (!error && !cancelled) {
-    /* Final pass: copy until nothing is dirty; a guest that keeps
-     * writing faster is held off for the last pass. */
+    /* Final pass: copy until nothing is dirty; then the guest's writes are
+     * held off for one last pass and the flush, so that what a lost
+     * connection took is written again from the drive's final state. */
     guint64 copied = 1;
     for (int pass = 0; pass < kFinalPasses && copied && !error; pass++)
       copy_dirty(client, buf, &copied, &error);
-    if (!error && copied) {
+    if (!error) {
       disk_.freeze();
       copy_dirty(client, buf, &copied, &error);
       if (!error) checkpoint(client, buf, &error);
       disk_.set_dirty_tracking(false);
       disk_.thaw();
-    } else if (!error) {
-      checkpoint(client, buf, &error);
     }
   }
   if (error)

@@ -27,6 +27,7 @@ struct NBDClientPrivate {
   std::mutex abort_lock;
   QIOChannel *socket = nullptr;
   bool aborted = false;
+  bool timed_out = false; /* a reconnect try ran past the delay */
   /* Wakes a reconnect's pause and its deadline watch. */
   std::condition_variable abort_wake;
   /* Cancels a connect in progress: set while one runs, under abort_lock. */
@@ -293,7 +294,7 @@ gboolean open_session(NBDClientPrivate *priv, QIOSocketAddress *addr, GError **e
   g_autoptr(GCancellable) connecting = g_cancellable_new();
   {
     std::lock_guard guard(priv->abort_lock);
-    if (priv->aborted) g_cancellable_cancel(connecting);
+    if (priv->aborted || priv->timed_out) g_cancellable_cancel(connecting);
     priv->connecting = connecting;
   }
   gboolean connected =
@@ -308,6 +309,11 @@ gboolean open_session(NBDClientPrivate *priv, QIOSocketAddress *addr, GError **e
     if (priv->aborted) {
       g_set_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
                   _("NBD connection to '%s' was stopped"), where);
+      return FALSE;
+    }
+    if (priv->timed_out) {
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                  _("NBD connection to '%s' did not finish within the reconnect delay"), where);
       return FALSE;
     }
     priv->socket = QIO_CHANNEL(g_object_ref(sioc));
@@ -507,15 +513,16 @@ gboolean note_filled(NBDClientPrivate *priv, std::vector<std::pair<guint32, guin
   return TRUE;
 }
 
-/* Whether @filled covers [0, @len) exactly once. */
-bool tiled(std::vector<std::pair<guint32, guint32>> &filled, guint32 len) {
+/* What is wrong with the tiling of [0, @len) by @filled, or nullptr. */
+const char *tiling_fault(std::vector<std::pair<guint32, guint32>> &filled, guint32 len) {
   std::sort(filled.begin(), filled.end());
   guint64 end = 0;
   for (const auto &[at, n] : filled) {
-    if (at != end) return false;
+    if (at < end) return _("the reply to a read filled part of it twice");
+    if (at > end) break;
     end += n;
   }
-  return end == len;
+  return end == len ? nullptr : _("the reply to a read left part of it unfilled");
 }
 
 /* Reads the reply to @cookie.  Read data goes to @buf (@len bytes at
@@ -609,9 +616,8 @@ gboolean read_reply_chunks(NBDClientPrivate *priv, guint16 type, guint64 cookie,
     if (!(flags & NBD_REPLY_FLAG_DONE)) continue;
     if (failure) return command_failed(priv, type, offset, failure, failure_message, error);
     /* Bytes no chunk filled would read as whatever the buffer held. */
-    if (type == NBD_CMD_READ && !tiled(filled, len))
-      return protocol_error(priv, error,
-                            _("the reply to a read left part of it unfilled or filled it twice"));
+    if (const char *fault = type == NBD_CMD_READ ? tiling_fault(filled, len) : nullptr)
+      return protocol_error(priv, error, fault);
     return TRUE;
   }
 }
@@ -678,9 +684,11 @@ bool connection_lost(NBDClientPrivate *priv, const GError *error) {
   return error->domain != NBD_ERROR || error->code == NBD_ERROR_SHUTTING_DOWN;
 }
 
-/* Transmission flags whose loss would change what the commands do. */
-constexpr guint16 kKeptFlags = NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM |
-                               NBD_FLAG_SEND_WRITE_ZEROES;
+/* Transmission flags whose loss would silently weaken what the commands
+ * promise (a flush or FUA write the server no longer offers succeeds
+ * without making anything durable).  Trim, write-zeroes and block status
+ * a server stops offering fail when used, naming the server. */
+constexpr guint16 kKeptFlags = NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA;
 
 enum class Reconnect { Done, Failed, Refused };
 
@@ -688,7 +696,6 @@ enum class Reconnect { Done, Failed, Refused };
  * help): the export is not the one the client was using, or the server
  * refused in a way a restart does not change (TLS, protocol). */
 Reconnect reconnect(NBDClientPrivate *priv, GError **error) {
-  const bool had_block_status = priv->base_allocation;
   drop_connection(priv);
   NBDExportInfo fresh = {};
   if (!open_session(priv, priv->addr, error) ||
@@ -708,9 +715,8 @@ Reconnect reconnect(NBDClientPrivate *priv, GError **error) {
       fresh.size != priv->info.size ? _("its size changed")
       : (fresh.flags & NBD_FLAG_READ_ONLY) && !(priv->info.flags & NBD_FLAG_READ_ONLY)
           ? _("it became read-only")
-      : (priv->info.flags & kKeptFlags & ~fresh.flags) ? _("it no longer offers a command it did")
-      : had_block_status && !priv->base_allocation ? _("it no longer offers block status")
-                                                    : nullptr;
+      : (priv->info.flags & kKeptFlags & ~fresh.flags) ? _("it no longer offers flush or FUA")
+                                                        : nullptr;
   if (changed) {
     g_set_error(error, NBD_ERROR, NBD_ERROR_FAILED,
                 _("NBD server %s: export '%s' is not the one it was before reconnecting (%s); "
@@ -739,12 +745,19 @@ bool pause_unless_aborted(NBDClientPrivate *priv, gint64 us) {
 template <typename Attempt>
 auto until_deadline(NBDClientPrivate *priv, gint64 deadline, Attempt attempt) {
   bool finished = false;
+  {
+    std::lock_guard guard(priv->abort_lock);
+    priv->timed_out = false;
+  }
   std::thread watch([priv, deadline, &finished] {
     std::unique_lock guard(priv->abort_lock);
     auto until = std::chrono::steady_clock::now() +
                  std::chrono::microseconds(std::max<gint64>(deadline - g_get_monotonic_time(), 0));
     if (priv->abort_wake.wait_until(guard, until, [&] { return finished || priv->aborted; }))
       return;
+    /* Also for a try that has not reached its connect yet: open_session
+     * checks the flag where it would start one. */
+    priv->timed_out = true;
     if (priv->connecting) g_cancellable_cancel(priv->connecting);
     if (priv->socket) qio_channel_shutdown(priv->socket, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
   });
@@ -783,6 +796,10 @@ gboolean with_reconnect(NBDClient *client, GError **error, Op op) {
   for (;;) {
     GError *attempt = nullptr;
     Reconnect r = until_deadline(priv, deadline, [&] { return reconnect(priv, &attempt); });
+    {
+      std::lock_guard guard(priv->abort_lock);
+      priv->timed_out = false;
+    }
     if (r == Reconnect::Refused) {
       g_clear_error(&failure);
       g_propagate_error(error, attempt);
