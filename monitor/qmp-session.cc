@@ -3,6 +3,7 @@
 #include "monitor/qmp-session.h"
 #include "monitor/qmp-error.h"
 #include "monitor/qmp-server.h"
+#include "qcrypto/json-parse.h"
 
 #include <glib/gi18n-lib.h>
 #include <glib/gstdio.h>
@@ -226,9 +227,12 @@ void QmpSession::ReplyWait::await_suspend(std::coroutine_handle<> h) noexcept {
  * reply has been queued (at once, except for asynchronous commands). */
 QmpSession::ReplyWait QmpSession::handle_message(const std::string &text) {
   auto pending = std::make_shared<Pending>();
-  g_autoptr(JsonParser) parser = json_parser_new_immutable();
   g_autoptr(GError) error = nullptr;
-  if (!json_parser_load_from_data(parser, text.data(), static_cast<gssize>(text.size()), &error)) {
+  /* The splitter framed it; qcrypto_json_parse also guards json-glib's
+   * recursion, whatever the splitter made of the quotes. */
+  g_autoptr(JsonNode) root =
+      qcrypto_json_parse(text.data(), static_cast<gssize>(text.size()), &error);
+  if (!root) {
     g_autoptr(GError) e =
         g_error_new(QMP_ERROR, QMP_ERROR_GENERIC, _("JSON parse error: %s"), error->message);
     g_autoptr(JsonNode) reply = qmp_error_reply(e, nullptr);
@@ -236,7 +240,7 @@ QmpSession::ReplyWait QmpSession::handle_message(const std::string &text) {
     pending->done = true;
     return {pending};
   }
-  server_.dispatch(*this, json_parser_get_root(parser),
+  server_.dispatch(*this, root,
                    [self = shared_from_this(), pending](JsonNode *reply) {
                      self->send(qmp_to_line(reply));
                      pending->done = true;

@@ -3,7 +3,9 @@
  * rules file, -object or object-add values) into a json-glib node.
  * json-glib 1.6 recurses once per nesting level without a limit, so text
  * nested deeper than QCRYPTO_JSON_MAX_DEPTH is refused before it is
- * parsed: 100 KB of '[' would otherwise overflow the stack.  In-tree only
+ * parsed: 100 KB of '[' would otherwise overflow the stack.  So is text
+ * with what valid JSON never has but json-glib would read past the count
+ * (comments, short or unpaired \u escapes).  In-tree only
  * (not installed): the public C API has no json-glib.
  */
 #pragma once

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "tools/qmp-client.h"
+#include "qcrypto/json-parse.h"
 #include "qio/error.h"
 
 #include <glib/gi18n-lib.h>
@@ -95,17 +96,16 @@ JsonNode *QmpClient::read_message(gint64 deadline, GError **error) {
   }
   std::string text = std::move(pending_.front());
   pending_.pop_front();
-  g_autoptr(JsonParser) parser = json_parser_new_immutable();
-  if (!json_parser_load_from_data(parser, text.c_str(), static_cast<gssize>(text.size()), error))
-    return nullptr;
-  JsonNode *root = json_parser_get_root(parser);
+  g_autoptr(JsonNode) root =
+      qcrypto_json_parse(text.c_str(), static_cast<gssize>(text.size()), error);
+  if (!root) return nullptr;
   if (!JSON_NODE_HOLDS_OBJECT(root)) {
     g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
                 _("The QMP server on '%s' sent something other than a JSON object"),
                 qio_channel_get_name(ioc_));
     return nullptr;
   }
-  return json_node_copy(root);
+  return static_cast<JsonNode *>(g_steal_pointer(&root));
 }
 
 static gint64 deadline_after(gint64 timeout_ms) {

@@ -536,20 +536,37 @@ static void test_deep_input() {
   std::string deep_json = "{\"qom-type\":\"secret\",\"id\":\"deep2\",\"data\":" +
                           std::string(100000, '[');
   g_assert_null(qom_object_add_from_string(deep_json.c_str(), &error));
-  g_assert_nonnull(strstr(error->message, "nested more than 64 levels"));
+  g_assert_nonnull(strstr(error->message, "nested too deep"));
   g_clear_error(&error);
-  /* Quotes json-glib reads differently from plain JSON must not hide
-   * brackets: a '"' in single quotes, and one in a comment. */
-  for (const char *hide : {"'\"', ", "/* \" */ "}) {
+  /* What json-glib reads differently from plain JSON must not hide
+   * brackets: a '"' in single quotes is counted past; comments (json-glib
+   * starts one at any '/') and short or unpaired \u escapes (after which
+   * it skips characters, quotes included) are refused outright. */
+  const struct {
+    const char *hide, *why;
+  } hiding[] = {{"'\"', ", "nested too deep"},
+                {"/* \" */ ", "comments are not JSON"},
+                {"1 /\"/ ,", "comments are not JSON"},
+                {"\"\\u0\"x\", ", "without four hex digits"},
+                {"\"\\uD800\"x\", ", "unpaired"},
+                {"\"\\uDC00\", ", "unpaired"}};
+  for (const auto &h : hiding) {
     std::string hidden = "{\"qom-type\":\"secret\",\"id\":\"deep5\",\"data\":[" +
-                         std::string(hide) + std::string(100000, '[');
+                         std::string(h.hide) + std::string(100000, '[');
     g_assert_null(qom_object_add_from_string(hidden.c_str(), &error));
-    g_assert_nonnull(strstr(error->message, "nested more than 64 levels"));
+    if (!strstr(error->message, h.why)) g_error("%s: %s", h.hide, error->message);
     g_clear_error(&error);
   }
+  /* Valid escapes and surrogate pairs still parse. */
+  GObject *escaped = qom_object_add_from_string(
+      "{\"qom-type\":\"secret\",\"id\":\"esc1\",\"data\":\"a\\u00e9\\uD83D\\uDE00\\\"/\"}",
+      &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(escaped);
+  qom_object_del("esc1", nullptr);
   std::string deep_rules = "authz-list,id=deep3,rules=" + std::string(100000, '[');
   g_assert_null(qom_object_add_from_string(deep_rules.c_str(), &error));
-  g_assert_nonnull(strstr(error->message, "nested more than 64 levels"));
+  g_assert_nonnull(strstr(error->message, "nested too deep"));
   g_clear_error(&error);
   /* 31 dots (32 components) are still keys, refused only as unknown. */
   std::string ok = "secret,id=deep4,data=x";
