@@ -302,6 +302,11 @@ gboolean open_session(NBDClientPrivate *priv, QIOSocketAddress *addr, GError **e
   {
     std::lock_guard guard(priv->abort_lock);
     priv->connecting = nullptr;
+    if (!connected && priv->timed_out) {
+      g_clear_error(error);
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                  _("NBD connection to '%s' did not finish within the reconnect delay"), where);
+    }
   }
   if (!connected) return FALSE;
   {
@@ -685,10 +690,11 @@ bool connection_lost(NBDClientPrivate *priv, const GError *error) {
 }
 
 /* Transmission flags whose loss would silently weaken what the commands
- * promise (a flush or FUA write the server no longer offers succeeds
- * without making anything durable).  Trim, write-zeroes and block status
- * a server stops offering fail when used, naming the server. */
-constexpr guint16 kKeptFlags = NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA;
+ * promise: a flush the server no longer offers succeeds without making
+ * anything durable.  (Without FUA, a FUA write is followed by a flush;
+ * trim, write-zeroes and block status a server stops offering fail when
+ * used, naming the server.) */
+constexpr guint16 kKeptFlags = NBD_FLAG_SEND_FLUSH;
 
 enum class Reconnect { Done, Failed, Refused };
 
@@ -715,7 +721,7 @@ Reconnect reconnect(NBDClientPrivate *priv, GError **error) {
       fresh.size != priv->info.size ? _("its size changed")
       : (fresh.flags & NBD_FLAG_READ_ONLY) && !(priv->info.flags & NBD_FLAG_READ_ONLY)
           ? _("it became read-only")
-      : (priv->info.flags & kKeptFlags & ~fresh.flags) ? _("it no longer offers flush or FUA")
+      : (priv->info.flags & kKeptFlags & ~fresh.flags) ? _("it no longer offers flush")
                                                         : nullptr;
   if (changed) {
     g_set_error(error, NBD_ERROR, NBD_ERROR_FAILED,

@@ -57,7 +57,7 @@ void nbd_client_set_tls_hostname(NBDClient *client, const char *hostname);
  * to the same TCP or UNIX address and export, trying for up to @seconds
  * (connects and handshakes cut off at that time; nbd_client_abort() ends
  * the wait), and sends the command again.  An export that comes back
- * different (size, read-only, without flush or FUA it offered) or a
+ * different (size, read-only, without the flush it offered) or a
  * server that fails TLS verification or the protocol is not tried again.  A command may reach the server more than once; writes
  * acknowledged but not flushed on a lost connection may be lost with it:
  * see nbd_client_get_connections().  0 (the default): no retry. */

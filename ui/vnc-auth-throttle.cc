@@ -13,7 +13,7 @@ std::string VncAuthThrottle::source_of(const std::string &host) {
   g_autoptr(GInetAddress) address = g_inet_address_new_from_string(host.c_str());
   if (!address || g_inet_address_get_family(address) != G_SOCKET_FAMILY_IPV6) return host;
   const guint8 *bytes = g_inet_address_to_bytes(address);
-  /* An IPv4 peer on a dual-stack socket (::ffff:a.b.c.d) is that address;
+  /* An IPv4 peer of a dual-stack listener, ::ffff:a.b.c.d, is that address;
    * any other IPv6 peer counts with its /64, which one host can fill. */
   static const guint8 kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (memcmp(bytes, kMapped, sizeof kMapped) == 0) {
@@ -50,6 +50,7 @@ gint64 VncAuthThrottle::reserve(const std::string &source, gint64 now) {
   gint64 gap = s ? spacing(s->failures) : 0;
   if (!gap) return 0;
   gint64 turn = std::max({now, s->next_turn, s->last_failure + gap});
+  if (turn - now >= kMaxWaitingTurns * gap) return -1;
   s->next_turn = turn + gap;
   return turn - now;
 }

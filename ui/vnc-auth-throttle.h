@@ -28,12 +28,17 @@ class VncAuthThrottle {
   static constexpr guint kMaxDelayMs = 5000;
   static constexpr guint kForgetSeconds = 300;
   static constexpr gsize kMaxSources = 1024;
+  /* Turns one source may have waiting: more are refused at once, so
+   * clients that gave up (or were cut) while waiting cannot push the
+   * source's turns arbitrarily far ahead. */
+  static constexpr gint64 kMaxWaitingTurns = 8;
 
   /* The source a peer address (numeric host, or "unix") counts under. */
   static std::string source_of(const std::string &host);
 
   /* Reserves the turn of an attempt from @source starting at @now: how
-   * many microseconds it must wait before it is answered (0: at once). */
+   * many microseconds it must wait before it is answered (0: at once), or
+   * -1 when kMaxWaitingTurns are already waiting. */
   gint64 reserve(const std::string &source, gint64 now);
   /* Whether @source is being slowed down now (for the log). */
   bool throttled(const std::string &source, gint64 now);

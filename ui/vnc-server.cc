@@ -607,7 +607,17 @@ qio::Task<bool> VncServer::Conn::throttled_auth(guint8 type, GError **error) {
   VncAuthThrottle &throttle = server->auth_throttle_;
   const std::string source =
       VncAuthThrottle::source_of(info.family == "unix" ? "unix" : info.host);
-  const gint64 until = g_get_monotonic_time() + throttle.reserve(source, g_get_monotonic_time());
+  const gint64 wait = throttle.reserve(source, g_get_monotonic_time());
+  if (wait < 0) {
+    co_await security_result(false, "too many attempts", nullptr);
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED,
+                _("VNC client %s refused: %lld authentication attempts from %s are already "
+                  "waiting their turn after repeated failures; try again later"),
+                peer.c_str(), static_cast<long long>(VncAuthThrottle::kMaxWaitingTurns),
+                source.c_str());
+    co_return false;
+  }
+  const gint64 until = g_get_monotonic_time() + wait;
   for (gint64 left; (left = until - g_get_monotonic_time()) > 0;) {
     if (g_cancellable_is_cancelled(cancel)) {
       g_set_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED,

@@ -38,6 +38,10 @@ void test_queue() {
   g_assert_cmpint(t.reserve("10.0.0.1", kStart + 100 * kMs), ==, 650 * kMs);
   /* Another host is not slowed. */
   g_assert_cmpint(t.reserve("10.0.0.2", kStart), ==, 0);
+  /* At most kMaxWaitingTurns wait: more are refused, not queued. */
+  for (int i = 3; i < VncAuthThrottle::kMaxWaitingTurns; i++)
+    g_assert_cmpint(t.reserve("10.0.0.1", kStart + 100 * kMs), ==, (i + 1) * 250 * kMs - 100 * kMs);
+  g_assert_cmpint(t.reserve("10.0.0.1", kStart + 100 * kMs), ==, -1);
 }
 
 /* The spacing doubles with each failure, up to kMaxDelayMs. */
