@@ -11,6 +11,7 @@ migration_libmigration_la_SOURCES += migration/migration-transport.h migration/m
 migration_libmigration_la_SOURCES += migration/migration-job.h migration/migration-job.cc
 migration_libmigration_la_SOURCES += migration/migration-source.h migration/migration-source.cc
 migration_libmigration_la_SOURCES += migration/migration-incoming.h migration/migration-incoming.cc
+migration_libmigration_la_SOURCES += migration/main-loop-caller.h migration/main-loop-caller.cc
 migration_libmigration_la_SOURCES += migration/migration.h migration/migration.cc
 migration_libmigration_la_SOURCES += migration/qmp-migration-commands.h migration/qmp-migration-commands.cc
 migration_libmigration_la_SOURCES += migration/page-compressor.h migration/page-compressor.cc

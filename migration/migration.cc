@@ -8,73 +8,18 @@
 
 #include <glib/gi18n-lib.h>
 
-#include <condition_variable>
-#include <mutex>
-
 namespace qio::migration {
-
-/* Calls from migration threads into the main loop.  Shared with the
- * pending calls so that a daemon shutting down can release the threads
- * waiting for a loop that no longer runs. */
-struct Migration::MainCalls {
-  std::mutex lock;
-  std::condition_variable cv;
-  bool closing = false;
-};
-
-namespace {
-
-struct Call {
-  std::function<void()> fn;
-  std::shared_ptr<Migration::MainCalls> calls;
-  bool done = false;
-};
-
-}  // namespace
 
 Migration::Migration(host::Guest &guest, EventFunc emit, bool autostart,
                      std::function<void(const GError *)> incoming_done)
     : guest_(guest), emit_(std::move(emit)), autostart_(autostart),
-      incoming_done_(std::move(incoming_done)), stats_(std::make_shared<MigrationStats>()),
-      calls_(std::make_shared<MainCalls>()) {}
+      incoming_done_(std::move(incoming_done)), stats_(std::make_shared<MigrationStats>()) {}
 
 Migration::~Migration() {
-  {
-    std::lock_guard guard(calls_->lock);
-    calls_->closing = true;
-  }
-  calls_->cv.notify_all();
+  /* Threads waiting for a loop that no longer runs are released. */
+  main_calls_.close();
   source_.reset();
   incoming_.reset();
-}
-
-void Migration::run_on_main(std::function<void()> fn) {
-  GMainContext *main = g_main_context_default();
-  if (g_main_context_is_owner(main)) {
-    fn();
-    return;
-  }
-  auto call = std::make_shared<Call>();
-  call->fn = std::move(fn);
-  call->calls = calls_;
-  g_main_context_invoke_full(
-      main, G_PRIORITY_DEFAULT,
-      [](gpointer data) noexcept -> gboolean {
-        auto &c = *static_cast<std::shared_ptr<Call> *>(data);
-        std::unique_lock guard(c->calls->lock);
-        if (!c->calls->closing) {
-          guard.unlock();
-          c->fn();
-          guard.lock();
-        }
-        c->done = true;
-        c->calls->cv.notify_all();
-        return G_SOURCE_REMOVE;
-      },
-      new std::shared_ptr<Call>(call),
-      [](gpointer data) noexcept { delete static_cast<std::shared_ptr<Call> *>(data); });
-  std::unique_lock guard(calls_->lock);
-  calls_->cv.wait(guard, [&] { return call->done || calls_->closing; });
 }
 
 void Migration::status_changed(MigrationStatus status) {
@@ -87,7 +32,7 @@ void Migration::status_changed(MigrationStatus status) {
 MigrationContext Migration::context() {
   return {guest_, g_main_context_default(),
           [this](MigrationStatus s) { status_changed(s); },
-          [this](std::function<void()> fn) { run_on_main(std::move(fn)); },
+          [this](std::function<void()> fn) { main_calls_.run(std::move(fn)); },
           [this](const char *name) { emit_(name, nullptr); }, complete_mirrors_};
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "host/guest.h"
+#include "migration/main-loop-caller.h"
 #include "migration/migration-incoming.h"
 #include "migration/migration-job.h"
 #include "migration/migration-source.h"
@@ -27,8 +28,6 @@ class Migration {
   Migration(host::Guest &guest, EventFunc emit, bool autostart,
             std::function<void(const GError *error)> incoming_done);
   ~Migration();
-  /* Shared by the calls migration threads post to the main loop. */
-  struct MainCalls;
   Migration(const Migration &) = delete;
   Migration &operator=(const Migration &) = delete;
 
@@ -51,7 +50,6 @@ class Migration {
 
  private:
   MigrationContext context();
-  void run_on_main(std::function<void()> fn);
   void status_changed(MigrationStatus status);
   bool busy() const;
   QCryptoTLSCreds *lookup_creds(QCryptoTLSCredsEndpoint endpoint, GError **error);
@@ -65,7 +63,7 @@ class Migration {
   std::shared_ptr<MigrationStats> stats_;
   std::unique_ptr<MigrationSource> source_;
   std::unique_ptr<MigrationIncoming> incoming_;
-  std::shared_ptr<MainCalls> calls_;
+  MainLoopCaller main_calls_;
   bool deferred_ = false;
   std::function<void(std::function<void(bool)>)> complete_mirrors_;
 };

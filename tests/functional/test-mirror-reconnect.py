@@ -54,6 +54,17 @@ def cancelled_in(m):
     return time.time() - start if c == {"return": {}} and ev is not None else None
 
 
+def complete_and_check(m, r, q, before, backing, drive):
+    """Waits for job m0 to be ready, completes it: (ready, completion
+    data, qiod's log since @before, whether @backing holds @drive)."""
+    ready = r == {"return": {}} and m.wait_job_ready("m0", timeout=60)
+    m.cmd("block-job-complete", {"device": "m0"})
+    data = finished(m, timeout=60)
+    log = q.stderr_until("\0", timeout=0.5)[before:]
+    with open(backing, "rb") as f:
+        return ready, data, log, f.read() == drive
+
+
 def finished(m, timeout=30):
     ev = m.event("BLOCK_JOB_COMPLETED", timeout=timeout)
     return ev["data"] if ev else None
@@ -117,12 +128,7 @@ try:
     r = mirror_losing_target(15, signal.SIGTERM)
     time.sleep(1.5)
     procs.append(nbdkit(None, *slow, port=port))
-    ready = r == {"return": {}} and m.wait_job_ready("m0", timeout=60)
-    m.cmd("block-job-complete", {"device": "m0"})
-    data = finished(m, timeout=60)
-    log = q.stderr_until("\0", timeout=0.5)[before:]
-    with open(backing, "rb") as f:
-        same = f.read() == drive
+    ready, data, log, same = complete_and_check(m, r, q, before, backing, drive)
     t.ok(ready and data is not None and "error" not in data and same
          and "connection lost" in log and "reconnected to export" in log,
          "nbdkit stopped (SIGTERM) mid-copy and started again 1.5 s later: the mirror "
@@ -145,13 +151,8 @@ try:
     stop(procs.pop())
     time.sleep(1)
     procs.append(nbdkit(None, *tls_slow, port=port))
-    ready = r0 == r == {"return": {}} and m.wait_job_ready("m0", timeout=60)
-    m.cmd("block-job-complete", {"device": "m0"})
-    data = finished(m, timeout=60)
-    log = q.stderr_until("\0", timeout=0.5)[before:]
-    with open(backing, "rb") as f:
-        same = f.read() == drive
-    t.ok(ready and data is not None and "error" not in data and same
+    ready, data, log, same = complete_and_check(m, r, q, before, backing, drive)
+    t.ok(r0 == {"return": {}} and ready and data is not None and "error" not in data and same
          and "reconnected to export" in log,
          "over TLS: nbdkit killed and started again, the mirror reconnects with a new "
          "handshake and completes; the target holds the drive's bytes", (r0, r, data))

@@ -17,15 +17,7 @@ namespace {
 
 std::unique_ptr<qio::host::Guest> make_guest() {
   fuzz::quiet_logs();
-  qio::host::GuestConfig config;
-  config.ram_size = 1 << 20;
-  GError *error = nullptr;
-  auto guest = qio::host::Guest::create(config, &error);
-  if (!guest) {
-    fprintf(stderr, "guest: %s\n", error->message);
-    abort();
-  }
-  return guest;
+  return fuzz::make_guest();
 }
 
 }  // namespace

@@ -8,14 +8,13 @@
 #include "config.h"
 
 #include "host/guest.h"
+#include "migration/main-loop-caller.h"
 #include "migration/migration-incoming.h"
 #include "tests/fuzz/fuzz-util.h"
 
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 
 using namespace qio::migration;
@@ -24,60 +23,11 @@ namespace {
 
 constexpr size_t kMaxInput = 1 << 18;
 
-/* MigrationContext::run_on_main: at once on the main thread, else through
- * the main context, waiting for it unless the harness is done with the
- * migration (as qio::migration::Migration does). */
-struct MainCalls {
-  std::mutex lock;
-  std::condition_variable cv;
-  bool closing = false;
-};
-
-struct Call {
-  std::function<void()> fn;
-  std::shared_ptr<MainCalls> calls;
-  bool done = false;
-};
-
-void run_on_main(const std::shared_ptr<MainCalls> &calls, std::function<void()> fn) {
-  if (g_main_context_is_owner(g_main_context_default())) {
-    fn();
-    return;
-  }
-  auto call = std::make_shared<Call>(Call{std::move(fn), calls});
-  g_main_context_invoke_full(
-      nullptr, G_PRIORITY_DEFAULT,
-      [](gpointer data) noexcept -> gboolean {
-        auto &c = *static_cast<std::shared_ptr<Call> *>(data);
-        std::unique_lock guard(c->calls->lock);
-        if (!c->calls->closing) {
-          guard.unlock();
-          c->fn();
-          guard.lock();
-        }
-        c->done = true;
-        c->calls->cv.notify_all();
-        return G_SOURCE_REMOVE;
-      },
-      new std::shared_ptr<Call>(call),
-      [](gpointer data) noexcept { delete static_cast<std::shared_ptr<Call> *>(data); });
-  std::unique_lock guard(calls->lock);
-  calls->cv.wait(guard, [&] { return call->done || calls->closing; });
-}
-
 std::unique_ptr<qio::host::Guest> make_guest() {
   fuzz::quiet_logs();
   /* The main thread is the main loop's, as in qiod. */
   if (!g_main_context_acquire(g_main_context_default())) abort();
-  qio::host::GuestConfig config;
-  config.ram_size = 1 << 20;
-  GError *error = nullptr;
-  auto guest = qio::host::Guest::create(config, &error);
-  if (!guest) {
-    fprintf(stderr, "guest: %s\n", error->message);
-    abort();
-  }
-  return guest;
+  return fuzz::make_guest();
 }
 
 }  // namespace
@@ -91,11 +41,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::string text = "fd:" + std::to_string(qio_channel_socket_get_fd(pair.server));
   if (!migration_uri_parse(text.c_str(), uri, &error)) abort();
 
-  auto calls = std::make_shared<MainCalls>();
+  MainLoopCaller main_calls;
   MigrationContext context{*guest,
                            g_main_context_default(),
                            [](MigrationStatus) {},
-                           [calls](std::function<void()> fn) { run_on_main(calls, std::move(fn)); },
+                           [&main_calls](std::function<void()> fn) { main_calls.run(std::move(fn)); },
                            [](const char *) {},
                            nullptr};
   bool done = false;
@@ -109,11 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* The destination has its own descriptor now. */
   qio_channel_close(QIO_CHANNEL(pair.server), nullptr);
   fuzz::play_peer(pair.fd, data, size, 5, [&done] { return done; });
-  {
-    std::lock_guard guard(calls->lock);
-    calls->closing = true;
-  }
-  calls->cv.notify_all();
+  main_calls.close();
   incoming.reset();
   guest->stop();
   return 0;

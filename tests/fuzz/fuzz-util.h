@@ -4,6 +4,7 @@
  * has the other end). */
 #pragma once
 
+#include "host/guest.h"
 #include "qio/channel-socket.h"
 
 #include <glib-unix.h>
@@ -18,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 
 namespace fuzz {
 
@@ -93,6 +95,20 @@ inline void play_peer(int fd, const uint8_t *data, size_t size, int seconds,
     struct pollfd pfd = {fd, POLLIN, 0};
     poll(&pfd, 1, 1);
   }
+}
+
+/* A synthetic guest with 1 MiB of RAM for the harnesses that need one;
+ * aborts if it cannot be made. */
+inline std::unique_ptr<qio::host::Guest> make_guest() {
+  qio::host::GuestConfig config;
+  config.ram_size = 1 << 20;
+  GError *error = nullptr;
+  auto guest = qio::host::Guest::create(config, &error);
+  if (!guest) {
+    fprintf(stderr, "guest: %s\n", error->message);
+    abort();
+  }
+  return guest;
 }
 
 }  // namespace fuzz

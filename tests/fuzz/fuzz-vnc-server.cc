@@ -30,13 +30,11 @@ struct Server {
 Server *make_server() {
   fuzz::quiet_logs();
   auto *s = new Server;
-  qio::host::GuestConfig config;
-  config.ram_size = 1 << 20;
+  s->guest = fuzz::make_guest();
   GError *error = nullptr;
-  s->guest = qio::host::Guest::create(config, &error);
   char *dir = g_dir_make_tmp("qio-fuzz-vnc-XXXXXX", &error);
-  if (!s->guest || !dir) {
-    fprintf(stderr, "guest or temporary directory: %s\n", error->message);
+  if (!dir) {
+    fprintf(stderr, "temporary directory: %s\n", error->message);
     abort();
   }
   std::string path = std::string(dir) + "/vnc.sock";
