@@ -327,9 +327,16 @@ gboolean open_session(NBDClientPrivate *priv, QIOSocketAddress *addr, GError **e
   priv->ioc = QIO_CHANNEL(g_object_ref(sioc));
   guint8 hello[18];
   if (!qio_channel_read_all(priv->ioc, hello, sizeof hello, error)) {
-    g_prefix_error(error, _("NBD server %s hung up before its greeting (is it at its connection "
-                            "limit?): "),
-                   where);
+    std::lock_guard guard(priv->abort_lock);
+    if (priv->timed_out) {
+      g_clear_error(error);
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                  _("NBD server %s sent no greeting within the reconnect delay"), where);
+    } else {
+      g_prefix_error(error, _("NBD server %s hung up before its greeting (is it at its "
+                              "connection limit?): "),
+                     where);
+    }
     return FALSE;
   }
   if (nbd_get64(hello) != NBD_INIT_MAGIC || nbd_get64(hello + 8) != NBD_OPTS_MAGIC)
@@ -689,12 +696,17 @@ bool connection_lost(NBDClientPrivate *priv, const GError *error) {
   return error->domain != NBD_ERROR || error->code == NBD_ERROR_SHUTTING_DOWN;
 }
 
-/* Transmission flags whose loss would silently weaken what the commands
- * promise: a flush the server no longer offers succeeds without making
- * anything durable.  (Without FUA, a FUA write is followed by a flush;
- * trim, write-zeroes and block status a server stops offering fail when
- * used, naming the server.) */
-constexpr guint16 kKeptFlags = NBD_FLAG_SEND_FLUSH;
+/* Whether @fresh makes writes less durable than @old did: a flush the
+ * server no longer offers succeeds without making anything durable, and
+ * so does a FUA write without FUA unless a flush can replace it.  (Trim,
+ * write-zeroes and block status a server stops offering fail when used,
+ * naming the server.) */
+bool durability_lost(guint16 old, guint16 fresh) {
+  bool lost_flush = (old & NBD_FLAG_SEND_FLUSH) && !(fresh & NBD_FLAG_SEND_FLUSH);
+  bool lost_fua = (old & NBD_FLAG_SEND_FUA) && !(fresh & NBD_FLAG_SEND_FUA) &&
+                  !(fresh & NBD_FLAG_SEND_FLUSH);
+  return lost_flush || lost_fua;
+}
 
 enum class Reconnect { Done, Failed, Refused };
 
@@ -721,7 +733,7 @@ Reconnect reconnect(NBDClientPrivate *priv, GError **error) {
       fresh.size != priv->info.size ? _("its size changed")
       : (fresh.flags & NBD_FLAG_READ_ONLY) && !(priv->info.flags & NBD_FLAG_READ_ONLY)
           ? _("it became read-only")
-      : (priv->info.flags & kKeptFlags & ~fresh.flags) ? _("it no longer offers flush")
+      : durability_lost(priv->info.flags, fresh.flags) ? _("it no longer offers flush")
                                                         : nullptr;
   if (changed) {
     g_set_error(error, NBD_ERROR, NBD_ERROR_FAILED,

@@ -9,6 +9,9 @@
 
 namespace {
 
+/* nesting_fault()'s answer for text nested too deep. */
+const char kTooDeep[] = "";
+
 int hex_value(const char *p) {
   int v = 0;
   for (int i = 0; i < 4; i++) {
@@ -56,7 +59,7 @@ const char *nesting_fault(const char *text, gsize len, guint max) {
     } else if (c == '/') {
       return _("comments are not JSON");
     } else if (c == '[' || c == '{') {
-      if (++depth > max) return _("nested too deep");
+      if (++depth > max) return kTooDeep;
     } else if ((c == ']' || c == '}') && depth > 0) {
       depth--;
     }
@@ -69,9 +72,13 @@ const char *nesting_fault(const char *text, gsize len, guint max) {
 JsonNode *qcrypto_json_parse(const char *text, gssize len, GError **error) {
   gsize size = len < 0 ? strlen(text) : static_cast<gsize>(len);
   if (const char *fault = nesting_fault(text, size, QCRYPTO_JSON_MAX_DEPTH)) {
-    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
-                _("invalid JSON (%s; at most %u levels of nesting are read)"), fault,
-                QCRYPTO_JSON_MAX_DEPTH);
+    if (fault == kTooDeep)
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                  _("invalid JSON: nested too deep (at most %u levels are read)"),
+                  QCRYPTO_JSON_MAX_DEPTH);
+    else
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT, _("invalid JSON: %s"),
+                  fault);
     return nullptr;
   }
   g_autoptr(JsonParser) parser = json_parser_new_immutable();

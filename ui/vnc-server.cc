@@ -609,7 +609,8 @@ qio::Task<bool> VncServer::Conn::throttled_auth(guint8 type, GError **error) {
       VncAuthThrottle::source_of(info.family == "unix" ? "unix" : info.host);
   const gint64 wait = throttle.reserve(source, g_get_monotonic_time());
   if (wait < 0) {
-    co_await security_result(false, "too many attempts", nullptr);
+    /* RFB has no failure message between the choice of a security type
+     * and its exchange: the connection is closed without one. */
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_ACCESS_DENIED,
                 _("VNC client %s refused: %lld authentication attempts from %s are already "
                   "waiting their turn after repeated failures; try again later"),
