@@ -683,6 +683,37 @@ after_three = d.stderr_until("\0", timeout=1).count(THROTTLED)
 t.ok(after_two == before and after_three == before + 1,
      "a success clears the count: slowed again only after 3 new failures",
      (before, after_two, after_three))
+
+
+def choose_vnc_auth():
+    """A connection that has chosen VNC authentication, not yet answered."""
+    s = connect_unix(vsock)
+    recv_exact(s, 12)
+    s.sendall(b"RFB 003.008\n")
+    recv_exact(s, 2)
+    s.sendall(b"\x02")
+    return s
+
+
+# The source is slowed: turns are reserved at most 8 spacings ahead;
+# attempts beyond that are closed at once, without a SecurityResult (RFB
+# has none before the challenge).  14 at once: the first is answered, some
+# wait, the last are closed.
+tries = [choose_vnc_auth() for _ in range(14)]
+answers = []
+for s in tries:
+    s.settimeout(0.5)
+    try:
+        answers.append(s.recv(64))
+    except socket.timeout:
+        answers.append(None)  # still waiting its turn
+    s.close()
+closed = [a for a in answers if a == b""]
+t.ok(len(closed) >= 1 and answers[-1] == b""
+     and all(a in (None, b"") or len(a) == 16 for a in answers),
+     f"attempts beyond the turns a slowed source may have waiting are closed at once "
+     f"({len(closed)} of 14), without bytes a client would take for the challenge",
+     [None if a is None else len(a) for a in answers])
 d.stop()
 
 # Over TCP with connections=4: clients of a slowed source waiting their
