@@ -906,7 +906,6 @@ qio::Task<bool> VncServer::Conn::set_encodings(guint count, GError **error) {
   if (tight_chosen && !tight) tight = std::make_unique<VncTightEncoder>();
   if (tight) tight->set_level(level);
   use_tight = tight_chosen;
-  info.encoding = use_tight ? "tight" : "raw";
   co_return true;
 }
 
@@ -1271,7 +1270,10 @@ const char *VncServer::auth_name() const {
 std::vector<VncClientInfo> VncServer::clients() const {
   std::vector<VncClientInfo> list;
   for (const Conn *conn : conns_)
-    if (!conn->negotiating) list.push_back(conn->info);
+    if (!conn->negotiating) {
+      list.push_back(conn->info);
+      list.back().encoding = conn->use_tight ? "tight" : "raw";
+    }
   return list;
 }
 

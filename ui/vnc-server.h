@@ -54,7 +54,7 @@ struct VncClientInfo {
   bool websocket = false;
   std::string x509_dname;    /* empty: no client certificate */
   std::string sasl_username; /* empty: no SASL */
-  std::string encoding = "raw"; /* of framebuffer updates: "raw" or "tight" */
+  std::string encoding; /* of framebuffer updates: "raw" or "tight" */
 };
 
 class VncServer {
