@@ -38,6 +38,9 @@ constexpr gsize kMaxBytes = 64 * 1024 * 1024;
 constexpr gsize kKeepBytes = kMaxBytes;
 /* Replies at least this big are written corked. */
 constexpr gsize kCorkBytes = 64 * 1024;
+/* A reader waiting for at least this much of a payload asks not to be woken
+ * before it arrived (qio_channel_set_read_low_water). */
+constexpr gsize kLowWaterBytes = 32 * 1024;
 /* Threads running file I/O for all connections of a server. */
 constexpr int kWorkers = 16;
 
@@ -121,15 +124,37 @@ struct ThreadWait {
   }
 };
 
+/* While a large payload is awaited, the channel need not wake the reader
+ * for each packet of it; back to every byte when done (requests are small). */
+struct LowWater {
+  QIOChannel *ioc;
+  bool set = false;
+  void expect(gsize bytes) {
+    if (bytes < kLowWaterBytes) {
+      clear();
+      return;
+    }
+    qio_channel_set_read_low_water(ioc, bytes);
+    set = true;
+  }
+  void clear() {
+    if (set) qio_channel_set_read_low_water(ioc, 0);
+    set = false;
+  }
+  ~LowWater() { clear(); }
+};
+
 /* Reads @len bytes into @buf, waiting with @w: 1 when done, 0 when the
  * peer closed before the first byte and @eof_ok, else -1 with @error set. */
 int read_exact(QIOChannel *ioc, ThreadWait &w, void *buf, gsize len, bool eof_ok,
                GError **error) {
   auto *p = static_cast<guint8 *>(buf);
   gsize done = 0;
+  LowWater low_water{ioc};
   while (done < len) {
     gssize n = qio_channel_read(ioc, p + done, len - done, error);
     if (n == QIO_CHANNEL_ERR_BLOCK) {
+      low_water.expect(len - done);
       w.wait();
       continue;
     }

@@ -664,6 +664,14 @@ gsize qcrypto_tls_session_check_pending(QCryptoTLSSession *sess) {
   return pending ? pending : sess->in->has_record() ? 1 : 0;
 }
 
+gsize qcrypto_tls_session_get_buffered_max(QCryptoTLSSession *sess) {
+  g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), 0);
+  /* A TLS 1.2 record's header and its largest ciphertext (TLS 1.3's is smaller). */
+  constexpr gsize kMaxRecord = 5 + 16384 + 2048;
+  SessionLock locked(sess);
+  return gnutls_record_check_pending(sess->session) + sess->in->available() + kMaxRecord;
+}
+
 /* Queues a control message once (bye, key update) and flushes it:
  * 1 sent, 0 would block (call again: only the flush is retried), -1 error. */
 template <typename Op>

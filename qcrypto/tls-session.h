@@ -92,6 +92,13 @@ gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *i
  * (or 1 for a whole record read ahead).  Call it from the reading thread
  * (or the thread whose main loop runs the channel's watches). */
 gsize qcrypto_tls_session_check_pending(QCryptoTLSSession *sess);
+/* At most how many received bytes the session holds unread: decrypted
+ * bytes, the ciphertext read ahead, and the part of one record GnuTLS may
+ * have pulled (GnuTLS does not say how much).  A reader waiting for N more
+ * bytes of plaintext gets at least N minus this many more from the
+ * transport, since no record carries more plaintext than its own size.
+ * From the reading thread. */
+gsize qcrypto_tls_session_get_buffered_max(QCryptoTLSSession *sess);
 
 /* Sends close_notify: 1 done, 0 would block (call again), -1 error. */
 int qcrypto_tls_session_bye(QCryptoTLSSession *sess, GError **error);

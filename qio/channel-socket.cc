@@ -39,6 +39,7 @@ struct _QIOChannelSocket {
   guint64 zc_queued;   /* zero-copy sendmsg calls made */
   guint64 zc_done;     /* of which the kernel has reported completion */
   gboolean zc_copied;  /* the kernel fell back to copying since the last flush */
+  int read_low_water;  /* SO_RCVLOWAT as this channel last set it; 0: unknown */
 };
 
 G_DEFINE_FINAL_TYPE(QIOChannelSocket, qio_channel_socket, QIO_TYPE_CHANNEL)
@@ -80,6 +81,7 @@ bool set_fd_blocking(int fd, bool blocking) {
 void adopt_fd(QIOChannelSocket *sioc, int fd, const char *name) {
   QIOChannel *ioc = QIO_CHANNEL(sioc);
   sioc->fd = fd;
+  sioc->read_low_water = 0;
   struct sockaddr_storage ss;
   socklen_t len = sizeof(ss);
   sioc->family = getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) == 0
@@ -523,6 +525,21 @@ static void socket_set_cork(QIOChannel *ioc, gboolean enabled) {
   setsockopt(sioc->fd, IPPROTO_TCP, TCP_CORK, &cork, sizeof(cork));
 }
 
+/* Above this the kernel would have to grow the receive buffer and clamp
+ * the window to the low water mark, which could stall the sender; a
+ * wakeup per 256 KiB already costs next to nothing. */
+constexpr gsize kMaxReadLowWater = 256 * 1024;
+
+static void socket_set_read_low_water(QIOChannel *ioc, gsize bytes) {
+  auto *sioc = QIO_CHANNEL_SOCKET(ioc);
+  /* Only TCP's poll honours SO_RCVLOWAT. */
+  if (!is_tcp(sioc)) return;
+  int low_water = static_cast<int>(std::clamp<gsize>(bytes, 1, kMaxReadLowWater));
+  if (low_water == sioc->read_low_water) return;
+  if (setsockopt(sioc->fd, SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof(low_water)) == 0)
+    sioc->read_low_water = low_water;
+}
+
 static void qio_channel_socket_finalize(GObject *object) {
   socket_close(QIO_CHANNEL(object), nullptr);
   G_OBJECT_CLASS(qio_channel_socket_parent_class)->finalize(object);
@@ -540,6 +557,7 @@ static void qio_channel_socket_class_init(QIOChannelSocketClass *klass) {
   ioc_class->io_set_delay = socket_set_delay;
   ioc_class->io_set_cork = socket_set_cork;
   ioc_class->io_flush = socket_flush;
+  ioc_class->io_set_read_low_water = socket_set_read_low_water;
 }
 
 static void qio_channel_socket_init(QIOChannelSocket *sioc) {

@@ -159,6 +159,13 @@ void tls_set_cork(QIOChannel *ioc, gboolean enabled) {
   qio_channel_set_cork(QIO_CHANNEL_TLS(ioc)->master, enabled);
 }
 
+/* What the session may hold already will not cross the master. */
+void tls_set_read_low_water(QIOChannel *ioc, gsize bytes) {
+  auto *tioc = QIO_CHANNEL_TLS(ioc);
+  gsize buffered = qcrypto_tls_session_get_buffered_max(tioc->session);
+  qio_channel_set_read_low_water(tioc->master, bytes > buffered ? bytes - buffered : 0);
+}
+
 /* GnuTLS may hold decrypted data, which the master's descriptor cannot
  * show. */
 gboolean tls_pending(QIOChannel *ioc) noexcept {
@@ -251,6 +258,7 @@ static void qio_channel_tls_class_init(QIOChannelTLSClass *klass) {
   ioc_class->io_shutdown = tls_shutdown;
   ioc_class->io_set_delay = tls_set_delay;
   ioc_class->io_set_cork = tls_set_cork;
+  ioc_class->io_set_read_low_water = tls_set_read_low_water;
 }
 
 static void qio_channel_tls_init(QIOChannelTLS *) {}

@@ -304,6 +304,12 @@ void qio_channel_set_cork(QIOChannel *ioc, gboolean enabled) {
   if (klass->io_set_cork) klass->io_set_cork(ioc, enabled);
 }
 
+void qio_channel_set_read_low_water(QIOChannel *ioc, gsize bytes) {
+  g_return_if_fail(QIO_IS_CHANNEL(ioc));
+  QIOChannelClass *klass = QIO_CHANNEL_GET_CLASS(ioc);
+  if (klass->io_set_read_low_water) klass->io_set_read_low_water(ioc, bytes);
+}
+
 int qio_channel_flush(QIOChannel *ioc, GError **error) {
   g_return_val_if_fail(QIO_IS_CHANNEL(ioc), -1);
   QIOChannelClass *klass = QIO_CHANNEL_GET_CLASS(ioc);

@@ -65,8 +65,10 @@ struct _QIOChannelClass {
   void (*io_set_delay)(QIOChannel *ioc, gboolean enabled);
   void (*io_set_cork)(QIOChannel *ioc, gboolean enabled);
   int (*io_flush)(QIOChannel *ioc, GError **error);
+  /* Optional hint, ignored when missing. */
+  void (*io_set_read_low_water)(QIOChannel *ioc, gsize bytes);
 
-  gpointer padding[12];
+  gpointer padding[11];
 };
 
 /* Features and diagnostics. */
@@ -113,6 +115,14 @@ gboolean qio_channel_close(QIOChannel *ioc, GError **error);
 gboolean qio_channel_shutdown(QIOChannel *ioc, QIOChannelShutdown how, GError **error);
 void qio_channel_set_delay(QIOChannel *ioc, gboolean enabled);
 void qio_channel_set_cork(QIOChannel *ioc, gboolean enabled);
+/* A hint for a reader waiting for a message of known length: it cannot go
+ * on before @bytes more bytes arrive, so a G_IO_IN watch need not wake it
+ * for fewer (each packet of a bulk transfer then stops waking it; over
+ * loopback the sender's CPU pays for those wakeups).  Never pass more than
+ * the peer is bound to send, or the watch waits for bytes that never come;
+ * the peer closing still wakes it.  0 wakes at every byte again.  Channels
+ * that cannot use the hint ignore it. */
+void qio_channel_set_read_low_water(QIOChannel *ioc, gsize bytes);
 /* Waits for zero-copy writes to complete.  Returns 0 when all were sent
  * without copying, 1 when the kernel fell back to copying, -1 on error. */
 int qio_channel_flush(QIOChannel *ioc, GError **error);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -384,6 +385,104 @@ void test_write_dontwait() {
                                           QIO_CHANNEL_WRITE_FLAG_DONTWAIT, &error),
                   ==, -1);
   g_assert_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED);
+}
+
+int read_low_water_of(QIOChannelSocket *sioc) {
+  int val = 0;
+  socklen_t len = sizeof(val);
+  g_assert_cmpint(getsockopt(qio_channel_socket_get_fd(sioc), SOL_SOCKET, SO_RCVLOWAT, &val, &len),
+                  ==, 0);
+  return val;
+}
+
+/* Waits until @sioc has @bytes to read, so that a watch's answer is final. */
+void wait_queued(QIOChannelSocket *sioc, int bytes) {
+  int queued = 0;
+  for (int i = 0; i < 5000 && queued != bytes; i++) {
+    g_assert_cmpint(ioctl(qio_channel_socket_get_fd(sioc), FIONREAD, &queued), ==, 0);
+    if (queued != bytes) g_usleep(1000);
+  }
+  g_assert_cmpint(queued, ==, bytes);
+}
+
+/* Whether a G_IO_IN watch on @ioc dispatches within @ms milliseconds. */
+bool readable_within(QIOChannel *ioc, guint ms) {
+  g_autoptr(GMainContext) ctx = g_main_context_new();
+  bool fired = false, timed_out = false;
+  GSource *watch = qio_channel_create_watch(ioc, G_IO_IN);
+  g_source_set_callback(watch, G_SOURCE_FUNC(+[](QIOChannel *, GIOCondition, gpointer data) noexcept -> gboolean {
+                          *static_cast<bool *>(data) = true;
+                          return G_SOURCE_REMOVE;
+                        }),
+                        &fired, nullptr);
+  g_source_attach(watch, ctx);
+  GSource *timer = g_timeout_source_new(ms);
+  g_source_set_callback(timer, G_SOURCE_FUNC(+[](gpointer data) noexcept -> gboolean {
+                          *static_cast<bool *>(data) = true;
+                          return G_SOURCE_REMOVE;
+                        }),
+                        &timed_out, nullptr);
+  g_source_attach(timer, ctx);
+  while (!fired && !timed_out) g_main_context_iteration(ctx, TRUE);
+  g_source_destroy(watch);
+  g_source_unref(watch);
+  g_source_destroy(timer);
+  g_source_unref(timer);
+  return fired;
+}
+
+/* A TCP reader told to expect a payload is not woken before it arrived
+ * (SO_RCVLOWAT), or the peer closed; 0 wakes at every byte again. */
+void test_read_low_water() {
+  g_autoptr(QIOChannelSocket) listener = listen_on("127.0.0.1:0");
+  QIOChannelSocket *client, *server;
+  connect_pair(listener, &client, &server);
+  QIOChannel *in = QIO_CHANNEL(server);
+  g_autoptr(GError) error = nullptr;
+  g_assert_true(qio_channel_set_blocking(in, FALSE, &error));
+  const gsize low = 64 * 1024;
+  auto sent = pattern(low, 5);
+  std::vector<guint8> got(low);
+  qio_channel_set_read_low_water(in, low);
+  g_assert_cmpint(read_low_water_of(server), ==, low);
+
+  g_assert_true(qio_channel_write_all(QIO_CHANNEL(client), sent.data(), 1000, &error));
+  wait_queued(server, 1000);
+  g_assert_false(readable_within(in, 50));
+  g_assert_true(
+      qio_channel_write_all(QIO_CHANNEL(client), sent.data() + 1000, low - 1000, &error));
+  wait_queued(server, low);
+  g_assert_true(readable_within(in, 5000));
+  g_assert_true(qio_channel_read_all(in, got.data(), low, &error));
+  g_assert_true(got == sent);
+
+  qio_channel_set_read_low_water(in, 0);
+  g_assert_cmpint(read_low_water_of(server), ==, 1);
+  g_assert_true(qio_channel_write_all(QIO_CHANNEL(client), "x", 1, &error));
+  g_assert_true(readable_within(in, 5000));
+  g_assert_true(qio_channel_read_all(in, got.data(), 1, &error));
+  g_assert_no_error(error);
+
+  /* A large hint is capped, so that the kernel never has to clamp the
+   * receive window to it. */
+  qio_channel_set_read_low_water(in, 64 * 1024 * 1024);
+  g_assert_cmpint(read_low_water_of(server), ==, 256 * 1024);
+  g_assert_true(qio_channel_write_all(QIO_CHANNEL(client), sent.data(), 10, &error));
+  wait_queued(server, 10);
+  g_assert_false(readable_within(in, 50));
+  g_object_unref(client); /* closes: the end of data wakes the reader */
+  g_assert_true(readable_within(in, 5000));
+  g_assert_cmpint(qio_channel_read(in, got.data(), low, &error), ==, 10);
+  g_assert_cmpint(qio_channel_read(in, got.data(), low, &error), ==, 0);
+  g_object_unref(server);
+
+  /* UNIX sockets' poll ignores the mark; so does the channel. */
+  QIOChannelSocket *a, *b;
+  g_assert_true(qio_channel_socket_new_pair(&a, &b, &error));
+  qio_channel_set_read_low_water(QIO_CHANNEL(b), low);
+  g_assert_cmpint(read_low_water_of(b), ==, 1);
+  g_object_unref(a);
+  g_object_unref(b);
 }
 
 void test_connect_refused() {
@@ -860,6 +959,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-socket/close-shutdown-eof", test_close_shutdown_eof);
   g_test_add_func("/qio/channel-socket/nonblocking", test_nonblocking);
   g_test_add_func("/qio/channel-socket/write-dontwait", test_write_dontwait);
+  g_test_add_func("/qio/channel-socket/read-low-water", test_read_low_water);
   g_test_add_func("/qio/channel-socket/connect-refused", test_connect_refused);
   g_test_add_func("/qio/channel-socket/listen-errors", test_listen_errors);
   g_test_add_func("/qio/channel-socket/async", test_async);

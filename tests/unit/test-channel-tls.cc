@@ -19,10 +19,12 @@
 #include <atomic>
 #include <thread>
 #include <cerrno>
+#include <utility>
 #include <vector>
 
 /* A minimal descriptor channel for the tests, counting its writes; it
- * honours QIO_CHANNEL_WRITE_FLAG_DONTWAIT when given the feature. */
+ * honours QIO_CHANNEL_WRITE_FLAG_DONTWAIT when given the feature and keeps
+ * the last read low water mark it was given. */
 G_DECLARE_FINAL_TYPE(TestFdChannel, test_fd_channel, TEST, FD_CHANNEL, QIOChannel)
 
 struct _TestFdChannel {
@@ -30,6 +32,7 @@ struct _TestFdChannel {
   int fd;
   std::atomic<unsigned> *writes;
   std::atomic<unsigned> *dontwait_writes;
+  gssize read_low_water; /* -1: never set */
 };
 
 G_DEFINE_FINAL_TYPE(TestFdChannel, test_fd_channel, QIO_TYPE_CHANNEL)
@@ -84,6 +87,10 @@ static gboolean fd_set_blocking(QIOChannel *ioc, gboolean enabled, GError **erro
   return g_unix_set_fd_nonblocking(TEST_FD_CHANNEL(ioc)->fd, !enabled, error);
 }
 
+static void fd_set_read_low_water(QIOChannel *ioc, gsize bytes) {
+  TEST_FD_CHANNEL(ioc)->read_low_water = static_cast<gssize>(bytes);
+}
+
 static void test_fd_channel_finalize(GObject *object) {
   fd_close(QIO_CHANNEL(object), nullptr);
   G_OBJECT_CLASS(test_fd_channel_parent_class)->finalize(object);
@@ -98,9 +105,13 @@ static void test_fd_channel_class_init(TestFdChannelClass *klass) {
   ioc_class->io_create_watch = fd_create_watch;
   ioc_class->io_set_blocking = fd_set_blocking;
   ioc_class->io_shutdown = fd_shutdown;
+  ioc_class->io_set_read_low_water = fd_set_read_low_water;
 }
 
-static void test_fd_channel_init(TestFdChannel *fioc) { fioc->fd = -1; }
+static void test_fd_channel_init(TestFdChannel *fioc) {
+  fioc->fd = -1;
+  fioc->read_low_water = -1;
+}
 
 namespace {
 
@@ -445,6 +456,71 @@ void test_pending_watch() {
   g_assert_no_error(error);
 }
 
+/* The low water mark a TLS channel passes to its master leaves out what
+ * the session may hold already (decrypted data, ciphertext read ahead, part
+ * of a record inside GnuTLS), so it never asks the master to wait for more
+ * ciphertext than is still to come. */
+void test_read_low_water() {
+  Fixture f;
+  f.handshake_ok();
+  /* The client's records go to a tap, to reach the server piecemeal. */
+  int tap[2];
+  g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, tap), ==, 0);
+  int to_server = std::exchange(f.client_master->fd, tap[0]);
+  const gsize len = 100000;
+  auto sent = pattern(len, 9);
+  g_autoptr(GError) error = nullptr;
+  g_assert_true(qio_channel_write_all(QIO_CHANNEL(f.client), sent.data(), len, &error));
+  g_assert_no_error(error);
+  std::vector<guint8> wire(2 * len);
+  gsize wire_len = 0;
+  g_assert_true(g_unix_set_fd_nonblocking(tap[1], TRUE, nullptr));
+  for (ssize_t n; (n = read(tap[1], wire.data() + wire_len, wire.size() - wire_len)) > 0;)
+    wire_len += static_cast<gsize>(n);
+  std::vector<gsize> record_ends;
+  for (gsize at = 0; at < wire_len;) {
+    at += 5 + (static_cast<gsize>(wire[at + 3]) << 8 | wire[at + 4]);
+    record_ends.push_back(at);
+  }
+  g_assert_cmpuint(record_ends.back(), ==, wire_len);
+  g_assert_cmpuint(record_ends.size(), >=, 5);
+
+  /* Three records and 5000 bytes of the fourth. */
+  const gsize released = record_ends[2] + 5000, to_come = wire_len - released;
+  g_assert_cmpint(write(to_server, wire.data(), released), ==, released);
+  /* Most of it read ahead and a record decrypted, 100 bytes of it read. */
+  std::vector<guint8> got(len);
+  gsize have = 0;
+  while (have < 100) {
+    gssize n = qio_channel_read(QIO_CHANNEL(f.server), got.data() + have, 100 - have, &error);
+    g_assert_no_error(error);
+    if (n > 0) have += static_cast<gsize>(n);
+  }
+  qio_channel_set_read_low_water(QIO_CHANNEL(f.server), len - have);
+  g_assert_cmpint(f.server_master->read_low_water, <=, to_come);
+  /* All whole records read: GnuTLS holds the start of the fourth. */
+  for (gssize n; (n = qio_channel_read(QIO_CHANNEL(f.server), got.data() + have, len - have,
+                                       &error)) > 0;)
+    have += static_cast<gsize>(n);
+  g_assert_no_error(error);
+  g_assert_cmpuint(have, ==, record_ends[2] - 3 * (5 + 17));
+  qio_channel_set_read_low_water(QIO_CHANNEL(f.server), len - have);
+  g_assert_cmpint(f.server_master->read_low_water, <=, to_come);
+  /* ...and still a useful hint: no lower than the largest record allows. */
+  g_assert_cmpint(f.server_master->read_low_water, >=, len - have - (5 + 16384 + 2048));
+
+  g_assert_cmpint(write(to_server, wire.data() + released, wire_len - released), ==,
+                  wire_len - released);
+  g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(f.server), TRUE, &error));
+  g_assert_true(qio_channel_read_all(QIO_CHANNEL(f.server), got.data() + have, len - have, &error));
+  g_assert_no_error(error);
+  g_assert_true(got == sent);
+  qio_channel_set_read_low_water(QIO_CHANNEL(f.server), 0);
+  g_assert_cmpint(f.server_master->read_low_water, ==, 0);
+  close(to_server);
+  close(tap[1]);
+}
+
 struct SameIteration {
   QIOChannelTLS *tioc;
   GMainContext *ctx;
@@ -740,6 +816,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qio/channel-tls/bulk-scattered", test_bulk_scattered);
   g_test_add_func("/qio/channel-tls/bye-and-premature-close", test_bye_and_premature_close);
   g_test_add_func("/qio/channel-tls/pending-watch", test_pending_watch);
+  g_test_add_func("/qio/channel-tls/read-low-water", test_read_low_water);
   g_test_add_func("/qio/channel-tls/watch-same-iteration", test_watch_same_iteration);
   g_test_add_func("/qio/channel-tls/key-update-two-threads", test_key_update_two_threads);
   g_test_add_func("/qio/channel-tls/write-error-names-transport",
