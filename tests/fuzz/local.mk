@@ -1,11 +1,17 @@
 # libFuzzer harnesses, one per parser family (docs/testing.md, "Fuzzing").
-# Built only by ./configure --enable-fuzzing; `make fuzz` runs each for
-# QIO_FUZZ_SECONDS (default 30) over its seeds in tests/fuzz/corpus/NAME/.
-# Add one block per harness, and its name to fuzz_harnesses.
+# With ./configure --enable-fuzzing, `make fuzz` runs each for
+# QIO_FUZZ_SECONDS (default 30) over its seeds in tests/fuzz/corpus/NAME/;
+# otherwise `make check` replays the seeds (and more) through them.
+# Add one block per harness, its name to fuzz_harnesses, and its seeds.
 FUZZ_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS) $(JSON_GLIB_CFLAGS)
 # -no-install: real executables (no libtool wrapper), to run under gdb.
 FUZZ_LDFLAGS_ALL = $(AM_LDFLAGS) $(FUZZ_LDFLAGS) -no-install
-FUZZ_LDADD = qio/libqio.la qcrypto/libqcrypto.la $(JSON_GLIB_LIBS) $(GLIB_LIBS)
+FUZZ_LDADD = $(FUZZ_MAIN) qio/libqio.la qcrypto/libqcrypto.la $(JSON_GLIB_LIBS) $(GLIB_LIBS)
+if FUZZING
+FUZZ_MAIN =
+else
+FUZZ_MAIN = tests/fuzz/libfuzz-replay.la
+endif
 fuzz_harnesses =
 
 fuzz_harnesses += tests/fuzz/fuzz-options
@@ -100,3 +106,14 @@ clean-local: clean-fuzz
 clean-fuzz:
 	-rm -rf tests/fuzz/work tests/fuzz/crashes
 .PHONY: clean-fuzz
+
+# Without libFuzzer the same harnesses get fuzz-replay.cc's main(), and
+# `make check` replays their seeds and the inputs of problems fuzzing found.
+if !FUZZING
+noinst_LTLIBRARIES += tests/fuzz/libfuzz-replay.la
+tests_fuzz_libfuzz_replay_la_SOURCES = tests/fuzz/fuzz-replay.cc
+tests_fuzz_libfuzz_replay_la_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
+check_PROGRAMS += $(fuzz_harnesses)
+TESTS += tests/fuzz/test-fuzz-replay.sh
+endif
+EXTRA_DIST += tests/fuzz/test-fuzz-replay.sh
