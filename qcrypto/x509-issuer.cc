@@ -29,7 +29,8 @@ struct StagedFile {
   std::string name;
   std::string text;
   int mode;
-  bool ca; /* one of a CA's own files (not a leaf's copy of ca-cert.pem) */
+  bool ca;              /* one of a CA's own files (not a leaf's copy of ca-cert.pem) */
+  bool update = false;  /* replaces its older self without force (the CRL) */
 };
 
 }  // namespace
@@ -62,6 +63,13 @@ struct Key {
     if (p) gnutls_x509_privkey_deinit(p);
   }
   gnutls_x509_privkey_t release() { return std::exchange(p, nullptr); }
+};
+
+struct Crl {
+  gnutls_x509_crl_t p = nullptr;
+  ~Crl() {
+    if (p) gnutls_x509_crl_deinit(p);
+  }
 };
 
 bool gnutls_failed(int ret, const char *what, GError **error) {
@@ -301,7 +309,7 @@ bool write_files(std::vector<StagedFile> files, gboolean force, GError **error) 
                   _("'%s' is not a regular file; nothing was written"), path);
       return false;
     }
-    if (!force && g_file_test(path, G_FILE_TEST_EXISTS)) {
+    if (!force && !file.update && g_file_test(path, G_FILE_TEST_EXISTS)) {
       g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_EXISTS,
                   _("'%s' already exists; nothing was written"), path);
       return false;
@@ -361,6 +369,63 @@ bool read_file(const char *dir, const char *name, gnutls_datum_t &datum, char *&
     return false;
   }
   datum = {reinterpret_cast<unsigned char *>(contents), static_cast<unsigned>(len)};
+  return true;
+}
+
+std::string hex(const guint8 *data, size_t len) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < len; i++) {
+    out += digits[data[i] >> 4];
+    out += digits[data[i] & 15];
+  }
+  return out;
+}
+
+/* The previous CRL in @path, if any, which must be signed by @ca:
+ * entries and number carry over into @crl. */
+bool carry_over_crl(gnutls_x509_crt_t ca, const char *path, gnutls_x509_crl_t crl,
+                    guint64 &number, GError **error) {
+  g_autofree char *text = nullptr;
+  gsize len = 0;
+  GError *read_error = nullptr;
+  if (!g_file_get_contents(path, &text, &len, &read_error)) {
+    bool missing = g_error_matches(read_error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+    if (!missing)
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE, _("Unable to read '%s': %s"), path,
+                  read_error->message);
+    g_error_free(read_error);
+    return missing;
+  }
+  Crl old;
+  gnutls_datum_t datum = {reinterpret_cast<unsigned char *>(text), static_cast<unsigned>(len)};
+  unsigned status = 0;
+  int ret = gnutls_x509_crl_init(&old.p);
+  if (ret >= 0) ret = gnutls_x509_crl_import(old.p, &datum, GNUTLS_X509_FMT_PEM);
+  if (ret >= 0) ret = gnutls_x509_crl_verify(old.p, &ca, 1, 0, &status);
+  if (ret < 0 || status != 0) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+                _("'%s' is not a CRL signed by this CA (%s); move it away to start a new one"),
+                path, ret < 0 ? gnutls_strerror(ret) : _("its signature does not verify"));
+    return false;
+  }
+  int count = gnutls_x509_crl_get_crt_count(old.p);
+  for (int i = 0; i < count; i++) {
+    guint8 serial[64];
+    size_t serial_size = sizeof serial;
+    time_t when = 0;
+    ret = gnutls_x509_crl_get_crt_serial(old.p, i, serial, &serial_size, &when);
+    if (ret >= 0) ret = gnutls_x509_crl_set_crt_serial(crl, serial, serial_size, when);
+    if (gnutls_failed(ret, _("copy the revoked certificates of the previous CRL"), error))
+      return false;
+  }
+  guint8 num[20];
+  size_t num_size = sizeof num;
+  unsigned critical = 0;
+  number = 0;
+  /* Its last 64 bits: qio-pki never writes more. */
+  if (gnutls_x509_crl_get_number(old.p, num, &num_size, &critical) >= 0)
+    for (size_t i = num_size > 8 ? num_size - 8 : 0; i < num_size; i++) number = number << 8 | num[i];
   return true;
 }
 
@@ -563,4 +628,115 @@ char *qcrypto_x509_issuer_get_dn(QCryptoX509Issuer *issuer) {
 gint64 qcrypto_x509_issuer_get_expiry(QCryptoX509Issuer *issuer) {
   g_return_val_if_fail(issuer != nullptr, 0);
   return gnutls_x509_crt_get_expiration_time(issuer->cert);
+}
+
+void qcrypto_x509_crl_report_clear(QCryptoX509CrlReport *report) {
+  g_clear_pointer(&report->revoked_dn, g_free);
+  g_clear_pointer(&report->revoked_serial, g_free);
+}
+
+gboolean qcrypto_x509_issuer_stage_crl(QCryptoX509Issuer *issuer, const char *dir,
+                                       const char *cert_path, guint days,
+                                       QCryptoX509CrlReport *report, GError **error) {
+  g_return_val_if_fail(issuer != nullptr && dir != nullptr && report != nullptr, FALSE);
+  *report = {};
+  if (!check_days(days, error)) return FALSE;
+  const time_t now = time(nullptr);
+  const time_t next = now + static_cast<time_t>(days) * 86400;
+  const time_t ca_expiry = gnutls_x509_crt_get_expiration_time(issuer->cert);
+  if (next > ca_expiry) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                _("A CRL valid for %u days would outlive its CA, which expires in %lld days; "
+                  "give fewer days"),
+                days, static_cast<long long>((ca_expiry - now) / 86400));
+    return FALSE;
+  }
+  Crl crl;
+  guint64 number = 0;
+  g_autofree char *crl_path = g_build_filename(dir, "ca-crl.pem", nullptr);
+  if (gnutls_failed(gnutls_x509_crl_init(&crl.p), _("create a CRL"), error) ||
+      !carry_over_crl(issuer->cert, crl_path, crl.p, number, error))
+    return FALSE;
+  if (cert_path) {
+    g_autofree char *text = nullptr;
+    gsize len = 0;
+    GError *read_error = nullptr;
+    if (!g_file_get_contents(cert_path, &text, &len, &read_error)) {
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE, _("Unable to read '%s': %s"),
+                  cert_path, read_error->message);
+      g_error_free(read_error);
+      return FALSE;
+    }
+    Crt crt;
+    gnutls_datum_t datum = {reinterpret_cast<unsigned char *>(text), static_cast<unsigned>(len)};
+    int ret = gnutls_x509_crt_init(&crt.p);
+    if (ret >= 0) ret = gnutls_x509_crt_import(crt.p, &datum, GNUTLS_X509_FMT_PEM);
+    if (ret < 0) {
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+                  _("'%s' holds no PEM certificate: %s"), cert_path, gnutls_strerror(ret));
+      return FALSE;
+    }
+    /* Expired certificates too: revoking one is harmless. */
+    unsigned status = 0;
+    ret = gnutls_x509_crt_verify(crt.p, &issuer->cert, 1, GNUTLS_VERIFY_DISABLE_TIME_CHECKS,
+                                 &status);
+    if (ret < 0 || status != 0) {
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+                  _("'%s' was not issued by this CA; revoke it with the CA that issued it"),
+                  cert_path);
+      return FALSE;
+    }
+    guint8 serial[64];
+    size_t serial_size = sizeof serial;
+    if (gnutls_failed(gnutls_x509_crt_get_serial(crt.p, serial, &serial_size),
+                      _("read the certificate's serial number"), error))
+      return FALSE;
+    int count = gnutls_x509_crl_get_crt_count(crl.p);
+    for (int i = 0; i < count && !report->already; i++) {
+      guint8 listed[64];
+      size_t listed_size = sizeof listed;
+      time_t when = 0;
+      report->already = gnutls_x509_crl_get_crt_serial(crl.p, i, listed, &listed_size, &when) >= 0 &&
+                        listed_size == serial_size && memcmp(listed, serial, serial_size) == 0;
+    }
+    if (!report->already &&
+        gnutls_failed(gnutls_x509_crl_set_crt(crl.p, crt.p, now), _("add to the CRL"), error))
+      return FALSE;
+    gnutls_datum_t dn = {nullptr, 0};
+    report->revoked_dn = g_strdup(gnutls_x509_crt_get_dn3(crt.p, &dn, 0) >= 0
+                                      ? take_datum(dn).c_str()
+                                      : "");
+    report->revoked_serial = g_strdup(hex(serial, serial_size).c_str());
+  }
+  guint8 num[8];
+  number++;
+  for (int i = 7; i >= 0; i--, number >>= 8) num[i] = static_cast<guint8>(number);
+  guint8 ca_id[64];
+  size_t ca_id_size = sizeof ca_id;
+  unsigned ca_id_critical = 0;
+  gnutls_privkey_t signer = nullptr;
+  int ret = gnutls_x509_crl_set_version(crl.p, 2);
+  /* Backdated as certificates are, for peers whose clocks are behind. */
+  if (ret >= 0) ret = gnutls_x509_crl_set_this_update(crl.p, now - kBackdate);
+  if (ret >= 0) ret = gnutls_x509_crl_set_next_update(crl.p, next);
+  if (ret >= 0) ret = gnutls_x509_crl_set_number(crl.p, num, sizeof num);
+  if (ret >= 0 &&
+      gnutls_x509_crt_get_subject_key_id(issuer->cert, ca_id, &ca_id_size, &ca_id_critical) >= 0)
+    ret = gnutls_x509_crl_set_authority_key_id(crl.p, ca_id, ca_id_size);
+  if (ret >= 0) ret = gnutls_privkey_init(&signer);
+  if (ret >= 0) ret = gnutls_privkey_import_x509(signer, issuer->key, 0);
+  if (ret >= 0) ret = gnutls_x509_crl_privkey_sign(crl.p, issuer->cert, signer, GNUTLS_DIG_SHA256, 0);
+  if (signer) gnutls_privkey_deinit(signer);
+  gnutls_datum_t out = {nullptr, 0};
+  if (ret >= 0) ret = gnutls_x509_crl_export2(crl.p, GNUTLS_X509_FMT_PEM, &out);
+  if (gnutls_failed(ret, _("sign the CRL"), error)) {
+    qcrypto_x509_crl_report_clear(report);
+    return FALSE;
+  }
+  report->count = static_cast<guint>(std::max(gnutls_x509_crl_get_crt_count(crl.p), 0));
+  report->next_update = next;
+  StagedFile file{dir, "ca-crl.pem", take_datum(out), 0644, true};
+  file.update = true;
+  issuer->staged.push_back(std::move(file));
+  return TRUE;
 }

@@ -5,7 +5,8 @@
  * basicConstraints CA:TRUE and keyCertSign; servers and clients CA:FALSE,
  * digitalSignature (and keyEncipherment for RSA), the TLS WWW server or
  * client purpose; servers their DNS and IP subjectAltNames.  Private keys
- * are written readable by their owner only.
+ * are written readable by their owner only.  It also keeps the CA's
+ * certificate revocation list (ca-crl.pem).
  */
 #pragma once
 
@@ -54,6 +55,24 @@ gboolean qcrypto_x509_issuer_stage_ca(QCryptoX509Issuer *issuer, const char *dir
  * certificate as ca-cert.pem, as a tls-creds-x509 object expects them. */
 gboolean qcrypto_x509_issuer_stage_issued(QCryptoX509Issuer *issuer, const QCryptoX509LeafSpec *spec,
                                           const char *dir, GError **error);
+/* What qcrypto_x509_issuer_stage_crl() did, for the caller to report. */
+typedef struct {
+  char *revoked_dn;     /* the subject of the certificate revoked, or NULL */
+  char *revoked_serial; /* its serial number in hex, or NULL */
+  gboolean already;     /* the CRL listed it already */
+  guint count;          /* certificates the new CRL lists */
+  gint64 next_update;   /* when it must be renewed (seconds since the epoch) */
+} QCryptoX509CrlReport;
+void qcrypto_x509_crl_report_clear(QCryptoX509CrlReport *report);
+
+/* Stages @dir/ca-crl.pem, the CA's certificate revocation list, valid for
+ * @days: what the CRL already in @dir lists (it must be this CA's), and the
+ * certificate in the PEM file @cert_path unless NULL (it must be this
+ * CA's), under the next CRL number.  commit() replaces the old CRL even
+ * without force.  Fills @report (clear it after). */
+gboolean qcrypto_x509_issuer_stage_crl(QCryptoX509Issuer *issuer, const char *dir,
+                                       const char *cert_path, guint days,
+                                       QCryptoX509CrlReport *report, GError **error);
 /* Writes what is staged (making directories as needed), after checking
  * that no file is in the way: existing files are replaced only with
  * @force, except an identical ca-cert.pem, which is left as it is.  On

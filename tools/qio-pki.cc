@@ -104,6 +104,61 @@ void print_issued(const Options &o, QCryptoX509Role role, const char *dn, guint 
           server ? "server" : "client");
 }
 
+/* The certificate @arg names: a PEM file, or a directory holding one of
+ * server-cert.pem and client-cert.pem.  NULL when ambiguous or absent. */
+char *certificate_named(const char *arg) {
+  if (!g_file_test(arg, G_FILE_TEST_IS_DIR)) return g_strdup(arg);
+  char *found = nullptr;
+  for (const char *name : {"server-cert.pem", "client-cert.pem"}) {
+    g_autofree char *path = g_build_filename(arg, name, nullptr);
+    if (!g_file_test(path, G_FILE_TEST_EXISTS)) continue;
+    if (found) {
+      g_free(found);
+      return nullptr;
+    }
+    found = g_steal_pointer(&path);
+  }
+  return found;
+}
+
+/* Revokes the certificate @arg names (revoke) or renews the CRL (crl),
+ * for @days_given days (0: the default). */
+int update_crl(const char *ca_dir, const char *arg, guint days_given, GError **error) {
+  g_autoptr(QCryptoX509Issuer) ca = qcrypto_x509_issuer_load(ca_dir, error);
+  if (!ca) return failed(ca_dir, *error);
+  g_autofree char *cert = arg ? certificate_named(arg) : nullptr;
+  if (arg && !cert) {
+    g_autofree char *msg = g_strdup_printf(
+        _("%s holds neither or both of server-cert.pem and client-cert.pem; name the "
+          "certificate file"),
+        arg);
+    return usage_error(msg);
+  }
+  /* By default a year, or what is left of the CA's life. */
+  const gint64 ca_days_left = (qcrypto_x509_issuer_get_expiry(ca) - g_get_real_time() / G_USEC_PER_SEC) / 86400;
+  const guint days =
+      days_given ? days_given : static_cast<guint>(std::clamp<gint64>(ca_days_left, 1, kLeafDays));
+  QCryptoX509CrlReport report;
+  if (!qcrypto_x509_issuer_stage_crl(ca, ca_dir, cert, days, &report, error) ||
+      !qcrypto_x509_issuer_commit(ca, FALSE, error)) {
+    qcrypto_x509_crl_report_clear(&report);
+    return failed(ca_dir, *error);
+  }
+  if (report.revoked_dn)
+    g_print(report.already ? _("qio-pki: \"%s\" (serial %s) was revoked already\n")
+                           : _("qio-pki: revoked \"%s\" (serial %s)\n"),
+            report.revoked_dn, report.revoked_serial);
+  g_autofree char *crl = g_build_filename(ca_dir, "ca-crl.pem", nullptr);
+  g_print(_("qio-pki: %s, valid until %s; certificates revoked: %u\n"), crl,
+          until(static_cast<gint64>(days) * 86400).c_str(), report.count);
+  g_print(_("  copy it as ca-crl.pem into every tls-creds-x509 directory that trusts this CA and "
+            "reload those credentials (QMP tls-creds-reload); renew it before then with: "
+            "qio-pki crl %s\n"),
+          ca_dir);
+  qcrypto_x509_crl_report_clear(&report);
+  return 0;
+}
+
 bool stage(const Options &o, QCryptoX509Issuer *ca, QCryptoX509Role role, const char *dn,
            guint days, QCryptoX509KeyType key_type, const char *dir, GError **error) {
   const bool server = role == QCRYPTO_X509_ROLE_SERVER;
@@ -137,7 +192,8 @@ int main(int argc, char **argv) {
   Options o;
   GOptionEntry entries[] = {
       {"ca", 'c', 0, G_OPTION_ARG_FILENAME, &o.ca_dir,
-       N_("The CA to sign with: a directory holding ca-cert.pem and ca-key.pem (server, client)"),
+       N_("The CA to sign with: a directory holding ca-cert.pem and ca-key.pem (server, client, "
+          "revoke)"),
        N_("DIR")},
       {"hostname", 'n', 0, G_OPTION_ARG_STRING_ARRAY, &o.hostnames,
        N_("A DNS name clients use for the server (init, server); may be repeated"), N_("NAME")},
@@ -152,7 +208,9 @@ int main(int argc, char **argv) {
       {"client-dn", 0, 0, G_OPTION_ARG_STRING, &o.client_dn,
        N_("With init: subject of the client certificate (what tls-authz matches)"), N_("DN")},
       {"days", 'd', 0, G_OPTION_ARG_STRING, &o.days,
-       N_("Validity in days (default 365; 3650 for the ca command)"), N_("N")},
+       N_("Validity in days (default 365; 3650 for the ca command; for a CRL, 365 or what is "
+          "left of the CA's)"),
+       N_("N")},
       {"key-type", 'k', 0, G_OPTION_ARG_STRING, &o.key_type,
        N_("Key type: ecdsa (P-256, the default) or rsa (3072 bits)"), N_("TYPE")},
       {"force", 'f', 0, G_OPTION_ARG_NONE, &o.force, N_("Replace files that are already there"),
@@ -162,7 +220,7 @@ int main(int argc, char **argv) {
       {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &o.args, nullptr, nullptr},
       {},
   };
-  g_autoptr(GOptionContext) ctx = g_option_context_new(N_("init|ca|server|client DIR"));
+  g_autoptr(GOptionContext) ctx = g_option_context_new(N_("init|ca|server|client|crl DIR, or revoke CERT"));
   g_option_context_set_translation_domain(ctx, GETTEXT_PACKAGE);
   g_option_context_set_summary(
       ctx, _("Makes the certificates for qio's TLS credentials (tls-creds-x509).\n\n"
@@ -170,7 +228,11 @@ int main(int argc, char **argv) {
              "              certificate in DIR/client (needs --hostname or --ip)\n"
              "  ca DIR      a CA in DIR\n"
              "  server DIR  a server certificate signed by --ca (needs --hostname or --ip)\n"
-             "  client DIR  a client certificate signed by --ca\n\n"
+             "  client DIR  a client certificate signed by --ca\n"
+             "  revoke CERT adds the certificate CERT (a PEM file, or a directory holding one\n"
+             "              server or client certificate) to the certificate revocation list\n"
+             "              of --ca, its ca-crl.pem\n"
+             "  crl DIR     renews the CA's certificate revocation list in DIR (it expires)\n\n"
              "Private keys are written readable by their owner only; existing files are\n"
              "replaced only with --force.  Exit status: 0 done, 1 failed, 2 usage."));
   g_option_context_add_main_entries(ctx, entries, GETTEXT_PACKAGE);
@@ -181,15 +243,18 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!o.args || !o.args[0])
-    return usage_error(_("no command given; use init, ca, server or client"));
+    return usage_error(_("no command given; use init, ca, server, client, revoke or crl"));
   const std::string command = o.args[0];
-  if (command != "init" && command != "ca" && command != "server" && command != "client") {
-    g_autofree char *msg =
-        g_strdup_printf(_("unknown command '%s'; use init, ca, server or client"), o.args[0]);
+  if (command != "init" && command != "ca" && command != "server" && command != "client" &&
+      command != "revoke" && command != "crl") {
+    g_autofree char *msg = g_strdup_printf(
+        _("unknown command '%s'; use init, ca, server, client, revoke or crl"), o.args[0]);
     return usage_error(msg);
   }
   if (!o.args[1] || o.args[2]) {
-    g_autofree char *msg = g_strdup_printf(_("%s takes one directory"), command.c_str());
+    g_autofree char *msg = command == "revoke"
+                               ? g_strdup(_("revoke takes one certificate"))
+                               : g_strdup_printf(_("%s takes one directory"), command.c_str());
     return usage_error(msg);
   }
   const char *dir = o.args[1];
@@ -204,10 +269,13 @@ int main(int argc, char **argv) {
         g_strdup_printf(_("--days takes 1 to %d days, not '%s'"), kMaxDays, o.days);
     return usage_error(msg);
   }
-  const bool signs = command == "server" || command == "client";
+  const bool signs = command == "server" || command == "client" || command == "revoke";
   if (signs != (o.ca_dir != nullptr))
-    return usage_error(signs ? _("server and client need --ca DIR, the CA to sign with")
-                             : _("--ca goes with server and client only"));
+    return usage_error(signs ? _("server, client and revoke need --ca DIR, the CA to sign with")
+                             : _("--ca goes with server, client and revoke only"));
+  const bool lists = command == "revoke" || command == "crl";
+  if (lists && (o.dn || o.key_type || o.force))
+    return usage_error(_("--dn, --key-type and --force do not go with revoke and crl"));
   const bool names_server = command == "init" || command == "server";
   const bool has_names = (o.hostnames && o.hostnames[0]) || (o.ips && o.ips[0]);
   if (names_server && !has_names)
@@ -217,6 +285,9 @@ int main(int argc, char **argv) {
   if (command != "init" && (o.ca_dn || o.client_dn))
     return usage_error(_("--ca-dn and --client-dn go with init only"));
 
+  if (lists)
+    return update_crl(command == "crl" ? dir : o.ca_dir, command == "revoke" ? dir : nullptr,
+                      static_cast<guint>(days_given), &error);
   if (command == "ca") {
     const guint days = o.days ? static_cast<guint>(days_given) : kCaDays;
     std::string dn = o.dn ? o.dn : default_ca_dn();

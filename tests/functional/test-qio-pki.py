@@ -169,6 +169,70 @@ t.ok(rc == 0 and rc2 != 0, "a second client certificate from the same CA: the au
 nbd.kill()
 nbd.wait()
 
+# --- revocation: qio-pki revoke and crl, checked by certtool and qio-nbd ------
+crl = os.path.join(ca_dir, "ca-crl.pem")
+bob_serial = [line.split(":", 1)[1].strip() for line in
+              info(os.path.join(bob, "client-cert.pem")).splitlines()
+              if "Serial Number (hex):" in line]
+rc, out, err = pki("revoke", bob, "--ca", ca_dir)
+crl_info = run("certtool", "--crl-info", "--infile", crl)[1] if os.path.exists(crl) else ""
+t.ok(rc == 0 and "revoked \"O=qio test,CN=bob\"" in out and "certificates revoked: 1" in out
+     and "qio-pki crl" in out and bob_serial and bob_serial[0] in crl_info
+     and mode(crl) == 0o644, "revoke: bob's serial in the CA's ca-crl.pem, and what to do next",
+     out + err + crl_info)
+rc, out, err = run("certtool", "--verify-crl", "--load-ca-certificate",
+                   os.path.join(ca_dir, "ca-cert.pem"), "--infile", crl)
+t.ok(rc == 0 and "Verified" in out + err, "certtool verifies the CRL's signature by the CA",
+     out + err)
+srv_crl = os.path.join(tmp, "server-crl")
+shutil.copytree(srv_dir, srv_crl)
+shutil.copy(crl, srv_crl)
+nbd, port = start_nbd(srv_crl)
+rc, out, err = run("nbdinfo", "--size", f"nbds://localhost:{port}/?tls-certificates={bob}")
+rc2, out2, err2 = run("nbdinfo", "--size", f"nbds://localhost:{port}/?tls-certificates={cli_dir}")
+nbd.kill()
+_, nbd_err = nbd.communicate()
+t.ok(rc != 0 and rc2 == 0 and b"revoked" in nbd_err,
+     "qio-nbd with the CRL refuses bob's revoked certificate (and says so), takes alice's",
+     out + err + out2 + err2 + nbd_err.decode(errors="replace"))
+
+rc, out, err = pki("revoke", os.path.join(bob, "client-cert.pem"), "--ca", ca_dir)
+t.ok(rc == 0 and "was revoked already" in out and "certificates revoked: 1" in out,
+     "revoking again (the file this time) is no error and lists it once", out + err)
+number = [line for line in run("certtool", "--crl-info", "--infile", crl)[1].splitlines()
+          if "CRL Number" in line]
+rc, out, err = pki("crl", ca_dir, "--days", "7")
+renewed = run("certtool", "--crl-info", "--infile", crl)[1]
+t.ok(rc == 0 and "certificates revoked: 1" in out and bob_serial[0] in renewed
+     and time.strftime("%Y-%m-%d", time.gmtime(time.time() + 7 * 86400)) in out
+     and [line for line in renewed.splitlines() if "CRL Number" in line] != number,
+     "crl renews the list for --days with the next CRL number, keeping bob", out + err + renewed)
+
+before = snapshot(ca_dir)
+for args, status, says, what in [
+        (("revoke", os.path.join(rsa_cli := os.path.join(tmp, "other-ca"), "client"),
+          "--ca", ca_dir), 1, "was not issued by this CA", "a certificate of another CA"),
+        (("revoke", bob), 2, "need --ca", "revoke without --ca"),
+        (("crl", ca_dir, "--ca", ca_dir), 2, "--ca goes with", "crl with --ca"),
+        (("revoke", bob, "--ca", ca_dir, "--force"), 2, "do not go with", "revoke with --force"),
+        (("revoke", tmp, "--ca", ca_dir), 2, "neither or both", "a directory without a certificate"),
+        (("revoke", os.path.join(tmp, "nothing.pem"), "--ca", ca_dir), 1, "Unable to read",
+         "a missing file"),
+        (("crl", ca_dir, "--days", "36500"), 1, "would outlive its CA", "a CRL outliving the CA")]:
+    if what == "a certificate of another CA":
+        pki("init", rsa_cli, "-n", "localhost", "--days", "30")
+    rc, out, err = pki(*args)
+    t.ok(rc == status and says in err and snapshot(ca_dir) == before,
+         f"refused, the CRL unchanged: {what}", out + err)
+with open(crl, "w") as f:
+    f.write("garbage\n")
+rc, out, err = pki("revoke", bob, "--ca", ca_dir)
+with open(crl) as f:
+    kept = f.read()
+t.ok(rc == 1 and "is not a CRL signed by this CA" in err and kept == "garbage\n",
+     "a ca-crl.pem that is not the CA's is neither used nor replaced", out + err)
+os.unlink(crl)
+
 # --- RSA keys, and ca / server / client one at a time into one directory ------
 rsa = os.path.join(tmp, "rsa")
 rc, out, err = pki("init", rsa, "-n", "localhost", "--key-type", "rsa", "--days", "30")
@@ -205,7 +269,7 @@ usage = [
     (("init", bad, "extra", "-n", "h"), "init takes one directory"),
     (("init", bad), "--hostname NAME and/or --ip"),
     (("server", bad, "-n", "h"), "need --ca DIR"),
-    (("ca", bad, "--ca", ca_dir), "--ca goes with server and client only"),
+    (("ca", bad, "--ca", ca_dir), "--ca goes with server, client and revoke only"),
     (("client", bad, "--ca", ca_dir, "-n", "h"), "--hostname and --ip go with init and server"),
     (("ca", bad, "--client-dn", "CN=x"), "--ca-dn and --client-dn go with init only"),
     (("init", bad, "-n", "h", "--key-type", "dsa"), "--key-type takes ecdsa or rsa"),
