@@ -419,10 +419,26 @@ QCryptoTLSCredsState *x509_load(QCryptoTLSCreds *creds, GError **error) {
       ret = gnutls_x509_trust_list_add_trust_mem(state->trust, nullptr, &crl_datum,
                                                  GNUTLS_X509_FMT_PEM, GNUTLS_TL_VERIFY_CRL, 0);
     if (ret <= 0) {
-      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE,
-                  _("TLS credentials '%s': '%s' holds no valid CRL signed by a CA of "
-                    "ca-cert.pem (%s); replace it or remove it"),
-                  id, crl_path, ret < 0 ? gnutls_strerror(ret) : _("no CRL accepted"));
+      /* GnuTLS also drops a CRL past its next update: the likely case. */
+      gnutls_x509_crl_t crl = nullptr;
+      time_t next = -1;
+      if (gnutls_x509_crl_init(&crl) >= 0) {
+        if (gnutls_x509_crl_import(crl, &crl_datum, GNUTLS_X509_FMT_PEM) >= 0)
+          next = gnutls_x509_crl_get_next_update(crl);
+        gnutls_x509_crl_deinit(crl);
+      }
+      if (next != -1 && next < time(nullptr)) {
+        g_autofree char *when = format_time(next);
+        g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE,
+                    _("TLS credentials '%s': the revocation list '%s' expired on %s; renew it "
+                      "(qio-pki crl CA-DIR, or certtool --generate-crl) and copy it here"),
+                    id, crl_path, when);
+      } else {
+        g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE,
+                    _("TLS credentials '%s': '%s' holds no valid CRL signed by a CA of "
+                      "ca-cert.pem (%s); replace it or remove it"),
+                    id, crl_path, ret < 0 ? gnutls_strerror(ret) : _("no CRL accepted"));
+      }
       return nullptr;
     }
   }

@@ -224,6 +224,23 @@ for args, status, says, what in [
     rc, out, err = pki(*args)
     t.ok(rc == status and says in err and snapshot(ca_dir) == before,
          f"refused, the CRL unchanged: {what}", out + err)
+# A stale list (certtool's, next update in 2020) stops credentials loading,
+# with a message saying so.
+stale = os.path.join(tmp, "stale.txt")
+with open(stale, "w") as f:
+    f.write('crl_this_update_date = "2020-01-01 00:00:00"\n'
+            'crl_next_update_date = "2020-02-01 00:00:00"\ncrl_number = 9\n')
+rc, out, err = run("certtool", "--generate-crl", "--load-ca-privkey",
+                   os.path.join(ca_dir, "ca-key.pem"), "--load-ca-certificate",
+                   os.path.join(ca_dir, "ca-cert.pem"), "--template", stale, "--outfile",
+                   os.path.join(srv_crl, "ca-crl.pem"))
+rc2, out2, err2 = run(QIO_NBD, "-b", "127.0.0.1", "-p", str(free_port()), "--object",
+                      f"tls-creds-x509,id=tls0,endpoint=server,dir={srv_crl}",
+                      "--tls-creds", "tls0", os.path.join(tmp, "disk.img"))
+t.ok(rc == 0 and rc2 == 1 and "expired on 2020-02-01" in err2 and "qio-pki crl" in err2,
+     "an expired ca-crl.pem: the credentials refuse to load and say to renew it",
+     out + err + out2 + err2)
+
 with open(crl, "w") as f:
     f.write("garbage\n")
 rc, out, err = pki("revoke", bob, "--ca", ca_dir)
