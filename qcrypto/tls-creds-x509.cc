@@ -436,7 +436,8 @@ QCryptoTLSCredsState *x509_load(QCryptoTLSCreds *creds, GError **error) {
       } else {
         g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE,
                     _("TLS credentials '%s': '%s' holds no valid CRL signed by a CA of "
-                      "ca-cert.pem (%s); replace it or remove it"),
+                      "ca-cert.pem (%s); replace it with a current list of that CA (removing "
+                      "it would un-revoke what it lists)"),
                     id, crl_path, ret < 0 ? gnutls_strerror(ret) : _("no CRL accepted"));
       }
       return nullptr;

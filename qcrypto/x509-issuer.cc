@@ -11,6 +11,7 @@
 #include <gnutls/x509.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <glib/gstdio.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@ struct _QCryptoX509Issuer {
   gnutls_x509_crt_t cert = nullptr;
   gnutls_x509_privkey_t key = nullptr;
   std::vector<StagedFile> staged;
+  int crl_lock = -1; /* the CA directory, locked from reading its CRL until commit */
 };
 
 namespace {
@@ -212,6 +214,7 @@ bool staged_here(const std::vector<StagedFile> &files, const std::string &dir, c
  * role there (not being replaced) does not chain to. */
 bool check_layout(const std::vector<StagedFile> &files, GError **error) {
   for (const auto &f : files) {
+    if (f.update) continue; /* a CRL brings neither keys nor certificates */
     const bool ca_key_there = has_file(f.dir, "ca-key.pem") || staged_here(files, f.dir, "ca-key.pem");
     const char *other = nullptr;
     for (const char *cert : {"server-cert.pem", "client-cert.pem"})
@@ -382,10 +385,14 @@ std::string hex(const guint8 *data, size_t len) {
   return out;
 }
 
-/* The previous CRL in @path, if any, which must be signed by @ca:
- * entries and number carry over into @crl. */
+/* RFC 5280: a CRL number is a positive integer of at most 20 octets. */
+constexpr size_t kMaxCrlNumber = 20;
+
+/* The previous CRL in @path, if any, which must be signed by @ca (however
+ * old: renewing an expired list must keep what it revokes): entries and
+ * number carry over into @crl and @number (big-endian, no leading zeros). */
 bool carry_over_crl(gnutls_x509_crt_t ca, const char *path, gnutls_x509_crl_t crl,
-                    guint64 &number, GError **error) {
+                    std::vector<guint8> &number, GError **error) {
   g_autofree char *text = nullptr;
   gsize len = 0;
   GError *read_error = nullptr;
@@ -399,14 +406,28 @@ bool carry_over_crl(gnutls_x509_crt_t ca, const char *path, gnutls_x509_crl_t cr
   }
   Crl old;
   gnutls_datum_t datum = {reinterpret_cast<unsigned char *>(text), static_cast<unsigned>(len)};
-  unsigned status = 0;
   int ret = gnutls_x509_crl_init(&old.p);
   if (ret >= 0) ret = gnutls_x509_crl_import(old.p, &datum, GNUTLS_X509_FMT_PEM);
-  if (ret >= 0) ret = gnutls_x509_crl_verify(old.p, &ca, 1, 0, &status);
-  if (ret < 0 || status != 0) {
+  if (ret < 0) {
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
-                _("'%s' is not a CRL signed by this CA (%s); move it away to start a new one"),
-                path, ret < 0 ? gnutls_strerror(ret) : _("its signature does not verify"));
+                _("'%s' cannot be read as a CRL (%s); put this CA's list there, or move the "
+                  "file away to start a new list"),
+                path, gnutls_strerror(ret));
+    return false;
+  }
+  /* GnuTLS 3.7 checks a CRL's dates whatever the flags: its date bits
+   * come with GNUTLS_CERT_INVALID, every other failure with a bit of its
+   * own (signer not found or not a CA, signature failure, weak algorithm). */
+  unsigned status = 0;
+  ret = gnutls_x509_crl_verify(old.p, &ca, 1, GNUTLS_VERIFY_DISABLE_TIME_CHECKS, &status);
+  constexpr unsigned kDates = GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED |
+                              GNUTLS_CERT_REVOCATION_DATA_ISSUED_IN_FUTURE | GNUTLS_CERT_INVALID;
+  if (ret < 0 || (status & ~kDates) != 0 ||
+      (status != 0 && !(status & ~GNUTLS_CERT_INVALID))) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+                _("'%s' is not a CRL signed by this CA; put this CA's list there, or move the "
+                  "file away to start a new list"),
+                path);
     return false;
   }
   int count = gnutls_x509_crl_get_crt_count(old.p);
@@ -419,14 +440,54 @@ bool carry_over_crl(gnutls_x509_crt_t ca, const char *path, gnutls_x509_crl_t cr
     if (gnutls_failed(ret, _("copy the revoked certificates of the previous CRL"), error))
       return false;
   }
-  guint8 num[20];
+  guint8 num[64];
   size_t num_size = sizeof num;
   unsigned critical = 0;
-  number = 0;
-  /* Its last 64 bits: qio-pki never writes more. */
-  if (gnutls_x509_crl_get_number(old.p, num, &num_size, &critical) >= 0)
-    for (size_t i = num_size > 8 ? num_size - 8 : 0; i < num_size; i++) number = number << 8 | num[i];
+  number.clear();
+  if (gnutls_x509_crl_get_number(old.p, num, &num_size, &critical) >= 0) {
+    size_t first = 0;
+    while (first < num_size && num[first] == 0) first++;
+    number.assign(num + first, num + num_size);
+  }
   return true;
+}
+
+/* @number + 1, kept positive (a leading zero octet when the top bit is set). */
+bool next_crl_number(std::vector<guint8> &number, const char *path, GError **error) {
+  auto digit = number.rbegin();
+  for (; digit != number.rend() && *digit == 0xff; ++digit) *digit = 0;
+  if (digit == number.rend())
+    number.insert(number.begin(), 1);
+  else
+    ++*digit;
+  if (number.front() & 0x80) number.insert(number.begin(), 0);
+  if (number.size() <= kMaxCrlNumber) return true;
+  g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+              _("The CRL number of '%s' has reached its largest value (20 octets); start a new "
+                "CA"),
+              path);
+  return false;
+}
+
+/* Two qio-pki runs updating one CRL at once would each drop the other's
+ * entry: the second waits here for the first's commit. */
+bool lock_crl(QCryptoX509Issuer *issuer, const char *dir, GError **error) {
+  if (issuer->crl_lock >= 0) return true;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int ret = fd < 0 ? -1 : flock(fd, LOCK_EX);
+  if (ret < 0) {
+    int err = errno;
+    if (fd >= 0) close(fd);
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE, _("Unable to lock '%s': %s"), dir,
+                g_strerror(err));
+    return false;
+  }
+  issuer->crl_lock = fd;
+  return true;
+}
+
+void unlock_crl(QCryptoX509Issuer *issuer) {
+  if (issuer->crl_lock >= 0) close(std::exchange(issuer->crl_lock, -1));
 }
 
 }  // namespace
@@ -502,6 +563,7 @@ QCryptoX509Issuer *qcrypto_x509_issuer_load(const char *dir, GError **error) {
 
 void qcrypto_x509_issuer_free(QCryptoX509Issuer *issuer) {
   if (!issuer) return;
+  unlock_crl(issuer);
   gnutls_x509_crt_deinit(issuer->cert);
   gnutls_x509_privkey_deinit(issuer->key);
   delete issuer;
@@ -519,7 +581,9 @@ gboolean qcrypto_x509_issuer_stage_ca(QCryptoX509Issuer *issuer, const char *dir
 
 gboolean qcrypto_x509_issuer_commit(QCryptoX509Issuer *issuer, gboolean force, GError **error) {
   g_return_val_if_fail(issuer != nullptr, FALSE);
-  return write_files(std::exchange(issuer->staged, {}), force, error);
+  gboolean ok = write_files(std::exchange(issuer->staged, {}), force, error);
+  unlock_crl(issuer);
+  return ok;
 }
 
 gboolean qcrypto_x509_issuer_stage_issued(QCryptoX509Issuer *issuer, const QCryptoX509LeafSpec *spec,
@@ -644,6 +708,11 @@ gboolean qcrypto_x509_issuer_stage_crl(QCryptoX509Issuer *issuer, const char *di
   const time_t now = time(nullptr);
   const time_t next = now + static_cast<time_t>(days) * 86400;
   const time_t ca_expiry = gnutls_x509_crt_get_expiration_time(issuer->cert);
+  if (ca_expiry - now < 86400) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+                _("The CA in '%s' expires within a day; make a new CA"), dir);
+    return FALSE;
+  }
   if (next > ca_expiry) {
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
                 _("A CRL valid for %u days would outlive its CA, which expires in %lld days; "
@@ -651,11 +720,22 @@ gboolean qcrypto_x509_issuer_stage_crl(QCryptoX509Issuer *issuer, const char *di
                 days, static_cast<long long>((ca_expiry - now) / 86400));
     return FALSE;
   }
+  unsigned usage = 0, usage_critical = 0;
+  if (gnutls_x509_crt_get_key_usage(issuer->cert, &usage, &usage_critical) >= 0 &&
+      !(usage & GNUTLS_KEY_CRL_SIGN)) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+                _("The CA certificate in '%s' may not sign CRLs (its key usage lacks "
+                  "cRLSign), so peers would reject its list; make a new CA with qio-pki ca"),
+                dir);
+    return FALSE;
+  }
+  if (!lock_crl(issuer, dir, error)) return FALSE;
   Crl crl;
-  guint64 number = 0;
+  std::vector<guint8> number;
   g_autofree char *crl_path = g_build_filename(dir, "ca-crl.pem", nullptr);
   if (gnutls_failed(gnutls_x509_crl_init(&crl.p), _("create a CRL"), error) ||
-      !carry_over_crl(issuer->cert, crl_path, crl.p, number, error))
+      !carry_over_crl(issuer->cert, crl_path, crl.p, number, error) ||
+      !next_crl_number(number, crl_path, error))
     return FALSE;
   if (cert_path) {
     g_autofree char *text = nullptr;
@@ -674,6 +754,14 @@ gboolean qcrypto_x509_issuer_stage_crl(QCryptoX509Issuer *issuer, const char *di
     if (ret < 0) {
       g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
                   _("'%s' holds no PEM certificate: %s"), cert_path, gnutls_strerror(ret));
+      return FALSE;
+    }
+    unsigned critical = 0, is_ca = 0;
+    if (gnutls_x509_crt_get_basic_constraints(crt.p, &critical, &is_ca, nullptr) >= 0 && is_ca) {
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                  _("'%s' is a CA certificate; a CA's list revokes the certificates it issued, "
+                    "not CAs"),
+                  cert_path);
       return FALSE;
     }
     /* Expired certificates too: revoking one is harmless. */
@@ -708,9 +796,6 @@ gboolean qcrypto_x509_issuer_stage_crl(QCryptoX509Issuer *issuer, const char *di
                                       : "");
     report->revoked_serial = g_strdup(hex(serial, serial_size).c_str());
   }
-  guint8 num[8];
-  number++;
-  for (int i = 7; i >= 0; i--, number >>= 8) num[i] = static_cast<guint8>(number);
   guint8 ca_id[64];
   size_t ca_id_size = sizeof ca_id;
   unsigned ca_id_critical = 0;
@@ -719,7 +804,7 @@ gboolean qcrypto_x509_issuer_stage_crl(QCryptoX509Issuer *issuer, const char *di
   /* Backdated as certificates are, for peers whose clocks are behind. */
   if (ret >= 0) ret = gnutls_x509_crl_set_this_update(crl.p, now - kBackdate);
   if (ret >= 0) ret = gnutls_x509_crl_set_next_update(crl.p, next);
-  if (ret >= 0) ret = gnutls_x509_crl_set_number(crl.p, num, sizeof num);
+  if (ret >= 0) ret = gnutls_x509_crl_set_number(crl.p, number.data(), number.size());
   if (ret >= 0 &&
       gnutls_x509_crt_get_subject_key_id(issuer->cert, ca_id, &ca_id_size, &ca_id_critical) >= 0)
     ret = gnutls_x509_crl_set_authority_key_id(crl.p, ca_id, ca_id_size);

@@ -241,12 +241,60 @@ t.ok(rc == 0 and rc2 == 1 and "expired on 2020-02-01" in err2 and "qio-pki crl" 
      "an expired ca-crl.pem: the credentials refuse to load and say to renew it",
      out + err + out2 + err2)
 
+# An expired list (certtool's, listing bob) is renewed, not refused: its
+# revocations must survive.
+rc, out, err = run("certtool", "--generate-crl", "--load-ca-privkey",
+                   os.path.join(ca_dir, "ca-key.pem"), "--load-ca-certificate",
+                   os.path.join(ca_dir, "ca-cert.pem"), "--load-certificate",
+                   os.path.join(bob, "client-cert.pem"), "--template", stale, "--outfile", crl)
+rc2, out2, err2 = pki("crl", ca_dir)
+renewed = run("certtool", "--crl-info", "--infile", crl)[1]
+t.ok(rc == 0 and rc2 == 0 and bob_serial[0] in renewed and "2020" not in renewed,
+     "crl renews an expired list of the CA, keeping its revocations", out + err + out2 + err2 + renewed)
+
+# Six revokes at once: each waits for the one before, none is lost.
+many = [os.path.join(tmp, f"many{i}") for i in range(6)]
+for d in many:
+    pki("client", d, "--ca", ca_dir)
+runs = [subprocess.Popen([QIO_PKI, "revoke", d, "--ca", ca_dir], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE) for d in many]
+codes = [p.wait() for p in runs]
+listed = run("certtool", "--crl-info", "--infile", crl)[1]
+serials = [line.split(":", 1)[1].strip() for d in many for line in
+           info(os.path.join(d, "client-cert.pem")).splitlines() if "Serial Number (hex):" in line]
+t.ok(codes == [0] * 6 and len(serials) == 6 and all(s in listed for s in serials),
+     "six concurrent revokes all end up in the list", f"{codes}\n{listed}")
+
+rc, out, err = pki("revoke", os.path.join(ca_dir, "ca-cert.pem"), "--ca", ca_dir)
+t.ok(rc == 1 and "is a CA certificate" in err, "the CA's own certificate is not revoked", out + err)
+# A CA that may not sign CRLs (certtool's, without cRLSign): its list would
+# be rejected by every peer, so none is written.
+nocrl = os.path.join(tmp, "nocrl-ca")
+os.makedirs(nocrl)
+tmpl = os.path.join(tmp, "nocrl.txt")
+with open(tmpl, "w") as f:
+    f.write('cn = "no CRL CA"\nca\ncert_signing_key\nexpiration_days = 30\n')
+run("certtool", "--generate-privkey", "--key-type", "ecdsa", "--outfile",
+    os.path.join(nocrl, "ca-key.pem"))
+run("certtool", "--generate-self-signed", "--load-privkey", os.path.join(nocrl, "ca-key.pem"),
+    "--template", tmpl, "--outfile", os.path.join(nocrl, "ca-cert.pem"))
+rc, out, err = pki("crl", nocrl)
+t.ok(rc == 1 and "lacks cRLSign" in err and not os.path.exists(os.path.join(nocrl, "ca-crl.pem")),
+     "a CA without cRLSign is told so and gets no list", out + err)
+
+pki("crl", os.path.join(rsa_cli, "ca"))
+shutil.copy(os.path.join(rsa_cli, "ca", "ca-crl.pem"), crl)
+foreign = snapshot(ca_dir)
+rc, out, err = pki("revoke", bob, "--ca", ca_dir)
+t.ok(rc == 1 and "is not a CRL signed by this CA" in err and snapshot(ca_dir) == foreign,
+     "another CA's list in the CA's directory is neither used nor replaced", out + err)
+
 with open(crl, "w") as f:
     f.write("garbage\n")
 rc, out, err = pki("revoke", bob, "--ca", ca_dir)
 with open(crl) as f:
     kept = f.read()
-t.ok(rc == 1 and "is not a CRL signed by this CA" in err and kept == "garbage\n",
+t.ok(rc == 1 and "cannot be read as a CRL" in err and kept == "garbage\n",
      "a ca-crl.pem that is not the CA's is neither used nor replaced", out + err)
 os.unlink(crl)
 
