@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs what qio needs, builds it, and runs every test: the full suite
 # (unit, functional and interop tests with real peers) in a normal build,
-# the unit tests again under AddressSanitizer and UBSan, and `make distcheck`.
+# the unit tests and the fuzz replay again under AddressSanitizer and UBSan,
+# and `make distcheck`.
 # Ends with "tests: N passed, N failed" counted from the TAP results.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,8 +28,9 @@ run_suite() { # name, configure flags, make check flags
 
 echo "== full suite"
 run_suite build-tests "" || status=1
-echo "== unit tests under ASan+UBSan"
-run_suite build-sanitizers "--enable-sanitizers" TESTS='$(unit_tests)' || status=1
+echo "== unit tests and the fuzz replay under ASan+UBSan"
+run_suite build-sanitizers "--enable-sanitizers" \
+  TESTS='$(unit_tests) tests/fuzz/test-fuzz-replay.sh' || status=1
 if [ -z "${QIO_SKIP_DISTCHECK:-}" ]; then
   echo "== make distcheck"
   make -C build-tests -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror \

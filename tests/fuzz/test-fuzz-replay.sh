@@ -1,13 +1,15 @@
 #!/bin/bash
-# Every fuzz harness (one per directory of seeds), built by the ordinary build with tests/fuzz/fuzz-replay.cc
-# as its main(), replays its seeds (tests/fuzz/corpus/NAME) and inputs made
-# here from problems fuzzing found: JSON nested 200 000 deep, which
-# overflowed json-glib's stack from -object, authz rules and a migration
-# source's device state, also behind a comment or a single-quoted string
-# holding a quote (json-glib reads both, and they once hid the brackets
-# from the depth check); through QMP (its harness takes 16 KiB) 16 000
-# deep; dotted keys 3 000 components long.  A harness that crashes or
-# reports a broken promise fails.
+# Every fuzz harness (one per directory of seeds), built by the ordinary build
+# with tests/fuzz/fuzz-replay.cc as its main(), replays its seeds
+# (tests/fuzz/corpus/NAME) and inputs made here from what fuzzing found:
+# JSON nested 200 000 deep, which overflowed json-glib's stack from -object,
+# authz rules and a migration source's device state, and through -object
+# also behind a comment or a single-quoted string holding a quote (json-glib
+# reads both, and they once hid the brackets from the depth check).  A
+# harness that crashes or reports a broken promise fails, and so does a
+# harness without seeds or inputs made for a harness that is not there.
+# The replay cannot see a harness ignoring an input (its size limit, say):
+# each input here was checked to crash its harness without its fix.
 here=$(cd "$(dirname "$0")" && pwd)
 build=${QIO_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 tmp=$(mktemp -d)
@@ -27,14 +29,21 @@ for open in '[' '{"a":'; do
   done
   { printf '\006'; repeat "$open" 200000; } | made fuzz-options "authz-rules-deep$name"
   { printf '{"serial":'; repeat "$open" 200000; } | made fuzz-migration-devices "deep$name"
-  { printf '{"execute":"qmp_capabilities"}\n{"execute":"x","arguments":'; repeat "$open" 16000; } |
-    made fuzz-qmp-server "deep$name"
 done
-# Dotted keys: memory grew with the square of their depth.
-{ printf '\000secret,id=s'; repeat .k 3000; printf '=1'; } |
-  made fuzz-options keyval-deep-dots
 
-# Every harness has its seeds directory.
+# Harnesses, seeds and made inputs must match up.
+for harness in "$build"/tests/fuzz/fuzz-*; do
+  name=$(basename "$harness")
+  [ -x "$harness" ] && [ ! -d "$here/corpus/$name" ] || continue
+  n=$((n + 1))
+  echo "not ok $n - $name has no seeds in tests/fuzz/corpus/$name/"
+done
+for made in "$tmp"/*/; do
+  name=$(basename "$made")
+  [ -d "$here/corpus/$name" ] && continue
+  n=$((n + 1))
+  echo "not ok $n - inputs made for $name, which has no seeds (a typo?)"
+done
 for seeds in "$here"/corpus/*/; do
   name=$(basename "$seeds")
   args=("$seeds")
