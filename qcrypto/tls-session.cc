@@ -666,8 +666,9 @@ gsize qcrypto_tls_session_check_pending(QCryptoTLSSession *sess) {
 
 gsize qcrypto_tls_session_get_buffered_max(QCryptoTLSSession *sess) {
   g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), 0);
-  /* A TLS 1.2 record's header and its largest ciphertext (TLS 1.3's is smaller). */
-  constexpr gsize kMaxRecord = 5 + 16384 + 2048;
+  /* A record's header and the largest ciphertext GnuTLS takes: TLS 1.2's
+   * 2^14 + 2048, plus what %COMPAT allows peers that overfill records. */
+  constexpr gsize kMaxRecord = 5 + 16384 + 2048 + 512;
   SessionLock locked(sess);
   return gnutls_record_check_pending(sess->session) + sess->in->available() + kMaxRecord;
 }

@@ -65,7 +65,8 @@ struct _QIOChannelClass {
   void (*io_set_delay)(QIOChannel *ioc, gboolean enabled);
   void (*io_set_cork)(QIOChannel *ioc, gboolean enabled);
   int (*io_flush)(QIOChannel *ioc, GError **error);
-  /* Optional hint, ignored when missing. */
+  /* Optional hint, ignored when missing.  A layer that buffers what it
+   * reads must pass on @bytes less what it may hold, never @bytes as is. */
   void (*io_set_read_low_water)(QIOChannel *ioc, gsize bytes);
 
   gpointer padding[11];
@@ -120,8 +121,9 @@ void qio_channel_set_cork(QIOChannel *ioc, gboolean enabled);
  * for fewer (each packet of a bulk transfer then stops waking it; over
  * loopback the sender's CPU pays for those wakeups).  Never pass more than
  * the peer is bound to send, or the watch waits for bytes that never come;
- * the peer closing still wakes it.  0 wakes at every byte again.  Channels
- * that cannot use the hint ignore it. */
+ * the peer closing still wakes it.  0 wakes at every byte again.  Call it
+ * from the reading thread.  Channels that cannot use the hint ignore it
+ * (only TCP sockets use it, and TLS over them). */
 void qio_channel_set_read_low_water(QIOChannel *ioc, gsize bytes);
 /* Waits for zero-copy writes to complete.  Returns 0 when all were sent
  * without copying, 1 when the kernel fell back to copying, -1 on error. */

@@ -12,6 +12,7 @@ tests_functional_nbd_client_check_CPPFLAGS = $(AM_CPPFLAGS) $(GLIB_CFLAGS)
 tests_functional_nbd_client_check_LDADD = nbd/libnbd-qio.la qio/libqio.la qcrypto/libqcrypto.la $(GLIB_LIBS)
 functional_tests += tests/functional/test-nbd-interop.sh
 functional_tests += tests/functional/test-nbd-libnbd.py
+functional_tests += tests/functional/test-nbd-slow-writer.py
 functional_tests += tests/functional/test-nbd-client-hostile.py
 functional_tests += tests/functional/test-websock-interop.py
 check_PROGRAMS += tests/functional/websock-echo-server
