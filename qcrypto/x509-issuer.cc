@@ -385,6 +385,25 @@ std::string hex(const guint8 *data, size_t len) {
   return out;
 }
 
+/* @path's contents in @text (free it) and @datum; with @missing_ok a file
+ * that is not there is no error, and leaves @text NULL. */
+bool read_datum(const char *path, bool missing_ok, char *&text, gnutls_datum_t &datum,
+                GError **error) {
+  gsize len = 0;
+  GError *read_error = nullptr;
+  if (!g_file_get_contents(path, &text, &len, &read_error)) {
+    bool missing = g_error_matches(read_error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+    if (!missing || !missing_ok)
+      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE, _("Unable to read '%s': %s"), path,
+                  read_error->message);
+    g_error_free(read_error);
+    text = nullptr;
+    return missing && missing_ok;
+  }
+  datum = {reinterpret_cast<unsigned char *>(text), static_cast<unsigned>(len)};
+  return true;
+}
+
 /* RFC 5280: a CRL number is a positive integer of at most 20 octets. */
 constexpr size_t kMaxCrlNumber = 20;
 
@@ -394,18 +413,10 @@ constexpr size_t kMaxCrlNumber = 20;
 bool carry_over_crl(gnutls_x509_crt_t ca, const char *path, gnutls_x509_crl_t crl,
                     std::vector<guint8> &number, GError **error) {
   g_autofree char *text = nullptr;
-  gsize len = 0;
-  GError *read_error = nullptr;
-  if (!g_file_get_contents(path, &text, &len, &read_error)) {
-    bool missing = g_error_matches(read_error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
-    if (!missing)
-      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE, _("Unable to read '%s': %s"), path,
-                  read_error->message);
-    g_error_free(read_error);
-    return missing;
-  }
+  gnutls_datum_t datum;
+  if (!read_datum(path, true, text, datum, error)) return false;
+  if (!text) return true; /* the first list */
   Crl old;
-  gnutls_datum_t datum = {reinterpret_cast<unsigned char *>(text), static_cast<unsigned>(len)};
   int ret = gnutls_x509_crl_init(&old.p);
   if (ret >= 0) ret = gnutls_x509_crl_import(old.p, &datum, GNUTLS_X509_FMT_PEM);
   if (ret < 0) {
@@ -739,16 +750,9 @@ gboolean qcrypto_x509_issuer_stage_crl(QCryptoX509Issuer *issuer, const char *di
     return FALSE;
   if (cert_path) {
     g_autofree char *text = nullptr;
-    gsize len = 0;
-    GError *read_error = nullptr;
-    if (!g_file_get_contents(cert_path, &text, &len, &read_error)) {
-      g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FILE, _("Unable to read '%s': %s"),
-                  cert_path, read_error->message);
-      g_error_free(read_error);
-      return FALSE;
-    }
+    gnutls_datum_t datum;
+    if (!read_datum(cert_path, false, text, datum, error)) return FALSE;
     Crt crt;
-    gnutls_datum_t datum = {reinterpret_cast<unsigned char *>(text), static_cast<unsigned>(len)};
     int ret = gnutls_x509_crt_init(&crt.p);
     if (ret >= 0) ret = gnutls_x509_crt_import(crt.p, &datum, GNUTLS_X509_FMT_PEM);
     if (ret < 0) {
