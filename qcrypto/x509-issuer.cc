@@ -455,11 +455,18 @@ bool carry_over_crl(gnutls_x509_crt_t ca, const char *path, gnutls_x509_crl_t cr
   size_t num_size = sizeof num;
   unsigned critical = 0;
   number.clear();
-  if (gnutls_x509_crl_get_number(old.p, num, &num_size, &critical) >= 0) {
-    size_t first = 0;
-    while (first < num_size && num[first] == 0) first++;
-    number.assign(num + first, num + num_size);
+  ret = gnutls_x509_crl_get_number(old.p, num, &num_size, &critical);
+  if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) return true; /* numbering starts */
+  if (ret < 0) {
+    /* Restarting at 1 would break RFC 5280's growing numbers. */
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
+                _("The CRL number of '%s' cannot be read (%s); start a new CA"), path,
+                gnutls_strerror(ret));
+    return false;
   }
+  size_t first = 0;
+  while (first < num_size && num[first] == 0) first++;
+  number.assign(num + first, num + num_size);
   return true;
 }
 

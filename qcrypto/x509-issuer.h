@@ -69,7 +69,9 @@ void qcrypto_x509_crl_report_clear(QCryptoX509CrlReport *report);
  * @days: what the CRL already in @dir lists (it must be this CA's), and the
  * certificate in the PEM file @cert_path unless NULL (it must be this
  * CA's), under the next CRL number.  commit() replaces the old CRL even
- * without force.  Fills @report (clear it after). */
+ * without force.  From here to commit() (or free) @dir is locked against
+ * other issuers staging its CRL, which wait.  Fills @report (clear it
+ * after). */
 gboolean qcrypto_x509_issuer_stage_crl(QCryptoX509Issuer *issuer, const char *dir,
                                        const char *cert_path, guint days,
                                        QCryptoX509CrlReport *report, GError **error);

@@ -31,17 +31,23 @@ rng = random.Random(7)
 
 def start(*tls):
     image = os.path.join(tmp, "img")
+    log = open(os.path.join(tmp, "qio-nbd.log"), "w")
     with open(image, "wb") as f:
         f.truncate(SIZE)
     port = free_port()
     p = subprocess.Popen([QIO_NBD, *tls, "-b", "127.0.0.1", "-p", str(port), "-x", "disk", "-t",
-                          image], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                          image], stdout=subprocess.DEVNULL, stderr=log)
     for _ in range(200):
         if tcp_listening(port):
             return p, port
         time.sleep(0.05)
     p.kill()
-    raise RuntimeError("qio-nbd did not start: " + p.stderr.read().decode())
+    raise RuntimeError("qio-nbd did not start: " + server_log())
+
+
+def server_log():
+    with open(os.path.join(tmp, "qio-nbd.log")) as f:
+        return f.read()
 
 
 def option(s, opt, data=b""):
@@ -114,7 +120,7 @@ def writer(s):
                 if err:
                     return f"write of {length} in pieces {pieces}: error {err}"
                 err, data = command(s, 0, offset, length=length)
-            except (socket.timeout, ssl.SSLError, OSError) as e:
+            except (socket.timeout, ssl.SSLError, OSError, EOFError) as e:
                 return f"write of {length} in pieces {pieces}: no reply ({e})"
             if err or data != payload:
                 return f"write of {length} in pieces {pieces}: read back differs (error {err})"
@@ -134,7 +140,7 @@ def writer(s):
         recv_exact(s, 512)
         if (magic, err, got) != (0x67446698, 0, cookie):
             return f"split header: reply {hex(magic)} {err} {got}"
-    except (socket.timeout, ssl.SSLError, OSError) as e:
+    except (socket.timeout, ssl.SSLError, OSError, EOFError) as e:
         return f"refused write or split header: no reply ({e})"
     return None
 
@@ -153,5 +159,5 @@ for name, server_args, version in [("plain TCP", [], None),
         p.kill()
         p.wait()
     t.ok(failure is None, f"{name}: payloads in slow pieces, a refused one, a split header: "
-         "every reply, data intact", failure)
+         "every reply, data intact", failure and failure + "\n" + server_log())
 t.done()
