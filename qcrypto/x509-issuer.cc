@@ -74,6 +74,12 @@ struct Crl {
   }
 };
 
+/* A PEM certificate into @crt; GnuTLS's error code, or 0. */
+int import_cert(Crt &crt, const gnutls_datum_t &pem) {
+  int ret = gnutls_x509_crt_init(&crt.p);
+  return ret < 0 ? ret : std::min(gnutls_x509_crt_import(crt.p, &pem, GNUTLS_X509_FMT_PEM), 0);
+}
+
 bool gnutls_failed(int ret, const char *what, GError **error) {
   if (ret >= 0) return false;
   g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_FAILED, _("Unable to %s: %s"), what,
@@ -536,8 +542,7 @@ QCryptoX509Issuer *qcrypto_x509_issuer_load(const char *dir, GError **error) {
     return nullptr;
   Crt crt;
   Key key;
-  int ret = gnutls_x509_crt_init(&crt.p);
-  if (ret >= 0) ret = gnutls_x509_crt_import(crt.p, &cert_datum, GNUTLS_X509_FMT_PEM);
+  int ret = import_cert(crt, cert_datum);
   if (ret < 0) {
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
                 _("The CA certificate in '%s' cannot be read: %s"), dir, gnutls_strerror(ret));
@@ -760,8 +765,7 @@ gboolean qcrypto_x509_issuer_stage_crl(QCryptoX509Issuer *issuer, const char *di
     gnutls_datum_t datum;
     if (!read_datum(cert_path, false, text, datum, error)) return FALSE;
     Crt crt;
-    int ret = gnutls_x509_crt_init(&crt.p);
-    if (ret >= 0) ret = gnutls_x509_crt_import(crt.p, &datum, GNUTLS_X509_FMT_PEM);
+    int ret = import_cert(crt, datum);
     if (ret < 0) {
       g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_CERTIFICATE,
                   _("'%s' holds no PEM certificate: %s"), cert_path, gnutls_strerror(ret));
