@@ -13,9 +13,12 @@ namespace qio::monitor {
 
 static constexpr gint64 kSecondsPerDay = 24 * 60 * 60;
 
-/* One certificate as query-tls-creds and TLS_CREDS_EXPIRING show it. */
+/* One certificate or CRL as query-tls-creds and TLS_CREDS_EXPIRING show
+ * it; a CRL's expiry is its next update, its subject the issuer's. */
 static JsonObject *cert_info(const QCryptoTLSCertExpiry *cert) {
   JsonObject *c = json_object_new();
+  json_object_set_string_member(c, "kind",
+                                cert->kind == QCRYPTO_TLS_EXPIRY_CRL ? "crl" : "certificate");
   json_object_set_string_member(c, "file", cert->file);
   json_object_set_string_member(c, "subject", cert->subject);
   g_autoptr(GDateTime) when = g_date_time_new_from_unix_utc(cert->expiry);
@@ -51,28 +54,31 @@ static JsonNode *query_tls_creds() {
     const char *dir = qcrypto_tls_creds_get_dir(creds);
     if (dir) json_object_set_string_member(o, "dir", dir);
     json_object_set_boolean_member(o, "verify-peer", qcrypto_tls_creds_get_verify_peer(creds));
-    /* Every certificate: "expiring within G_MAXUINT days" is all of them. */
+    /* Everything: "expiring within G_MAXUINT days" is all of them. */
     g_autoptr(GPtrArray) certs = qcrypto_tls_creds_get_expiring(creds, G_MAXUINT);
-    JsonArray *arr = json_array_new();
-    for (guint i = 0; certs && i < certs->len; i++)
-      json_array_add_object_element(
-          arr, cert_info(static_cast<QCryptoTLSCertExpiry *>(g_ptr_array_index(certs, i))));
-    json_object_set_array_member(o, "certificates", arr);
+    JsonArray *cert_list = json_array_new(), *crl_list = json_array_new();
+    for (guint i = 0; certs && i < certs->len; i++) {
+      auto *cert = static_cast<QCryptoTLSCertExpiry *>(g_ptr_array_index(certs, i));
+      json_array_add_object_element(cert->kind == QCRYPTO_TLS_EXPIRY_CRL ? crl_list : cert_list,
+                                    cert_info(cert));
+    }
+    json_object_set_array_member(o, "certificates", cert_list);
+    json_object_set_array_member(o, "revocation-lists", crl_list);
     json_array_add_object_element(list, o);
   });
   return qmp_take_array(list);
 }
 
 void qmp_check_tls_expiry(QmpServer &server, guint days) {
-  /* Warned certificates: id, file and expiry, so a reloaded certificate
-   * with a new date is reported again. */
+  /* Warned certificates and CRLs: id, file, subject and expiry, so a
+   * reloaded one with a new date is reported again. */
   static std::set<std::string> warned;
   for_each_tls_creds([&](const char *id, QCryptoTLSCreds *creds) {
     g_autoptr(GPtrArray) certs = qcrypto_tls_creds_get_expiring(creds, days);
     for (guint i = 0; certs && i < certs->len; i++) {
       auto *cert = static_cast<QCryptoTLSCertExpiry *>(g_ptr_array_index(certs, i));
-      g_autofree char *key = g_strdup_printf("%s\n%s\n%" G_GINT64_FORMAT, id, cert->file,
-                                             cert->expiry);
+      g_autofree char *key = g_strdup_printf("%s\n%s\n%s\n%" G_GINT64_FORMAT, id, cert->file,
+                                             cert->subject, cert->expiry);
       if (!warned.insert(key).second) continue;
       JsonObject *data = cert_info(cert);
       json_object_set_string_member(data, "id", id);

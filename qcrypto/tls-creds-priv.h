@@ -25,12 +25,13 @@ struct QCryptoTLSCredsState {
     std::string file;
     std::string subject;
     gint64 expiry;
+    QCryptoTLSExpiryKind kind = QCRYPTO_TLS_EXPIRY_CERTIFICATE;
   };
 
   std::atomic<int> refs{1};
   gnutls_priority_t priority = nullptr;
   gnutls_dh_params_t dh = nullptr;
-  std::vector<Cert> certs; /* for the expiry check */
+  std::vector<Cert> certs; /* and CRLs, for the expiry check */
 };
 
 QCryptoTLSCredsState *qcrypto_tls_creds_state_ref(QCryptoTLSCredsState *state);

@@ -264,6 +264,24 @@ void remember_certs(QCryptoTLSCredsState *state, const char *path, const CertLis
         {path, cert_dn(list.certs[i]), gnutls_x509_crt_get_expiration_time(list.certs[i])});
 }
 
+/* The next updates of the CRLs in @pem, for the expiry warnings (the
+ * loader has checked them; a list without a next update never expires). */
+void remember_crls(QCryptoTLSCredsState *state, const char *path, const gnutls_datum_t &pem) {
+  gnutls_x509_crl_t *crls = nullptr;
+  unsigned count = 0;
+  if (gnutls_x509_crl_list_import2(&crls, &count, &pem, GNUTLS_X509_FMT_PEM, 0) < 0) return;
+  for (unsigned i = 0; i < count; i++) {
+    time_t next = gnutls_x509_crl_get_next_update(crls[i]);
+    gnutls_datum_t dn = {nullptr, 0};
+    if (next != static_cast<time_t>(-1) && gnutls_x509_crl_get_issuer_dn3(crls[i], &dn, 0) >= 0)
+      state->certs.push_back({path, std::string(reinterpret_cast<char *>(dn.data), dn.size),
+                              next, QCRYPTO_TLS_EXPIRY_CRL});
+    gnutls_free(dn.data);
+    gnutls_x509_crl_deinit(crls[i]);
+  }
+  gnutls_free(crls);
+}
+
 gboolean load_key(QCryptoTLSCredsX509 *x509, const char *id, const char *path, GBytes *pem,
                   gnutls_x509_privkey_t *key, GError **error) {
   g_autoptr(GBytes) password = nullptr;
@@ -442,6 +460,7 @@ QCryptoTLSCredsState *x509_load(QCryptoTLSCreds *creds, GError **error) {
       }
       return nullptr;
     }
+    remember_crls(state.get(), crl_path, crl_datum);
   }
 
   if (!load_identity(x509, state.get(), server ? "server-cert.pem" : "client-cert.pem",

@@ -164,16 +164,23 @@ static QCryptoTLSCredsState *creds_load(QCryptoTLSCreds *creds, GError **error) 
   }
   std::sort(state->certs.begin(), state->certs.end(),
             [](const auto &a, const auto &b) { return a.expiry < b.expiry; });
-  /* A log line well before a certificate expires, at every (re)load. */
+  /* A log line well before a certificate or CRL expires, at every (re)load. */
   gint64 now = g_get_real_time() / G_USEC_PER_SEC;
   for (const auto &cert : state->certs) {
     if (cert.expiry < now || cert.expiry > now + kExpiryWarningDays * 86400) continue;
     g_autoptr(GDateTime) when = g_date_time_new_from_unix_utc(cert.expiry);
     g_autofree char *date = g_date_time_format(when, "%Y-%m-%d %H:%M:%S UTC");
-    g_message(_("TLS credentials '%s': certificate '%s' (%s) expires on %s, in %d days; "
-                "renew it and reload the credentials"),
-              creds_priv(creds)->id, cert.file.c_str(), cert.subject.c_str(), date,
-              static_cast<int>((cert.expiry - now) / 86400));
+    int days = static_cast<int>((cert.expiry - now) / 86400);
+    if (cert.kind == QCRYPTO_TLS_EXPIRY_CRL)
+      g_message(_("TLS credentials '%s': the revocation list '%s' of %s must be renewed by "
+                  "%s, in %d days, or these credentials will not load again; renew it "
+                  "(qio-pki crl CA-DIR, or certtool --generate-crl), copy it here and "
+                  "reload the credentials"),
+                creds_priv(creds)->id, cert.file.c_str(), cert.subject.c_str(), date, days);
+    else
+      g_message(_("TLS credentials '%s': certificate '%s' (%s) expires on %s, in %d days; "
+                  "renew it and reload the credentials"),
+                creds_priv(creds)->id, cert.file.c_str(), cert.subject.c_str(), date, days);
   }
   return state;
 }
@@ -365,6 +372,7 @@ GPtrArray *qcrypto_tls_creds_get_expiring(QCryptoTLSCreds *creds, guint days) {
     item->file = g_strdup(cert.file.c_str());
     item->subject = g_strdup(cert.subject.c_str());
     item->expiry = cert.expiry;
+    item->kind = cert.kind;
     g_ptr_array_add(list, item);
   }
   qcrypto_tls_creds_state_unref(state);

@@ -72,19 +72,26 @@ gboolean qcrypto_tls_creds_reload(QCryptoTLSCreds *creds, GError **error);
 GBytes *qcrypto_tls_creds_lookup_secret(QCryptoTLSCreds *creds, const char *property,
                                         const char *secret_id, GError **error);
 
-/* A certificate of the loaded state that expires soon. */
+typedef enum {
+  QCRYPTO_TLS_EXPIRY_CERTIFICATE,
+  QCRYPTO_TLS_EXPIRY_CRL, /* a revocation list: renew it before nextUpdate */
+} QCryptoTLSExpiryKind;
+
+/* A certificate or revocation list of the loaded state that expires soon. */
 typedef struct {
   char *file;      /* the file it was loaded from */
-  char *subject;   /* its distinguished name */
-  gint64 expiry;   /* notAfter, seconds since the epoch (UTC) */
+  char *subject;   /* its distinguished name; a CRL's issuer's */
+  gint64 expiry;   /* notAfter (a CRL: nextUpdate), seconds since the epoch (UTC) */
+  QCryptoTLSExpiryKind kind;
 } QCryptoTLSCertExpiry;
 
 void qcrypto_tls_cert_expiry_free(QCryptoTLSCertExpiry *expiry);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QCryptoTLSCertExpiry, qcrypto_tls_cert_expiry_free)
 
-/* The certificates of the current state that expire within @days days (or
- * have expired), soonest first: a GPtrArray of QCryptoTLSCertExpiry that
- * frees its elements. */
+/* The certificates and revocation lists of the current state that expire
+ * within @days days (or have expired), soonest first: a GPtrArray of
+ * QCryptoTLSCertExpiry that frees its elements.  A CRL past its nextUpdate
+ * still applies where it is loaded, but no new load accepts it. */
 GPtrArray *qcrypto_tls_creds_get_expiring(QCryptoTLSCreds *creds, guint days);
 
 G_END_DECLS

@@ -44,18 +44,24 @@ ca_key = os.path.join(pki, "ca-key.pem")
 ca_cert = os.path.join(pki, "ca-cert.pem")
 certtool("--generate-privkey", "--outfile", ca_key)
 certtool("--generate-self-signed", "--load-privkey", ca_key, "--template",
-         template("ca.info", "cn = qio test CA\nca\ncert_signing_key\nexpiration_days = 365\n"),
+         template("ca.info", "cn = qio test CA\nca\ncert_signing_key\ncrl_signing_key\n"
+                  "expiration_days = 365\n"),
          "--outfile", ca_cert)
 server_dir = os.path.join(pki, "server")
 soon_dir = os.path.join(pki, "soon")
+crl_dir = os.path.join(pki, "crl")
 client_dir = os.path.join(pki, "client")
 other_dir = os.path.join(pki, "other")
-for d in (server_dir, soon_dir, client_dir):
+for d in (server_dir, soon_dir, crl_dir, client_dir):
     os.makedirs(d, exist_ok=True)
     with open(ca_cert) as src, open(os.path.join(d, "ca-cert.pem"), "w") as dst:
         dst.write(src.read())
 make_cert(server_dir, "qiod.test", 365, "tls_www_server", "server-key.pem", "server-cert.pem")
 make_cert(soon_dir, "soon.test", 10, "tls_www_server", "server-key.pem", "server-cert.pem")
+make_cert(crl_dir, "listed.test", 365, "tls_www_server", "server-key.pem", "server-cert.pem")
+certtool("--generate-crl", "--load-ca-certificate", ca_cert, "--load-ca-privkey", ca_key,
+         "--template", template("crl.info", "crl_next_update = 12\ncrl_number = 7\n"),
+         "--outfile", os.path.join(crl_dir, "ca-crl.pem"))
 make_cert(client_dir, "admin", 365, "tls_www_client", "client-key.pem", "client-cert.pem")
 make_cert(other_dir, "mallory", 365, "tls_www_client", "client-key.pem", "client-cert.pem")
 
@@ -233,10 +239,29 @@ r = q.cmd("object-add", {"qom-type": "tls-creds-x509", "id": "tls2", "dir": soon
                          "endpoint": "server", "verify-peer": False})
 ev = q.event("TLS_CREDS_EXPIRING")
 t.ok(r == {"return": {}} and ev and ev["data"]["id"] == "tls2"
+     and ev["data"]["kind"] == "certificate"
      and "soon.test" in ev["data"]["subject"] and 8 <= ev["data"]["days-left"] <= 10,
      "TLS_CREDS_EXPIRING for a certificate that expires in 10 days", (r, ev))
 r = q.cmd("object-del", {"id": "tls2"})
 t.ok(r == {"return": {}}, "object-del of unused TLS credentials", r)
+# A revocation list due for renewal: past its next update, no new load
+# would accept it.
+r = q.cmd("object-add", {"qom-type": "tls-creds-x509", "id": "tls4", "dir": crl_dir,
+                         "endpoint": "server", "verify-peer": False})
+ev = q.event("TLS_CREDS_EXPIRING")
+t.ok(r == {"return": {}} and ev and ev["data"]["id"] == "tls4"
+     and ev["data"]["kind"] == "crl" and ev["data"]["file"].endswith("ca-crl.pem")
+     and "qio test CA" in ev["data"]["subject"] and 10 <= ev["data"]["days-left"] <= 12,
+     "TLS_CREDS_EXPIRING for a revocation list due in 12 days", (r, ev))
+creds = {c["id"]: c for c in q.cmd("query-tls-creds")["return"]}
+crls = creds["tls4"]["revocation-lists"]
+t.ok(len(crls) == 1 and crls[0]["kind"] == "crl" and 10 <= crls[0]["days-left"] <= 12
+     and [c["kind"] for c in creds["tls4"]["certificates"]] == ["certificate"] * 2
+     and creds["tls0"]["revocation-lists"] == [],
+     "query-tls-creds: revocation lists apart from certificates, with their next update",
+     creds)
+r = q.cmd("object-del", {"id": "tls4"})
+t.ok(r == {"return": {}}, "object-del of credentials with a revocation list", r)
 for typ in ("tls-creds-anon", "tls-creds-psk"):
     args = {"qom-type": typ, "id": "t-" + typ, "endpoint": "server"}
     if typ == "tls-creds-psk":

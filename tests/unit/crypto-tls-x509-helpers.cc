@@ -177,13 +177,13 @@ std::string test_tls_key_pem(int n, const char *password) {
   return take_pem(pem);
 }
 
-std::string test_tls_make_crl(const TestCert &ca, const TestCert *revoked) {
+std::string test_tls_make_crl(const TestCert &ca, const TestCert *revoked, time_t next_update) {
   gnutls_x509_crl_t crl;
   g_assert_cmpint(gnutls_x509_crl_init(&crl), ==, 0);
   time_t now = time(nullptr);
   g_assert_cmpint(gnutls_x509_crl_set_version(crl, 2), ==, 0);
   g_assert_cmpint(gnutls_x509_crl_set_this_update(crl, now - 60), ==, 0);
-  g_assert_cmpint(gnutls_x509_crl_set_next_update(crl, now + 86400), ==, 0);
+  g_assert_cmpint(gnutls_x509_crl_set_next_update(crl, now + next_update), ==, 0);
   if (revoked) g_assert_cmpint(gnutls_x509_crl_set_crt(crl, revoked->crt, now - 60), ==, 0);
   g_assert_cmpint(gnutls_x509_crl_sign2(crl, ca.crt, test_key(ca.key), GNUTLS_DIG_SHA256, 0),
                   ==, 0);

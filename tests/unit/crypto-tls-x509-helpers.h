@@ -50,8 +50,10 @@ TestCertReq test_tls_client_req(const char *cn);
 TestCert test_tls_make_cert(const TestCertReq &req, const TestCert *issuer);
 /* PEM of test key @n; with @password, PKCS#8 encrypted. */
 std::string test_tls_key_pem(int n, const char *password = nullptr);
-/* A CRL by @ca revoking @revoked (may be NULL: an empty CRL). */
-std::string test_tls_make_crl(const TestCert &ca, const TestCert *revoked);
+/* A CRL by @ca revoking @revoked (may be NULL: an empty CRL), due for
+ * its next update in @next_update seconds. */
+std::string test_tls_make_crl(const TestCert &ca, const TestCert *revoked,
+                              time_t next_update = 86400);
 /* PKCS#3 DH parameters (the RFC 7919 ffdhe2048 group). */
 std::string test_tls_dh_params_pem();
 

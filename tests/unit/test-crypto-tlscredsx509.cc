@@ -313,6 +313,52 @@ void test_crl() {
   expect(dir.path, true, "holds no valid CRL");
 }
 
+/* What qcrypto_tls_creds_get_expiring() lists of @creds, where only one
+ * item, of @kind, read from @file and naming @subject, expires in 3 days. */
+void assert_one_expiring_in_3_days(QCryptoTLSCreds *creds, QCryptoTLSExpiryKind kind,
+                                   const char *file, const char *subject) {
+  g_autoptr(GPtrArray) soon = qcrypto_tls_creds_get_expiring(creds, 7);
+  g_assert_cmpuint(soon->len, ==, 1);
+  auto *item = static_cast<QCryptoTLSCertExpiry *>(soon->pdata[0]);
+  g_assert_cmpint(item->kind, ==, kind);
+  g_assert_nonnull(strstr(item->file, file));
+  g_assert_nonnull(strstr(item->subject, subject));
+  g_assert_cmpint(item->expiry, >, g_get_real_time() / G_USEC_PER_SEC + 86400 * 2);
+  g_autoptr(GPtrArray) none = qcrypto_tls_creds_get_expiring(creds, 1);
+  g_assert_cmpuint(none->len, ==, 0);
+}
+
+/* A CRL due for its next update is reported like an expiring certificate
+ * (past that date no new load accepts it); a renewed one is not. */
+void test_crl_expiry() {
+  TestTLSDir dir;
+  TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
+  TestCert leaf = test_tls_make_cert(test_tls_server_req("qio.test"), &ca);
+  write_dir(dir.path, true, ca.pem, leaf.pem);
+  test_tls_write(dir.path, "ca-crl.pem", test_tls_make_crl(ca, nullptr, 86400 * 3));
+  g_autoptr(GError) error = nullptr;
+  g_test_expect_message(nullptr, G_LOG_LEVEL_MESSAGE,
+                        "*'tls0': the revocation list '*ca-crl.pem' of *CN=qio CA* must be "
+                        "renewed by *, in * days, or these credentials will not load again; "
+                        "renew it (qio-pki crl CA-DIR, or certtool --generate-crl), copy it "
+                        "here and reload the credentials");
+  g_autoptr(QCryptoTLSCreds) creds = new_x509(dir.path, true, &error);
+  g_test_assert_expected_messages();
+  g_assert_no_error(error);
+
+  assert_one_expiring_in_3_days(creds, QCRYPTO_TLS_EXPIRY_CRL, "ca-crl.pem", "CN=qio CA");
+  g_autoptr(GPtrArray) all = qcrypto_tls_creds_get_expiring(creds, G_MAXUINT);
+  g_assert_cmpuint(all->len, ==, 3);
+  g_assert_cmpint(static_cast<QCryptoTLSCertExpiry *>(all->pdata[0])->kind, ==,
+                  QCRYPTO_TLS_EXPIRY_CRL);
+
+  test_tls_write(dir.path, "ca-crl.pem", test_tls_make_crl(ca, nullptr, 86400 * 90));
+  g_assert_true(qcrypto_tls_creds_reload(creds, &error));
+  g_assert_no_error(error);
+  g_autoptr(GPtrArray) after = qcrypto_tls_creds_get_expiring(creds, 7);
+  g_assert_cmpuint(after->len, ==, 0);
+}
+
 void test_sanity_check_off() {
   TestTLSDir dir;
   auto req = test_tls_ca_req("qio CA");
@@ -344,14 +390,8 @@ void test_reload() {
   g_test_assert_expected_messages();
   g_assert_no_error(error);
 
-  g_autoptr(GPtrArray) soon = qcrypto_tls_creds_get_expiring(creds, 7);
-  g_assert_cmpuint(soon->len, ==, 1);
-  auto *item = static_cast<QCryptoTLSCertExpiry *>(soon->pdata[0]);
-  g_assert_nonnull(strstr(item->file, "server-cert.pem"));
-  g_assert_nonnull(strstr(item->subject, "CN=qio.test"));
-  g_assert_cmpint(item->expiry, >, g_get_real_time() / G_USEC_PER_SEC + 86400 * 2);
-  g_autoptr(GPtrArray) none = qcrypto_tls_creds_get_expiring(creds, 1);
-  g_assert_cmpuint(none->len, ==, 0);
+  assert_one_expiring_in_3_days(creds, QCRYPTO_TLS_EXPIRY_CERTIFICATE, "server-cert.pem",
+                                "CN=qio.test");
 
   test_tls_write(dir.path, "server-cert.pem", "broken");
   g_assert_false(qcrypto_tls_creds_reload(creds, &error));
@@ -481,6 +521,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/qcrypto/tlscredsx509/missingid", test_missing_id);
   g_test_add_func("/qcrypto/tlscredsx509/dhparams", test_dh_params);
   g_test_add_func("/qcrypto/tlscredsx509/crl", test_crl);
+  g_test_add_func("/qcrypto/tlscredsx509/crl-expiry", test_crl_expiry);
   g_test_add_func("/qcrypto/tlscredsx509/sanitycheckoff", test_sanity_check_off);
   g_test_add_func("/qcrypto/tlscredsx509/reload", test_reload);
   g_test_add_func("/qcrypto/tlscredspsk/load", test_psk);
