@@ -21,6 +21,9 @@ constexpr unsigned kMaxBufSize = 64 * 1024;
 constexpr sasl_ssf_t kMinSSF = 56;
 /* SASL security-layer packets have a 24-bit length. */
 constexpr unsigned kMaxPacket = 0xFFFFFF;
+/* Below this, encoding a screen update would take a packet and a system
+ * call for every few bytes: a peer could hold the main loop for seconds. */
+constexpr unsigned kMinPacket = 1024;
 
 }  // namespace
 
@@ -153,10 +156,30 @@ void set_sasl_error(QCryptoSASLSession *sess, int ret, GError **error) {
                       "password"),
                     sess->label, sess->username ? sess->username : "", detail);
       } else {
-        /* The name the client gave, when the mechanism got that far. */
-        const void *user = nullptr;
-        sasl_getprop(sess->conn, SASL_USERNAME, &user);
-        g_autofree char *name = g_strescape(user ? static_cast<const char *>(user) : "", nullptr);
+        /* The names the client gave, when the mechanism got that far: who
+         * logs in, and whom it asked to act as (the same unless it asked). */
+        const void *authuser = nullptr, *user = nullptr;
+        if (sasl_getprop(sess->conn, SASL_AUTHUSER, &authuser) != SASL_OK) authuser = nullptr;
+        if (sasl_getprop(sess->conn, SASL_USERNAME, &user) != SASL_OK) user = nullptr;
+        const char *login = static_cast<const char *>(authuser ? authuser : user);
+        g_autofree char *name = g_strescape(login ? login : "", nullptr);
+        if (authuser && user && strcmp(static_cast<const char *>(authuser),
+                                       static_cast<const char *>(user)) != 0) {
+          g_autofree char *as = g_strescape(static_cast<const char *>(user), nullptr);
+          g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_AUTHENTICATION,
+                      _("%s: user '%s' may not act as user '%s': %s; log in as that user "
+                        "instead"),
+                      sess->label, name, as, detail);
+          return;
+        }
+        /* Cyrus fails protocol errors the same way, before any name. */
+        if (!login || !*login) {
+          g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_AUTHENTICATION,
+                      _("%s: authentication failed before the client named a user: %s; "
+                        "check that it speaks the mechanism as this service expects"),
+                      sess->label, detail);
+          return;
+        }
         g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_AUTHENTICATION,
                     _("%s: authentication of user '%s' failed: %s; check the user name and "
                       "password the client gave, and that the user is in the sasldb named "
@@ -266,11 +289,11 @@ QCryptoSASLStep finish_step(QCryptoSASLSession *sess, int ret, const char *data,
   /* The peer sets the packet size of the layer (DIGEST-MD5's maxbuf): Cyrus
    * 2.1.28 takes values the protocol forbids, some of which wrap around to
    * 4 GiB.  SASL packets are at most 16 MiB (a 24-bit length). */
-  if (sess->ssf > 0 && (sess->maxoutbuf == 0 || sess->maxoutbuf > kMaxPacket)) {
+  if (sess->ssf > 0 && (sess->maxoutbuf < kMinPacket || sess->maxoutbuf > kMaxPacket)) {
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_HANDSHAKE,
-                _("%s: the peer asked for security-layer packets of %zu bytes, outside 1 to "
+                _("%s: the peer asked for security-layer packets of %zu bytes, outside %u to "
                   "%u; check that it speaks SASL for this service"),
-                sess->label, sess->maxoutbuf, kMaxPacket);
+                sess->label, sess->maxoutbuf, kMinPacket, kMaxPacket);
     sess->state = State::kFailed;
     return QCRYPTO_SASL_STEP_FAILED;
   }
@@ -278,8 +301,9 @@ QCryptoSASLStep finish_step(QCryptoSASLSession *sess, int ret, const char *data,
   if (sess->server && sasl_getprop(sess->conn, SASL_USERNAME, &value) == SASL_OK)
     sess->username = g_strdup(static_cast<const char *>(value));
   /* "bob" and "bob@HOST" are the same sasldb entry when HOST is the
-   * default realm: authorization sees one name for one user. */
-  if (sess->username) {
+   * default realm: authorization sees one name for one user.  A client's
+   * name stays as it logged in. */
+  if (sess->server && sess->username) {
     const void *realm = nullptr;
     if (sasl_getprop(sess->conn, SASL_DEFUSERREALM, &realm) != SASL_OK || !realm)
       sasl_getprop(sess->conn, SASL_SERVERFQDN, &realm);

@@ -255,6 +255,9 @@ QIOChannelSASL *qio_channel_sasl_new(QIOChannel *master, QCryptoSASLSession *ses
                 qio_channel_get_name(master));
     return nullptr;
   }
+  /* The layer starts blocking, as every channel does; a non-blocking master
+   * under it would have its reads loop over empty packets. */
+  if (!qio_channel_set_blocking(master, TRUE, error)) return nullptr;
   auto *sioc = QIO_CHANNEL_SASL(g_object_new(QIO_TYPE_CHANNEL_SASL, nullptr));
   sioc->master = QIO_CHANNEL(g_object_ref(master));
   sioc->session = QCRYPTO_SASL_SESSION(g_object_ref(session));

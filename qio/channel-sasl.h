@@ -22,7 +22,9 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(QIOChannelSASL, qio_channel_sasl, QIO, CHANNEL_SASL, QIOChannel)
 
 /* Fails unless @session is done with an SSF above 0; with SSF 0 there is
- * no layer, and the master is used as it is. */
+ * no layer, and the master is used as it is.  The new channel, and
+ * @master with it, are blocking; qio_channel_set_blocking() on the new
+ * channel sets both. */
 QIOChannelSASL *qio_channel_sasl_new(QIOChannel *master, QCryptoSASLSession *session,
                                      GError **error);
 

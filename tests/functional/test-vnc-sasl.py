@@ -151,9 +151,10 @@ class Conn:
             verified = base64.b64decode(server_final[2:]) == expected and done == 1
         return self.result(), verified
 
-    def digest_md5(self, user, password, realm=None, maxbuf=65536):
-        """DIGEST-MD5 with qop auth-conf and rc4 (RFC 2831); returns the
-        SecurityResult and, on success, sets up the layer."""
+    def digest_md5(self, user, password, realm=None, maxbuf=65536, authzid=None):
+        """DIGEST-MD5 with qop auth-conf and rc4 (RFC 2831), asking to act as
+        authzid if given; returns the SecurityResult and, on success, sets
+        up the layer."""
         self.s.sendall(struct.pack(">I", len("DIGEST-MD5")) + b"DIGEST-MD5")
         self.s.sendall(struct.pack(">I", 0))
         challenge = self.sasl_data().decode()
@@ -166,7 +167,8 @@ class Conn:
         cnonce = os.urandom(12).hex()
         uri = f"vnc/{self.realm}"
         a1 = (md5(f"{user}:{realm}:{password}".encode()) +
-              f":{fields['nonce']}:{cnonce}".encode())
+              f":{fields['nonce']}:{cnonce}".encode() +
+              (f":{authzid}".encode() if authzid else b""))
         a2 = f"AUTHENTICATE:{uri}:{'0' * 32}".encode()
         response = md5hex(md5hex(a1) + f":{fields['nonce']}:00000001:{cnonce}:auth-conf:"
                           .encode() + md5hex(a2))
@@ -174,7 +176,7 @@ class Conn:
             f'username="{user}"', f'realm="{realm}"', f'nonce="{fields["nonce"]}"',
             f'cnonce="{cnonce}"', "nc=00000001", "qop=auth-conf", f'digest-uri="{uri}"',
             f"response={response.decode()}", f"maxbuf={maxbuf}", "charset=utf-8",
-            "cipher=rc4"]).encode())
+            "cipher=rc4"] + ([f'authzid="{authzid}"'] if authzid else [])).encode())
         self.sasl_data()
         self.recv(1)
         result = self.result()
@@ -312,13 +314,37 @@ for user in ("carol", f"carol@{host_realm}"):
 t.ok(names == ["carol", "carol"], "both spellings of a host-realm user are reported as "
      "'carol'", names)
 
+def log_since(before, text, timeout=20):
+    """qiod's log from offset @before on, once @text is in it (or @timeout s)."""
+    deadline = time.time() + timeout
+    log = d.stderr_until("\0", timeout=0.1)[before:]
+    while text not in log and time.time() < deadline:
+        log = d.stderr_until("\0", timeout=0.2)[before:]
+    return log
+
+
+for maxbuf, label in ((17, "that Cyrus would wrap to 4 GiB packets"),
+                      (30, "of 1-byte packets (a packet and a system call per byte)")):
+    time.sleep(1.1)
+    c = Conn(port)
+    c.to_sasl(tls=False)
+    before = len(d.stderr_until("\0", timeout=0.1))
+    res = c.digest_md5("carol", "c4rol", maxbuf=maxbuf)
+    log = log_since(before, "security-layer packets")
+    t.ok(res is not None and "outside 1024 to" in log, f"a maxbuf {label} is refused",
+         (res, log[-300:]))
+    c.s.close()
+
+# Asking to act as another user: refused, and the log names both.
 time.sleep(1.1)
 c = Conn(port)
 c.to_sasl(tls=False)
-res = c.digest_md5("carol", "c4rol", maxbuf=17)
-log = d.stderr_until("security-layer packets")
-t.ok(res is not None and "outside 1 to" in log,
-     "a maxbuf that Cyrus would wrap to 4 GiB packets is refused", (res, log[-300:]))
+before = len(d.stderr_until("\0", timeout=0.1))
+res = c.digest_md5("carol", "c4rol", authzid=f"dave@{host_realm}")
+log = log_since(before, "may not act as")
+t.ok(res is not None and f"user 'carol' may not act as user 'dave@{host_realm}'"
+     in log, "carol asking to act as dave: refused, logged as such (not as dave's failed "
+     "login)", (res, log[-300:]))
 c.s.close()
 
 # A client streaming empty layer packets must not hold the main loop.

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -33,9 +34,14 @@ struct Fixture {
   QCryptoSASLSession *server_session = nullptr, *client_session = nullptr;
   QIOChannelSASL *server = nullptr, *client = nullptr;
 
-  Fixture() {
+  /* @nonblocking_masters: the masters are non-blocking when layered. */
+  explicit Fixture(bool nonblocking_masters = false) {
     g_autoptr(GError) error = nullptr;
     g_assert_true(qio_channel_socket_new_pair(&server_master, &client_master, &error));
+    if (nonblocking_masters) {
+      g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(server_master), FALSE, &error));
+      g_assert_true(qio_channel_set_blocking(QIO_CHANNEL(client_master), FALSE, &error));
+    }
     server_session = qcrypto_sasl_session_new_server("vnc", nullptr, "192.0.2.1;4000", &error);
     g_assert_no_error(error);
     client_session = qcrypto_sasl_session_new_client("vnc", "qio.test", nullptr, nullptr, kUser,
@@ -109,6 +115,24 @@ void test_small_both_ways() {
   g_assert_true(qio_channel_read_all(QIO_CHANNEL(f.client), buf, 4, &error));
   g_assert_no_error(error);
   g_assert_cmpstr(buf, ==, "pong");
+}
+
+/* A new layer is blocking, as every new channel is, also over a master
+ * that was not: its read waits for the data instead of saying it would
+ * block (and, below that, of looping over a peer's empty packets). */
+void test_blocking_over_nonblocking_master() {
+  Fixture f(true);
+  std::thread late_writer([&f] {
+    g_usleep(G_USEC_PER_SEC / 10);
+    g_assert_true(qio_channel_write_all(QIO_CHANNEL(f.client), "late", 4, nullptr));
+  });
+  char buf[5] = {};
+  g_autoptr(GError) error = nullptr;
+  /* One read: qio_channel_read_all() would wait either way. */
+  g_assert_cmpint(qio_channel_read(QIO_CHANNEL(f.server), buf, 4, &error), ==, 4);
+  g_assert_no_error(error);
+  g_assert_cmpstr(buf, ==, "late");
+  late_writer.join();
 }
 
 /* What crosses the master is the layer's packets, never the plaintext. */
@@ -392,6 +416,8 @@ int main(int argc, char **argv) {
   config.add_user("carol", "qio.test", kPassword);
   g_test_add_func("/qio/channel-sasl/needs-security-layer", test_needs_security_layer);
   g_test_add_func("/qio/channel-sasl/small-both-ways", test_small_both_ways);
+  g_test_add_func("/qio/channel-sasl/blocking-over-nonblocking-master",
+                  test_blocking_over_nonblocking_master);
   g_test_add_func("/qio/channel-sasl/wire-is-encoded", test_wire_is_encoded);
   g_test_add_func("/qio/channel-sasl/bulk-blocking", test_bulk_blocking);
   g_test_add_func("/qio/channel-sasl/nonblocking/client-to-server",

@@ -73,6 +73,8 @@ void test_digest_md5() {
   g_assert_no_error(server_error);
   g_assert_no_error(client_error);
   g_assert_cmpstr(qcrypto_sasl_session_get_username(server), ==, kBob);
+  /* The client's name stays as it logged in (the realm is the server's). */
+  g_assert_cmpstr(qcrypto_sasl_session_get_username(client), ==, kBob);
   /* DIGEST-MD5's strongest cipher, on both ends. */
   g_assert_cmpuint(qcrypto_sasl_session_get_ssf(server), ==, 128);
   g_assert_cmpuint(qcrypto_sasl_session_get_ssf(client), ==, 128);
