@@ -382,6 +382,17 @@ QCryptoTLSCredsState *x509_load(QCryptoTLSCreds *creds, GError **error) {
   auto *x509 = QCRYPTO_TLS_CREDS_X509(creds);
   const char *id = qcrypto_tls_creds_get_id(creds);
   bool server = qcrypto_tls_creds_get_endpoint(creds) == QCRYPTO_TLS_CREDS_ENDPOINT_SERVER;
+  /* A client that took any server would give its session to whoever sits
+   * in the middle. */
+  if (!server && !qcrypto_tls_creds_get_verify_peer(creds)) {
+    g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT,
+                _("TLS credentials '%s': verify-peer=off is for servers (not asking clients "
+                  "for a certificate); a client always verifies the server's certificate and "
+                  "name: remove verify-peer=off, and put the CA that signed the server's "
+                  "certificate in ca-cert.pem"),
+                id);
+    return nullptr;
+  }
   std::unique_ptr<X509State> state(new X509State);
 
   g_autoptr(GBytes) ca_pem = nullptr, crl_pem = nullptr;
@@ -493,8 +504,11 @@ gboolean x509_check_peer(QCryptoTLSCreds *creds, QCryptoTLSCredsState *state,
   const char *id = qcrypto_tls_creds_get_id(creds);
   unsigned int n = 0;
   const gnutls_datum_t *raw = gnutls_certificate_get_peers(session, &n);
+  bool server = qcrypto_tls_creds_get_endpoint(creds) == QCRYPTO_TLS_CREDS_ENDPOINT_SERVER;
+  /* Only a server may go without checking (x509_load refuses clients). */
+  bool verify = !server || qcrypto_tls_creds_get_verify_peer(creds);
   if (!raw || n == 0) {
-    if (!qcrypto_tls_creds_get_verify_peer(creds)) return TRUE;
+    if (!verify) return TRUE;
     *alert = GNUTLS_A_CERTIFICATE_REQUIRED;
     g_set_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_VERIFY,
                 _("TLS credentials '%s': the peer sent no certificate; give it one or "
@@ -518,8 +532,7 @@ gboolean x509_check_peer(QCryptoTLSCreds *creds, QCryptoTLSCredsState *state,
     }
   }
   *identity = g_strdup(cert_dn(chain.certs[0]).c_str());
-  if (!qcrypto_tls_creds_get_verify_peer(creds)) return TRUE;
-  bool server = qcrypto_tls_creds_get_endpoint(creds) == QCRYPTO_TLS_CREDS_ENDPOINT_SERVER;
+  if (!verify) return TRUE;
   const char *label = server ? _("of the client") : _("of the server");
   /* Our own checks first: they name the fault more precisely. */
   if (!check_cert(id, label, chain.certs[0], server ? Role::CLIENT : Role::SERVER, error)) {

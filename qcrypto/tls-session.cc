@@ -518,8 +518,10 @@ gboolean qcrypto_tls_session_is_handshaken(QCryptoTLSSession *sess) {
   return sess->handshaken;
 }
 
-gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
-                                GError **error) {
+/* @from_transport: may read from the transport; without it, only what the
+ * session holds is read, and BLOCK once that is used up. */
+static gssize session_read(QCryptoTLSSession *sess, void *buf, gsize len, bool from_transport,
+                           GError **error) {
   for (;;) {
     ssize_t ret;
     bool sent_something;
@@ -532,6 +534,7 @@ gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
       starved = gnutls_record_check_pending(sess->session) == 0;
     }
     if (starved) {
+      if (!from_transport) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
       gssize n = session_fill(sess);
       if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
       if (n < 0) {
@@ -550,6 +553,7 @@ gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
     if (sent_something) session_flush(sess, Flush::kNoWait);
     if (ret >= 0) return ret;
     if (ret == GNUTLS_E_AGAIN && sess->pull_blocked) {
+      if (!from_transport) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
       gssize n = session_fill(sess);
       if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK) return QCRYPTO_TLS_SESSION_ERR_BLOCK;
       if (n >= 0) continue;
@@ -563,6 +567,16 @@ gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
     set_gnutls_error(sess, static_cast<int>(ret), &sess->pull_error, _("read failed"), error);
     return -1;
   }
+}
+
+gssize qcrypto_tls_session_read(QCryptoTLSSession *sess, void *buf, gsize len,
+                                GError **error) {
+  return session_read(sess, buf, len, true, error);
+}
+
+gssize qcrypto_tls_session_read_buffered(QCryptoTLSSession *sess, void *buf, gsize len,
+                                         GError **error) {
+  return session_read(sess, buf, len, false, error);
 }
 
 /* How many bytes from entry @i, offset @off, lie back to back in memory
@@ -677,7 +691,7 @@ gsize qcrypto_tls_session_get_buffered_max(QCryptoTLSSession *sess) {
  * 1 sent, 0 would block (call again: only the flush is retried), -1 error. */
 template <typename Op>
 int session_control(QCryptoTLSSession *sess, gboolean *queued, Op op, const char *what,
-                    GError **error) {
+                    Flush mode, GError **error) {
   if (!*queued) {
     SessionLock locked(sess);
     int ret = op();
@@ -688,7 +702,7 @@ int session_control(QCryptoTLSSession *sess, gboolean *queued, Op op, const char
     *queued = TRUE;
   }
   g_autoptr(GError) push_error = nullptr;
-  gssize flushed = session_flush(sess, Flush::kWait, &push_error);
+  gssize flushed = session_flush(sess, mode, &push_error);
   if (flushed == QCRYPTO_TLS_SESSION_ERR_BLOCK) return 0;
   if (flushed < 0) {
     set_gnutls_error(sess, GNUTLS_E_PUSH_ERROR, &push_error, what, error);
@@ -699,10 +713,12 @@ int session_control(QCryptoTLSSession *sess, gboolean *queued, Op op, const char
 
 int qcrypto_tls_session_bye(QCryptoTLSSession *sess, GError **error) {
   g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), -1);
-  /* Only the write side: the peer may keep its half open. */
+  /* Only the write side: the peer may keep its half open.  A writer blocked
+   * in the transport holds the flush: the bye then stays queued, or a
+   * shutdown meant to wake that writer would wait for it forever. */
   return session_control(
       sess, &sess->bye_queued, [sess] { return gnutls_bye(sess->session, GNUTLS_SHUT_WR); },
-      _("bye failed"), error);
+      _("bye failed"), Flush::kIfIdle, error);
 }
 
 int qcrypto_tls_session_update_keys(QCryptoTLSSession *sess, gboolean request_peer,
@@ -713,7 +729,7 @@ int qcrypto_tls_session_update_keys(QCryptoTLSSession *sess, gboolean request_pe
       [sess, request_peer] {
         return gnutls_session_key_update(sess->session, request_peer ? GNUTLS_KU_PEER : 0);
       },
-      _("key update failed"), error);
+      _("key update failed"), Flush::kWait, error);
   if (ret != 0) sess->key_update_queued = FALSE;
   return ret;
 }
@@ -779,7 +795,7 @@ int qcrypto_tls_session_send_ticket(QCryptoTLSSession *sess, GError **error) {
     return 1;
   return session_control(
       sess, &sess->ticket_queued, [sess] { return gnutls_session_ticket_send(sess->session, 1, 0); },
-      _("sending a session ticket failed"), error);
+      _("sending a session ticket failed"), Flush::kWait, error);
 }
 
 GBytes *qcrypto_tls_session_get_resumption_data(QCryptoTLSSession *sess) {

@@ -88,6 +88,13 @@ gssize qcrypto_tls_session_write(QCryptoTLSSession *sess, const void *buf, gsize
  * 64 KiB of them are queued and written in one transport write. */
 gssize qcrypto_tls_session_writev(QCryptoTLSSession *sess, const struct iovec *iov,
                                   gsize niov, GError **error);
+/* As qcrypto_tls_session_read(), from what the session holds only
+ * (decrypted bytes, records read ahead): QCRYPTO_TLS_SESSION_ERR_BLOCK
+ * where that would have to read from the transport.  For a reader that has
+ * data for its caller already and must not wait for more (records that
+ * carry none, a key update say, are taken on the way). */
+gssize qcrypto_tls_session_read_buffered(QCryptoTLSSession *sess, void *buf, gsize len,
+                                         GError **error);
 /* Decrypted bytes already held, readable without touching the transport
  * (or 1 for a whole record read ahead).  Call it from the reading thread
  * (or the thread whose main loop runs the channel's watches). */
@@ -100,7 +107,10 @@ gsize qcrypto_tls_session_check_pending(QCryptoTLSSession *sess);
  * From the reading thread. */
 gsize qcrypto_tls_session_get_buffered_max(QCryptoTLSSession *sess);
 
-/* Sends close_notify: 1 done, 0 would block (call again), -1 error. */
+/* Sends close_notify: 1 done, 0 would block (call again), -1 error.  While
+ * another thread is inside a write to the transport (blocked on a peer that
+ * stopped reading, say), the bye stays queued behind it and 1 is returned:
+ * a shutdown meant to wake that writer must not wait for it. */
 int qcrypto_tls_session_bye(QCryptoTLSSession *sess, GError **error);
 /* TLS 1.3 key update; @request_peer asks the peer to update its keys too.
  * Returns as bye does. */

@@ -70,15 +70,16 @@ gssize tls_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov, int **, g
       off = 0;
       continue;
     }
-    /* Never block once something was read: only take what GnuTLS holds. */
-    if (total > 0 && qcrypto_tls_session_check_pending(tioc->session) == 0) break;
     /* Entries back to back in memory (guest pages in order) are filled by
      * one read, a whole record at a time. */
     char *start = static_cast<char *>(iov[i].iov_base) + off;
     gsize span = iov[i].iov_len - off;
     for (gsize j = i + 1; j < niov && iov[j].iov_base == start + span; j++)
       span += iov[j].iov_len;
-    gssize n = qcrypto_tls_session_read(tioc->session, start, span, error);
+    /* Never wait on the transport once something was read: only take what
+     * the session holds (a record read ahead may carry no data). */
+    gssize n = total > 0 ? qcrypto_tls_session_read_buffered(tioc->session, start, span, error)
+                         : qcrypto_tls_session_read(tioc->session, start, span, error);
     if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK)
       return total ? static_cast<gssize>(total) : QIO_CHANNEL_ERR_BLOCK;
     if (n < 0) {

@@ -8,6 +8,7 @@
 #include "qcrypto/tls-creds-psk.h"
 #include "qcrypto/tls-creds-x509.h"
 #include "qom/object-registry.h"
+#include "tests/unit/assert-mentions.h"
 #include "tests/unit/crypto-tls-x509-helpers.h"
 
 #include <vector>
@@ -359,6 +360,21 @@ void test_crl_expiry() {
   g_assert_cmpuint(after->len, ==, 0);
 }
 
+/* A client always verifies the server: verify-peer=off is a server's
+ * choice (not asking clients for a certificate) and refused on a client. */
+void test_client_verify_off_refused() {
+  TestTLSDir dir;
+  TestCert ca = test_tls_make_cert(test_tls_ca_req("qio CA"), nullptr);
+  write_dir(dir.path, false, ca.pem, test_tls_make_cert(test_tls_client_req("client"), &ca).pem);
+  g_autoptr(GError) error = nullptr;
+  g_autoptr(GObject) creds = G_OBJECT(g_object_new(
+      QCRYPTO_TYPE_TLS_CREDS_X509, "id", "tls0", "dir", dir.path, "endpoint",
+      QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT, "verify-peer", FALSE, nullptr));
+  g_assert_false(g_initable_init(G_INITABLE(creds), nullptr, &error));
+  g_assert_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_INVALID_ARGUMENT);
+  assert_mentions(error, "'tls0'", "verify-peer=off is for servers");
+}
+
 void test_sanity_check_off() {
   TestTLSDir dir;
   auto req = test_tls_ca_req("qio CA");
@@ -522,6 +538,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/qcrypto/tlscredsx509/dhparams", test_dh_params);
   g_test_add_func("/qcrypto/tlscredsx509/crl", test_crl);
   g_test_add_func("/qcrypto/tlscredsx509/crl-expiry", test_crl_expiry);
+  g_test_add_func("/qcrypto/tlscredsx509/client-verify-off-refused",
+                  test_client_verify_off_refused);
   g_test_add_func("/qcrypto/tlscredsx509/sanitycheckoff", test_sanity_check_off);
   g_test_add_func("/qcrypto/tlscredsx509/reload", test_reload);
   g_test_add_func("/qcrypto/tlscredspsk/load", test_psk);
