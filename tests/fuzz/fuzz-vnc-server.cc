@@ -5,8 +5,8 @@
  * answers a random challenge, which a fuzzer cannot meet, and failed
  * tries would soon be slowed down by VncAuthThrottle), listens on a UNIX
  * socket in a temporary directory and shows a 1 MiB synthetic guest.
- * TLS, VeNCrypt and SASL are not covered.  The server must close the
- * connection once it has read EOF. */
+ * VeNCrypt (with TLS) and SASL are fuzz-vnc-auth's.  The server must
+ * close the connection once it has read EOF. */
 #include "config.h"
 
 #include "tests/fuzz/fuzz-util.h"

@@ -75,6 +75,12 @@ tests_fuzz_fuzz_vnc_server_CPPFLAGS = $(FUZZ_CPPFLAGS)
 tests_fuzz_fuzz_vnc_server_LDFLAGS = $(FUZZ_LDFLAGS_ALL)
 tests_fuzz_fuzz_vnc_server_LDADD = ui/libui.la $(FUZZ_LDADD)
 
+fuzz_harnesses += tests/fuzz/fuzz-vnc-auth
+tests_fuzz_fuzz_vnc_auth_SOURCES = tests/fuzz/fuzz-vnc-auth.cc
+tests_fuzz_fuzz_vnc_auth_CPPFLAGS = $(FUZZ_CPPFLAGS)
+tests_fuzz_fuzz_vnc_auth_LDFLAGS = $(FUZZ_LDFLAGS_ALL)
+tests_fuzz_fuzz_vnc_auth_LDADD = ui/libui.la qom/libqom.la $(FUZZ_LDADD)
+
 fuzz_harnesses += tests/fuzz/fuzz-migration-devices
 tests_fuzz_fuzz_migration_devices_SOURCES = tests/fuzz/fuzz-migration-devices.cc
 tests_fuzz_fuzz_migration_devices_CPPFLAGS = $(FUZZ_CPPFLAGS)
