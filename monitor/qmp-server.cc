@@ -12,6 +12,14 @@ namespace qio::monitor {
 
 std::string qmp_to_line(JsonNode *node) {
   g_autofree char *text = json_to_string(node, FALSE);
+  /* QMP is UTF-8, but a peer's words (a migration destination's refusal,
+   * an NBD server's message) may not be; json-glib passes them through.
+   * Only bytes inside strings can be invalid, so the JSON stays intact. */
+  if (!g_utf8_validate(text, -1, nullptr)) {
+    char *valid = g_utf8_make_valid(text, -1);
+    g_free(text);
+    text = valid;
+  }
   std::string line(text);
   line += "\r\n";
   return line;

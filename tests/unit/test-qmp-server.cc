@@ -392,8 +392,24 @@ static void test_splitter() {
   g_assert_true(faults.size() == 1 && faults[0] == JsonSplitter::Fault::TooLarge);
 }
 
+/* What goes out is UTF-8 even when a string in it came from a peer that
+ * sent other bytes. */
+void test_output_is_utf8() {
+  JsonObject *obj = json_object_new();
+  json_object_set_string_member(obj, "error-desc", "bad \xff\xfe\x80 text");
+  g_autoptr(JsonNode) node = qmp_take_object(obj);
+  std::string line = qmp_to_line(node);
+  g_assert_true(g_utf8_validate(line.data(), static_cast<gssize>(line.size()), nullptr));
+  g_autoptr(JsonParser) parser = json_parser_new();
+  g_assert_true(json_parser_load_from_data(parser, line.c_str(), -1, nullptr));
+  const char *desc =
+      json_object_get_string_member(json_node_get_object(json_parser_get_root(parser)), "error-desc");
+  g_assert_true(g_str_has_prefix(desc, "bad ") && g_str_has_suffix(desc, " text"));
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, nullptr);
+  g_test_add_func("/qmp/output-is-utf8", test_output_is_utf8);
   g_test_add_func("/qmp/splitter", test_splitter);
   g_test_add_func("/qmp/negotiation", test_negotiation);
   g_test_add_func("/qmp/commands", test_commands);
