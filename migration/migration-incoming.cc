@@ -503,7 +503,7 @@ bool MigrationIncoming::main_flow(QIOChannel *ioc, const Hello &hello, GError **
     bool running = false;
     if (!migration_load_devices(ctx_.guest, devices, running, &load_error)) return;
     ctx_.guest.set_status(nullptr);
-    resume = running && autostart_;
+    resume = running && (autostart_ || ctx_.guest.start_after_migration());
     if (resume && ctx_.guest.cont()) ctx_.guest_event("RESUME");
   });
   if (load_error) {

@@ -67,11 +67,13 @@ static bool refuse(GError **error, const char *message) {
 }
 
 bool Migration::migrate(const char *uri_text, GError **error) {
-  if (busy() || incoming_)
-    return refuse(error, incoming_ ? _("This qiod is a migration destination; it cannot "
-                                       "migrate out")
-                                   : _("A migration is already in progress; wait for it or "
-                                       "use migrate_cancel"));
+  if (busy())
+    return refuse(error, _("A migration is already in progress; wait for it or use "
+                           "migrate_cancel"));
+  /* Until then the guest is empty; once it came in, it may move on. */
+  if (guest_.status() == std::string("inmigrate"))
+    return refuse(error, _("The guest is waiting for an incoming migration; it can migrate "
+                           "out once that has completed"));
   if (guest_.status() == std::string("postmigrate"))
     return refuse(error, _("The guest has already migrated away; its state lives on the "
                            "destination now"));
@@ -216,7 +218,7 @@ static bool get_uint(JsonObject *args, const char *name, guint64 max, guint64 &o
 }
 
 bool Migration::set_parameters(JsonObject *args, GError **error) {
-  if (busy()) return refuse(error, _("Migration parameters cannot change during a migration"));
+  if (busy()) return refuse_change(false, error);
   MigrationParameters p = params_;
   guint64 channels = p.multifd_channels;
   if (!get_uint(args, "max-bandwidth", G_MAXINT64, p.max_bandwidth, error) ||
@@ -266,9 +268,23 @@ JsonNode *Migration::query_parameters() const {
   return monitor::qmp_take_object(obj);
 }
 
+/* A destination listening for its source counts as migrating: say how to
+ * set things before that. */
+bool Migration::refuse_change(bool capabilities, GError **error) const {
+  if (incoming_ && stats_->status.load() == MigrationStatus::Setup)
+    return refuse(error, capabilities
+                             ? _("Migration capabilities cannot change once the destination "
+                                 "listens; start qiod with -incoming defer and set them before "
+                                 "migrate-incoming")
+                             : _("Migration parameters cannot change once the destination "
+                                 "listens; start qiod with -incoming defer and set them before "
+                                 "migrate-incoming"));
+  return refuse(error, capabilities ? _("Migration capabilities cannot change during a migration")
+                                    : _("Migration parameters cannot change during a migration"));
+}
+
 bool Migration::set_capabilities(JsonArray *list, GError **error) {
-  if (busy())
-    return refuse(error, _("Migration capabilities cannot change during a migration"));
+  if (busy()) return refuse_change(true, error);
   MigrationCapabilities c = caps_;
   for (guint i = 0; i < json_array_get_length(list); i++) {
     JsonNode *n = json_array_get_element(list, i);

@@ -52,6 +52,7 @@ class Migration {
   MigrationContext context();
   void status_changed(MigrationStatus status);
   bool busy() const;
+  bool refuse_change(bool capabilities, GError **error) const;
   QCryptoTLSCreds *lookup_creds(QCryptoTLSCredsEndpoint endpoint, GError **error);
 
   host::Guest &guest_;

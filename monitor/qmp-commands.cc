@@ -98,7 +98,23 @@ void qmp_register_core_commands(QmpServer &server, host::Guest &guest,
                         if (guest.stop()) server.emit_event("STOP", nullptr);
                         return qmp_empty_object();
                       }});
-  server.add_command({"cont", {}, false, [&server, &guest](JsonObject *, GError **) {
+  server.add_command({"cont", {}, false,
+                      [&server, &guest](JsonObject *, GError **error) -> JsonNode * {
+                        std::string_view status = guest.status();
+                        /* A destination's RAM is not all there yet. */
+                        if (status == "inmigrate") {
+                          guest.set_start_after_migration();
+                          return qmp_empty_object();
+                        }
+                        /* The source's last round: its final RAM is on its way. */
+                        if (status == "finish-migrate") {
+                          g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                                      _("The guest is stopped for the last round of an "
+                                        "outgoing migration; wait for it to end, or cancel it "
+                                        "with migrate_cancel (a guest that was running then "
+                                        "runs again)"));
+                          return nullptr;
+                        }
                         if (guest.cont()) server.emit_event("RESUME", nullptr);
                         return qmp_empty_object();
                       }});

@@ -239,5 +239,49 @@ d.close()
 src.stop()
 dst.stop()
 
+# A destination's guest before and after its migration: cont waits for the
+# RAM (QEMU's autostart: a -S destination then starts once it is in), it
+# cannot migrate out before, and can migrate on after.
+p = mt.Pair(uri_for("unix", 90), dirty=200)
+p.setup()
+r_mig = p.d.cmd("migrate", {"uri": uri_for("unix", 91)})
+r_cont = p.d.cmd("cont")
+st = p.d.cmd("query-status")["return"]
+t.ok("waiting for an incoming migration" in r_mig.get("error", {}).get("desc", "")
+     and r_cont == {"return": {}} and st == {"status": "inmigrate", "running": False,
+                                             "singlestep": False},
+     "destination before its migration: migrate refused, cont waits for the RAM", (r_mig, st))
+p.start()
+info = p.wait()
+ev = p.d.event("RESUME", 10)
+st = p.d.cmd("query-status")["return"]
+t.ok(info.get("status") == "completed" and ev is not None and st["status"] == "running",
+     "cont before the migration (destination started with -S): it runs once it came in",
+     (info, st))
+third = qt.Qiod("-m", "64M", "-S", "-incoming", "defer")
+q3 = third.qmp()
+onward = uri_for("unix", 92)
+q3.cmd("migrate-incoming", {"uri": onward})
+r = p.d.cmd("migrate", {"uri": onward})
+info = mt.Pair.wait(None, p.d)
+p.d.cmd("stop")
+t.ok(r == {"return": {}} and info.get("status") == "completed"
+     and q3.cmd("query-guest")["return"]["ram-digest"]
+     == p.d.cmd("query-guest")["return"]["ram-digest"],
+     "a guest that came in migrates on to a third qiod, RAM intact", (r, info))
+q3.close()
+third.stop()
+p.close()
+
+# Parameters of a destination already listening (-incoming URI): the
+# refusal says how to set them.
+listening = qt.Qiod("-m", "64M", "-incoming", uri_for("tcp", 93))
+q = listening.qmp()
+r = q.cmd("migrate-set-parameters", {"max-bandwidth": 1})
+t.ok("-incoming defer" in r.get("error", {}).get("desc", ""),
+     "migrate-set-parameters on a listening destination: use -incoming defer", r)
+q.close()
+listening.stop()
+
 shutil.rmtree(root, ignore_errors=True)
 t.done()
