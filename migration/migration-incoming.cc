@@ -534,9 +534,26 @@ bool MigrationIncoming::main_flow(QIOChannel *ioc, const Hello &hello, GError **
 }
 
 /* All multifd channels finish round N before any starts round N+1: a page
- * resent in a later round on another channel must land last. */
-bool MigrationIncoming::barrier() {
+ * resent in a later round on another channel must land last.  Rounds come
+ * in order on every channel, and none after a channel ended: a channel
+ * waiting here for one that will never arrive would wait for good. */
+bool MigrationIncoming::barrier(guint32 index, guint64 round, GError **error) {
   std::unique_lock guard(lock_);
+  if (multifd_finished_ > 0) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                _("Multifd channel %u ended round %llu after another channel had ended; the "
+                  "source does not follow the migration protocol"),
+                index, static_cast<unsigned long long>(round));
+    return false;
+  }
+  if (round != barrier_generation_ + 1) {
+    g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                _("Multifd channel %u ended round %llu where round %llu was due; the source "
+                  "does not follow the migration protocol"),
+                index, static_cast<unsigned long long>(round),
+                static_cast<unsigned long long>(barrier_generation_ + 1));
+    return false;
+  }
   guint64 gen = barrier_generation_;
   if (++barrier_arrived_ == expected_multifd_) {
     barrier_arrived_ = 0;
@@ -574,8 +591,17 @@ bool MigrationIncoming::multifd_flow(QIOChannel *ioc, const Hello &hello, GError
     } else if (rec.type == RecordType::RamCompressed && compressor) {
       if (!receive_compressed(ioc, *compressor, rec.count, rec.arg, error)) return false;
     } else if (rec.type == RecordType::Sync) {
-      if (!barrier()) return false;
+      if (!barrier(hello.index, rec.arg, error)) return false;
     } else if (rec.type == RecordType::End) {
+      std::lock_guard guard(lock_);
+      if (barrier_arrived_ > 0) {
+        g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                    _("Multifd channel %u ended while other channels wait for the end of round "
+                      "%llu; the source does not follow the migration protocol"),
+                    hello.index, static_cast<unsigned long long>(barrier_generation_ + 1));
+        return false;
+      }
+      multifd_finished_++;
       break;
     } else {
       g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
@@ -583,10 +609,6 @@ bool MigrationIncoming::multifd_flow(QIOChannel *ioc, const Hello &hello, GError
                   static_cast<guint32>(rec.type));
       return false;
     }
-  }
-  {
-    std::lock_guard guard(lock_);
-    multifd_finished_++;
   }
   cv_.notify_all();
   return true;

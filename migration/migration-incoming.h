@@ -75,7 +75,7 @@ class MigrationIncoming {
   bool receive_compressed(QIOChannel *ioc, PageCompressor &compressor, guint32 count,
                           guint64 len, GError **error);
   bool read_page_numbers(QIOChannel *ioc, guint32 count, guint64 *pages, GError **error);
-  bool barrier();
+  bool barrier(guint32 index, guint64 round, GError **error);
   void fail(GError *error);
   bool aborted() const { return aborted_.load(); }
   void abort_channels();

@@ -310,8 +310,8 @@ def fake_source(uri_port, data, name, expect):
         dst.stop()
 
 
-def hello(version=1, kind=0, channels=0, ram=64 << 20):
-    return MAGIC + struct.pack(">IIIIII", version, kind, 0, channels, 4096, 0) + \
+def hello(version=1, kind=0, channels=0, ram=64 << 20, index=0):
+    return MAGIC + struct.pack(">IIIIII", version, kind, index, channels, 4096, 0) + \
         struct.pack(">Q", ram)
 
 
@@ -331,6 +331,52 @@ fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 99, 0, 0), "unknown re
 fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 3, 5, 0) + b"nope}" + struct.pack(">IIQ", 4, 0, 0),
             "malformed device state", "device state is malformed")
 fake_source(mt.free_port(), hello()[:20], "truncated hello", "Incoming migration")
+
+def multifd_source(name, steps, expect):
+    """A fake source with two multifd channels: @steps are (channel, bytes)
+    sent in order (channel 0 is the main one), a moment apart.  The
+    destination must fail with @expect, not wait for good."""
+    dst = qt.Qiod("-m", "64M", "-incoming", "defer")
+    q = dst.qmp()
+    socks = []
+    try:
+        q.cmd("migrate-set-capabilities",
+              {"capabilities": [{"capability": "multifd", "state": True}]})
+        q.cmd("migrate-set-parameters", {"multifd-channels": 2})
+        port = mt.free_port()
+        q.cmd("migrate-incoming", {"uri": f"tcp:127.0.0.1:{port}"})
+        main = socket.create_connection(("127.0.0.1", port), timeout=10)
+        main.sendall(hello(channels=2))
+        main.recv(16)
+        socks = [main]
+        for i in range(2):
+            c = socket.create_connection(("127.0.0.1", port), timeout=10)
+            c.sendall(hello(kind=1, channels=2, index=i))
+            socks.append(c)
+        for ch, data in steps:
+            time.sleep(0.3)
+            socks[ch].sendall(data)
+        rc = dst.wait(20)
+        err = dst.proc.stderr.read().decode() if rc is not None else ""
+        t.ok(rc == 1 and expect in err, f"{name}: destination exits 1 with a clear error",
+             (rc, err[-400:]))
+    finally:
+        for c in socks:
+            c.close()
+        q.close()
+        dst.stop()
+
+
+def rec(rtype, count=0, arg=0):
+    return struct.pack(">IIQ", rtype, count, arg)
+
+
+multifd_source("multifd channel ending while another waits for its round",
+               [(2, rec(2, arg=1)), (1, rec(4))], "ended while other channels wait")
+multifd_source("multifd round after another channel ended",
+               [(1, rec(4)), (2, rec(2, arg=1))], "after another channel had ended")
+multifd_source("multifd rounds out of order", [(1, rec(2, arg=2))],
+               "ended round 2 where round 1 was due")
 
 # A destination speaking another stream version answers with it.
 lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
