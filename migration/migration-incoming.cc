@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 namespace qio::migration {
 
@@ -32,6 +33,16 @@ std::string peer_name(QIOChannel *ioc) {
       qio_channel_socket_get_remote_address(QIO_CHANNEL_SOCKET(ioc), nullptr);
   g_autofree char *text = addr ? qio_socket_address_to_string(addr) : nullptr;
   return text && *text ? text : qio_channel_get_name(ioc);
+}
+
+/* The peer's host, whose handshakes count together when some must give
+ * way ("" for a UNIX socket). */
+std::string peer_host(QIOChannel *ioc) {
+  if (!QIO_IS_CHANNEL_SOCKET(ioc)) return std::string();
+  g_autoptr(QIOSocketAddress) addr =
+      qio_channel_socket_get_remote_address(QIO_CHANNEL_SOCKET(ioc), nullptr);
+  const char *host = addr ? qio_socket_address_get_host(addr) : nullptr;
+  return host ? host : "";
 }
 
 }  // namespace
@@ -134,24 +145,28 @@ void MigrationIncoming::add_channel(QIOChannel *plain) {
   reap_threads();
   /* Over TLS on a listener, only a completed handshake earns a role. */
   bool admitted = !(creds_ && listener_);
+  std::string host = admitted ? std::string() : peer_host(plain);
   bool extra, flooded = false;
   {
     std::lock_guard guard(lock_);
     extra = aborted() || admitted_ >= channel_limit();
     if (!extra && !admitted) {
-      /* Room for the source's channels beside the strangers; when full, the
-       * oldest handshake gives way: a real one takes milliseconds, so only
-       * a peer that stalls loses its place.  Handshakes cut but not yet
-       * gone count too, or a flood would outrun them. */
+      /* Room for the source's channels beside the strangers; when full, a
+       * handshake gives way (eviction_candidate_locked): a real one takes
+       * milliseconds, so only peers that stall or flood lose their place.
+       * Handshakes cut but not yet gone count too, or a flood would outrun
+       * them: past twice the room, hosts already shaking hands are turned
+       * away, past four times the room any host but the source's. */
       guint32 room = 1 + params_.multifd_channels + kStrangerHandshakes;
-      flooded = pending_.size() >= 2 * room;
+      bool known = std::any_of(pending_.begin(), pending_.end(),
+                               [&](const PendingHandshake &h) { return h.host == host; });
+      bool source = admitted_ > 0 && host == source_host_;
+      /* Still a bound when every peer comes from a host of its own. */
+      flooded = !source && (pending_.size() >= 4 * room || (pending_.size() >= 2 * room && known));
       auto live = std::count_if(pending_.begin(), pending_.end(),
                                 [](const PendingHandshake &h) { return h.cut == Cut::None; });
-      if (!flooded && static_cast<guint32>(live) >= room) {
-        auto oldest = std::find_if(pending_.begin(), pending_.end(),
-                                   [](const PendingHandshake &h) { return h.cut == Cut::None; });
-        cut_locked(*oldest, Cut::Evicted);
-      }
+      if (!flooded && static_cast<guint32>(live) >= room)
+        cut_locked(*eviction_candidate_locked(), Cut::Evicted);
     }
     if (!extra && !flooded) {
       guint32 seq = 0;
@@ -159,7 +174,7 @@ void MigrationIncoming::add_channel(QIOChannel *plain) {
         seq = admitted_++;
         channels_.push_back(QIO_CHANNEL(g_object_ref(plain)));
       } else {
-        pending_.push_back({QIO_CHANNEL(g_object_ref(plain))});
+        pending_.push_back({QIO_CHANNEL(g_object_ref(plain)), host});
       }
       ChannelThread *me = &threads_.emplace_back();
       me->thread = std::thread([this, plain, admitted, seq, me] {
@@ -177,6 +192,25 @@ void MigrationIncoming::add_channel(QIOChannel *plain) {
     log_drop(peer_name(plain), _("too many TLS handshakes are under way"));
   qio_channel_close(plain, nullptr);
   g_object_unref(plain);
+}
+
+/* The handshake that gives way when too many are under way: the oldest of
+ * the host with the most, so that a flood from one host pushes out its own
+ * and not the source's; never the source's own host's (once its first
+ * channel is in) while another's is there. */
+MigrationIncoming::PendingHandshake *MigrationIncoming::eviction_candidate_locked() {
+  std::map<std::string, guint32> live;
+  for (const auto &h : pending_)
+    if (h.cut == Cut::None) live[h.host]++;
+  bool spare_source = admitted_ > 0 && live.count(source_host_) && live.size() > 1;
+  guint32 most = 0;
+  for (const auto &[host, count] : live)
+    if (!(spare_source && host == source_host_)) most = MAX(most, count);
+  /* pending_ is oldest first. */
+  for (auto &h : pending_)
+    if (h.cut == Cut::None && live[h.host] == most && !(spare_source && h.host == source_host_))
+      return &h;
+  return nullptr; /* not reached: the caller saw live handshakes */
 }
 
 void MigrationIncoming::cut_locked(PendingHandshake &h, Cut why) {
@@ -235,11 +269,13 @@ MigrationIncoming::Cut MigrationIncoming::leave_pending(QIOChannel *plain, QIOCh
   auto it = std::find_if(pending_.begin(), pending_.end(),
                          [&](const PendingHandshake &h) { return h.plain == plain; });
   Cut cut = it->cut;
+  std::string host = std::move(it->host);
   g_object_unref(it->plain);
   pending_.erase(it);
   /* A handshake cut as it finished has a dead socket: not admitted. */
   if (!ioc || cut != Cut::None) return cut == Cut::None ? Cut::Failed : cut;
   if (aborted() || admitted_ >= channel_limit()) return Cut::Extra;
+  if (admitted_ == 0) source_host_ = std::move(host);
   *seq = admitted_++;
   channels_.push_back(QIO_CHANNEL(g_object_ref(ioc)));
   if (admitted_ >= channel_limit()) g_clear_pointer(&ticket_key_, g_bytes_unref);

@@ -57,8 +57,10 @@ class MigrationIncoming {
   enum class Cut { None, Failed, TimedOut, Evicted, Extra, Ended };
   struct PendingHandshake {
     QIOChannel *plain; /* a reference of its own; only its thread closes it */
+    std::string host;  /* the peer's address without the port */
     Cut cut = Cut::None;
   };
+  PendingHandshake *eviction_candidate_locked();
   void add_channel(QIOChannel *plain);
   void channel_thread(QIOChannel *plain, bool admitted, guint32 seq);
   QIOChannel *shake_hands(QIOChannel *plain, bool time_limit, ChannelReport &report,
@@ -99,6 +101,7 @@ class MigrationIncoming {
   std::vector<QIOChannel *> channels_;
   guint32 admitted_ = 0; /* channels given a role; the first is the main one */
   std::vector<PendingHandshake> pending_; /* TLS handshakes on the listener, oldest first */
+  std::string source_host_; /* whence the first admitted channel came */
   /* Seals this migration's TLS session tickets (multifd over TLS); given
    * to new sessions until every channel is in. */
   GBytes *ticket_key_ = nullptr;

@@ -140,12 +140,13 @@ class Pair:
 free_port = qt.free_port
 
 
-def proxy(listen_port, target_port, cut_after=None, gate=None):
+def proxy(listen_port, target_port, cut_after=None, gate=None, delay=0):
     """A TCP proxy from 127.0.0.1:@listen_port to @target_port, for network
     faults.  Every connection is forwarded both ways; with @cut_after, both
     directions are cut once that many bytes went towards @target_port; with
     @gate (a threading.Event), every connection after the first waits for
-    it.  Returns the listening socket: close it to stop accepting."""
+    it; with @delay, every chunk waits that many seconds (a WAN's latency).
+    Returns the listening socket: close it to stop accepting."""
     lsock = socket.socket()
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind(("127.0.0.1", listen_port))
@@ -163,6 +164,7 @@ def proxy(listen_port, target_port, cut_after=None, gate=None):
                     data = src.recv(65536)
                     if not data:
                         break
+                    time.sleep(delay)
                     dst.sendall(data)
                     moved += len(data)
             except OSError:

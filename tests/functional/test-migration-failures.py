@@ -564,6 +564,51 @@ finally:
         good.stop()
     p.close()
 
+# A flood of connections without credentials from another host while the
+# source's handshakes are slow (a WAN, played by a proxy delaying every
+# chunk 40 ms): handshakes give way by host, so the flood pushes out its
+# own and the migration (multifd, TLS) completes.
+def flood(port, stop):
+    """Plain TCP connections from 127.0.0.2, about 300 a second, each held 1 s."""
+    held = []
+    while not stop.is_set():
+        try:
+            held.append((socket.create_connection(("127.0.0.1", port), timeout=2,
+                                                  source_address=("127.0.0.2", 0)), time.time()))
+        except OSError:
+            pass
+        while held and held[0][1] < time.time() - 1:
+            held.pop(0)[0].close()
+        time.sleep(1 / 300)
+    for c, _ in held:
+        c.close()
+
+
+dst_port, proxy_port = mt.free_port(), mt.free_port()
+p = mt.Pair(f"tcp:127.0.0.1:{dst_port}", src_args=["-object", X_CLI],
+            dst_args=["-object", X_SRV])
+stop = threading.Event()
+flooder = threading.Thread(target=flood, args=(dst_port, stop), daemon=True)
+pl = None
+try:
+    p.setup(caps={"multifd": True}, params={"tls-creds": "tls0"})
+    pl = mt.proxy(proxy_port, dst_port, delay=0.04)
+    r = p.d.cmd("migrate-incoming", {"uri": p.uri})
+    flooder.start()
+    time.sleep(0.5)
+    r2 = p.s.cmd("migrate", {"uri": f"tcp:127.0.0.1:{proxy_port}"})
+    info = p.wait(timeout=90)
+    t.ok(r == {"return": {}} and r2 == {"return": {}} and info.get("status") == "completed",
+         "a source with slow handshakes migrates (multifd, TLS) through a flood of "
+         "connections without credentials from another host", info)
+finally:
+    stop.set()
+    if flooder.is_alive():
+        flooder.join()
+    if pl:
+        pl.close()
+    p.close()
+
 rc, _, err = qt.run_qiod("-incoming", "tcp:127.0.0.1")
 t.ok(rc == 1 and "tcp:127.0.0.1" in err, "-incoming with a bad URI: exit 1", err)
 
