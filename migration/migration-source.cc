@@ -38,6 +38,7 @@ MigrationSource::~MigrationSource() {
   }
   g_clear_error(&error_);
   g_clear_object(&creds_);
+  g_object_unref(connecting_);
 }
 
 void MigrationSource::start() {
@@ -77,6 +78,8 @@ void MigrationSource::set_status(MigrationStatus status) {
 /* Wakes every thread blocked on a channel or a queue. */
 void MigrationSource::abort_channels() {
   aborted_ = true;
+  /* A connect still under way is not among the transports yet. */
+  g_cancellable_cancel(connecting_);
   std::vector<Sender *> senders;
   {
     std::lock_guard guard(channels_lock_);
@@ -103,7 +106,7 @@ void MigrationSource::fail(GError *error) {
 }
 
 bool MigrationSource::open_channel(const char *name, QIOChannel **out, GError **error) {
-  QIOChannel *ioc = migration_connect(uri_, name, error);
+  QIOChannel *ioc = migration_connect(uri_, name, connecting_, error);
   if (!ioc) return false;
   {
     std::lock_guard guard(channels_lock_);

@@ -10,6 +10,7 @@
 #include "migration/page-compressor.h"
 #include "qcrypto/tls-creds.h"
 
+#include <gio/gio.h>
 #include <glib.h>
 
 #include <array>
@@ -105,6 +106,7 @@ class MigrationSource {
   std::vector<std::unique_ptr<Sender>> senders_;
   std::thread thread_;
   std::atomic<bool> aborted_{false};
+  GCancellable *connecting_ = g_cancellable_new(); /* cancelled with the channels */
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> finished_{false};
   std::mutex error_lock_;

@@ -97,13 +97,14 @@ static QIOChannel *channel_for_fd(int fd, GError **error) {
   return QIO_CHANNEL(qio_channel_file_new_fd(fd));
 }
 
-QIOChannel *migration_connect(const MigrationUri &uri, const char *name, GError **error) {
+QIOChannel *migration_connect(const MigrationUri &uri, const char *name, GCancellable *cancel,
+                              GError **error) {
   QIOChannel *ioc = nullptr;
   switch (uri.kind) {
     case MigrationUri::Kind::Tcp:
     case MigrationUri::Kind::Unix: {
       g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new();
-      if (!qio_channel_socket_connect_sync(sioc, uri.address, error)) {
+      if (!qio_channel_socket_connect_sync_cancellable(sioc, uri.address, cancel, error)) {
         g_prefix_error(error, _("Migration to '%s': "), uri.text.c_str());
         return nullptr;
       }
@@ -139,7 +140,7 @@ QIOChannel *migration_connect(const MigrationUri &uri, const char *name, GError 
 
 QIOChannel *migration_open_single_incoming(const MigrationUri &uri, GError **error) {
   g_return_val_if_fail(!uri.is_socket(), nullptr);
-  return migration_connect(uri, "migration-incoming", error);
+  return migration_connect(uri, "migration-incoming", nullptr, error);
 }
 
 static void fill_report(QIOChannelTLS *tioc, ChannelReport &report) {

@@ -40,8 +40,11 @@ bool migration_uri_parse(const char *text, MigrationUri &uri, GError **error);
 
 /* A blocking channel to the destination named @name (in messages).  For
  * exec: a child running `sh -c COMMAND` whose stdin and stdout carry the
- * stream; for fd: the descriptor from the monitor's `getfd`. */
-QIOChannel *migration_connect(const MigrationUri &uri, const char *name, GError **error);
+ * stream; for fd: the descriptor from the monitor's `getfd`.  Cancelling
+ * @cancel (may be NULL) from another thread ends a tcp:/unix: connect
+ * still in progress. */
+QIOChannel *migration_connect(const MigrationUri &uri, const char *name, GCancellable *cancel,
+                              GError **error);
 
 /* What query-migrate reports about one channel. */
 struct ChannelReport {

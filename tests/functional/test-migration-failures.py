@@ -609,6 +609,39 @@ finally:
         pl.close()
     p.close()
 
+# migrate_cancel while the source is still connecting (a destination whose
+# listen backlog is full: connect() blocks) ends it at once.
+full_path = os.path.join(root, "full.sock")
+full = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+full.bind(full_path)
+full.listen(0)
+fillers = []
+for _ in range(3):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.setblocking(False)
+    try:
+        c.connect(full_path)
+    except OSError:
+        pass
+    fillers.append(c)
+src = qt.Qiod("-m", "64M")
+s = src.qmp()
+try:
+    s.cmd("migrate", {"uri": f"unix:{full_path}"})
+    time.sleep(0.5)
+    connecting = s.cmd("query-migrate")["return"].get("status")
+    s.cmd("migrate_cancel")
+    info = mt.Pair.wait(None, s, timeout=10)
+    t.ok(connecting == "setup" and info.get("status") == "cancelled"
+         and s.cmd("query-status")["return"]["status"] == "running",
+         "migrate_cancel while connecting to a destination that does not accept: cancelled at "
+         "once, the guest runs", (connecting, info))
+finally:
+    s.close()
+    src.stop()
+    for c in fillers + [full]:
+        c.close()
+
 rc, _, err = qt.run_qiod("-incoming", "tcp:127.0.0.1")
 t.ok(rc == 1 and "tcp:127.0.0.1" in err, "-incoming with a bad URI: exit 1", err)
 

@@ -248,7 +248,7 @@ static void test_connect_nodelay() {
       g_strdup_printf("tcp:127.0.0.1:%u", qio_socket_address_get_port(bound));
   MigrationUri uri;
   g_assert_true(migration_uri_parse(text, uri, &error));
-  g_autoptr(QIOChannel) ioc = migration_connect(uri, "test", &error);
+  g_autoptr(QIOChannel) ioc = migration_connect(uri, "test", nullptr, &error);
   g_assert_no_error(error);
   int nodelay = 0;
   socklen_t len = sizeof nodelay;
