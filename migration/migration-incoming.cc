@@ -15,8 +15,10 @@ namespace qio::migration {
 
 namespace {
 
-/* Device state larger than this is not something a source sends. */
-constexpr guint32 kMaxDeviceState = 16u << 20;
+/* Device state larger than this is not something a source sends: a real
+ * one is a few KiB (an 80x25 console, 4 KiB of queued serial input, a line
+ * per disk).  json-glib builds a tree some 40 times the text's size. */
+constexpr guint32 kMaxDeviceState = 1u << 20;
 
 /* On a listener with TLS, a peer gets this long for its handshake, and
  * beside the source's own channels at most kStrangerHandshakes run at
@@ -515,7 +517,13 @@ bool MigrationIncoming::main_flow(QIOChannel *ioc, const Hello &hello, GError **
       if (!receive_pages(ioc, rec.count, error)) return false;
     } else if (rec.type == RecordType::Sync) {
       stats_->iterations = rec.arg;
-    } else if (rec.type == RecordType::Device && rec.count <= kMaxDeviceState && !have_devices) {
+    } else if (rec.type == RecordType::Device && rec.count > kMaxDeviceState) {
+      g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+                  _("The source sent %u bytes of device state, more than the %u a guest's "
+                    "state takes; the source does not follow the migration protocol"),
+                  rec.count, kMaxDeviceState);
+      return false;
+    } else if (rec.type == RecordType::Device && !have_devices) {
       devices.assign(rec.count, '\0');
       if (!qio_channel_read_all(ioc, devices.data(), rec.count, error)) return false;
       have_devices = true;

@@ -331,6 +331,8 @@ fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 99, 0, 0), "unknown re
 fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 3, 5, 0) + b"nope}" + struct.pack(">IIQ", 4, 0, 0),
             "malformed device state", "device state is malformed")
 fake_source(mt.free_port(), hello()[:20], "truncated hello", "Incoming migration")
+fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 3, 2 << 20, 0), "2 MiB of device state",
+            "sent 2097152 bytes of device state, more than the 1048576")
 
 def multifd_source(name, steps, expect):
     """A fake source with two multifd channels: @steps are (channel, bytes)
