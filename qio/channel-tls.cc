@@ -59,6 +59,13 @@ gboolean tls_check_handshaken(QIOChannelTLS *tioc, GError **error) {
   return FALSE;
 }
 
+/* The session's messages name its credentials; which connection failed is
+ * the channel's name (migration-multifd-1, the NBD client's peer, ...). */
+gssize name_channel(QIOChannel *ioc, GError **error) {
+  g_prefix_error(error, _("Channel '%s': "), qio_channel_get_name(ioc));
+  return -1;
+}
+
 gssize tls_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov, int **, gsize *,
                  GError **error) {
   auto *tioc = QIO_CHANNEL_TLS(ioc);
@@ -83,7 +90,7 @@ gssize tls_readv(QIOChannel *ioc, const struct iovec *iov, gsize niov, int **, g
     if (n == QCRYPTO_TLS_SESSION_ERR_BLOCK)
       return total ? static_cast<gssize>(total) : QIO_CHANNEL_ERR_BLOCK;
     if (n < 0) {
-      if (total == 0) return -1;
+      if (total == 0) return name_channel(ioc, error);
       /* Report the data first; the error comes again on the next call. */
       g_clear_error(error);
       break;
@@ -108,6 +115,7 @@ gssize tls_writev(QIOChannel *ioc, const struct iovec *iov, gsize niov, const in
   auto *tioc = QIO_CHANNEL_TLS(ioc);
   if (!tls_check_handshaken(tioc, error)) return -1;
   gssize n = qcrypto_tls_session_writev(tioc->session, iov, niov, error);
+  if (n == -1) return name_channel(ioc, error);
   return n == QCRYPTO_TLS_SESSION_ERR_BLOCK ? QIO_CHANNEL_ERR_BLOCK : n;
 }
 

@@ -408,6 +408,10 @@ void test_bye_and_premature_close() {
   g_assert_true(qio_channel_close(QIO_CHANNEL(f.client_master), &error));
   g_assert_cmpint(qio_channel_read(QIO_CHANNEL(f.server), buf, sizeof(buf), &error), ==, -1);
   g_assert_error(error, QCRYPTO_ERROR, QCRYPTO_ERROR_PREMATURE_CLOSE);
+  /* Which connection: the channel's name, beside the credentials'. */
+  g_autofree char *named =
+      g_strdup_printf("Channel '%s': ", qio_channel_get_name(QIO_CHANNEL(f.server)));
+  g_assert_true(g_str_has_prefix(error->message, named));
 }
 
 /* A write to a peer that is gone, and the bye after it, name the
@@ -424,6 +428,7 @@ void test_write_error_names_transport() {
     qio_channel_write_all(QIO_CHANNEL(f.server), data.data(), data.size(), &error);
   g_assert_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE);
   g_assert_nonnull(strstr(error->message, "write failed: writev: "));
+  g_assert_true(g_str_has_prefix(error->message, "Channel '"));
   g_clear_error(&error);
   g_assert_cmpint(qcrypto_tls_session_bye(qio_channel_tls_get_session(f.server), &error), ==, -1);
   g_assert_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE);
