@@ -332,6 +332,57 @@ void MigrationIncoming::fail(GError *error) {
   });
 }
 
+/* A source sends its hello at once; a connection that sends none (a port
+ * probe on a plaintext listener, say) would hold its role, the main one
+ * even, for good.  Past kHandshakeSeconds the channel is shut down. */
+bool MigrationIncoming::read_hello(QIOChannel *plain, QIOChannel *ioc, guint8 *buf,
+                                   const char *name, GError **error) {
+  struct Deadline {
+    std::mutex lock;
+    bool read = false, fired = false;
+  };
+  struct Timer {
+    QIOChannel *plain;
+    std::shared_ptr<Deadline> deadline;
+  };
+  auto deadline = std::make_shared<Deadline>();
+  GSource *timer = g_timeout_source_new_seconds(kHandshakeSeconds);
+  g_source_set_callback(
+      timer,
+      +[](gpointer data) noexcept -> gboolean {
+        auto *t = static_cast<Timer *>(data);
+        std::lock_guard guard(t->deadline->lock);
+        if (!t->deadline->read) {
+          t->deadline->fired = true;
+          qio_channel_shutdown(t->plain, QIO_CHANNEL_SHUTDOWN_BOTH, nullptr);
+        }
+        return G_SOURCE_REMOVE;
+      },
+      new Timer{QIO_CHANNEL(g_object_ref(plain)), deadline},
+      +[](gpointer data) noexcept {
+        auto *t = static_cast<Timer *>(data);
+        g_object_unref(t->plain);
+        delete t;
+      });
+  g_source_attach(timer, ctx_.main_context);
+  bool ok = qio_channel_read_all(ioc, buf, kHelloSize, error);
+  bool late;
+  {
+    std::lock_guard guard(deadline->lock);
+    deadline->read = true;
+    late = deadline->fired;
+  }
+  g_source_destroy(timer);
+  g_source_unref(timer);
+  if (!late) return ok;
+  g_clear_error(error);
+  g_set_error(error, QIO_ERROR, QIO_ERROR_PROTOCOL,
+              _("Channel '%s' sent no migration hello within %u seconds of connecting; is "
+                "something other than the source connecting to this port?"),
+              name, kHandshakeSeconds);
+  return false;
+}
+
 void MigrationIncoming::channel_thread(QIOChannel *plain, bool admitted, guint32 seq) {
   GError *error = nullptr;
   ChannelReport report;
@@ -379,7 +430,7 @@ void MigrationIncoming::channel_thread(QIOChannel *plain, bool admitted, guint32
   }
   guint8 buf[kHelloSize];
   Hello hello;
-  bool ok = qio_channel_read_all(ioc, buf, sizeof(buf), &error) &&
+  bool ok = read_hello(plain, ioc, buf, report.name.c_str(), &error) &&
             decode_hello(buf, hello, report.name.c_str(), &error);
   if (!ok && seq == 0 && error && error->domain == QIO_ERROR &&
       error->code == QIO_ERROR_PROTOCOL)

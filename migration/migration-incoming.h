@@ -78,6 +78,8 @@ class MigrationIncoming {
                           guint64 len, GError **error);
   bool read_page_numbers(QIOChannel *ioc, guint32 count, guint64 *pages, GError **error);
   bool barrier(guint32 index, guint64 round, GError **error);
+  bool read_hello(QIOChannel *plain, QIOChannel *ioc, guint8 *buf, const char *name,
+                  GError **error);
   void fail(GError *error);
   bool aborted() const { return aborted_.load(); }
   void abort_channels();

@@ -331,6 +331,32 @@ fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 99, 0, 0), "unknown re
 fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 3, 5, 0) + b"nope}" + struct.pack(">IIQ", 4, 0, 0),
             "malformed device state", "device state is malformed")
 fake_source(mt.free_port(), hello()[:20], "truncated hello", "Incoming migration")
+
+# A connection that sends nothing (a port probe) does not hold the main
+# role for good: 10 s on, the destination gives up, saying why.
+port = mt.free_port()
+dst = qt.Qiod("-m", "64M", "-incoming", f"tcp:127.0.0.1:{port}")
+probe = None
+try:
+    deadline = time.time() + 10
+    while probe is None:
+        try:
+            probe = socket.create_connection(("127.0.0.1", port), timeout=10)
+        except ConnectionRefusedError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+    since = time.time()
+    rc = dst.wait(30)
+    took = time.time() - since
+    err = dst.proc.stderr.read().decode() if rc is not None else ""
+    t.ok(rc == 1 and 9 < took < 25 and "sent no migration hello within 10 seconds" in err,
+         "a silent first connection: the destination gives up after 10 s, saying why",
+         (rc, took, err[-300:]))
+finally:
+    if probe:
+        probe.close()
+    dst.stop()
 fake_source(mt.free_port(), hello() + struct.pack(">IIQ", 3, 2 << 20, 0), "2 MiB of device state",
             "sent 2097152 bytes of device state, more than the 1048576")
 
