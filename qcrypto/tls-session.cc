@@ -848,6 +848,9 @@ void qcrypto_tls_session_report_free(QCryptoTLSSessionReport *report) {
 QCryptoTLSSessionReport *qcrypto_tls_session_get_report(QCryptoTLSSession *sess) {
   g_return_val_if_fail(QCRYPTO_IS_TLS_SESSION(sess), nullptr);
   if (!sess->handshaken) return nullptr;
+  /* A reading thread may be taking a key update, which replaces the epoch
+   * gnutls_cipher_get() looks at. */
+  SessionLock locked(sess);
   auto *report = g_new0(QCryptoTLSSessionReport, 1);
   report->protocol =
       g_strdup(gnutls_protocol_get_name(gnutls_protocol_get_version(sess->session)));

@@ -35,7 +35,9 @@ void qio_channel_tls_handshake(QIOChannelTLS *tioc, GCancellable *cancellable,
                                GMainContext *context);
 gboolean qio_channel_tls_handshake_finish(QIOChannelTLS *tioc, GAsyncResult *result,
                                           GError **error);
-/* The handshake in the calling thread (blocking or not). */
+/* The handshake in the calling thread (blocking or not).  @cancellable is
+ * checked between the handshake's steps only, not while it waits for the
+ * peer: to end a handshake from another thread, shut the master down. */
 gboolean qio_channel_tls_handshake_sync(QIOChannelTLS *tioc, GCancellable *cancellable,
                                         GError **error);
 
