@@ -82,6 +82,7 @@ struct _QCryptoTLSSession {
   int handshake_result;
   gboolean bye_queued;
   gboolean key_update_queued;
+  gboolean renegotiation_refused; /* for the message of what follows */
   gboolean ticket_queued;
   gboolean has_ticket_key;
   /* The peer check runs once: in the verify callback (x509) or after the
@@ -559,12 +560,28 @@ static gssize session_read(QCryptoTLSSession *sess, void *buf, gsize len, bool f
       if (n >= 0) continue;
       ret = GNUTLS_E_PULL_ERROR;
     }
+    /* TLS 1.2 renegotiation, asked for by either side, is refused with the
+     * alert RFC 5746 gives for it; the session goes on as it was. */
+    if (ret == GNUTLS_E_REHANDSHAKE) {
+      {
+        SessionLock locked(sess);
+        gnutls_alert_send(sess->session, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
+      }
+      sess->renegotiation_refused = TRUE;
+      session_flush(sess, Flush::kNoWait);
+      continue;
+    }
     /* Interrupted calls and post-handshake messages (key updates, session
      * tickets) are handled inside GnuTLS: just go on reading. */
-    if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED || ret == GNUTLS_E_REHANDSHAKE ||
+    if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED ||
         ret == GNUTLS_E_GOT_APPLICATION_DATA)
       continue;
     set_gnutls_error(sess, static_cast<int>(ret), &sess->pull_error, _("read failed"), error);
+    /* A peer that goes on with its handshake after the refusal. */
+    if (sess->renegotiation_refused && ret == GNUTLS_E_UNEXPECTED_PACKET)
+      g_prefix_error(error, _("the peer asked to renegotiate the TLS session, which qio "
+                              "refuses (no_renegotiation alert sent), and did not go on "
+                              "without: "));
     return -1;
   }
 }

@@ -129,4 +129,18 @@ if [ $rc -eq 0 ] && echo "$out" | grep -q "echoed: hello from qio"; then
   ok "qio client with a pre-shared key talks to gnutls-serv"
 else notok "qio client with a pre-shared key talks to gnutls-serv" "$out"; fi
 
+# 9. gnutls-cli asking a qio server to renegotiate (TLS 1.2): refused with
+# the no_renegotiation alert, and the server's error says why.
+p=$(port); start_endpoint_server $p srv x509
+out=$( (printf '^renegotiate^\n'; sleep 1; echo "after renegotiating"; sleep 1) | timeout 20 \
+  gnutls-cli --inline-commands --priority NORMAL:-VERS-ALL:+VERS-TLS1.2 --port $p \
+  --x509cafile good-ca.pem --x509certfile client-cert.pem --x509keyfile client-key.pem \
+  localhost 2>&1)
+wait $srv_pid
+if echo "$out" | grep -q "Received alert \[100\]: No renegotiation is allowed" \
+   && grep -q "asked to renegotiate the TLS session, which qio refuses" server.out; then
+  ok "a renegotiation asked of a qio server is refused with no_renegotiation, and logged as such"
+else notok "a renegotiation asked of a qio server is refused with no_renegotiation" \
+  "$(cat server.out)" "$out"; fi
+
 echo "1..$n"
