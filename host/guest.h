@@ -46,10 +46,11 @@ class Guest {
    * ("inmigrate", "postmigrate", "finish-migrate"); stop/cont clear it. */
   const char *status() const;
   void set_status(const char *status) { status_ = status ? status : ""; }
-  /* `cont` while an incoming migration runs (QEMU's autostart): start
-   * once it completes, if the source's guest was running. */
-  void set_start_after_migration() { start_after_migration_ = true; }
-  bool start_after_migration() const { return start_after_migration_; }
+  /* Whether the guest runs once an incoming migration completes, if the
+   * source's guest was running (QEMU's autostart): not under -S; `cont`
+   * and `stop` during the migration change it. */
+  void set_run_after_migration(bool run) { run_after_migration_ = run; }
+  bool run_after_migration() const { return run_after_migration_; }
   /* Both return false when already in that state. */
   bool stop();
   bool cont();
@@ -98,7 +99,7 @@ class Guest {
   std::function<void(std::string_view)> serial_output_;
   bool running_ = false;
   std::string status_;
-  bool start_after_migration_ = false;
+  bool run_after_migration_ = true;
   std::mutex workers_lock_;
   std::condition_variable workers_done_;
   int workers_ = 0;

@@ -51,11 +51,11 @@ std::string peer_host(QIOChannel *ioc) {
 
 MigrationIncoming::MigrationIncoming(MigrationContext context, MigrationUri uri,
                                      MigrationParameters params, MigrationCapabilities caps,
-                                     QCryptoTLSCreds *creds, QCryptoAuthz *authz, bool autostart,
+                                     QCryptoTLSCreds *creds, QCryptoAuthz *authz,
                                      std::shared_ptr<MigrationStats> stats, DoneFunc done)
     : ctx_(std::move(context)), uri_(std::move(uri)), params_(std::move(params)), caps_(caps),
       creds_(creds ? QCRYPTO_TLS_CREDS(g_object_ref(creds)) : nullptr),
-      authz_(authz ? QCRYPTO_AUTHZ(g_object_ref(authz)) : nullptr), autostart_(autostart),
+      authz_(authz ? QCRYPTO_AUTHZ(g_object_ref(authz)) : nullptr),
       stats_(std::move(stats)), done_(std::move(done)) {}
 
 MigrationIncoming::~MigrationIncoming() {
@@ -158,13 +158,14 @@ void MigrationIncoming::add_channel(QIOChannel *plain) {
        * milliseconds, so only peers that stall or flood lose their place.
        * Handshakes cut but not yet gone count too, or a flood would outrun
        * them: past twice the room, hosts already shaking hands are turned
-       * away, past four times the room any host but the source's. */
+       * away (but the source's), past four times the room every host. */
       guint32 room = 1 + params_.multifd_channels + kStrangerHandshakes;
       bool known = std::any_of(pending_.begin(), pending_.end(),
                                [&](const PendingHandshake &h) { return h.host == host; });
       bool source = admitted_ > 0 && host == source_host_;
-      /* Still a bound when every peer comes from a host of its own. */
-      flooded = !source && (pending_.size() >= 4 * room || (pending_.size() >= 2 * room && known));
+      /* Four times the room bounds threads and memory whatever the hosts
+       * (every peer on a host of its own, or all on the source's). */
+      flooded = pending_.size() >= 4 * room || (pending_.size() >= 2 * room && known && !source);
       auto live = std::count_if(pending_.begin(), pending_.end(),
                                 [](const PendingHandshake &h) { return h.cut == Cut::None; });
       if (!flooded && static_cast<guint32>(live) >= room)
@@ -332,9 +333,10 @@ void MigrationIncoming::fail(GError *error) {
   });
 }
 
-/* A source sends its hello at once; a connection that sends none (a port
- * probe on a plaintext listener, say) would hold its role, the main one
- * even, for good.  Past kHandshakeSeconds the channel is shut down. */
+/* A source sends its hello at once; a connection to the listener that
+ * sends none (a port probe on a plaintext listener, say) would hold its
+ * role, the main one even, for good.  Past kHandshakeSeconds the channel
+ * is shut down. */
 bool MigrationIncoming::read_hello(QIOChannel *plain, QIOChannel *ioc, guint8 *buf,
                                    const char *name, GError **error) {
   struct Deadline {
@@ -430,7 +432,9 @@ void MigrationIncoming::channel_thread(QIOChannel *plain, bool admitted, guint32
   }
   guint8 buf[kHelloSize];
   Hello hello;
-  bool ok = read_hello(plain, ioc, buf, report.name.c_str(), &error) &&
+  /* fd: and exec: have one channel, given before any source may exist. */
+  bool ok = (listener_ ? read_hello(plain, ioc, buf, report.name.c_str(), &error)
+                       : qio_channel_read_all(ioc, buf, sizeof(buf), &error)) &&
             decode_hello(buf, hello, report.name.c_str(), &error);
   if (!ok && seq == 0 && error && error->domain == QIO_ERROR &&
       error->code == QIO_ERROR_PROTOCOL)
@@ -598,7 +602,7 @@ bool MigrationIncoming::main_flow(QIOChannel *ioc, const Hello &hello, GError **
     bool running = false;
     if (!migration_load_devices(ctx_.guest, devices, running, &load_error)) return;
     ctx_.guest.set_status(nullptr);
-    resume = running && (autostart_ || ctx_.guest.start_after_migration());
+    resume = running && ctx_.guest.run_after_migration();
     if (resume && ctx_.guest.cont()) ctx_.guest_event("RESUME");
   });
   if (load_error) {

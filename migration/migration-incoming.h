@@ -38,7 +38,7 @@ class MigrationIncoming {
 
   MigrationIncoming(MigrationContext context, MigrationUri uri, MigrationParameters params,
                     MigrationCapabilities caps, QCryptoTLSCreds *creds, QCryptoAuthz *authz,
-                    bool autostart, std::shared_ptr<MigrationStats> stats, DoneFunc done);
+                    std::shared_ptr<MigrationStats> stats, DoneFunc done);
   ~MigrationIncoming();
   MigrationIncoming(const MigrationIncoming &) = delete;
   MigrationIncoming &operator=(const MigrationIncoming &) = delete;
@@ -92,7 +92,6 @@ class MigrationIncoming {
   MigrationCapabilities caps_;
   QCryptoTLSCreds *creds_;
   QCryptoAuthz *authz_;
-  bool autostart_;
   std::shared_ptr<MigrationStats> stats_;
   DoneFunc done_;
 

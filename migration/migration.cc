@@ -10,9 +10,9 @@
 
 namespace qio::migration {
 
-Migration::Migration(host::Guest &guest, EventFunc emit, bool autostart,
+Migration::Migration(host::Guest &guest, EventFunc emit,
                      std::function<void(const GError *)> incoming_done)
-    : guest_(guest), emit_(std::move(emit)), autostart_(autostart),
+    : guest_(guest), emit_(std::move(emit)),
       incoming_done_(std::move(incoming_done)), stats_(std::make_shared<MigrationStats>()) {}
 
 Migration::~Migration() {
@@ -143,7 +143,7 @@ bool Migration::incoming(const char *uri_text, GError **error) {
   }
   stats_ = std::make_shared<MigrationStats>();
   auto incoming = std::make_unique<MigrationIncoming>(context(), uri, params_, caps_, creds,
-                                                      authz, autostart_, stats_,
+                                                      authz, stats_,
                                                       incoming_done_);
   if (!incoming->start(error)) return false;
   incoming_ = std::move(incoming);

@@ -25,7 +25,7 @@ class Migration {
   using EventFunc = std::function<void(const char *name, JsonNode *data)>;
   /* @emit sends an event (it takes @data); @incoming_done runs once an
    * incoming migration ends (error NULL on success). */
-  Migration(host::Guest &guest, EventFunc emit, bool autostart,
+  Migration(host::Guest &guest, EventFunc emit,
             std::function<void(const GError *error)> incoming_done);
   ~Migration();
   Migration(const Migration &) = delete;
@@ -57,7 +57,6 @@ class Migration {
 
   host::Guest &guest_;
   EventFunc emit_;
-  bool autostart_;
   std::function<void(const GError *)> incoming_done_;
   MigrationParameters params_;
   MigrationCapabilities caps_;

@@ -6,6 +6,7 @@
 #include <glib/gi18n-lib.h>
 
 #include <cstdio>
+#include <string_view>
 
 namespace qio::monitor {
 
@@ -95,6 +96,9 @@ void qmp_register_core_commands(QmpServer &server, host::Guest &guest,
                         return qmp_take_object(obj);
                       }});
   server.add_command({"stop", {}, false, [&server, &guest](JsonObject *, GError **) {
+                        /* As -S would: the guest stays paused after it came in. */
+                        if (std::string_view(guest.status()) == "inmigrate")
+                          guest.set_run_after_migration(false);
                         if (guest.stop()) server.emit_event("STOP", nullptr);
                         return qmp_empty_object();
                       }});
@@ -103,7 +107,7 @@ void qmp_register_core_commands(QmpServer &server, host::Guest &guest,
                         std::string_view status = guest.status();
                         /* A destination's RAM is not all there yet. */
                         if (status == "inmigrate") {
-                          guest.set_start_after_migration();
+                          guest.set_run_after_migration(true);
                           return qmp_empty_object();
                         }
                         /* The source's last round: its final RAM is on its way. */

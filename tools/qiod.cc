@@ -254,6 +254,7 @@ int main(int argc, char **argv) {
   if (!d.guest) return fail(error);
   if (d.opts.start_paused || !d.opts.incoming.empty()) d.guest->stop();
   if (!d.opts.incoming.empty()) d.guest->set_status("inmigrate");
+  d.guest->set_run_after_migration(!d.opts.start_paused);
 
   d.loop = g_main_loop_new(nullptr, FALSE);
   d.server = std::make_unique<monitor::QmpServer>();
@@ -267,7 +268,7 @@ int main(int argc, char **argv) {
   monitor::qmp_register_fd_commands(*d.server);
   d.migration = std::make_unique<migration::Migration>(
       *d.guest, [&d](const char *name, JsonNode *data) { d.server->emit_event(name, data); },
-      !d.opts.start_paused, [&d](const GError *e) {
+      [&d](const GError *e) {
         if (!e) {
           g_info(_("incoming migration completed"));
           return;

@@ -273,6 +273,33 @@ q3.close()
 third.stop()
 p.close()
 
+# cont then stop before the migration: the destination (started with -S)
+# stays paused after it, as QEMU's stop in inmigrate does.
+p = mt.Pair(uri_for("unix", 94))
+p.setup()
+p.d.cmd("cont")
+p.d.cmd("stop")
+p.start()
+info = p.wait()
+time.sleep(0.5)
+st = p.d.cmd("query-status")["return"]
+t.ok(info.get("status") == "completed" and st["status"] == "paused",
+     "cont, then stop, before the migration: the destination stays paused", (info, st))
+p.close()
+
+# exec: (and fd:) have no listener: the destination may wait for its
+# source longer than a listener's 10 s hello deadline.
+src_uri, dst_uri = exec_uris(95)
+p = mt.Pair(src_uri)
+p.setup()
+r = p.d.cmd("migrate-incoming", {"uri": dst_uri})
+time.sleep(11)
+r2 = p.s.cmd("migrate", {"uri": src_uri})
+info = p.wait()
+t.ok(r == {"return": {}} and r2 == {"return": {}} and info.get("status") == "completed",
+     "exec: a source that starts 11 s after migrate-incoming still migrates", info)
+p.close()
+
 # Parameters of a destination already listening (-incoming URI): the
 # refusal says how to set them.
 listening = qt.Qiod("-m", "64M", "-incoming", uri_for("tcp", 93))

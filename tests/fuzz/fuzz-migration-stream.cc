@@ -50,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                            nullptr};
   bool done = false;
   auto incoming = std::make_unique<MigrationIncoming>(
-      context, uri, MigrationParameters{}, MigrationCapabilities{}, nullptr, nullptr, false,
+      context, uri, MigrationParameters{}, MigrationCapabilities{}, nullptr, nullptr,
       std::make_shared<MigrationStats>(), [&done](const GError *) { done = true; });
   if (!incoming->start(&error)) {
     fprintf(stderr, "incoming migration on %s: %s\n", text.c_str(), error->message);
