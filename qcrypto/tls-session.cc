@@ -37,6 +37,9 @@ struct WriteBehind {
   std::vector<char> sending; /* owned by the thread holding flush_lock */
   gsize sent = 0;            /* bytes of `sending` already written */
   GMutex flush_lock;
+  /* Writers holding or waiting for flush_lock (Flush::kWait): they may
+   * block in the transport, and they send whatever is queued. */
+  std::atomic<int> waiting_writers{0};
   WriteBehind() {
     queued.reserve(kFlushAt + 4 * 17 * 1024);
     sending.reserve(queued.capacity());
@@ -154,7 +157,9 @@ ssize_t session_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt
 
 enum class Flush {
   kWait,   /* a writer: waits for the flush lock and for the transport */
-  kIfIdle, /* unless another thread is flushing; may wait for the transport */
+  /* Unless a writer is flushing (which may be blocked on the transport,
+   * and sends what is queued); may wait for the transport. */
+  kIfIdle,
   /* A reader: only what the transport takes at once (try_push), the rest
    * stays queued for the next write.  A reader that waits to write can
    * deadlock two peers whose readers both wait with full buffers.  Nothing
@@ -170,9 +175,14 @@ gssize session_flush(QCryptoTLSSession *sess, Flush mode, GError **error = nullp
   WriteBehind *out = sess->out;
   QCryptoTLSSessionPushFunc push = mode == Flush::kNoWait ? sess->try_push : sess->push;
   if (mode == Flush::kWait) {
+    out->waiting_writers++;
     g_mutex_lock(&out->flush_lock);
-  } else if (!push || !g_mutex_trylock(&out->flush_lock)) {
+  } else if (!push) {
     return 1;
+  } else if (!g_mutex_trylock(&out->flush_lock)) {
+    if (mode == Flush::kNoWait || out->waiting_writers > 0) return 1;
+    /* The holder only tries the transport: it lets go at once. */
+    g_mutex_lock(&out->flush_lock);
   }
   gssize result = 1;
   for (;;) {
@@ -196,6 +206,7 @@ gssize session_flush(QCryptoTLSSession *sess, Flush mode, GError **error = nullp
     }
     out->sent += static_cast<gsize>(n);
   }
+  if (mode == Flush::kWait) out->waiting_writers--;
   g_mutex_unlock(&out->flush_lock);
   return result;
 }
