@@ -8,6 +8,7 @@
 #include "qom/object-registry.h"
 
 #include <glib/gi18n-lib.h>
+#include <glib/gstdio.h>
 
 #include <utility>
 
@@ -57,6 +58,8 @@ ChardevSocket::~ChardevSocket() {
     g_object_unref(listener_);
   }
   g_clear_object(&top_);
+  /* A descriptor taken but never opened (the chardev failed before). */
+  if (fd_ >= 0) g_close(fd_, nullptr);
   g_clear_object(&sioc_);
   g_clear_object(&addr_);
   g_clear_object(&creds_);
@@ -89,6 +92,23 @@ std::unique_ptr<ChardevSocket> ChardevSocket::create(ChardevOptions &opts, GMain
     self->addr_ = qio_socket_address_new_inet(host.c_str(), static_cast<guint16>(p));
   } else if (!path.empty()) {
     self->addr_ = qio_socket_address_new_unix(path.c_str(), FALSE);
+  } else if (opts.from_monitor()) {
+    /* As in QEMU, a monitor names a descriptor it passed with getfd: a
+     * number would be any of qiod's own (its QMP listener, say). */
+    if (g_ascii_isdigit(fd[0])) {
+      g_set_error(error, QIO_ERROR, QIO_ERROR_INVALID_ADDRESS,
+                  _("chardev '%s': fd '%s' is a number; from the monitor, pass the descriptor "
+                    "with getfd and give its name"),
+                  id, fd.c_str());
+      return nullptr;
+    }
+    g_autoptr(QIOSocketAddress) named = qio_socket_address_new_fd(fd.c_str());
+    self->fd_ = qio_socket_address_take_fd(named, error);
+    if (self->fd_ < 0) {
+      g_prefix_error(error, _("chardev '%s': "), id);
+      return nullptr;
+    }
+    self->fd_text_ = fd;
   } else {
     guint64 n = 0;
     if (!g_ascii_string_to_unsigned(fd.c_str(), 10, 0, G_MAXINT, &n, nullptr)) {

@@ -13,6 +13,7 @@ import re
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -628,6 +629,39 @@ t.ok(len(answered) == 500 and f"digest\r\n{ram_digest}\r\n".encode() in out,
      "8 KiB typed behind a digest over a chardev: every line runs after the digest prints",
      f"{len(answered)} of 500 answered; {out[:120]!r}")
 c.close()
+d.stop()
+
+# --- chardev-add with a descriptor ---------------------------------------
+# From the monitor a descriptor is named (getfd), as in QEMU: a number would
+# be one of qiod's own (fd 4 was its QMP listener, taken and closed).
+d = Qiod("-m", "64M")
+q = d.qmp()
+r = q.cmd("chardev-add", {"id": "n4", "backend": {"type": "socket", "data": {
+    "addr": {"type": "fd", "data": {"str": "4"}}, "server": True}}})
+t.ok("is a number; from the monitor, pass the descriptor with getfd" in
+     r.get("error", {}).get("desc", "") and "return" in q.cmd("query-status"),
+     "chardev-add with fd '4': refused, qiod's own descriptors stay its own", r)
+lsock = socket.socket()
+lsock.bind(("127.0.0.1", 0))
+lsock.listen(1)
+q.sock.sendmsg([b'{"execute":"getfd","arguments":{"fdname":"cfd"}}\n'],
+               [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", lsock.fileno()))])
+r1 = q.reply()
+r2 = q.cmd("chardev-add", {"id": "n1", "backend": {"type": "socket", "data": {
+    "addr": {"type": "fd", "data": {"str": "cfd"}}, "server": True}}})
+c = socket.create_connection(lsock.getsockname(), timeout=10)
+deadline = time.time() + 10
+info = {}
+while time.time() < deadline:
+    info = {x["label"]: x for x in q.cmd("query-chardev")["return"]}.get("n1", {})
+    if info.get("connected"):
+        break
+    time.sleep(0.05)
+t.ok(r1 == {"return": {}} and r2 == {"return": {}} and info.get("connected"),
+     "getfd 'cfd' with a listening socket, then chardev-add fd 'cfd': it serves", (r1, r2, info))
+c.close()
+lsock.close()
+q.close()
 d.stop()
 
 t.done()
