@@ -409,6 +409,21 @@ void ChardevSocket::on_websock_done(GObject *source, GAsyncResult *result,
   self->session_ready(QIO_CHANNEL(wioc));
 }
 
+/* Connections, disconnections and failed handshakes: a peer connecting in
+ * a loop must not fill the log (one line a second, then a count). */
+void ChardevSocket::log_peer_event(bool failure, const char *line) {
+  guint held_back = 0;
+  if (!peer_log_.allow(&held_back)) return;
+  g_autofree char *text =
+      held_back ? g_strdup_printf(_("%s (%u more lines about this chardev's peers not logged)"),
+                                  line, held_back)
+                : g_strdup(line);
+  if (failure)
+    g_message("%s", text);
+  else
+    g_info("%s", text);
+}
+
 void ChardevSocket::session_ready(QIOChannel *top) {
   remove_source(handshake_timer_);
   g_clear_object(&top_);
@@ -416,7 +431,9 @@ void ChardevSocket::session_ready(QIOChannel *top) {
   connects_++;
   telnet_state_ = 0;
   set_channels(top_, top_);
-  g_info(_("chardev '%s': connected %s"), id().c_str(), filename().c_str());
+  g_autofree char *line = g_strdup_printf(_("chardev '%s': connected %s"), id().c_str(),
+                                          filename().c_str());
+  log_peer_event(false, line);
   if (telnet_) {
     static const guchar offer[] = {kIac, kWill, kOptEcho, kIac, kWill, kOptSga,
                                    kIac, kDont, kOptLinemode, kIac, kDo, kOptSga};
@@ -425,14 +442,18 @@ void ChardevSocket::session_ready(QIOChannel *top) {
 }
 
 void ChardevSocket::session_failed(const char *what, const GError *error) {
-  g_message(_("chardev '%s': %s handshake with %s failed: %s"), id().c_str(), what,
-            peer_.empty() ? address_text().c_str() : peer_.c_str(), error->message);
+  g_autofree char *line =
+      g_strdup_printf(_("chardev '%s': %s handshake with %s failed: %s"), id().c_str(), what,
+                      peer_.empty() ? address_text().c_str() : peer_.c_str(), error->message);
+  log_peer_event(true, line);
   end_session();
 }
 
 void ChardevSocket::hangup() {
-  g_info(_("chardev '%s': peer %s disconnected"), id().c_str(),
-         peer_.empty() ? address_text().c_str() : peer_.c_str());
+  g_autofree char *line = g_strdup_printf(_("chardev '%s': peer %s disconnected"),
+                                          id().c_str(),
+                                          peer_.empty() ? address_text().c_str() : peer_.c_str());
+  log_peer_event(false, line);
   drop_channels();
   end_session();
 }

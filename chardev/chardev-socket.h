@@ -14,6 +14,7 @@
 #include "qcrypto/authz.h"
 #include "qcrypto/tls-creds.h"
 #include "qio/channel-socket.h"
+#include "qio/log-limiter.h"
 #include "qio/net-listener.h"
 
 #include <memory>
@@ -60,6 +61,7 @@ class ChardevSocket final : public Chardev {
   void start_websock(QIOChannel *master);
   void session_ready(QIOChannel *top);
   void session_failed(const char *what, const GError *error);
+  void log_peer_event(bool failure, const char *line);
   void end_session();
   void schedule_reconnect();
   void remove_source(guint &id);
@@ -67,6 +69,7 @@ class ChardevSocket final : public Chardev {
 
   QIOSocketAddress *addr_ = nullptr;
   int fd_ = -1;
+  LogLimiter peer_log_;
   std::string fd_text_; /* fd=N as given, for messages */
   bool server_ = false;
   bool wait_ = true;

@@ -631,6 +631,30 @@ t.ok(len(answered) == 500 and f"digest\r\n{ram_digest}\r\n".encode() in out,
 c.close()
 d.stop()
 
+# --- a peer connecting in a loop does not fill the log ----------------------
+logdir = tempfile.mkdtemp(prefix="qio-chr-log-")
+logpath = os.path.join(logdir, "qiod.log")
+d = Qiod("-m", "64M", "-D", logpath,
+         "-chardev", "socket,id=s9,host=127.0.0.1,port=0,server=on,wait=off")
+q = d.qmp()
+port = chardev_port(q, "s9")
+for _ in range(200):
+    socket.create_connection(("127.0.0.1", port)).close()
+    time.sleep(0.002)
+time.sleep(1.2)
+socket.create_connection(("127.0.0.1", port)).close()
+time.sleep(0.5)
+q.cmd("quit")
+d.wait(10)
+with open(logpath) as f:
+    lines = [x for x in f if "chardev 's9'" in x]
+t.ok(0 < len(lines) <= 12 and any("more lines about this chardev's peers not logged" in x
+                                   for x in lines),
+     "200 connections in a loop: a few log lines and a count, not 400 lines",
+     (len(lines), lines[-3:]))
+d.stop()
+shutil.rmtree(logdir, ignore_errors=True)
+
 # --- chardev-add with a descriptor ---------------------------------------
 # From the monitor a descriptor is named (getfd), as in QEMU: a number would
 # be one of qiod's own (fd 4 was its QMP listener, taken and closed).
