@@ -168,7 +168,10 @@ std::unique_ptr<ChardevSocket> ChardevSocket::create(ChardevOptions &opts, GMain
   if (!creds.empty()) {
     self->creds_ = static_cast<QCryptoTLSCreds *>(
         qom_object_ref_typed(creds.c_str(), QCRYPTO_TYPE_TLS_CREDS, _("TLS credentials"), error));
-    if (!self->creds_) return nullptr;
+    if (!self->creds_) {
+      g_prefix_error(error, _("chardev '%s': "), id);
+      return nullptr;
+    }
     auto want = self->server_ ? QCRYPTO_TLS_CREDS_ENDPOINT_SERVER
                               : QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT;
     if (qcrypto_tls_creds_get_endpoint(self->creds_) != want) {
@@ -188,7 +191,10 @@ std::unique_ptr<ChardevSocket> ChardevSocket::create(ChardevOptions &opts, GMain
     }
     self->authz_ = static_cast<QCryptoAuthz *>(
         qom_object_ref_typed(authz.c_str(), QCRYPTO_TYPE_AUTHZ, _("authorization"), error));
-    if (!self->authz_) return nullptr;
+    if (!self->authz_) {
+      g_prefix_error(error, _("chardev '%s': "), id);
+      return nullptr;
+    }
   }
   return self;
 }
@@ -239,7 +245,10 @@ bool ChardevSocket::open(GError **error) {
     g_autoptr(QIOChannelSocket) sioc = nullptr;
     if (fd_ >= 0) {
       sioc = qio_channel_socket_new_fd(fd_, error);
-      if (!sioc) return false;
+      if (!sioc) {
+        g_prefix_error(error, _("chardev '%s': "), id().c_str());
+        return false;
+      }
       fd_ = -1;
     } else {
       sioc = qio_channel_socket_new();
@@ -264,7 +273,10 @@ bool ChardevSocket::open(GError **error) {
   qio_net_listener_set_name(listener_, id().c_str());
   if (fd_ >= 0) {
     g_autoptr(QIOChannelSocket) sioc = qio_channel_socket_new_fd(fd_, error);
-    if (!sioc) return false;
+    if (!sioc) {
+      g_prefix_error(error, _("chardev '%s': "), id().c_str());
+      return false;
+    }
     fd_ = -1;
     qio_net_listener_add(listener_, sioc);
   } else if (!qio_net_listener_open_sync(listener_, addr_, 1, error)) {
