@@ -101,26 +101,45 @@ std::optional<ChardevOptions> ChardevOptions::from_qmp(JsonObject *args, GError 
                                   JSON_NODE_HOLDS_OBJECT(json_object_get_member(addr, "data"))
                               ? json_object_get_object_member(addr, "data")
                               : nullptr;
-      static const std::pair<const char *, const char *> fields[] = {
-          {"host", "host"}, {"port", "port"}, {"path", "path"}, {"str", "fd"}};
-      bool known = g_str_equal(atype, "inet") || g_str_equal(atype, "unix") ||
-                   g_str_equal(atype, "fd");
-      if (!known || !adata) {
+      /* Each type's fields, and the -chardev option each one is. */
+      static const std::map<std::string, std::map<std::string, const char *>> kFields = {
+          {"inet", {{"host", "host"}, {"port", "port"}}},
+          {"unix", {{"path", "path"}}},
+          {"fd", {{"str", "fd"}}}};
+      auto type = kFields.find(atype);
+      if (type == kFields.end() || !adata) {
         g_set_error(error, QIO_ERROR, QIO_ERROR_INVALID_ADDRESS,
                     _("chardev '%s': 'addr' must be {\"type\": \"inet\"|\"unix\"|\"fd\", "
                       "\"data\": {...}}"),
                     id);
         return std::nullopt;
       }
-      for (const auto &[from, to] : fields) {
-        if (!json_object_has_member(adata, from)) continue;
-        if (!scalar_text(id, from, json_object_get_member(adata, from), &opts.values_[to], error))
+      g_autoptr(GList) names = json_object_get_members(adata);
+      for (GList *n = names; n; n = n->next) {
+        const char *from = static_cast<const char *>(n->data);
+        auto field = type->second.find(from);
+        /* QEMU's other fields (to, ipv4, ipv6, numeric, abstract, ...) are
+         * not implemented: silently dropping them would change the address. */
+        if (field == type->second.end()) {
+          g_set_error(error, QIO_ERROR, QIO_ERROR_INVALID_ADDRESS,
+                      _("chardev '%s': an address of type '%s' has no field '%s' here"), id,
+                      atype, from);
+          return std::nullopt;
+        }
+        if (!scalar_text(id, from, json_object_get_member(adata, from),
+                         &opts.values_[field->second], error))
           return std::nullopt;
       }
       continue;
     }
     /* QEMU's QMP names for what -chardev calls path. */
     const char *flat = g_str_equal(key, "out") || g_str_equal(key, "device") ? "path" : key;
+    if (opts.values_.count(flat)) {
+      g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                  _("chardev '%s': '%s' gives the %s a second time; give it once"), id, key,
+                  flat);
+      return std::nullopt;
+    }
     if (!scalar_text(id, key, node, &opts.values_[flat], error)) return std::nullopt;
   }
   return opts;

@@ -180,6 +180,22 @@ t.ok(is_error(q.cmd("chardev-add", {"id": "x", "backend": {"type": "parallel"}})
 t.ok(is_error(q.cmd("chardev-add", {"id": "x", "backend": {"type": "socket", "data": {
     "addr": {"type": "carrier-pigeon", "data": {}}}}}), "addr"),
      "chardev-add with an unknown address type is refused")
+lax = [
+    ({"type": "unix", "data": {"host": "127.0.0.1", "port": "0"}}, "no field 'host'"),
+    ({"type": "inet", "data": {"host": "127.0.0.1", "port": "0", "to": "9"}}, "no field 'to'"),
+    ({"type": "inet", "data": {"host": "127.0.0.1", "port": "0", "ipv6": True}},
+     "no field 'ipv6'"),
+]
+for addr, part in lax:
+    r = q.cmd("chardev-add", {"id": "x", "backend": {"type": "socket", "data": {
+        "addr": addr, "server": True}}})
+    t.ok(is_error(r, part) and "'x'" in r["error"]["desc"],
+         f"chardev-add with {addr['type']} address fields {sorted(addr['data'])}: refused, "
+         "not reinterpreted", r)
+r = q.cmd("chardev-add", {"id": "x", "backend": {"type": "file", "data": {
+    "path": os.path.join(tmp, "f1"), "out": os.path.join(tmp, "f2")}}})
+t.ok(is_error(r, "a second time") and not os.path.exists(os.path.join(tmp, "f2")),
+     "chardev-add of a file with both 'path' and 'out': refused", r)
 t.ok(is_error(q.cmd("chardev-add", {"id": "x", "backend": {"type": "socket", "data": {
     "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": "1"}}, "server": False}}}),
     "'x'"), "chardev-add of a client whose server is absent fails, naming the chardev")
