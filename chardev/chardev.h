@@ -59,13 +59,6 @@ class Chardev {
   /* Adds backend-specific members (TLS peer, ring size) to @info. */
   virtual void describe(JsonObject *info) const;
 
-  /* The frontend is done with the connected peer (its QMP session ended):
-   * as if the peer had hung up, so that it sees the end instead of a
-   * silent connection; a socket server then takes its next client. */
-  void end_peer() {
-    if (is_open()) hangup();
-  }
-
   /* Input that arrived while no frontend was attached: the newest
    * kMaxUnclaimed bytes, for QMP x-chardev-read.  Removes what it returns. */
   std::string take_unclaimed(gsize max);

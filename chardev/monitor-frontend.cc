@@ -97,10 +97,9 @@ gboolean MonitorFrontend::on_session_output(QIOChannel *, GIOCondition, gpointer
   gssize n = qio_channel_read(self->local_, self->buf_.data(), self->buf_.size(), nullptr);
   if (n == QIO_CHANNEL_ERR_BLOCK) return G_SOURCE_CONTINUE;
   if (n <= 0) {
-    /* The session ended (quit, a peer that did not read its replies). */
+    /* The session ended (quit, or the client limit). */
     self->out_watch_ = 0;
     self->end_session();
-    self->chardev_.end_peer();
     return G_SOURCE_REMOVE;
   }
   self->chardev_.write(std::string_view(self->buf_.data(), static_cast<gsize>(n)));

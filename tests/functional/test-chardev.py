@@ -17,7 +17,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tty
 
@@ -672,42 +671,6 @@ t.ok(0 < len(lines) <= 12 and any("more lines about this chardev's peers not log
      (len(lines), lines[-3:]))
 d.stop()
 shutil.rmtree(logdir, ignore_errors=True)
-
-# --- a QMP session on a chardev that ends hangs up the peer ---------------
-# A peer that pipelines commands faster than it reads the replies is cut
-# off by the QMP server (8 MiB of replies queued); it then sees the end of
-# the connection instead of silence, and the chardev takes a next client.
-d = Qiod("-m", "64M", "-chardev", "socket,id=m9,host=127.0.0.1,port=0,server=on,wait=off",
-         "-mon", "chardev=m9,mode=control")
-q = d.qmp()
-port = chardev_port(q, "m9")
-c = socket.create_connection(("127.0.0.1", port), timeout=30)
-got = bytearray()
-ended = []
-
-
-def drain():
-    try:
-        while chunk := c.recv(65536):
-            got.extend(chunk)
-        ended.append(True)
-    except OSError:
-        pass
-
-
-reader = threading.Thread(target=drain, daemon=True)
-reader.start()
-c.sendall(b'{"execute":"qmp_capabilities"}\n' + b'{"execute":"query-commands"}\n' * 7000)
-reader.join(30)
-c.close()
-c2 = socket.create_connection(("127.0.0.1", port), timeout=10)
-greeting = read_until(c2, b"\n", timeout=10)
-t.ok(ended and got.count(b'"return"') < 7001 and b'"QMP"' in greeting,
-     "a QMP peer on a chardev cut off for not reading: it sees the end, the next one is served",
-     (bool(ended), got.count(b'"return"'), greeting[:60]))
-c2.close()
-q.close()
-d.stop()
 
 # --- chardev-add with a descriptor ---------------------------------------
 # From the monitor a descriptor is named (getfd), as in QEMU: a number would
