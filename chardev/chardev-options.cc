@@ -6,6 +6,9 @@
 
 #include <glib/gi18n-lib.h>
 
+#include <map>
+#include <set>
+
 namespace qio::chardev {
 
 namespace {
@@ -106,6 +109,10 @@ std::optional<ChardevOptions> ChardevOptions::from_qmp(JsonObject *args, GError 
           {"inet", {{"host", "host"}, {"port", "port"}}},
           {"unix", {{"path", "path"}}},
           {"fd", {{"str", "fd"}}}};
+      /* QAPI defaults that clients generated from QEMU's schema may send:
+       * they ask for nothing qio does not do. */
+      static const std::map<std::string, std::set<std::string>> kNeutral = {
+          {"inet", {"numeric"}}, {"unix", {"abstract=false", "tight"}}};
       auto type = kFields.find(atype);
       if (type == kFields.end() || !adata) {
         g_set_error(error, QIO_ERROR, QIO_ERROR_INVALID_ADDRESS,
@@ -118,16 +125,30 @@ std::optional<ChardevOptions> ChardevOptions::from_qmp(JsonObject *args, GError 
       for (GList *n = names; n; n = n->next) {
         const char *from = static_cast<const char *>(n->data);
         auto field = type->second.find(from);
-        /* QEMU's other fields (to, ipv4, ipv6, numeric, abstract, ...) are
-         * not implemented: silently dropping them would change the address. */
+        JsonNode *value = json_object_get_member(adata, from);
+        bool is_false = JSON_NODE_HOLDS_VALUE(value) &&
+                        json_node_get_value_type(value) == G_TYPE_BOOLEAN &&
+                        !json_node_get_boolean(value);
+        auto neutral = kNeutral.find(atype);
+        if (field == type->second.end() && neutral != kNeutral.end() &&
+            (neutral->second.count(from) ||
+             (is_false && neutral->second.count(std::string(from) + "=false"))))
+          continue;
+        /* QEMU's other fields (to, ipv4, ipv6, abstract, ...) are not
+         * implemented: silently dropping them would change the address. */
         if (field == type->second.end()) {
           g_set_error(error, QIO_ERROR, QIO_ERROR_INVALID_ADDRESS,
                       _("chardev '%s': an address of type '%s' has no field '%s' here"), id,
                       atype, from);
           return std::nullopt;
         }
-        if (!scalar_text(id, from, json_object_get_member(adata, from),
-                         &opts.values_[field->second], error))
+        if (opts.values_.count(field->second)) {
+          g_set_error(error, QIO_ERROR, QIO_ERROR_FAILED,
+                      _("chardev '%s': '%s' gives the %s a second time; give it once"), id, from,
+                      field->second);
+          return std::nullopt;
+        }
+        if (!scalar_text(id, from, value, &opts.values_[field->second], error))
           return std::nullopt;
       }
       continue;

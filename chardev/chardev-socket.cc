@@ -58,8 +58,8 @@ ChardevSocket::~ChardevSocket() {
     g_object_unref(listener_);
   }
   g_clear_object(&top_);
-  /* A descriptor taken but never opened (the chardev failed before). */
-  if (fd_ >= 0) g_close(fd_, nullptr);
+  /* A getfd descriptor taken but never used (opening failed). */
+  if (fd_ >= 0 && fd_owned_) g_close(fd_, nullptr);
   g_clear_object(&sioc_);
   g_clear_object(&addr_);
   g_clear_object(&creds_);
@@ -102,12 +102,9 @@ std::unique_ptr<ChardevSocket> ChardevSocket::create(ChardevOptions &opts, GMain
                   id, fd.c_str());
       return nullptr;
     }
-    g_autoptr(QIOSocketAddress) named = qio_socket_address_new_fd(fd.c_str());
-    self->fd_ = qio_socket_address_take_fd(named, error);
-    if (self->fd_ < 0) {
-      g_prefix_error(error, _("chardev '%s': "), id);
-      return nullptr;
-    }
+    /* Taken when opening: a chardev-add refused for another argument
+     * leaves it for the next try. */
+    self->fd_name_ = fd;
     self->fd_text_ = fd;
   } else {
     guint64 n = 0;
@@ -158,7 +155,7 @@ std::unique_ptr<ChardevSocket> ChardevSocket::create(ChardevOptions &opts, GMain
                 _("chardev '%s': websocket=on and telnet=on cannot be combined"), id);
     return nullptr;
   }
-  if (self->reconnect_ms_ && (self->server_ || self->fd_ >= 0)) {
+  if (self->reconnect_ms_ && (self->server_ || self->has_fd())) {
     g_set_error(error, QIO_ERROR, QIO_ERROR_NOT_SUPPORTED,
                 _("chardev '%s': reconnect-ms is for clients with an address (server=off)"), id);
     return nullptr;
@@ -241,6 +238,16 @@ void ChardevSocket::describe(JsonObject *info) const {
 }
 
 bool ChardevSocket::open(GError **error) {
+  if (!fd_name_.empty()) {
+    g_autoptr(QIOSocketAddress) named = qio_socket_address_new_fd(fd_name_.c_str());
+    fd_ = qio_socket_address_take_fd(named, error);
+    if (fd_ < 0) {
+      g_prefix_error(error, _("chardev '%s': "), id().c_str());
+      return false;
+    }
+    fd_name_.clear();
+    fd_owned_ = true;
+  }
   if (!server_) {
     g_autoptr(QIOChannelSocket) sioc = nullptr;
     if (fd_ >= 0) {
@@ -425,7 +432,7 @@ void ChardevSocket::on_websock_done(GObject *source, GAsyncResult *result,
  * a loop must not fill the log (one line a second, then a count). */
 void ChardevSocket::log_peer_event(bool failure, const char *line) {
   guint held_back = 0;
-  if (!peer_log_.allow(&held_back)) return;
+  if (!(failure ? failure_log_ : peer_log_).allow(&held_back)) return;
   g_autofree char *text =
       held_back ? g_strdup_printf(_("%s (%u more lines about this chardev's peers not logged)"),
                                   line, held_back)
@@ -541,7 +548,7 @@ void ChardevSocket::on_connected(GObject *source, GAsyncResult *result, gpointer
 }
 
 void ChardevSocket::open_async(OpenDone done) {
-  if (server_ || fd_ >= 0) return Chardev::open_async(std::move(done));
+  if (server_ || has_fd()) return Chardev::open_async(std::move(done));
   /* A client connects in the background: a host that does not answer
    * would hold the loop for the TCP connect timeout (minutes). */
   open_done_ = std::move(done);

@@ -69,7 +69,12 @@ class ChardevSocket final : public Chardev {
 
   QIOSocketAddress *addr_ = nullptr;
   int fd_ = -1;
-  LogLimiter peer_log_;
+  std::string fd_name_; /* from the monitor: a getfd name, taken by open() */
+  bool fd_owned_ = false; /* fd_ came from getfd (an inherited fd=N is not ours to close) */
+  bool has_fd() const { return fd_ >= 0 || !fd_name_.empty(); }
+  /* Peers' comings and goings, and failed handshakes: apart, so that the
+   * first never hide the second. */
+  LogLimiter peer_log_, failure_log_;
   std::string fd_text_; /* fd=N as given, for messages */
   bool server_ = false;
   bool wait_ = true;

@@ -191,6 +191,16 @@ for addr, part in lax:
     t.ok(is_error(r, part) and "'x'" in r["error"]["desc"],
          f"chardev-add with {addr['type']} address fields {sorted(addr['data'])}: refused, "
          "not reinterpreted", r)
+r = q.cmd("chardev-add", {"id": "x", "backend": {"type": "socket", "data": {
+    "path": os.path.join(tmp, "u1"),
+    "addr": {"type": "unix", "data": {"path": os.path.join(tmp, "u2")}}, "server": True}}})
+t.ok(is_error(r, "a second time"), "chardev-add with 'path' and a unix 'addr': refused", r)
+upath = os.path.join(tmp, "u3")
+r = q.cmd("chardev-add", {"id": "u3", "backend": {"type": "socket", "data": {
+    "addr": {"type": "unix", "data": {"path": upath, "abstract": False, "tight": True}},
+    "server": True}}})
+t.ok(r == {"return": {}} and os.path.exists(upath) and q.cmd("chardev-remove", {"id": "u3"})
+     == {"return": {}}, "chardev-add with QAPI's defaults abstract=false, tight=true: accepted", r)
 r = q.cmd("chardev-add", {"id": "x", "backend": {"type": "file", "data": {
     "path": os.path.join(tmp, "f1"), "out": os.path.join(tmp, "f2")}}})
 t.ok(is_error(r, "a second time") and not os.path.exists(os.path.join(tmp, "f2")),
@@ -688,6 +698,10 @@ lsock.listen(1)
 q.sock.sendmsg([b'{"execute":"getfd","arguments":{"fdname":"cfd"}}\n'],
                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", lsock.fileno()))])
 r1 = q.reply()
+# A chardev-add refused for another argument leaves the descriptor for
+# the next try.
+r0 = q.cmd("chardev-add", {"id": "n1", "backend": {"type": "socket", "data": {
+    "addr": {"type": "fd", "data": {"str": "cfd"}}, "server": True, "wait": True}}})
 r2 = q.cmd("chardev-add", {"id": "n1", "backend": {"type": "socket", "data": {
     "addr": {"type": "fd", "data": {"str": "cfd"}}, "server": True}}})
 c = socket.create_connection(lsock.getsockname(), timeout=10)
@@ -698,8 +712,9 @@ while time.time() < deadline:
     if info.get("connected"):
         break
     time.sleep(0.05)
-t.ok(r1 == {"return": {}} and r2 == {"return": {}} and info.get("connected"),
-     "getfd 'cfd' with a listening socket, then chardev-add fd 'cfd': it serves", (r1, r2, info))
+t.ok(r1 == {"return": {}} and "error" in r0 and r2 == {"return": {}} and info.get("connected"),
+     "getfd 'cfd' with a listening socket; a chardev-add refused for wait=true keeps it; "
+     "chardev-add fd 'cfd' serves", (r1, r0, r2, info))
 c.close()
 lsock.close()
 q.close()
