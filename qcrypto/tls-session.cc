@@ -180,9 +180,13 @@ gssize session_flush(QCryptoTLSSession *sess, Flush mode, GError **error = nullp
   } else if (!push) {
     return 1;
   } else if (!g_mutex_trylock(&out->flush_lock)) {
-    if (mode == Flush::kNoWait || out->waiting_writers > 0) return 1;
-    /* The holder only tries the transport: it lets go at once. */
-    g_mutex_lock(&out->flush_lock);
+    if (mode == Flush::kNoWait) return 1;
+    /* A holder that only tries the transport lets go at once; a writer that
+     * comes meanwhile may block in it, so it is checked for at each try. */
+    do {
+      if (out->waiting_writers > 0) return 1;
+      g_thread_yield();
+    } while (!g_mutex_trylock(&out->flush_lock));
   }
   gssize result = 1;
   for (;;) {
